@@ -1,0 +1,171 @@
+//! Diagnostics: one problem in one task file, pointing at the file, line, column and field
+//! path, with the allowed values and a "did you mean" when a name looks misspelt.
+//!
+//! Loading and planning never stop at the first problem: they push every [`Diagnostic`]
+//! they find into a [`Diagnostics`] list, and `kpatrol validate` prints them all.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A position in a file: 1-based line and column.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+/// How bad a problem is: errors make a task invalid, warnings only inform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem found in a task file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub file: PathBuf,
+    pub pos: Pos,
+    /// Dotted field path, such as `spec.targets[0].url`; empty for whole-file problems.
+    pub path: String,
+    pub message: String,
+    /// What would have been accepted, such as `GET, HEAD, POST`.
+    pub allowed: Option<String>,
+    /// A close match for a misspelt name.
+    pub suggestion: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.pos.line, self.pos.col)?;
+        if self.severity == Severity::Warning {
+            write!(f, "warning: ")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        write!(f, "{}", self.message)?;
+        if let Some(s) = &self.suggestion {
+            write!(f, " (did you mean `{s}`?)")?;
+        }
+        if let Some(a) = &self.allowed {
+            write!(f, " (allowed: {a})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found so far, in the order found.
+#[derive(Debug, Default)]
+pub struct Diagnostics {
+    pub file: PathBuf,
+    pub list: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn new(file: &Path) -> Self {
+        Self { file: file.to_path_buf(), list: Vec::new() }
+    }
+
+    /// Records an error at `pos` on field `path`.
+    pub fn error(&mut self, pos: Pos, path: &str, message: impl Into<String>) -> &mut Diagnostic {
+        self.push(Severity::Error, pos, path, message)
+    }
+
+    /// Records a warning: shown, but the task stays valid.
+    pub fn warn(&mut self, pos: Pos, path: &str, message: impl Into<String>) -> &mut Diagnostic {
+        self.push(Severity::Warning, pos, path, message)
+    }
+
+    fn push(&mut self, severity: Severity, pos: Pos, path: &str, message: impl Into<String>) -> &mut Diagnostic {
+        self.list.push(Diagnostic {
+            severity,
+            file: self.file.clone(),
+            pos,
+            path: path.to_string(),
+            message: message.into(),
+            allowed: None,
+            suggestion: None,
+        });
+        self.list.last_mut().expect("just pushed")
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.list.iter().filter(|d| d.severity == Severity::Error).count()
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.error_count() > 0
+    }
+}
+
+impl Diagnostic {
+    /// Adds the allowed values to the message.
+    pub fn allowed(&mut self, allowed: impl Into<String>) -> &mut Self {
+        self.allowed = Some(allowed.into());
+        self
+    }
+
+    /// Adds a "did you mean" suggestion.
+    pub fn suggest(&mut self, s: Option<String>) -> &mut Self {
+        self.suggestion = s;
+        self
+    }
+}
+
+/// The candidate closest to `word`, when it is close enough to be a likely misspelling.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let lower = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&lower, &c.to_ascii_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.to_string())
+}
+
+/// Edit distance counting insertions, deletions, substitutions and swaps of two
+/// neighbouring characters (optimal string alignment).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        let fields = ["qps", "duration", "timeout", "maxInFlight"];
+        assert_eq!(did_you_mean("durration", fields), Some("duration".into()));
+        assert_eq!(did_you_mean("maxinflight", fields), Some("maxInFlight".into()));
+        assert_eq!(did_you_mean("qsp", fields), Some("qps".into()));
+        assert_eq!(did_you_mean("color", fields), None);
+    }
+
+    #[test]
+    fn display_has_every_part() {
+        let mut d = Diagnostics::new(Path::new("jobs/a.yaml"));
+        d.error(Pos { line: 3, col: 5 }, "spec.pressure.qps", "must be above 0").allowed("1–100000");
+        assert_eq!(d.list[0].to_string(), "jobs/a.yaml:3:5: spec.pressure.qps: must be above 0 (allowed: 1–100000)");
+    }
+}

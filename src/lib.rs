@@ -1,0 +1,14 @@
+//! kpatrol: active inspection for Kubernetes.
+//!
+//! ```text
+//! task file ─► task (spanned YAML, kdoctor compatibility) ─► plan (resolved, pure)
+//!    ─► pressure (open-loop engine) + probe (one mode's attempt) ─► results
+//!    ─► judge (pure verdict) ─► report (table, JSON, termination message)
+//! ```
+//!
+//! `kpatrol` validates, renders and runs tasks; `kpatrol-probe <mode>` runs one round in a pod.
+
+pub mod diag;
+pub mod plan;
+pub mod pressure;
+pub mod task;

@@ -1,0 +1,300 @@
+//! The plan: a task resolved for running. Every default applied, every cross-field rule
+//! checked, native and kdoctor tasks alike. Building a plan is pure (`task` does it from
+//! the spanned tree); running, rendering and judging read only the plan.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::task::schedule::Schedule;
+
+/// Where a task came from, for messages.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Origin {
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+/// The task file's format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `kpatrol.dev/v1`
+    Native,
+    /// `kdoctor.io/v1beta1`, with kdoctor's defaults and meaning.
+    Kdoctor,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Plan {
+    pub name: String,
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    pub kind: String,
+    pub format: Format,
+    pub origin: Origin,
+    pub schedule: Schedule,
+    /// Number of rounds; -1 runs forever.
+    pub rounds: i64,
+    pub round_timeout: Duration,
+    pub agents: Agents,
+    pub pressure: Pressure,
+    /// Expectations for the whole round (all targets together), checked when there are
+    /// several targets; each target carries its own.
+    pub expect: Expect,
+    pub mode: Mode,
+}
+
+impl serde::Serialize for Schedule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Where the agents run and how many there are.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Agents {
+    pub placement: Placement,
+    pub host_network: bool,
+    pub annotations: BTreeMap<String, String>,
+    /// Kubernetes objects passed through to the pod as given (resources, affinity, env).
+    pub passthrough: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Placement {
+    /// A fixed number of agents.
+    Count(u32),
+    /// One agent per matching node.
+    PerNode { node_selector: BTreeMap<String, String> },
+}
+
+/// How hard and how long to press each target, per agent.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Pressure {
+    pub rate: Rate,
+    pub duration: Duration,
+    pub timeout: Duration,
+    pub connections: Connections,
+    pub max_in_flight: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rate {
+    /// Requests per second per target, sent open-loop.
+    Fixed(f64),
+    /// As fast as `max_in_flight` concurrent requests allow (closed loop).
+    Max,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Connections {
+    Reuse,
+    Fresh,
+}
+
+/// What a round (or a target) must show to pass.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Expect {
+    pub success_rate: Option<f64>,
+    pub latency: LatencyLimits,
+    /// Codes that count as success; empty means any answer counts.
+    pub codes: Vec<CodeRange>,
+    /// Fail when planned requests could not be sent in time.
+    pub all_sent: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LatencyLimits {
+    pub mean: Option<Duration>,
+    pub p50: Option<Duration>,
+    pub p90: Option<Duration>,
+    pub p95: Option<Duration>,
+    pub p99: Option<Duration>,
+    pub max: Option<Duration>,
+}
+
+impl LatencyLimits {
+    /// Each set limit with its name, in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Duration)> + '_ {
+        [("mean", self.mean), ("p50", self.p50), ("p90", self.p90), ("p95", self.p95), ("p99", self.p99), ("max", self.max)]
+            .into_iter()
+            .filter_map(|(n, d)| d.map(|d| (n, d)))
+    }
+}
+
+/// An inclusive range of answer codes (HTTP status, DNS rcode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct CodeRange {
+    pub from: u16,
+    pub to: u16,
+}
+
+impl CodeRange {
+    pub fn contains(&self, code: u16) -> bool {
+        (self.from..=self.to).contains(&code)
+    }
+}
+
+impl std::fmt::Display for CodeRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.from == self.to {
+            write!(f, "{}", self.from)
+        } else if self.from % 100 == 0 && self.to == self.from + 99 {
+            write!(f, "{}xx", self.from / 100)
+        } else {
+            write!(f, "{}-{}", self.from, self.to)
+        }
+    }
+}
+
+/// What a round does, per mode.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Http(HttpPlan),
+    Dns(DnsPlan),
+    Reach(ReachPlan),
+}
+
+impl Mode {
+    /// The `kpatrol-probe` mode name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::Http(_) => "http",
+            Mode::Dns(_) => "dns",
+            Mode::Reach(_) => "reach",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HttpPlan {
+    pub targets: Vec<HttpTarget>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HttpTarget {
+    pub name: String,
+    pub url: String,
+    pub method: String,
+    pub headers: Vec<Header>,
+    pub body: Body,
+    pub tls: Tls,
+    pub version: HttpVersion,
+    /// How many redirects to follow; 0 reports the 3xx itself.
+    pub redirects: u32,
+    pub expect: Expect,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Header {
+    pub name: String,
+    pub value: HeaderValue,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HeaderValue {
+    Inline(String),
+    /// A key of a Secret mounted in the pod (credentials never sit in the task).
+    Secret { name: String, key: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Body {
+    None,
+    Inline(String),
+    /// A file beside the task (local runs).
+    File(FileRef),
+    /// One key of a ConfigMap mounted in the pod.
+    ConfigMapKey { name: String, key: String },
+    /// kdoctor's `bodyConfigmapName`: the JSON encoding of the ConfigMap's whole data map.
+    ConfigMapJson { name: String, namespace: String },
+}
+
+/// Where TLS material comes from and whether the server is verified.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Tls {
+    pub ca: Option<FileRef>,
+    pub cert: Option<FileRef>,
+    pub key: Option<FileRef>,
+    /// A Secret mounted in the pod holding any of `ca.crt`, `tls.crt`, `tls.key`.
+    pub secret: Option<String>,
+    pub insecure_skip_verify: bool,
+    /// kdoctor's rule: verify the server only when the Secret holds `ca.crt`.
+    pub verify_only_with_ca: bool,
+    pub server_name: Option<String>,
+}
+
+/// A file given in the task, relative paths resolved against the task file's folder.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FileRef {
+    pub path: PathBuf,
+    /// The field that named it, for messages.
+    pub field: String,
+    #[serde(skip)]
+    pub pos: crate::diag::Pos,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpVersion {
+    /// HTTP/2 when the server offers it in TLS ALPN, HTTP/1.1 otherwise.
+    Auto,
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/2 only: ALPN over TLS, prior knowledge (h2c) over plain TCP.
+    Http2,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DnsPlan {
+    pub targets: Vec<DnsTarget>,
+    /// kdoctor's meaning: any reply within the timeout is a success.
+    pub any_reply_succeeds: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DnsTarget {
+    pub server: DnsServer,
+    pub protocol: DnsProtocol,
+    pub names: Vec<String>,
+    /// Record type; `None` follows the server's address family (A for IPv4, AAAA for IPv6).
+    pub record_type: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DnsServer {
+    /// A Service's cluster IPs on port 53; `name: None` means every CoreDNS Service in kube-system.
+    ClusterService { name: Option<String>, namespace: String, ipv4: bool, ipv6: bool },
+    Address(std::net::SocketAddr),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsProtocol {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+/// The mesh: which paths between agents to check.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReachPlan {
+    pub ipv4: bool,
+    pub ipv6: bool,
+    pub endpoint: bool,
+    pub multus_interface: bool,
+    pub cluster_ip: bool,
+    pub node_port: bool,
+    pub load_balancer: bool,
+    pub ingress: bool,
+}

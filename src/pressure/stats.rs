@@ -1,0 +1,188 @@
+//! Statistics of one target (or one worker shard): an HDR latency histogram in
+//! microseconds, counts by answer code and by error kind, sent and unsent slots.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::Outcome;
+
+/// Why an attempt got no answer: a fixed set, the same for every mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorKind {
+    Timeout,
+    Refused,
+    Reset,
+    Dns,
+    Tls,
+    Protocol,
+    Other,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 7] =
+        [ErrorKind::Timeout, ErrorKind::Refused, ErrorKind::Reset, ErrorKind::Dns, ErrorKind::Tls, ErrorKind::Protocol, ErrorKind::Other];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Latency of answered attempts, microseconds.
+    pub hist: Histogram<u64>,
+    pub codes: BTreeMap<u16, u64>,
+    errors: [u64; 7],
+    pub sent: u64,
+    pub unsent: u64,
+}
+
+/// Latency figures of answered attempts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    #[serde(with = "ms")]
+    pub min: Duration,
+    #[serde(with = "ms")]
+    pub mean: Duration,
+    #[serde(with = "ms")]
+    pub p50: Duration,
+    #[serde(with = "ms")]
+    pub p90: Duration,
+    #[serde(with = "ms")]
+    pub p95: Duration,
+    #[serde(with = "ms")]
+    pub p99: Duration,
+    #[serde(with = "ms")]
+    pub max: Duration,
+}
+
+impl LatencySummary {
+    pub fn get(&self, name: &str) -> Option<Duration> {
+        Some(match name {
+            "min" => self.min,
+            "mean" => self.mean,
+            "p50" => self.p50,
+            "p90" => self.p90,
+            "p95" => self.p95,
+            "p99" => self.p99,
+            "max" => self.max,
+            _ => return None,
+        })
+    }
+}
+
+/// Durations as milliseconds with microsecond precision in JSON.
+pub mod ms {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64((d.as_micros() as f64) / 1000.0)
+    }
+}
+
+impl Stats {
+    /// Empty statistics able to hold latencies up to `highest`.
+    pub fn new(highest: Duration) -> Self {
+        let high = (highest.as_micros() as u64).max(1_000);
+        Stats {
+            hist: Histogram::new_with_bounds(1, high, 3).expect("valid histogram bounds"),
+            codes: BTreeMap::new(),
+            errors: [0; 7],
+            sent: 0,
+            unsent: 0,
+        }
+    }
+
+    pub fn record(&mut self, outcome: Outcome, latency: Duration) {
+        self.sent += 1;
+        match outcome {
+            Outcome::Answered(code) => {
+                *self.codes.entry(code).or_default() += 1;
+                self.hist.saturating_record((latency.as_micros() as u64).max(1));
+            }
+            Outcome::Failed(kind) => self.errors[kind as usize] += 1,
+        }
+    }
+
+    pub fn merge(&mut self, other: &Stats) {
+        // Bounds may differ (merging agents); values beyond ours saturate.
+        if self.hist.add(&other.hist).is_err() {
+            for v in other.hist.iter_recorded() {
+                self.hist.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+            }
+        }
+        for (c, n) in &other.codes {
+            *self.codes.entry(*c).or_default() += n;
+        }
+        for (a, b) in self.errors.iter_mut().zip(other.errors) {
+            *a += b;
+        }
+        self.sent += other.sent;
+        self.unsent += other.unsent;
+    }
+
+    pub fn answered(&self) -> u64 {
+        self.codes.values().sum()
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    pub fn error(&self, kind: ErrorKind) -> u64 {
+        self.errors[kind as usize]
+    }
+
+    /// Error kinds with a non-zero count.
+    pub fn errors(&self) -> BTreeMap<ErrorKind, u64> {
+        ErrorKind::ALL.iter().filter(|k| self.error(**k) > 0).map(|k| (*k, self.error(*k))).collect()
+    }
+
+    pub fn summary(&self) -> LatencySummary {
+        let h = &self.hist;
+        if h.is_empty() {
+            return LatencySummary::default();
+        }
+        let us = Duration::from_micros;
+        LatencySummary {
+            min: us(h.min()),
+            mean: Duration::from_nanos((h.mean() * 1000.0) as u64),
+            p50: us(h.value_at_quantile(0.50)),
+            p90: us(h.value_at_quantile(0.90)),
+            p95: us(h.value_at_quantile(0.95)),
+            p99: us(h.value_at_quantile(0.99)),
+            max: us(h.max()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_adds_everything() {
+        let mut a = Stats::new(Duration::from_secs(1));
+        let mut b = Stats::new(Duration::from_secs(10));
+        a.record(Outcome::Answered(200), Duration::from_millis(1));
+        b.record(Outcome::Answered(500), Duration::from_millis(5));
+        b.record(Outcome::Failed(ErrorKind::Reset), Duration::from_millis(5));
+        a.merge(&b);
+        assert_eq!((a.sent, a.answered(), a.failed()), (3, 2, 1));
+        assert_eq!(a.error(ErrorKind::Reset), 1);
+        let s = a.summary();
+        assert_eq!(s.min, Duration::from_millis(1));
+        assert!(s.max >= Duration::from_millis(5) && s.max < Duration::from_micros(5010));
+    }
+}

@@ -1,0 +1,272 @@
+//! Task files: reading YAML files and directories, recognising each document's
+//! `apiVersion` and `kind`, and reading it (native or kdoctor) into a [`Plan`] while
+//! collecting every problem with its line, column and field path.
+//!
+//! Everything here but [`collect_files`] and [`load_file`] is pure.
+
+pub mod kdoctor;
+pub mod native;
+pub mod read;
+pub mod schedule;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Diagnostic, Diagnostics, Pos, did_you_mean};
+use crate::plan::{Body, Mode, Origin, Plan};
+use read::{Cx, Fields};
+
+pub const NATIVE_API: &str = "kpatrol.dev/v1";
+pub const KDOCTOR_API: &str = "kdoctor.io/v1beta1";
+pub const NATIVE_KINDS: &[&str] = &["HttpCheck"];
+pub const KDOCTOR_KINDS: &[&str] = &["AppHttpHealthy", "NetReach", "Netdns"];
+
+/// Why a file could not be read at all (exit 2), as opposed to a task being invalid (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}:{}:{}: YAML syntax error: {message}", path.display(), pos.line, pos.col)]
+    Syntax { path: PathBuf, pos: Pos, message: String },
+    #[error("{}: no task files (*.yaml, *.yml) found", path.display())]
+    Empty { path: PathBuf },
+}
+
+/// The tasks of one file and every problem found in it.
+#[derive(Debug, Default)]
+pub struct FileTasks {
+    pub plans: Vec<Plan>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Identity of a task, read before its kind-specific spec.
+pub(crate) struct Meta {
+    pub name: String,
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    pub origin: Origin,
+}
+
+/// Expands directories into their `*.yaml`/`*.yml` files (recursively, sorted); files stay as given.
+pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|e| LoadError::Read { path: p.clone(), source: e })?;
+        if meta.is_dir() {
+            let before = out.len();
+            walk(p, &mut out)?;
+            if out.len() == before {
+                return Err(LoadError::Empty { path: p.clone() });
+            }
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| LoadError::Read { path: dir.to_path_buf(), source: e })?;
+    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for e in entries {
+        let name = e.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') {
+            continue;
+        }
+        if e.is_dir() {
+            walk(&e, out)?;
+        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            out.push(e);
+        }
+    }
+    Ok(())
+}
+
+/// Reads and loads one file.
+pub fn load_file(path: &Path) -> Result<FileTasks, LoadError> {
+    let bytes = std::fs::read(path).map_err(|e| LoadError::Read { path: path.to_path_buf(), source: e })?;
+    let text = String::from_utf8(bytes).map_err(|e| LoadError::Read {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text ({e})")),
+    })?;
+    load_str(path, &text)
+}
+
+/// Loads every task document of `text`, which came from `path` (used in messages and to
+/// resolve relative file names). Pure.
+pub fn load_str(path: &Path, text: &str) -> Result<FileTasks, LoadError> {
+    let docs = yaml::parse(text).map_err(|e| LoadError::Syntax { path: path.to_path_buf(), pos: e.pos, message: e.message })?;
+    let mut diags = Diagnostics::new(path);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut plans = Vec::new();
+    for doc in &docs {
+        if let Some(p) = load_doc(&mut Cx::new(&mut diags), path, &doc.root, dir) {
+            plans.push(p);
+        }
+    }
+    Ok(FileTasks { plans, diagnostics: diags.list })
+}
+
+fn load_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<Plan> {
+    let mut top = cx.fields(root, "")?;
+    let api = top.required(cx, "apiVersion").and_then(|n| cx.one_of(n, "apiVersion", &[NATIVE_API, KDOCTOR_API]));
+    let kind_node = top.required(cx, "kind");
+    let kinds = match api {
+        Some(NATIVE_API) => NATIVE_KINDS,
+        Some(_) => KDOCTOR_KINDS,
+        None => &[],
+    };
+    let kind = match (kind_node, api) {
+        (Some(n), Some(a)) => {
+            let k = cx.string(n, "kind")?;
+            match kinds.iter().find(|x| **x == k) {
+                Some(k) => Some(*k),
+                None => {
+                    let all: Vec<&str> = NATIVE_KINDS.iter().chain(KDOCTOR_KINDS).copied().collect();
+                    cx.diags
+                        .error(n.pos, "kind", format!("unknown kind `{k}` for apiVersion {a}"))
+                        .suggest(did_you_mean(&k, all.iter().copied()))
+                        .allowed(kinds.join(", "));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let meta = top.required(cx, "metadata").and_then(|n| cx.fields(n, "metadata")).and_then(|mut m| {
+        let r = metadata(cx, &mut m, api == Some(KDOCTOR_API), path, root.pos);
+        m.finish(cx);
+        r
+    });
+    top.ignore("status");
+    let spec_node = top.get("spec");
+    top.finish(cx);
+    let (kind, meta) = (kind?, meta?);
+    let spec_node = match spec_node {
+        Some(n) => n.clone(),
+        None => {
+            cx.diags.error(root.pos, "spec", "required field is missing");
+            return None;
+        }
+    };
+    let mut spec = cx.fields(&spec_node, "spec")?;
+    match kind {
+        "HttpCheck" => native::http_check(cx, meta, &mut spec, dir),
+        "AppHttpHealthy" => kdoctor::app_http_healthy(cx, meta, &mut spec),
+        "NetReach" => kdoctor::net_reach(cx, meta, &mut spec),
+        "Netdns" => kdoctor::net_dns(cx, meta, &mut spec),
+        _ => unreachable!("kind checked above"),
+    }
+}
+
+const IGNORED_META: &[&str] = &[
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "finalizers",
+    "ownerReferences",
+    "selfLink",
+    "generateName",
+];
+
+fn metadata(cx: &mut Cx, m: &mut Fields, kdoctor: bool, path: &Path, doc_pos: Pos) -> Option<Meta> {
+    for k in IGNORED_META {
+        m.ignore(k);
+    }
+    let name = m.required(cx, "name").and_then(|n| {
+        let s = cx.string(n, "metadata.name")?;
+        let problem = if kdoctor { dns_subdomain_problem(&s) } else { dns_label_problem(&s, 52) };
+        match problem {
+            None => Some(s),
+            Some(p) => {
+                let allowed = if kdoctor {
+                    "lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters"
+                } else {
+                    "lower-case letters, digits and '-', starting with a letter, ending with a letter or digit, at most 52 characters (the CronJob limit)"
+                };
+                cx.diags.error(n.pos, "metadata.name", format!("`{s}` is not a valid Kubernetes name: {p}")).allowed(allowed);
+                None
+            }
+        }
+    });
+    let namespace = m.str(cx, "namespace");
+    if let Some(ns) = &namespace {
+        if let Some(p) = dns_label_problem(ns, 63) {
+            cx.diags.error(m.pos_of("namespace"), "metadata.namespace", format!("`{ns}` is not a valid namespace: {p}")).allowed("a DNS-1123 label");
+        }
+    }
+    let labels = m.string_map(cx, "labels").unwrap_or_default();
+    let _annotations = m.string_map(cx, "annotations");
+    Some(Meta {
+        name: name?,
+        // kdoctor tasks are cluster-scoped: their namespace is kpatrol's.
+        namespace: if kdoctor { "kpatrol".into() } else { namespace.unwrap_or_else(|| "kpatrol".into()) },
+        labels,
+        origin: Origin { file: path.to_path_buf(), line: doc_pos.line },
+    })
+}
+
+/// Why `s` is not a DNS-1123 label of at most `max` characters starting with a letter.
+pub fn dns_label_problem(s: &str, max: usize) -> Option<String> {
+    if s.is_empty() {
+        return Some("it is empty".into());
+    }
+    if s.len() > max {
+        return Some(format!("it has {} characters", s.len()));
+    }
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return Some(format!("it contains {c:?}"));
+    }
+    if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Some("it does not start with a letter".into());
+    }
+    if s.ends_with('-') {
+        return Some("it ends with '-'".into());
+    }
+    None
+}
+
+/// Why `s` is not a DNS-1123 subdomain.
+pub fn dns_subdomain_problem(s: &str) -> Option<String> {
+    if s.is_empty() {
+        return Some("it is empty".into());
+    }
+    if s.len() > 253 {
+        return Some(format!("it has {} characters", s.len()));
+    }
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.')) {
+        return Some(format!("it contains {c:?}"));
+    }
+    for label in s.split('.') {
+        let ok_ends = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+        if label.is_empty() || !label.starts_with(ok_ends) || !label.ends_with(ok_ends) {
+            return Some(format!("part `{label}` must start and end with a letter or digit"));
+        }
+    }
+    None
+}
+
+/// Checks what planning cannot, because it needs the file system: files named in the task exist.
+pub fn check_files(plan: &Plan) -> Vec<Diagnostic> {
+    let mut d = Diagnostics::new(&plan.origin.file);
+    if let Mode::Http(h) = &plan.mode {
+        for t in &h.targets {
+            let mut refs: Vec<&crate::plan::FileRef> = [&t.tls.ca, &t.tls.cert, &t.tls.key].into_iter().flatten().collect();
+            if let Body::File(f) = &t.body {
+                refs.push(f);
+            }
+            for f in refs {
+                if let Err(e) = std::fs::metadata(&f.path) {
+                    d.error(f.pos, &f.field, format!("file {} cannot be read: {e}", f.path.display()));
+                }
+            }
+        }
+    }
+    d.list
+}

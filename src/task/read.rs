@@ -1,0 +1,343 @@
+//! Typed reading of a spanned YAML node: fields of a mapping, scalars, durations and enums.
+//! Every problem becomes a diagnostic at the node's position; readers return `None` and
+//! go on, so one pass finds every problem. Unknown fields are reported when a mapping's
+//! reader finishes, with a "did you mean" among the fields the code asked for.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::yaml::{Key, Node, Value};
+use crate::diag::{Diagnostics, Pos, did_you_mean};
+
+/// Reading context: where problems go.
+pub struct Cx<'d> {
+    pub diags: &'d mut Diagnostics,
+}
+
+/// The fields of one mapping, with the ones read so far.
+pub struct Fields<'n> {
+    pub pos: Pos,
+    pub path: String,
+    entries: &'n [(Key, Node)],
+    asked: Vec<&'static str>,
+    ignored: Vec<&'static str>,
+}
+
+/// Joins a field path and a key.
+pub fn join(path: &str, key: &str) -> String {
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+}
+
+impl<'n> Fields<'n> {
+    /// An empty mapping, for an absent block whose defaults apply.
+    pub fn empty(pos: Pos, path: &str) -> Self {
+        Fields { pos, path: path.to_string(), entries: &[], asked: vec![], ignored: vec![] }
+    }
+
+    /// The value of `key`, `None` when absent or null (null means "not set").
+    pub fn get(&mut self, key: &'static str) -> Option<&'n Node> {
+        self.asked.push(key);
+        self.entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v).filter(|v| v.value != Value::Null)
+    }
+
+    /// Whether `key` is present (even as null).
+    pub fn has(&self, key: &str) -> bool {
+        self.entries.iter().any(|(k, _)| k.name == key)
+    }
+
+    /// Accepts `key` without reading it.
+    pub fn ignore(&mut self, key: &'static str) {
+        self.ignored.push(key);
+    }
+
+    /// The dotted path of `key` in this mapping.
+    pub fn path_of(&self, key: &str) -> String {
+        join(&self.path, key)
+    }
+
+    /// Position of `key`'s value, or of the mapping when absent.
+    pub fn pos_of(&self, key: &str) -> Pos {
+        self.entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v.pos).unwrap_or(self.pos)
+    }
+
+    /// Reports every field that was neither read nor ignored.
+    pub fn finish(&mut self, cx: &mut Cx) {
+        let known: Vec<&str> = self.asked.iter().chain(self.ignored.iter()).copied().collect();
+        for (k, _) in self.entries.iter() {
+            if !known.contains(&k.name.as_str()) {
+                let mut sorted = known.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                cx.diags
+                    .error(k.pos, &join(&self.path, &k.name), "unknown field")
+                    .suggest(did_you_mean(&k.name, known.iter().copied()))
+                    .allowed(sorted.join(", "));
+            }
+        }
+    }
+
+    pub fn str(&mut self, cx: &mut Cx, key: &'static str) -> Option<String> {
+        let p = self.path_of(key);
+        self.get(key).and_then(|n| cx.string(n, &p))
+    }
+    pub fn int(&mut self, cx: &mut Cx, key: &'static str) -> Option<i64> {
+        let p = self.path_of(key);
+        self.get(key).and_then(|n| cx.int(n, &p))
+    }
+    pub fn float(&mut self, cx: &mut Cx, key: &'static str) -> Option<f64> {
+        let p = self.path_of(key);
+        self.get(key).and_then(|n| cx.float(n, &p))
+    }
+    pub fn bool(&mut self, cx: &mut Cx, key: &'static str) -> Option<bool> {
+        let p = self.path_of(key);
+        self.get(key).and_then(|n| cx.bool(n, &p))
+    }
+    pub fn duration(&mut self, cx: &mut Cx, key: &'static str) -> Option<Duration> {
+        let p = self.path_of(key);
+        self.get(key).and_then(|n| cx.duration(n, &p))
+    }
+    pub fn one_of(&mut self, cx: &mut Cx, key: &'static str, allowed: &[&'static str]) -> Option<&'static str> {
+        let p = self.path_of(key);
+        self.get(key).and_then(|n| cx.one_of(n, &p, allowed))
+    }
+    pub fn string_map(&mut self, cx: &mut Cx, key: &'static str) -> Option<BTreeMap<String, String>> {
+        let p = self.path_of(key);
+        self.get(key).and_then(|n| cx.string_map(n, &p))
+    }
+    pub fn map(&mut self, cx: &mut Cx, key: &'static str) -> Option<Fields<'n>> {
+        let p = self.path_of(key);
+        self.get(key).and_then(|n| cx.fields(n, &p))
+    }
+    pub fn list(&mut self, cx: &mut Cx, key: &'static str) -> Option<&'n [Node]> {
+        let p = self.path_of(key);
+        self.get(key).and_then(|n| cx.list(n, &p))
+    }
+
+    /// Like `get`, but a missing field is an error.
+    pub fn required(&mut self, cx: &mut Cx, key: &'static str) -> Option<&'n Node> {
+        let n = self.get(key);
+        if n.is_none() {
+            let pos = self.pos_of(key);
+            cx.diags.error(pos, &self.path_of(key), "required field is missing");
+        }
+        n
+    }
+}
+
+impl<'d> Cx<'d> {
+    pub fn new(diags: &'d mut Diagnostics) -> Self {
+        Self { diags }
+    }
+
+    fn wrong_type(&mut self, n: &Node, path: &str, expected: &str) {
+        self.diags.error(n.pos, path, format!("expected {expected}, found {}", n.type_name()));
+    }
+
+    /// Opens a mapping; null reads as an empty mapping.
+    pub fn fields<'n>(&mut self, n: &'n Node, path: &str) -> Option<Fields<'n>> {
+        match &n.value {
+            Value::Map(entries) => Some(Fields { pos: n.pos, path: path.to_string(), entries, asked: vec![], ignored: vec![] }),
+            Value::Null => Some(Fields { pos: n.pos, path: path.to_string(), entries: &[], asked: vec![], ignored: vec![] }),
+            _ => {
+                self.wrong_type(n, path, "a mapping");
+                None
+            }
+        }
+    }
+
+    pub fn list<'n>(&mut self, n: &'n Node, path: &str) -> Option<&'n [Node]> {
+        match &n.value {
+            Value::Seq(items) => Some(items),
+            _ => {
+                self.wrong_type(n, path, "a list");
+                None
+            }
+        }
+    }
+
+    pub fn string(&mut self, n: &Node, path: &str) -> Option<String> {
+        match &n.value {
+            Value::Str(s) => Some(s.clone()),
+            _ => {
+                self.wrong_type(n, path, "a string");
+                None
+            }
+        }
+    }
+
+    /// A string, or a number or boolean written as text (for header values and labels).
+    pub fn scalar_string(&mut self, n: &Node, path: &str) -> Option<String> {
+        match &n.value {
+            Value::Str(s) => Some(s.clone()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Float(f) => Some(f.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => {
+                self.wrong_type(n, path, "a string");
+                None
+            }
+        }
+    }
+
+    pub fn int(&mut self, n: &Node, path: &str) -> Option<i64> {
+        match &n.value {
+            Value::Int(i) => Some(*i),
+            _ => {
+                self.wrong_type(n, path, "an integer");
+                None
+            }
+        }
+    }
+
+    pub fn float(&mut self, n: &Node, path: &str) -> Option<f64> {
+        match &n.value {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) if f.is_finite() => Some(*f),
+            _ => {
+                self.wrong_type(n, path, "a number");
+                None
+            }
+        }
+    }
+
+    pub fn bool(&mut self, n: &Node, path: &str) -> Option<bool> {
+        match &n.value {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                self.wrong_type(n, path, "true or false");
+                None
+            }
+        }
+    }
+
+    pub fn duration(&mut self, n: &Node, path: &str) -> Option<Duration> {
+        let text = match &n.value {
+            Value::Str(s) => s.as_str(),
+            Value::Int(_) | Value::Float(_) => {
+                self.diags
+                    .error(n.pos, path, "a duration needs a unit")
+                    .allowed("a number with ms, s, m or h, such as 500ms, 10s, 2m, 1h30m");
+                return None;
+            }
+            _ => {
+                self.wrong_type(n, path, "a duration such as 10s");
+                return None;
+            }
+        };
+        match parse_duration(text) {
+            Some(d) => Some(d),
+            None => {
+                self.diags
+                    .error(n.pos, path, format!("`{text}` is not a duration"))
+                    .allowed("a number with ms, s, m or h, such as 500ms, 10s, 2m, 1h30m");
+                None
+            }
+        }
+    }
+
+    /// One of a fixed set of strings, with "did you mean".
+    pub fn one_of(&mut self, n: &Node, path: &str, allowed: &[&'static str]) -> Option<&'static str> {
+        let s = self.scalar_string(n, path)?;
+        if let Some(a) = allowed.iter().find(|a| **a == s) {
+            return Some(a);
+        }
+        self.diags
+            .error(n.pos, path, format!("`{s}` is not allowed"))
+            .suggest(did_you_mean(&s, allowed.iter().copied()))
+            .allowed(allowed.join(", "));
+        None
+    }
+
+    pub fn string_map(&mut self, n: &Node, path: &str) -> Option<BTreeMap<String, String>> {
+        let Value::Map(entries) = &n.value else {
+            if n.value == Value::Null {
+                return Some(BTreeMap::new());
+            }
+            self.wrong_type(n, path, "a mapping of strings");
+            return None;
+        };
+        let mut out = BTreeMap::new();
+        for (k, v) in entries {
+            if let Some(s) = self.scalar_string(v, &join(path, &k.name)) {
+                out.insert(k.name.clone(), s);
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Parses `500ms`, `10s`, `2m`, `1h30m`, `1.5s`. Returns `None` when malformed or empty.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        if num_len == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += n * scale;
+        rest = &rest[unit_len..];
+    }
+    if !total.is_finite() || total > 1e9 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+/// Formats a duration the way users write it: `250ms`, `1.5s`, `2m`, `1h30m`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 1000.0 {
+        let s = format!("{ms:.3}");
+        return format!("{}ms", s.trim_end_matches('0').trim_end_matches('.'));
+    }
+    let secs = d.as_secs();
+    if d.subsec_millis() != 0 || secs < 60 {
+        let s = format!("{:.3}", d.as_secs_f64());
+        return format!("{}s", s.trim_end_matches('0').trim_end_matches('.'));
+    }
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out += &format!("{h}h");
+    }
+    if m > 0 {
+        out += &format!("{m}m");
+    }
+    if s > 0 {
+        out += &format!("{s}s");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_print() {
+        for (text, ms) in [("500ms", 500), ("10s", 10_000), ("2m", 120_000), ("1h30m", 5_400_000), ("1.5s", 1500)] {
+            assert_eq!(parse_duration(text), Some(Duration::from_millis(ms)), "{text}");
+        }
+        for bad in ["", "10", "s", "10 s", "1d", "-1s", "1.2.3s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(format_duration(Duration::from_micros(1500)), "1.5ms");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+    }
+}
