@@ -8,7 +8,12 @@
 //!
 //! `kpatrol` validates, renders and runs tasks; `kpatrol-probe <mode>` runs one round in a pod.
 
+pub mod cli;
 pub mod diag;
+pub mod judge;
+pub mod local;
 pub mod plan;
 pub mod pressure;
+pub mod probe;
+pub mod report;
 pub mod task;

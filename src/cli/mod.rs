@@ -1,0 +1,357 @@
+//! Command lines of `kpatrol` and `kpatrol-probe` (clap) and their dispatch. No domain
+//! logic: each command loads, calls the library, prints, and returns an [`Exit`].
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::diag::Severity;
+use crate::plan::{Plan, Rate};
+use crate::pressure::Stop;
+use crate::probe::{DEFAULT_MOUNTS, Mounts};
+use crate::report;
+use crate::task::{self, read::parse_duration};
+
+/// Exit codes shared by both binaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Valid / the round met its expectations.
+    Ok = 0,
+    /// Invalid task / the round failed its expectations.
+    Fail = 1,
+    /// Could not read, parse or run.
+    Trouble = 2,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "kpatrol", version, about = "Active inspection for Kubernetes: real traffic on a schedule, judged against each task's expectations.", long_about = None)]
+pub struct Kpatrol {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check task files (native kpatrol.dev/v1 and kdoctor.io/v1beta1) and report every problem.
+    ///
+    /// Each problem is printed as `file:line:col: field.path: problem (allowed: …)`.
+    /// Exit 0 when every task is valid, 1 when a task is invalid, 2 when a file cannot be read or parsed.
+    Validate {
+        /// Task files or directories (searched for *.yaml and *.yml).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Run one round of a task here, without a cluster: real traffic, a live progress line, the verdict.
+    ///
+    /// Exit 0 when the round met its expectations, 1 when not, 2 when it could not run.
+    /// Ctrl-C stops the round early and still reports what was measured.
+    Run {
+        /// The task file.
+        file: PathBuf,
+        #[command(flatten)]
+        opts: RoundOpts,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        /// Hide the live progress line (it is hidden anyway when stderr is not a terminal).
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Serve a small HTTP target (HTTP/1.1 and h2c): `?status=503` picks the status, `?delay=250ms` delays the answer.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+/// Options of one round shared by `kpatrol run` and `kpatrol-probe`.
+#[derive(Args, Debug, Clone)]
+pub struct RoundOpts {
+    /// The task to run when the file holds several.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Root of mounted Secrets and ConfigMaps: <DIR>/secrets/<name>/<key>, <DIR>/configmaps/<name>/<key>.
+    #[arg(long, env = "KPATROL_MOUNTS", default_value = DEFAULT_MOUNTS)]
+    pub mounts: PathBuf,
+    /// Override the task's rate: requests per second per target, or `max`.
+    #[arg(long)]
+    pub qps: Option<String>,
+    /// Override the task's pressure duration (e.g. 30s).
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Override the task's bound on attempts in flight per target (the connection count at `--qps max`).
+    #[arg(long)]
+    pub max_in_flight: Option<u32>,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "kpatrol-probe", version, about = "Run one round of a task in one mode, as a kpatrol pod does: JSON report on stdout, a summary in the termination log.", long_about = None)]
+pub struct Probe {
+    #[command(subcommand)]
+    pub mode: ProbeMode,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProbeMode {
+    /// HTTP checks (HttpCheck, kdoctor AppHttpHealthy).
+    Http(ProbeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    /// The task file (in a pod: the mounted ConfigMap).
+    #[arg(long, env = "KPATROL_TASK")]
+    pub task: PathBuf,
+    /// Where the JSON summary (at most 4 KiB) goes.
+    #[arg(long, env = "KPATROL_TERMINATION_LOG", default_value = "/dev/termination-log")]
+    pub termination_log: PathBuf,
+    #[command(flatten)]
+    pub opts: RoundOpts,
+}
+
+/// `kpatrol` entry point.
+pub async fn kpatrol(cli: Kpatrol) -> Exit {
+    match cli.command {
+        Command::Validate { paths } => validate(&paths),
+        Command::Run { file, opts, output, no_progress } => run(&file, &opts, output, !no_progress && std::io::stderr().is_terminal()).await,
+        Command::Serve { listen } => serve(&listen).await,
+    }
+}
+
+/// `kpatrol-probe` entry point.
+pub async fn probe(cli: Probe) -> Exit {
+    let ProbeMode::Http(args) = cli.mode;
+    let plan = match load_one(&args.task, &args.opts, Some("http")) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("kpatrol-probe: {e}");
+            write_termination(&args.termination_log, &serde_json::json!({"v": report::SCHEMA_VERSION, "verdict": "error", "error": e}).to_string());
+            return Exit::Trouble;
+        }
+    };
+    let stop = Stop::new();
+    watch_signals(stop.clone());
+    match crate::local::execute(&plan, &Mounts::new(&args.opts.mounts), stop, false).await {
+        Ok((report, verdict)) => {
+            println!("{}", serde_json::to_string(&report).expect("report serialises"));
+            write_termination(&args.termination_log, &report::termination_message(&report));
+            if verdict.pass { Exit::Ok } else { Exit::Fail }
+        }
+        Err(e) => {
+            eprintln!("kpatrol-probe: could not run {}: {e}", plan.name);
+            write_termination(&args.termination_log, &serde_json::json!({"v": report::SCHEMA_VERSION, "task": plan.name, "verdict": "error", "error": e.to_string()}).to_string());
+            Exit::Trouble
+        }
+    }
+}
+
+fn write_termination(path: &Path, text: &str) {
+    let text = if text.len() > report::TERMINATION_LIMIT { &text[..text.floor_char_boundary(report::TERMINATION_LIMIT)] } else { text };
+    if let Err(e) = std::fs::write(path, text) {
+        eprintln!("kpatrol-probe: cannot write the termination log {}: {e}", path.display());
+    }
+}
+
+/// Ctrl-C and SIGTERM stop the round; what was measured is still judged.
+fn watch_signals(stop: Stop) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let term_fut = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term_fut => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("stopping: finishing requests in flight, then reporting (Ctrl-C again to quit at once)");
+        stop.stop();
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(Exit::Trouble as i32);
+    });
+}
+
+/// `kpatrol validate`.
+pub fn validate(paths: &[PathBuf]) -> Exit {
+    let files = match task::collect_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("kpatrol: {e}");
+            return Exit::Trouble;
+        }
+    };
+    let (mut tasks, mut errors, mut warnings, mut unreadable) = (0, 0, 0, 0);
+    let mut seen: Vec<(String, String, String, PathBuf)> = Vec::new();
+    for f in &files {
+        match task::load_file(f) {
+            Err(e) => {
+                println!("{e}");
+                unreadable += 1;
+            }
+            Ok(ft) => {
+                let mut diags = ft.diagnostics;
+                for p in &ft.plans {
+                    diags.extend(task::check_files(p));
+                    let id = (p.namespace.clone(), p.kind.clone(), p.name.clone());
+                    if let Some(prev) = seen.iter().find(|s| (&s.0, &s.1, &s.2) == (&id.0, &id.1, &id.2)) {
+                        diags.push(crate::diag::Diagnostic {
+                            severity: Severity::Error,
+                            file: p.origin.file.clone(),
+                            pos: crate::diag::Pos { line: p.origin.line, col: 1 },
+                            path: "metadata.name".into(),
+                            message: format!("{} {}/{} is also defined in {}", p.kind, p.namespace, p.name, prev.3.display()),
+                            allowed: Some("one task per kind, namespace and name".into()),
+                            suggestion: None,
+                        });
+                    } else {
+                        seen.push((id.0, id.1, id.2, p.origin.file.clone()));
+                    }
+                }
+                diags.sort_by_key(|d| d.pos);
+                for d in &diags {
+                    println!("{d}");
+                    match d.severity {
+                        Severity::Error => errors += 1,
+                        Severity::Warning => warnings += 1,
+                    }
+                }
+                tasks += ft.plans.len();
+            }
+        }
+    }
+    println!(
+        "{} file(s), {tasks} valid task(s), {errors} error(s), {warnings} warning(s){}",
+        files.len(),
+        if unreadable > 0 { format!(", {unreadable} file(s) unreadable") } else { String::new() }
+    );
+    if unreadable > 0 {
+        Exit::Trouble
+    } else if errors > 0 {
+        Exit::Fail
+    } else {
+        Exit::Ok
+    }
+}
+
+/// Loads the one task of `file` that a round runs, applies overrides, and checks its mode.
+pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Plan, String> {
+    let ft = task::load_file(file).map_err(|e| e.to_string())?;
+    let mut errors: Vec<String> = ft.diagnostics.iter().filter(|d| d.severity == Severity::Error).map(|d| d.to_string()).collect();
+    for p in &ft.plans {
+        errors.extend(task::check_files(p).iter().map(|d| d.to_string()));
+    }
+    if !errors.is_empty() {
+        return Err(format!("invalid task file:\n{}", errors.join("\n")));
+    }
+    let mut plans = ft.plans;
+    let mut plan = match (&opts.name, plans.len()) {
+        (_, 0) => return Err(format!("{}: no task in this file", file.display())),
+        (None, 1) => plans.remove(0),
+        (None, _) => {
+            let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
+            return Err(format!("{} holds {} tasks; pick one with --name (one of: {})", file.display(), plans.len(), names.join(", ")));
+        }
+        (Some(n), _) => {
+            let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+            let i = plans.iter().position(|p| &p.name == n).ok_or_else(|| format!("no task named `{n}` in {} (tasks: {})", file.display(), names.join(", ")))?;
+            plans.remove(i)
+        }
+    };
+    if let Some(m) = mode {
+        if plan.mode.name() != m {
+            return Err(format!("task {} ({}) runs in mode `{}`, not `{m}`", plan.name, plan.kind, plan.mode.name()));
+        }
+    }
+    apply_overrides(&mut plan, opts)?;
+    Ok(plan)
+}
+
+/// Command-line overrides of the task's pressure. Pure.
+pub fn apply_overrides(plan: &mut Plan, opts: &RoundOpts) -> Result<(), String> {
+    if let Some(q) = &opts.qps {
+        plan.pressure.rate = if q == "max" {
+            Rate::Max
+        } else {
+            match q.parse::<f64>() {
+                Ok(v) if v > 0.0 && v <= task::native::MAX_QPS => Rate::Fixed(v),
+                _ => return Err(format!("--qps {q}: expected a number above 0 and at most {}, or `max`", task::native::MAX_QPS)),
+            }
+        };
+    }
+    if let Some(d) = &opts.duration {
+        plan.pressure.duration = parse_duration(d).filter(|d| !d.is_zero()).ok_or_else(|| format!("--duration {d}: expected a duration such as 30s"))?;
+    }
+    if let Some(m) = opts.max_in_flight {
+        if m == 0 {
+            return Err("--max-in-flight must be at least 1".into());
+        }
+        plan.pressure.max_in_flight = m;
+    }
+    Ok(())
+}
+
+async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> Exit {
+    let plan = match load_one(file, opts, None) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("kpatrol: {e}");
+            return Exit::Trouble;
+        }
+    };
+    let stop = Stop::new();
+    watch_signals(stop.clone());
+    match crate::local::execute(&plan, &Mounts::new(&opts.mounts), stop, progress).await {
+        Ok((report, verdict)) => {
+            match output {
+                Output::Table => print!("{}", report::table(&report)),
+                Output::Json => println!("{}", serde_json::to_string_pretty(&report).expect("report serialises")),
+            }
+            if verdict.pass { Exit::Ok } else { Exit::Fail }
+        }
+        Err(e) => {
+            eprintln!("kpatrol: could not run {}: {e}", plan.name);
+            Exit::Trouble
+        }
+    }
+}
+
+async fn serve(listen: &str) -> Exit {
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("kpatrol: cannot listen on {listen}: {e}");
+            return Exit::Trouble;
+        }
+    };
+    eprintln!("kpatrol: serving on http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| listen.into()));
+    let stop = Stop::new();
+    let s2 = stop.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        s2.stop();
+    });
+    match crate::probe::serve::serve(listener, stop).await {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("kpatrol: serve: {e}");
+            Exit::Trouble
+        }
+    }
+}

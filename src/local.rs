@@ -1,0 +1,88 @@
+//! One round of a task, start to finish: prepare the targets, press them (with a live
+//! progress line when asked), judge, and build the report. `kpatrol run` and
+//! `kpatrol-probe` both come through here, so a laptop run and a pod run agree.
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::judge::{self, Verdict};
+use crate::plan::{Mode, Plan, Rate};
+use crate::pressure::Stop;
+use crate::probe::{self, Mounts, ProbeError};
+use crate::report::{self, RoundReport};
+use crate::task::read::format_duration;
+
+/// Runs one round of `plan` and judges it. `stop` ends the round early; what was
+/// measured until then is still judged and reported.
+pub async fn execute(plan: &Plan, mounts: &Mounts, stop: Stop, progress: bool) -> Result<(RoundReport, Verdict), ProbeError> {
+    let prepared = probe::prepare(plan, mounts)?;
+    let bar = progress.then(|| start_progress(plan));
+    let ticker = bar.clone().map(|bar| {
+        let live: Vec<_> = prepared.live.iter().map(|l| l.live.clone()).collect();
+        let duration = plan.pressure.duration;
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                let elapsed = start.elapsed();
+                let mut all = live[0].snapshot();
+                for l in &live[1..] {
+                    all.merge(&l.snapshot());
+                }
+                let s = all.summary();
+                bar.set_position(elapsed.min(duration).as_millis() as u64);
+                bar.set_message(format!(
+                    "sent {} ({:.0}/s)  answered {}  errors {}  p50 {}  p99 {}",
+                    all.sent,
+                    all.sent as f64 / elapsed.as_secs_f64().max(0.001),
+                    all.answered(),
+                    all.failed(),
+                    format_duration(Duration::from_micros(s.p50.as_micros() as u64)),
+                    format_duration(Duration::from_micros(s.p99.as_micros() as u64)),
+                ));
+            }
+        })
+    });
+    let round = probe::run_round(&prepared, stop).await;
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let verdict = judge_round(plan, &round);
+    let report = report::build(plan, &round, &verdict);
+    Ok((report, verdict))
+}
+
+/// Pairs each target's result with its expectations and judges the round.
+pub fn judge_round(plan: &Plan, round: &probe::RoundResult) -> Verdict {
+    match &plan.mode {
+        Mode::Http(h) => judge::judge(h.targets.iter().zip(&round.targets).map(|(t, r)| (t.name.as_str(), &t.expect, &r.stats)), &plan.expect),
+        _ => judge::judge(round.targets.iter().map(|r| (r.name.as_str(), &plan.expect, &r.stats)), &plan.expect),
+    }
+}
+
+fn start_progress(plan: &Plan) -> ProgressBar {
+    let bar = ProgressBar::new(plan.pressure.duration.as_millis() as u64);
+    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:20} {msg}").expect("valid template"));
+    let rate = match plan.pressure.rate {
+        Rate::Fixed(q) => format!("{q} qps"),
+        Rate::Max => "max rate".into(),
+    };
+    bar.println(format!(
+        "{} {}: {} target(s) at {rate} for {}, timeout {}",
+        plan.kind,
+        plan.name,
+        match &plan.mode {
+            Mode::Http(h) => h.targets.len(),
+            _ => 0,
+        },
+        format_duration(plan.pressure.duration),
+        format_duration(plan.pressure.timeout)
+    ));
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}

@@ -1,0 +1,135 @@
+//! Probes: one module per mode, each turning a plan's targets into [`Attempt`]s for the
+//! pressure engine, and [`run_round`], which presses every target of a round at once.
+//!
+//! Files a pod gets from Kubernetes (Secrets, ConfigMaps) are read from a mount root
+//! (`/etc/kpatrol` in a pod): `<root>/secrets/<name>/<key>`, `<root>/configmaps/<name>/<key>`.
+
+pub mod http;
+pub mod serve;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use crate::plan::{Mode, Plan};
+use crate::pressure::{self, Live, Load, Stats, Stop};
+
+pub const DEFAULT_MOUNTS: &str = "/etc/kpatrol";
+
+/// Why a round could not run (exit 2): never "the target failed", which is a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("target {target}: {message}")]
+    Setup { target: String, message: String },
+    #[error("mode `{0}` cannot run yet in this version of kpatrol-probe; `kpatrol validate` and `kpatrol render` accept it")]
+    ModeNotAvailable(&'static str),
+    #[error("the task has no targets")]
+    NoTargets,
+}
+
+/// Where mounted Secrets and ConfigMaps live.
+#[derive(Clone, Debug)]
+pub struct Mounts {
+    pub root: PathBuf,
+}
+
+impl Mounts {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Mounts { root: root.into() }
+    }
+    pub fn secret_dir(&self, name: &str) -> PathBuf {
+        self.root.join("secrets").join(name)
+    }
+    pub fn configmap_dir(&self, name: &str) -> PathBuf {
+        self.root.join("configmaps").join(name)
+    }
+}
+
+/// One target being pressed, visible to progress displays while the round runs.
+pub struct LiveTarget {
+    pub name: String,
+    pub live: Arc<Live>,
+}
+
+/// What a round produced, before judging.
+#[derive(Debug)]
+pub struct RoundResult {
+    pub targets: Vec<TargetResult>,
+    pub started_at: SystemTime,
+    pub elapsed: Duration,
+    /// The round was stopped early (Ctrl-C, SIGTERM).
+    pub stopped: bool,
+}
+
+#[derive(Debug)]
+pub struct TargetResult {
+    pub name: String,
+    pub planned: Option<u64>,
+    pub stats: Stats,
+}
+
+/// A round ready to start: every target's attempt built (files read, TLS set up).
+pub struct Prepared {
+    load: Load,
+    targets: Vec<(String, PreparedTarget)>,
+    pub live: Vec<LiveTarget>,
+}
+
+enum PreparedTarget {
+    Http(Arc<http::HttpAttempt>),
+}
+
+/// Builds every target's attempt. Fails (exit 2) when a file is missing or TLS material is bad.
+pub fn prepare(plan: &Plan, mounts: &Mounts) -> Result<Prepared, ProbeError> {
+    let p = &plan.pressure;
+    let load = Load { rate: p.rate, duration: p.duration, timeout: p.timeout, max_in_flight: p.max_in_flight };
+    let mut targets = Vec::new();
+    match &plan.mode {
+        Mode::Http(h) => {
+            for t in &h.targets {
+                let a = http::HttpAttempt::build(t, p, mounts).map_err(|message| ProbeError::Setup { target: t.name.clone(), message })?;
+                targets.push((t.name.clone(), PreparedTarget::Http(Arc::new(a))));
+            }
+        }
+        other => return Err(ProbeError::ModeNotAvailable(other.name())),
+    }
+    if targets.is_empty() {
+        return Err(ProbeError::NoTargets);
+    }
+    let live = targets.iter().map(|(n, _)| LiveTarget { name: n.clone(), live: Live::new(&load) }).collect();
+    Ok(Prepared { load, targets, live })
+}
+
+/// Presses every target at once for the round's duration; `stop` ends it early.
+pub async fn run_round(prepared: &Prepared, stop: Stop) -> RoundResult {
+    let started_at = SystemTime::now();
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for ((name, target), live) in prepared.targets.iter().zip(&prepared.live) {
+        let (load, stop, live) = (prepared.load.clone(), stop.clone(), live.live.clone());
+        let name = name.clone();
+        let fut = match target {
+            PreparedTarget::Http(a) => {
+                let a = a.clone();
+                async move { pressure::press(&load, a, start, stop, live).await }
+            }
+        };
+        handles.push((name, tokio::spawn(fut)));
+    }
+    let mut targets = Vec::new();
+    for (name, h) in handles {
+        let stats = match h.await {
+            Ok(s) => s,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        targets.push(TargetResult { name, planned: prepared.load.planned(), stats });
+    }
+    RoundResult { targets, started_at, elapsed: start.elapsed(), stopped: stop.is_stopped() }
+}
+
+/// Reads a file for a target, naming the file and what it was for on failure.
+pub(crate) fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+}

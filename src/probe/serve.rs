@@ -1,0 +1,54 @@
+//! A small HTTP target that agents (and `kpatrol serve`) answer with: HTTP/1.1 and h2c on
+//! one port. `?status=503` picks the status, `?delay=250ms` (or a number of milliseconds)
+//! delays the answer, up to a minute.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+use crate::pressure::Stop;
+use crate::task::read::parse_duration;
+
+async fn answer(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut status = StatusCode::OK;
+    let mut delay = Duration::ZERO;
+    for pair in req.uri().query().unwrap_or("").split('&') {
+        match pair.split_once('=') {
+            Some(("status", v)) => {
+                if let Some(s) = v.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
+                    status = s;
+                }
+            }
+            Some(("delay", v)) => {
+                delay = v.parse::<u64>().map(Duration::from_millis).ok().or_else(|| parse_duration(v)).unwrap_or_default().min(Duration::from_secs(60));
+            }
+            _ => {}
+        }
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let body = if req.method() == hyper::Method::HEAD { Bytes::new() } else { Bytes::from_static(b"kpatrol ok\n") };
+    Ok(Response::builder().status(status).header("content-type", "text/plain").body(Full::new(body)).expect("static response"))
+}
+
+/// Serves the target on `listener` until `stop` fires.
+pub async fn serve(listener: TcpListener, stop: Stop) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => r?,
+            _ = stop.stopped() => return Ok(()),
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(answer);
+            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
