@@ -38,7 +38,13 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file.display(), self.pos.line, self.pos.col)?;
+        write!(
+            f,
+            "{}:{}:{}: ",
+            self.file.display(),
+            self.pos.line,
+            self.pos.col
+        )?;
         if self.severity == Severity::Warning {
             write!(f, "warning: ")?;
         }
@@ -65,7 +71,10 @@ pub struct Diagnostics {
 
 impl Diagnostics {
     pub fn new(file: &Path) -> Self {
-        Self { file: file.to_path_buf(), list: Vec::new() }
+        Self {
+            file: file.to_path_buf(),
+            list: Vec::new(),
+        }
     }
 
     /// Records an error at `pos` on field `path`.
@@ -78,7 +87,13 @@ impl Diagnostics {
         self.push(Severity::Warning, pos, path, message)
     }
 
-    fn push(&mut self, severity: Severity, pos: Pos, path: &str, message: impl Into<String>) -> &mut Diagnostic {
+    fn push(
+        &mut self,
+        severity: Severity,
+        pos: Pos,
+        path: &str,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
         self.list.push(Diagnostic {
             severity,
             file: self.file.clone(),
@@ -92,7 +107,10 @@ impl Diagnostics {
     }
 
     pub fn error_count(&self) -> usize {
-        self.list.iter().filter(|d| d.severity == Severity::Error).count()
+        self.list
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     pub fn has_errors(&self) -> bool {
@@ -115,7 +133,10 @@ impl Diagnostic {
 }
 
 /// The candidate closest to `word`, when it is close enough to be a likely misspelling.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let lower = word.to_ascii_lowercase();
     candidates
         .into_iter()
@@ -139,7 +160,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(d[i - 2][j - 2] + 1);
             }
@@ -157,7 +180,10 @@ mod tests {
     fn suggests_close_names_only() {
         let fields = ["qps", "duration", "timeout", "maxInFlight"];
         assert_eq!(did_you_mean("durration", fields), Some("duration".into()));
-        assert_eq!(did_you_mean("maxinflight", fields), Some("maxInFlight".into()));
+        assert_eq!(
+            did_you_mean("maxinflight", fields),
+            Some("maxInFlight".into())
+        );
         assert_eq!(did_you_mean("qsp", fields), Some("qps".into()));
         assert_eq!(did_you_mean("color", fields), None);
     }
@@ -165,7 +191,15 @@ mod tests {
     #[test]
     fn display_has_every_part() {
         let mut d = Diagnostics::new(Path::new("jobs/a.yaml"));
-        d.error(Pos { line: 3, col: 5 }, "spec.pressure.qps", "must be above 0").allowed("1–100000");
-        assert_eq!(d.list[0].to_string(), "jobs/a.yaml:3:5: spec.pressure.qps: must be above 0 (allowed: 1–100000)");
+        d.error(
+            Pos { line: 3, col: 5 },
+            "spec.pressure.qps",
+            "must be above 0",
+        )
+        .allowed("1–100000");
+        assert_eq!(
+            d.list[0].to_string(),
+            "jobs/a.yaml:3:5: spec.pressure.qps: must be above 0 (allowed: 1–100000)"
+        );
     }
 }

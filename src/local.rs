@@ -15,7 +15,12 @@ use crate::task::read::format_duration;
 
 /// Runs one round of `plan` and judges it. `stop` ends the round early; what was
 /// measured until then is still judged and reported.
-pub async fn execute(plan: &Plan, mounts: &Mounts, stop: Stop, progress: bool) -> Result<(RoundReport, Verdict), ProbeError> {
+pub async fn execute(
+    plan: &Plan,
+    mounts: &Mounts,
+    stop: Stop,
+    progress: bool,
+) -> Result<(RoundReport, Verdict), ProbeError> {
     let prepared = probe::prepare(plan, mounts)?;
     let bar = progress.then(|| start_progress(plan));
     let ticker = bar.clone().map(|bar| {
@@ -60,14 +65,29 @@ pub async fn execute(plan: &Plan, mounts: &Mounts, stop: Stop, progress: bool) -
 /// Pairs each target's result with its expectations and judges the round.
 pub fn judge_round(plan: &Plan, round: &probe::RoundResult) -> Verdict {
     match &plan.mode {
-        Mode::Http(h) => judge::judge(h.targets.iter().zip(&round.targets).map(|(t, r)| (t.name.as_str(), &t.expect, &r.stats)), &plan.expect),
-        _ => judge::judge(round.targets.iter().map(|r| (r.name.as_str(), &plan.expect, &r.stats)), &plan.expect),
+        Mode::Http(h) => judge::judge(
+            h.targets
+                .iter()
+                .zip(&round.targets)
+                .map(|(t, r)| (t.name.as_str(), &t.expect, &r.stats)),
+            &plan.expect,
+        ),
+        _ => judge::judge(
+            round
+                .targets
+                .iter()
+                .map(|r| (r.name.as_str(), &plan.expect, &r.stats)),
+            &plan.expect,
+        ),
     }
 }
 
 fn start_progress(plan: &Plan) -> ProgressBar {
     let bar = ProgressBar::new(plan.pressure.duration.as_millis() as u64);
-    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:20} {msg}").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:20} {msg}")
+            .expect("valid template"),
+    );
     let rate = match plan.pressure.rate {
         Rate::Fixed(q) => format!("{q} qps"),
         Rate::Max => "max rate".into(),

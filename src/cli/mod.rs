@@ -111,7 +111,11 @@ pub struct ProbeArgs {
     #[arg(long, env = "KPATROL_TASK")]
     pub task: PathBuf,
     /// Where the JSON summary (at most 4 KiB) goes.
-    #[arg(long, env = "KPATROL_TERMINATION_LOG", default_value = "/dev/termination-log")]
+    #[arg(
+        long,
+        env = "KPATROL_TERMINATION_LOG",
+        default_value = "/dev/termination-log"
+    )]
     pub termination_log: PathBuf,
     #[command(flatten)]
     pub opts: RoundOpts,
@@ -121,7 +125,20 @@ pub struct ProbeArgs {
 pub async fn kpatrol(cli: Kpatrol) -> Exit {
     match cli.command {
         Command::Validate { paths } => validate(&paths),
-        Command::Run { file, opts, output, no_progress } => run(&file, &opts, output, !no_progress && std::io::stderr().is_terminal()).await,
+        Command::Run {
+            file,
+            opts,
+            output,
+            no_progress,
+        } => {
+            run(
+                &file,
+                &opts,
+                output,
+                !no_progress && std::io::stderr().is_terminal(),
+            )
+            .await
+        }
         Command::Serve { listen } => serve(&listen).await,
     }
 }
@@ -133,7 +150,11 @@ pub async fn probe(cli: Probe) -> Exit {
         Ok(p) => p,
         Err(e) => {
             eprintln!("kpatrol-probe: {e}");
-            write_termination(&args.termination_log, &serde_json::json!({"v": report::SCHEMA_VERSION, "verdict": "error", "error": e}).to_string());
+            write_termination(
+                &args.termination_log,
+                &serde_json::json!({"v": report::SCHEMA_VERSION, "verdict": "error", "error": e})
+                    .to_string(),
+            );
             return Exit::Trouble;
         }
     };
@@ -141,7 +162,10 @@ pub async fn probe(cli: Probe) -> Exit {
     watch_signals(stop.clone());
     match crate::local::execute(&plan, &Mounts::new(&args.opts.mounts), stop, false).await {
         Ok((report, verdict)) => {
-            println!("{}", serde_json::to_string(&report).expect("report serialises"));
+            println!(
+                "{}",
+                serde_json::to_string(&report).expect("report serialises")
+            );
             write_termination(&args.termination_log, &report::termination_message(&report));
             if verdict.pass { Exit::Ok } else { Exit::Fail }
         }
@@ -154,9 +178,16 @@ pub async fn probe(cli: Probe) -> Exit {
 }
 
 fn write_termination(path: &Path, text: &str) {
-    let text = if text.len() > report::TERMINATION_LIMIT { &text[..text.floor_char_boundary(report::TERMINATION_LIMIT)] } else { text };
+    let text = if text.len() > report::TERMINATION_LIMIT {
+        &text[..text.floor_char_boundary(report::TERMINATION_LIMIT)]
+    } else {
+        text
+    };
     if let Err(e) = std::fs::write(path, text) {
-        eprintln!("kpatrol-probe: cannot write the termination log {}: {e}", path.display());
+        eprintln!(
+            "kpatrol-probe: cannot write the termination log {}: {e}",
+            path.display()
+        );
     }
 }
 
@@ -165,7 +196,8 @@ fn watch_signals(stop: Stop) {
     tokio::spawn(async move {
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             let term_fut = async {
                 match term.as_mut() {
                     Some(t) => {
@@ -181,7 +213,9 @@ fn watch_signals(stop: Stop) {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-        eprintln!("stopping: finishing requests in flight, then reporting (Ctrl-C again to quit at once)");
+        eprintln!(
+            "stopping: finishing requests in flight, then reporting (Ctrl-C again to quit at once)"
+        );
         stop.stop();
         let _ = tokio::signal::ctrl_c().await;
         std::process::exit(Exit::Trouble as i32);
@@ -207,16 +241,25 @@ pub fn validate(paths: &[PathBuf]) -> Exit {
             }
             Ok(ft) => {
                 let mut diags = ft.diagnostics;
+                diags.extend(task::check_files(f, &ft.files));
                 for p in &ft.plans {
-                    diags.extend(task::check_files(p));
                     let id = (p.namespace.clone(), p.kind.clone(), p.name.clone());
-                    if let Some(prev) = seen.iter().find(|s| (&s.0, &s.1, &s.2) == (&id.0, &id.1, &id.2)) {
+                    if let Some(prev) = seen
+                        .iter()
+                        .find(|s| (&s.0, &s.1, &s.2) == (&id.0, &id.1, &id.2))
+                    {
                         diags.push(crate::diag::Diagnostic {
                             severity: Severity::Error,
                             file: p.origin.file.clone(),
-                            pos: crate::diag::Pos { line: p.origin.line, col: 1 },
+                            pos: p.origin.name_pos,
                             path: "metadata.name".into(),
-                            message: format!("{} {}/{} is also defined in {}", p.kind, p.namespace, p.name, prev.3.display()),
+                            message: format!(
+                                "{} {}/{} is also defined in {}",
+                                p.kind,
+                                p.namespace,
+                                p.name,
+                                prev.3.display()
+                            ),
                             allowed: Some("one task per kind, namespace and name".into()),
                             suggestion: None,
                         });
@@ -239,7 +282,11 @@ pub fn validate(paths: &[PathBuf]) -> Exit {
     println!(
         "{} file(s), {tasks} valid task(s), {errors} error(s), {warnings} warning(s){}",
         files.len(),
-        if unreadable > 0 { format!(", {unreadable} file(s) unreadable") } else { String::new() }
+        if unreadable > 0 {
+            format!(", {unreadable} file(s) unreadable")
+        } else {
+            String::new()
+        }
     );
     if unreadable > 0 {
         Exit::Trouble
@@ -253,10 +300,17 @@ pub fn validate(paths: &[PathBuf]) -> Exit {
 /// Loads the one task of `file` that a round runs, applies overrides, and checks its mode.
 pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Plan, String> {
     let ft = task::load_file(file).map_err(|e| e.to_string())?;
-    let mut errors: Vec<String> = ft.diagnostics.iter().filter(|d| d.severity == Severity::Error).map(|d| d.to_string()).collect();
-    for p in &ft.plans {
-        errors.extend(task::check_files(p).iter().map(|d| d.to_string()));
-    }
+    let mut errors: Vec<String> = ft
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| d.to_string())
+        .collect();
+    errors.extend(
+        task::check_files(file, &ft.files)
+            .iter()
+            .map(|d| d.to_string()),
+    );
     if !errors.is_empty() {
         return Err(format!("invalid task file:\n{}", errors.join("\n")));
     }
@@ -266,17 +320,33 @@ pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Pla
         (None, 1) => plans.remove(0),
         (None, _) => {
             let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
-            return Err(format!("{} holds {} tasks; pick one with --name (one of: {})", file.display(), plans.len(), names.join(", ")));
+            return Err(format!(
+                "{} holds {} tasks; pick one with --name (one of: {})",
+                file.display(),
+                plans.len(),
+                names.join(", ")
+            ));
         }
         (Some(n), _) => {
             let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
-            let i = plans.iter().position(|p| &p.name == n).ok_or_else(|| format!("no task named `{n}` in {} (tasks: {})", file.display(), names.join(", ")))?;
+            let i = plans.iter().position(|p| &p.name == n).ok_or_else(|| {
+                format!(
+                    "no task named `{n}` in {} (tasks: {})",
+                    file.display(),
+                    names.join(", ")
+                )
+            })?;
             plans.remove(i)
         }
     };
     if let Some(m) = mode {
         if plan.mode.name() != m {
-            return Err(format!("task {} ({}) runs in mode `{}`, not `{m}`", plan.name, plan.kind, plan.mode.name()));
+            return Err(format!(
+                "task {} ({}) runs in mode `{}`, not `{m}`",
+                plan.name,
+                plan.kind,
+                plan.mode.name()
+            ));
         }
     }
     apply_overrides(&mut plan, opts)?;
@@ -291,12 +361,19 @@ pub fn apply_overrides(plan: &mut Plan, opts: &RoundOpts) -> Result<(), String> 
         } else {
             match q.parse::<f64>() {
                 Ok(v) if v > 0.0 && v <= task::native::MAX_QPS => Rate::Fixed(v),
-                _ => return Err(format!("--qps {q}: expected a number above 0 and at most {}, or `max`", task::native::MAX_QPS)),
+                _ => {
+                    return Err(format!(
+                        "--qps {q}: expected a number above 0 and at most {}, or `max`",
+                        task::native::MAX_QPS
+                    ));
+                }
             }
         };
     }
     if let Some(d) = &opts.duration {
-        plan.pressure.duration = parse_duration(d).filter(|d| !d.is_zero()).ok_or_else(|| format!("--duration {d}: expected a duration such as 30s"))?;
+        plan.pressure.duration = parse_duration(d)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("--duration {d}: expected a duration such as 30s"))?;
     }
     if let Some(m) = opts.max_in_flight {
         if m == 0 {
@@ -321,7 +398,10 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> E
         Ok((report, verdict)) => {
             match output {
                 Output::Table => print!("{}", report::table(&report)),
-                Output::Json => println!("{}", serde_json::to_string_pretty(&report).expect("report serialises")),
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("report serialises")
+                ),
             }
             if verdict.pass { Exit::Ok } else { Exit::Fail }
         }
@@ -340,7 +420,13 @@ async fn serve(listen: &str) -> Exit {
             return Exit::Trouble;
         }
     };
-    eprintln!("kpatrol: serving on http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| listen.into()));
+    eprintln!(
+        "kpatrol: serving on http://{}",
+        listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| listen.into())
+    );
     let stop = Stop::new();
     let s2 = stop.clone();
     tokio::spawn(async move {

@@ -38,14 +38,23 @@ pub fn successes(expect: &Expect, stats: &Stats) -> u64 {
     if expect.codes.is_empty() {
         return stats.answered();
     }
-    stats.codes.iter().filter(|(c, _)| expect.codes.iter().any(|r| r.contains(**c))).map(|(_, n)| n).sum()
+    stats
+        .codes
+        .iter()
+        .filter(|(c, _)| expect.codes.iter().any(|r| r.contains(**c)))
+        .map(|(_, n)| n)
+        .sum()
 }
 
 fn codes_text(codes: &[CodeRange]) -> String {
     if codes.is_empty() {
         "any answer".into()
     } else {
-        codes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("|")
+        codes
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join("|")
     }
 }
 
@@ -73,7 +82,12 @@ pub fn judge_target(target: &str, expect: &Expect, stats: &Stats) -> Vec<Check> 
             let rate = ok as f64 / stats.sent as f64;
             (format!("{} ({ok}/{})", pct(rate), stats.sent), rate >= min)
         };
-        checks.push(check("success rate", observed, format!("≥ {} {}", pct(min), codes_text(&expect.codes)), pass));
+        checks.push(check(
+            "success rate",
+            observed,
+            format!("≥ {} {}", pct(min), codes_text(&expect.codes)),
+            pass,
+        ));
     }
     let summary = stats.summary();
     for (name, limit) in expect.latency.iter() {
@@ -83,10 +97,20 @@ pub fn judge_target(target: &str, expect: &Expect, stats: &Stats) -> Vec<Check> 
             let v: Duration = summary.get(name).expect("known percentile");
             (format_duration(round_us(v)), v <= limit)
         };
-        checks.push(check(&format!("latency {name}"), observed, format!("≤ {}", format_duration(limit)), pass));
+        checks.push(check(
+            &format!("latency {name}"),
+            observed,
+            format!("≤ {}", format_duration(limit)),
+            pass,
+        ));
     }
     if expect.all_sent {
-        checks.push(check("all sent", format!("{} unsent", stats.unsent), "0 unsent".into(), stats.unsent == 0));
+        checks.push(check(
+            "all sent",
+            format!("{} unsent", stats.unsent),
+            "0 unsent".into(),
+            stats.unsent == 0,
+        ));
     }
     checks
 }
@@ -97,7 +121,10 @@ fn round_us(d: Duration) -> Duration {
 
 /// Judges every target with its own expectations and, when there are several, the round
 /// (all targets merged) with the round's expectations.
-pub fn judge<'a>(targets: impl IntoIterator<Item = (&'a str, &'a Expect, &'a Stats)>, round: &Expect) -> Verdict {
+pub fn judge<'a>(
+    targets: impl IntoIterator<Item = (&'a str, &'a Expect, &'a Stats)>,
+    round: &Expect,
+) -> Verdict {
     let mut checks = Vec::new();
     let mut merged: Option<Stats> = None;
     let mut n = 0;
@@ -138,11 +165,23 @@ mod tests {
         s
     }
 
-    fn expect(rate: Option<f64>, codes: &[(u16, u16)], p99: Option<u64>, mean: Option<u64>) -> Expect {
+    fn expect(
+        rate: Option<f64>,
+        codes: &[(u16, u16)],
+        p99: Option<u64>,
+        mean: Option<u64>,
+    ) -> Expect {
         Expect {
             success_rate: rate,
-            latency: LatencyLimits { p99: p99.map(Duration::from_millis), mean: mean.map(Duration::from_millis), ..Default::default() },
-            codes: codes.iter().map(|(a, b)| CodeRange { from: *a, to: *b }).collect(),
+            latency: LatencyLimits {
+                p99: p99.map(Duration::from_millis),
+                mean: mean.map(Duration::from_millis),
+                ..Default::default()
+            },
+            codes: codes
+                .iter()
+                .map(|(a, b)| CodeRange { from: *a, to: *b })
+                .collect(),
             all_sent: true,
         }
     }
@@ -157,7 +196,13 @@ mod tests {
             failing: &'static [&'static str],
         }
         let cases = [
-            Case { name: "all good", expect: expect(Some(1.0), &[(200, 299)], Some(10), None), stats: stats(&[(200, 100, 2)], 0, 0), pass: true, failing: &[] },
+            Case {
+                name: "all good",
+                expect: expect(Some(1.0), &[(200, 299)], Some(10), None),
+                stats: stats(&[(200, 100, 2)], 0, 0),
+                pass: true,
+                failing: &[],
+            },
             Case {
                 name: "500s fail the rate when codes are listed",
                 expect: expect(Some(0.99), &[(200, 399)], None, None),
@@ -172,8 +217,20 @@ mod tests {
                 pass: true,
                 failing: &[],
             },
-            Case { name: "errors count against the rate", expect: expect(Some(0.95), &[], None, None), stats: stats(&[(200, 90, 1)], 10, 0), pass: false, failing: &["success rate"] },
-            Case { name: "rate at the threshold passes", expect: expect(Some(0.9), &[], None, None), stats: stats(&[(200, 90, 1)], 10, 0), pass: true, failing: &[] },
+            Case {
+                name: "errors count against the rate",
+                expect: expect(Some(0.95), &[], None, None),
+                stats: stats(&[(200, 90, 1)], 10, 0),
+                pass: false,
+                failing: &["success rate"],
+            },
+            Case {
+                name: "rate at the threshold passes",
+                expect: expect(Some(0.9), &[], None, None),
+                stats: stats(&[(200, 90, 1)], 10, 0),
+                pass: true,
+                failing: &[],
+            },
             Case {
                 name: "slow p99 and mean",
                 expect: expect(None, &[], Some(50), Some(20)),
@@ -181,8 +238,20 @@ mod tests {
                 pass: false,
                 failing: &["latency mean", "latency p99"],
             },
-            Case { name: "unsent slots fail", expect: expect(None, &[], None, None), stats: stats(&[(200, 10, 1)], 0, 3), pass: false, failing: &["all sent"] },
-            Case { name: "nothing answered fails latency", expect: expect(None, &[], Some(5), None), stats: stats(&[], 4, 0), pass: false, failing: &["latency p99"] },
+            Case {
+                name: "unsent slots fail",
+                expect: expect(None, &[], None, None),
+                stats: stats(&[(200, 10, 1)], 0, 3),
+                pass: false,
+                failing: &["all sent"],
+            },
+            Case {
+                name: "nothing answered fails latency",
+                expect: expect(None, &[], Some(5), None),
+                stats: stats(&[], 4, 0),
+                pass: false,
+                failing: &["latency p99"],
+            },
         ];
         for c in cases {
             let v = judge([("t", &c.expect, &c.stats)], &c.expect);
@@ -198,8 +267,25 @@ mod tests {
         let a = stats(&[(200, 10, 1)], 0, 0);
         let b = stats(&[(200, 9, 1), (404, 1, 1)], 0, 0);
         let v = judge([("a", &e, &a), ("b", &e, &b)], &e);
-        let names: Vec<String> = v.checks.iter().map(|c| format!("{}/{}", c.target, c.check)).collect();
-        assert_eq!(names, ["a/success rate", "a/latency p99", "a/all sent", "b/success rate", "b/latency p99", "b/all sent", "round/success rate", "round/latency p99", "round/all sent"]);
+        let names: Vec<String> = v
+            .checks
+            .iter()
+            .map(|c| format!("{}/{}", c.target, c.check))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "a/success rate",
+                "a/latency p99",
+                "a/all sent",
+                "b/success rate",
+                "b/latency p99",
+                "b/all sent",
+                "round/success rate",
+                "round/latency p99",
+                "round/all sent"
+            ]
+        );
         assert!(!v.pass);
         let round_rate = &v.checks[6];
         assert_eq!(round_rate.observed, "95% (19/20)");

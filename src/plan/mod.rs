@@ -14,7 +14,11 @@ use crate::task::schedule::Schedule;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Origin {
     pub file: PathBuf,
+    /// Line of the document's start.
     pub line: usize,
+    /// Where `metadata.name` is.
+    #[serde(skip)]
+    pub name_pos: crate::diag::Pos,
 }
 
 /// The task file's format.
@@ -69,7 +73,9 @@ pub enum Placement {
     /// A fixed number of agents.
     Count(u32),
     /// One agent per matching node.
-    PerNode { node_selector: BTreeMap<String, String> },
+    PerNode {
+        node_selector: BTreeMap<String, String>,
+    },
 }
 
 /// How hard and how long to press each target, per agent.
@@ -122,9 +128,16 @@ pub struct LatencyLimits {
 impl LatencyLimits {
     /// Each set limit with its name, in a fixed order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, Duration)> + '_ {
-        [("mean", self.mean), ("p50", self.p50), ("p90", self.p90), ("p95", self.p95), ("p99", self.p99), ("max", self.max)]
-            .into_iter()
-            .filter_map(|(n, d)| d.map(|d| (n, d)))
+        [
+            ("mean", self.mean),
+            ("p50", self.p50),
+            ("p90", self.p90),
+            ("p95", self.p95),
+            ("p99", self.p99),
+            ("max", self.max),
+        ]
+        .into_iter()
+        .filter_map(|(n, d)| d.map(|d| (n, d)))
     }
 }
 
@@ -203,7 +216,10 @@ pub struct Header {
 pub enum HeaderValue {
     Inline(String),
     /// A key of a Secret mounted in the pod (credentials never sit in the task).
-    Secret { name: String, key: String },
+    Secret {
+        name: String,
+        key: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -214,9 +230,15 @@ pub enum Body {
     /// A file beside the task (local runs).
     File(FileRef),
     /// One key of a ConfigMap mounted in the pod.
-    ConfigMapKey { name: String, key: String },
+    ConfigMapKey {
+        name: String,
+        key: String,
+    },
     /// kdoctor's `bodyConfigmapName`: the JSON encoding of the ConfigMap's whole data map.
-    ConfigMapJson { name: String, namespace: String },
+    ConfigMapJson {
+        name: String,
+        namespace: String,
+    },
 }
 
 /// Where TLS material comes from and whether the server is verified.
@@ -274,7 +296,12 @@ pub struct DnsTarget {
 #[serde(rename_all = "camelCase")]
 pub enum DnsServer {
     /// A Service's cluster IPs on port 53; `name: None` means every CoreDNS Service in kube-system.
-    ClusterService { name: Option<String>, namespace: String, ipv4: bool, ipv6: bool },
+    ClusterService {
+        name: Option<String>,
+        namespace: String,
+        ipv4: bool,
+        ipv6: bool,
+    },
     Address(std::net::SocketAddr),
 }
 

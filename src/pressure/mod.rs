@@ -103,7 +103,9 @@ impl Live {
             sent: AtomicU64::new(0),
             answered: AtomicU64::new(0),
             failed: AtomicU64::new(0),
-            shards: (0..SHARDS).map(|_| std::sync::Mutex::new(Stats::new(max))).collect(),
+            shards: (0..SHARDS)
+                .map(|_| std::sync::Mutex::new(Stats::new(max)))
+                .collect(),
         })
     }
 
@@ -125,7 +127,13 @@ fn highest_latency(load: &Load) -> Duration {
 /// Presses one target with `attempt` under `load`, starting at `start`, until the
 /// sending window closes or `stop` fires; waits for attempts in flight (each bounded by
 /// the timeout) and returns the merged statistics.
-pub async fn press<A: Attempt>(load: &Load, attempt: Arc<A>, start: Instant, stop: Stop, live: Arc<Live>) -> Stats {
+pub async fn press<A: Attempt>(
+    load: &Load,
+    attempt: Arc<A>,
+    start: Instant,
+    stop: Stop,
+    live: Arc<Live>,
+) -> Stats {
     let planned = load.planned();
     let workers = match planned {
         Some(n) => (load.max_in_flight as u64).min(n) as usize,
@@ -134,10 +142,18 @@ pub async fn press<A: Attempt>(load: &Load, attempt: Arc<A>, start: Instant, sto
     let next = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::with_capacity(workers);
     for w in 0..workers {
-        let (attempt, next, stop, live, load) = (attempt.clone(), next.clone(), stop.clone(), live.clone(), load.clone());
+        let (attempt, next, stop, live, load) = (
+            attempt.clone(),
+            next.clone(),
+            stop.clone(),
+            live.clone(),
+            load.clone(),
+        );
         handles.push(tokio::spawn(async move {
             match load.rate {
-                Rate::Fixed(qps) => fixed_worker(w, qps, &load, &*attempt, &next, start, &stop, &live).await,
+                Rate::Fixed(qps) => {
+                    fixed_worker(w, qps, &load, &*attempt, &next, start, &stop, &live).await
+                }
                 Rate::Max => max_worker(w, &load, &*attempt, start, &stop, &live).await,
             }
         }));
@@ -154,7 +170,16 @@ pub async fn press<A: Attempt>(load: &Load, attempt: Arc<A>, start: Instant, sto
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn fixed_worker<A: Attempt>(w: usize, qps: f64, load: &Load, attempt: &A, next: &AtomicU64, start: Instant, stop: &Stop, live: &Live) {
+async fn fixed_worker<A: Attempt>(
+    w: usize,
+    qps: f64,
+    load: &Load,
+    attempt: &A,
+    next: &AtomicU64,
+    start: Instant,
+    stop: &Stop,
+    live: &Live,
+) {
     let total = load.planned().unwrap_or(0);
     let window_end = start + load.duration;
     let shard = &live.shards[w % SHARDS];
@@ -181,7 +206,14 @@ async fn fixed_worker<A: Attempt>(w: usize, qps: f64, load: &Load, attempt: &A, 
     }
 }
 
-async fn max_worker<A: Attempt>(w: usize, load: &Load, attempt: &A, start: Instant, stop: &Stop, live: &Live) {
+async fn max_worker<A: Attempt>(
+    w: usize,
+    load: &Load,
+    attempt: &A,
+    start: Instant,
+    stop: &Stop,
+    live: &Live,
+) {
     let window_end = start + load.duration;
     let shard = &live.shards[w % SHARDS];
     while !stop.is_stopped() && Instant::now() < window_end {
@@ -190,7 +222,13 @@ async fn max_worker<A: Attempt>(w: usize, load: &Load, attempt: &A, start: Insta
 }
 
 /// Sends one attempt and records it, latency counted from `due`.
-async fn one<A: Attempt>(load: &Load, attempt: &A, due: Instant, shard: &std::sync::Mutex<Stats>, live: &Live) {
+async fn one<A: Attempt>(
+    load: &Load,
+    attempt: &A,
+    due: Instant,
+    shard: &std::sync::Mutex<Stats>,
+    live: &Live,
+) {
     live.sent.fetch_add(1, Ordering::Relaxed);
     let outcome = match tokio::time::timeout(load.timeout, attempt.attempt()).await {
         Ok(o) => o,
@@ -217,18 +255,34 @@ mod tests {
     }
 
     fn load(rate: Rate, ms: u64, timeout_ms: u64, in_flight: u32) -> Load {
-        Load { rate, duration: Duration::from_millis(ms), timeout: Duration::from_millis(timeout_ms), max_in_flight: in_flight }
+        Load {
+            rate,
+            duration: Duration::from_millis(ms),
+            timeout: Duration::from_millis(timeout_ms),
+            max_in_flight: in_flight,
+        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn sends_exactly_the_planned_slots_on_time() {
         let l = load(Rate::Fixed(100.0), 1000, 50, 16);
         let live = Live::new(&l);
-        let s = press(&l, Arc::new(Fixed(Outcome::Answered(200), Duration::from_millis(2))), Instant::now(), Stop::new(), live).await;
+        let s = press(
+            &l,
+            Arc::new(Fixed(Outcome::Answered(200), Duration::from_millis(2))),
+            Instant::now(),
+            Stop::new(),
+            live,
+        )
+        .await;
         assert_eq!(s.sent, 100);
         assert_eq!(s.unsent, 0);
         assert_eq!(s.codes.get(&200), Some(&100));
-        assert!(s.summary().p99 <= Duration::from_millis(3), "{:?}", s.summary());
+        assert!(
+            s.summary().p99 <= Duration::from_millis(3),
+            "{:?}",
+            s.summary()
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -237,17 +291,35 @@ mod tests {
         // later slots leave late and their latency must include the wait.
         let l = load(Rate::Fixed(100.0), 200, 1000, 1);
         let live = Live::new(&l);
-        let s = press(&l, Arc::new(Fixed(Outcome::Answered(200), Duration::from_millis(30))), Instant::now(), Stop::new(), live).await;
+        let s = press(
+            &l,
+            Arc::new(Fixed(Outcome::Answered(200), Duration::from_millis(30))),
+            Instant::now(),
+            Stop::new(),
+            live,
+        )
+        .await;
         assert!(s.sent < 20 && s.sent >= 6, "sent {}", s.sent);
         assert_eq!(s.sent + s.unsent, 20);
-        assert!(s.summary().max >= Duration::from_millis(150), "{:?}", s.summary());
+        assert!(
+            s.summary().max >= Duration::from_millis(150),
+            "{:?}",
+            s.summary()
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn timeouts_are_classified() {
         let l = load(Rate::Fixed(10.0), 1000, 100, 64);
         let live = Live::new(&l);
-        let s = press(&l, Arc::new(Fixed(Outcome::Answered(200), Duration::from_secs(5))), Instant::now(), Stop::new(), live).await;
+        let s = press(
+            &l,
+            Arc::new(Fixed(Outcome::Answered(200), Duration::from_secs(5))),
+            Instant::now(),
+            Stop::new(),
+            live,
+        )
+        .await;
         assert_eq!(s.error(ErrorKind::Timeout), 10);
         assert_eq!(s.answered(), 0);
     }
@@ -262,7 +334,14 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(450)).await;
             s2.stop();
         });
-        let s = press(&l, Arc::new(Fixed(Outcome::Answered(204), Duration::from_millis(1))), Instant::now(), stop, live).await;
+        let s = press(
+            &l,
+            Arc::new(Fixed(Outcome::Answered(204), Duration::from_millis(1))),
+            Instant::now(),
+            stop,
+            live,
+        )
+        .await;
         assert_eq!(s.sent, 5);
     }
 
@@ -270,7 +349,14 @@ mod tests {
     async fn max_rate_is_closed_loop_at_the_in_flight_bound() {
         let l = load(Rate::Max, 100, 100, 4);
         let live = Live::new(&l);
-        let s = press(&l, Arc::new(Fixed(Outcome::Answered(200), Duration::from_millis(10))), Instant::now(), Stop::new(), live).await;
+        let s = press(
+            &l,
+            Arc::new(Fixed(Outcome::Answered(200), Duration::from_millis(10))),
+            Instant::now(),
+            Stop::new(),
+            live,
+        )
+        .await;
         assert_eq!(s.sent, 40);
     }
 }

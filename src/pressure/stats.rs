@@ -23,8 +23,15 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 7] =
-        [ErrorKind::Timeout, ErrorKind::Refused, ErrorKind::Reset, ErrorKind::Dns, ErrorKind::Tls, ErrorKind::Protocol, ErrorKind::Other];
+    pub const ALL: [ErrorKind; 7] = [
+        ErrorKind::Timeout,
+        ErrorKind::Refused,
+        ErrorKind::Reset,
+        ErrorKind::Dns,
+        ErrorKind::Tls,
+        ErrorKind::Protocol,
+        ErrorKind::Other,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -109,7 +116,8 @@ impl Stats {
         match outcome {
             Outcome::Answered(code) => {
                 *self.codes.entry(code).or_default() += 1;
-                self.hist.saturating_record((latency.as_micros() as u64).max(1));
+                self.hist
+                    .saturating_record((latency.as_micros() as u64).max(1));
             }
             Outcome::Failed(kind) => self.errors[kind as usize] += 1,
         }
@@ -119,7 +127,8 @@ impl Stats {
         // Bounds may differ (merging agents); values beyond ours saturate.
         if self.hist.add(&other.hist).is_err() {
             for v in other.hist.iter_recorded() {
-                self.hist.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+                self.hist
+                    .saturating_record_n(v.value_iterated_to(), v.count_at_value());
             }
         }
         for (c, n) in &other.codes {
@@ -146,7 +155,11 @@ impl Stats {
 
     /// Error kinds with a non-zero count.
     pub fn errors(&self) -> BTreeMap<ErrorKind, u64> {
-        ErrorKind::ALL.iter().filter(|k| self.error(**k) > 0).map(|k| (*k, self.error(*k))).collect()
+        ErrorKind::ALL
+            .iter()
+            .filter(|k| self.error(**k) > 0)
+            .map(|k| (*k, self.error(*k)))
+            .collect()
     }
 
     pub fn summary(&self) -> LatencySummary {

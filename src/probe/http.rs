@@ -24,7 +24,10 @@ pub struct HttpAttempt {
 
 impl Attempt for HttpAttempt {
     async fn attempt(&self) -> Outcome {
-        let mut req = self.client.request(self.method.clone(), self.url.clone()).headers(self.headers.clone());
+        let mut req = self
+            .client
+            .request(self.method.clone(), self.url.clone())
+            .headers(self.headers.clone());
         if let Some(b) = &self.body {
             req = req.body(b.clone());
         }
@@ -47,20 +50,26 @@ impl Attempt for HttpAttempt {
 impl HttpAttempt {
     /// Builds the client and request of one target. Errors name the file or setting at fault.
     pub fn build(t: &HttpTarget, p: &Pressure, mounts: &Mounts) -> Result<Self, String> {
-        let mut url = reqwest::Url::parse(&t.url).map_err(|e| format!("invalid URL {}: {e}", t.url))?;
-        let method = reqwest::Method::from_bytes(t.method.as_bytes()).map_err(|e| format!("method {}: {e}", t.method))?;
+        let mut url =
+            reqwest::Url::parse(&t.url).map_err(|e| format!("invalid URL {}: {e}", t.url))?;
+        let method = reqwest::Method::from_bytes(t.method.as_bytes())
+            .map_err(|e| format!("method {}: {e}", t.method))?;
         let mut headers = HeaderMap::new();
         for h in &t.headers {
-            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| format!("header {}: {e}", h.name))?;
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|e| format!("header {}: {e}", h.name))?;
             let value = match &h.value {
                 plan::HeaderValue::Inline(v) => v.clone(),
                 plan::HeaderValue::Secret { name: secret, key } => {
                     let path = mounts.secret_dir(secret).join(key);
                     let raw = read_file(&path, &format!("header {} from Secret {secret}", h.name))?;
-                    String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).to_string()
+                    String::from_utf8_lossy(&raw)
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string()
                 }
             };
-            let mut value = HeaderValue::from_str(&value).map_err(|_| format!("header {} has an invalid value", h.name))?;
+            let mut value = HeaderValue::from_str(&value)
+                .map_err(|_| format!("header {} has an invalid value", h.name))?;
             if matches!(h.value, plan::HeaderValue::Secret { .. }) {
                 value.set_sensitive(true);
             }
@@ -70,8 +79,13 @@ impl HttpAttempt {
             Body::None => None,
             Body::Inline(s) => Some(Bytes::from(s.clone())),
             Body::File(f) => Some(Bytes::from(read_file(&f.path, "body file")?)),
-            Body::ConfigMapKey { name, key } => Some(Bytes::from(read_file(&mounts.configmap_dir(name).join(key), &format!("body from ConfigMap {name}"))?)),
-            Body::ConfigMapJson { name, .. } => Some(Bytes::from(configmap_json(&mounts.configmap_dir(name))?)),
+            Body::ConfigMapKey { name, key } => Some(Bytes::from(read_file(
+                &mounts.configmap_dir(name).join(key),
+                &format!("body from ConfigMap {name}"),
+            )?)),
+            Body::ConfigMapJson { name, .. } => {
+                Some(Bytes::from(configmap_json(&mounts.configmap_dir(name))?))
+            }
         };
 
         let mut b = reqwest::Client::builder()
@@ -79,7 +93,11 @@ impl HttpAttempt {
             .tcp_nodelay(true)
             .connect_timeout(p.timeout)
             .user_agent(concat!("kpatrol/", env!("CARGO_PKG_VERSION")))
-            .redirect(if t.redirects == 0 { reqwest::redirect::Policy::none() } else { reqwest::redirect::Policy::limited(t.redirects as usize) })
+            .redirect(if t.redirects == 0 {
+                reqwest::redirect::Policy::none()
+            } else {
+                reqwest::redirect::Policy::limited(t.redirects as usize)
+            })
             .pool_max_idle_per_host(match p.connections {
                 Connections::Reuse => p.max_in_flight as usize,
                 Connections::Fresh => 0,
@@ -98,18 +116,30 @@ impl HttpAttempt {
                     .and_then(|h| h.trim_matches(['[', ']']).parse().ok())
                     .ok_or_else(|| "tls.serverName needs an IP address in the URL".to_string())?;
                 let port = url.port_or_known_default().unwrap_or(443);
-                url.set_host(Some(sni)).map_err(|e| format!("tls.serverName {sni}: {e}"))?;
+                url.set_host(Some(sni))
+                    .map_err(|e| format!("tls.serverName {sni}: {e}"))?;
                 b = b.resolve(sni, std::net::SocketAddr::new(ip, port));
             }
         }
         let client = b.build().map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(HttpAttempt { client, method, url, headers, body })
+        Ok(HttpAttempt {
+            client,
+            method,
+            url,
+            headers,
+            body,
+        })
     }
 }
 
 /// kdoctor's body: the JSON encoding of a ConfigMap's whole data map (files of the mounted directory).
 fn configmap_json(dir: &std::path::Path) -> Result<Vec<u8>, String> {
-    let rd = std::fs::read_dir(dir).map_err(|e| format!("cannot read body ConfigMap directory {}: {e}", dir.display()))?;
+    let rd = std::fs::read_dir(dir).map_err(|e| {
+        format!(
+            "cannot read body ConfigMap directory {}: {e}",
+            dir.display()
+        )
+    })?;
     let mut data = std::collections::BTreeMap::new();
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
@@ -132,7 +162,11 @@ fn pem_certs(bytes: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, S
 }
 
 /// The rustls configuration of one target (ring provider, ALPN from the HTTP version).
-fn tls_config(tls: &plan::Tls, version: HttpVersion, mounts: &Mounts) -> Result<rustls::ClientConfig, String> {
+fn tls_config(
+    tls: &plan::Tls,
+    version: HttpVersion,
+    mounts: &Mounts,
+) -> Result<rustls::ClientConfig, String> {
     let mut ca = None;
     let mut cert = None;
     let mut key = None;
@@ -140,13 +174,22 @@ fn tls_config(tls: &plan::Tls, version: HttpVersion, mounts: &Mounts) -> Result<
         ca = Some((read_file(&f.path, "CA file")?, f.path.display().to_string()));
     }
     if let (Some(c), Some(k)) = (&tls.cert, &tls.key) {
-        cert = Some((read_file(&c.path, "client certificate")?, c.path.display().to_string()));
-        key = Some((read_file(&k.path, "client key")?, k.path.display().to_string()));
+        cert = Some((
+            read_file(&c.path, "client certificate")?,
+            c.path.display().to_string(),
+        ));
+        key = Some((
+            read_file(&k.path, "client key")?,
+            k.path.display().to_string(),
+        ));
     }
     if let Some(secret) = &tls.secret {
         let dir = mounts.secret_dir(secret);
         if !dir.is_dir() {
-            return Err(format!("TLS Secret {secret} is not mounted at {}", dir.display()));
+            return Err(format!(
+                "TLS Secret {secret} is not mounted at {}",
+                dir.display()
+            ));
         }
         let opt = |k: &str| -> Option<(Vec<u8>, String)> {
             let p = dir.join(k);
@@ -156,7 +199,9 @@ fn tls_config(tls: &plan::Tls, version: HttpVersion, mounts: &Mounts) -> Result<
         cert = opt("tls.crt");
         key = opt("tls.key");
         if cert.is_some() != key.is_some() {
-            return Err(format!("TLS Secret {secret} needs both tls.crt and tls.key for a client certificate"));
+            return Err(format!(
+                "TLS Secret {secret} needs both tls.crt and tls.key for a client certificate"
+            ));
         }
     }
     let verify = if tls.insecure_skip_verify {
@@ -182,13 +227,18 @@ fn tls_config(tls: &plan::Tls, version: HttpVersion, mounts: &Mounts) -> Result<
         }
         builder.with_root_certificates(roots)
     } else {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
     };
     let mut cfg = match (cert, key) {
         (Some((c, cname)), Some((k, kname))) => {
             let chain = pem_certs(&c, &format!("client certificate {cname}"))?;
-            let key = PrivateKeyDer::from_pem_slice(&k).map_err(|e| format!("client key {kname} is not a PEM private key: {e}"))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| format!("client certificate {cname}: {e}"))?
+            let key = PrivateKeyDer::from_pem_slice(&k)
+                .map_err(|e| format!("client key {kname} is not a PEM private key: {e}"))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("client certificate {cname}: {e}"))?
         }
         _ => builder.with_no_client_auth(),
     };
@@ -222,7 +272,12 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -230,7 +285,12 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
@@ -249,12 +309,18 @@ pub fn classify(e: &reqwest::Error) -> ErrorKind {
             return ErrorKind::Tls;
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
                 return ErrorKind::Tls;
             }
             match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => return ErrorKind::Refused,
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::UnexpectedEof => {
+                std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof => {
                     return ErrorKind::Reset;
                 }
                 std::io::ErrorKind::TimedOut => return ErrorKind::Timeout,
@@ -274,13 +340,24 @@ pub fn classify(e: &reqwest::Error) -> ErrorKind {
         src = s.source();
     }
     let t = text.to_ascii_lowercase();
-    if t.contains("dns error") || t.contains("failed to lookup") || t.contains("name or service not known") {
+    if t.contains("dns error")
+        || t.contains("failed to lookup")
+        || t.contains("name or service not known")
+    {
         ErrorKind::Dns
     } else if t.contains("certificate") || t.contains("tls") || t.contains("handshake") {
         ErrorKind::Tls
-    } else if t.contains("connection reset") || t.contains("connection closed") || t.contains("broken pipe") {
+    } else if t.contains("connection reset")
+        || t.contains("connection closed")
+        || t.contains("broken pipe")
+    {
         ErrorKind::Reset
-    } else if e.is_redirect() || e.is_decode() || t.contains("http2") || t.contains("h2 protocol") || t.contains("frame") {
+    } else if e.is_redirect()
+        || e.is_decode()
+        || t.contains("http2")
+        || t.contains("h2 protocol")
+        || t.contains("frame")
+    {
         ErrorKind::Protocol
     } else {
         ErrorKind::Other

@@ -23,7 +23,9 @@ pub const DEFAULT_MOUNTS: &str = "/etc/kpatrol";
 pub enum ProbeError {
     #[error("target {target}: {message}")]
     Setup { target: String, message: String },
-    #[error("mode `{0}` cannot run yet in this version of kpatrol-probe; `kpatrol validate` and `kpatrol render` accept it")]
+    #[error(
+        "mode `{0}` cannot run yet in this version of kpatrol-probe; `kpatrol validate` and `kpatrol render` accept it"
+    )]
     ModeNotAvailable(&'static str),
     #[error("the task has no targets")]
     NoTargets,
@@ -84,12 +86,22 @@ enum PreparedTarget {
 /// Builds every target's attempt. Fails (exit 2) when a file is missing or TLS material is bad.
 pub fn prepare(plan: &Plan, mounts: &Mounts) -> Result<Prepared, ProbeError> {
     let p = &plan.pressure;
-    let load = Load { rate: p.rate, duration: p.duration, timeout: p.timeout, max_in_flight: p.max_in_flight };
+    let load = Load {
+        rate: p.rate,
+        duration: p.duration,
+        timeout: p.timeout,
+        max_in_flight: p.max_in_flight,
+    };
     let mut targets = Vec::new();
     match &plan.mode {
         Mode::Http(h) => {
             for t in &h.targets {
-                let a = http::HttpAttempt::build(t, p, mounts).map_err(|message| ProbeError::Setup { target: t.name.clone(), message })?;
+                let a = http::HttpAttempt::build(t, p, mounts).map_err(|message| {
+                    ProbeError::Setup {
+                        target: t.name.clone(),
+                        message,
+                    }
+                })?;
                 targets.push((t.name.clone(), PreparedTarget::Http(Arc::new(a))));
             }
         }
@@ -98,8 +110,18 @@ pub fn prepare(plan: &Plan, mounts: &Mounts) -> Result<Prepared, ProbeError> {
     if targets.is_empty() {
         return Err(ProbeError::NoTargets);
     }
-    let live = targets.iter().map(|(n, _)| LiveTarget { name: n.clone(), live: Live::new(&load) }).collect();
-    Ok(Prepared { load, targets, live })
+    let live = targets
+        .iter()
+        .map(|(n, _)| LiveTarget {
+            name: n.clone(),
+            live: Live::new(&load),
+        })
+        .collect();
+    Ok(Prepared {
+        load,
+        targets,
+        live,
+    })
 }
 
 /// Presses every target at once for the round's duration; `stop` ends it early.
@@ -124,9 +146,18 @@ pub async fn run_round(prepared: &Prepared, stop: Stop) -> RoundResult {
             Ok(s) => s,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
-        targets.push(TargetResult { name, planned: prepared.load.planned(), stats });
+        targets.push(TargetResult {
+            name,
+            planned: prepared.load.planned(),
+            stats,
+        });
     }
-    RoundResult { targets, started_at, elapsed: start.elapsed(), stopped: stop.is_stopped() }
+    RoundResult {
+        targets,
+        started_at,
+        elapsed: start.elapsed(),
+        stopped: stop.is_stopped(),
+    }
 }
 
 /// Reads a file for a target, naming the file and what it was for on failure.

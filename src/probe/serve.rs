@@ -21,12 +21,22 @@ async fn answer(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byt
     for pair in req.uri().query().unwrap_or("").split('&') {
         match pair.split_once('=') {
             Some(("status", v)) => {
-                if let Some(s) = v.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
+                if let Some(s) = v
+                    .parse::<u16>()
+                    .ok()
+                    .and_then(|c| StatusCode::from_u16(c).ok())
+                {
                     status = s;
                 }
             }
             Some(("delay", v)) => {
-                delay = v.parse::<u64>().map(Duration::from_millis).ok().or_else(|| parse_duration(v)).unwrap_or_default().min(Duration::from_secs(60));
+                delay = v
+                    .parse::<u64>()
+                    .map(Duration::from_millis)
+                    .ok()
+                    .or_else(|| parse_duration(v))
+                    .unwrap_or_default()
+                    .min(Duration::from_secs(60));
             }
             _ => {}
         }
@@ -34,8 +44,16 @@ async fn answer(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byt
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let body = if req.method() == hyper::Method::HEAD { Bytes::new() } else { Bytes::from_static(b"kpatrol ok\n") };
-    Ok(Response::builder().status(status).header("content-type", "text/plain").body(Full::new(body)).expect("static response"))
+    let body = if req.method() == hyper::Method::HEAD {
+        Bytes::new()
+    } else {
+        Bytes::from_static(b"kpatrol ok\n")
+    };
+    Ok(Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(Full::new(body))
+        .expect("static response"))
 }
 
 /// Serves the target on `listener` until `stop` fires.
@@ -48,7 +66,9 @@ pub async fn serve(listener: TcpListener, stop: Stop) -> std::io::Result<()> {
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(answer);
-            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
         });
     }
 }

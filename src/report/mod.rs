@@ -81,10 +81,18 @@ pub fn build(plan: &Plan, round: &RoundResult, verdict: &Verdict) -> RoundReport
                 answered: s.answered(),
                 failed: s.failed(),
                 succeeded: ok,
-                success_rate: if s.sent == 0 { 0.0 } else { ok as f64 / s.sent as f64 },
+                success_rate: if s.sent == 0 {
+                    0.0
+                } else {
+                    ok as f64 / s.sent as f64
+                },
                 rate: s.sent as f64 / secs,
                 codes: s.codes.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
-                errors: s.errors().into_iter().map(|(k, n)| (k.as_str().to_string(), n)).collect(),
+                errors: s
+                    .errors()
+                    .into_iter()
+                    .map(|(k, n)| (k.as_str().to_string(), n))
+                    .collect(),
                 latency_ms: s.summary(),
             }
         })
@@ -112,10 +120,31 @@ fn ms(d: std::time::Duration) -> String {
 /// The human table: one summary line per target, then every check.
 pub fn table(r: &RoundReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} {}/{} ({:.1}s{})", r.kind, r.namespace, r.task, r.duration_seconds, if r.stopped { ", stopped early" } else { "" });
+    let _ = writeln!(
+        out,
+        "{} {}/{} ({:.1}s{})",
+        r.kind,
+        r.namespace,
+        r.task,
+        r.duration_seconds,
+        if r.stopped { ", stopped early" } else { "" }
+    );
     for t in &r.targets {
-        let errors = if t.errors.is_empty() { "no errors".to_string() } else { t.errors.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ") };
-        let codes = t.codes.iter().map(|(c, n)| format!("{c}×{n}")).collect::<Vec<_>>().join(" ");
+        let errors = if t.errors.is_empty() {
+            "no errors".to_string()
+        } else {
+            t.errors
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let codes = t
+            .codes
+            .iter()
+            .map(|(c, n)| format!("{c}×{n}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         let _ = writeln!(
             out,
             "  {}: sent {} ({:.1}/s), unsent {}, answered {} [{}], {}; latency p50 {} p90 {} p99 {} max {}",
@@ -132,9 +161,23 @@ pub fn table(r: &RoundReport) -> String {
             ms(t.latency_ms.max)
         );
     }
-    let rows: Vec<[String; 5]> = std::iter::once(["TARGET".into(), "CHECK".into(), "OBSERVED".into(), "THRESHOLD".into(), "RESULT".into()])
-        .chain(r.checks.iter().map(|c| [c.target.clone(), c.check.clone(), c.observed.clone(), c.threshold.clone(), if c.pass { "pass".into() } else { "FAIL".into() }]))
-        .collect();
+    let rows: Vec<[String; 5]> = std::iter::once([
+        "TARGET".into(),
+        "CHECK".into(),
+        "OBSERVED".into(),
+        "THRESHOLD".into(),
+        "RESULT".into(),
+    ])
+    .chain(r.checks.iter().map(|c| {
+        [
+            c.target.clone(),
+            c.check.clone(),
+            c.observed.clone(),
+            c.threshold.clone(),
+            if c.pass { "pass".into() } else { "FAIL".into() },
+        ]
+    }))
+    .collect();
     let mut widths = [0usize; 5];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -154,7 +197,13 @@ pub fn table(r: &RoundReport) -> String {
         let _ = writeln!(out, "{}", line.trim_end());
     }
     let failed = r.checks.iter().filter(|c| !c.pass).count();
-    let _ = writeln!(out, "\nverdict: {} ({} checks, {} failed)", r.verdict.to_uppercase(), r.checks.len(), failed);
+    let _ = writeln!(
+        out,
+        "\nverdict: {} ({} checks, {} failed)",
+        r.verdict.to_uppercase(),
+        r.checks.len(),
+        failed
+    );
     out
 }
 

@@ -18,7 +18,9 @@ pub const MAX_QPS_APP_HTTP: i64 = 100;
 pub const MAX_QPS_NET_REACH: i64 = 20;
 pub const MAX_QPS_NET_DNS: i64 = 100;
 
-const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "PATCH", "HEAD"];
+const METHODS: &[&str] = &[
+    "GET", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "PATCH", "HEAD",
+];
 
 struct Common {
     schedule: Schedule,
@@ -32,7 +34,14 @@ struct Common {
 /// Reads `spec.schedule`, `spec.agentSpec`, `spec.request` (qps, duration, timeout) and `spec.expect`.
 /// `max_qps` is the kind's limit; `webhook_defaults` says whether absent blocks get the
 /// mutating webhook's values (NetReach, AppHttpHealthy) or are required (Netdns).
-fn common(cx: &mut Cx, spec: &mut Fields, request: Option<&mut Fields>, max_qps: i64, webhook_defaults: bool, kind: &str) -> Option<Common> {
+fn common(
+    cx: &mut Cx,
+    spec: &mut Fields,
+    request: Option<&mut Fields>,
+    max_qps: i64,
+    webhook_defaults: bool,
+    kind: &str,
+) -> Option<Common> {
     let before = cx.diags.error_count();
     // schedule
     let (schedule, round_timeout_min, rounds) = match spec.map(cx, "schedule") {
@@ -40,29 +49,44 @@ fn common(cx: &mut Cx, spec: &mut Fields, request: Option<&mut Fields>, max_qps:
             let sched = match s.required(cx, "schedule") {
                 Some(n) => {
                     let path = s.path_of("schedule");
-                    cx.string(n, &path).and_then(|text| match schedule::parse_kdoctor(&text) {
-                        Ok(x) => Some(x),
-                        Err(e) => {
-                            cx.diags.error(n.pos, &path, e.message).allowed(e.allowed);
-                            None
-                        }
-                    })
+                    cx.string(n, &path)
+                        .and_then(|text| match schedule::parse_kdoctor(&text) {
+                            Ok(x) => Some(x),
+                            Err(e) => {
+                                cx.diags.error(n.pos, &path, e.message).allowed(e.allowed);
+                                None
+                            }
+                        })
                 }
                 None => None,
             };
             let rt = s.int(cx, "roundTimeoutMinute").unwrap_or(60);
             if rt < 1 {
-                cx.diags.error(s.pos_of("roundTimeoutMinute"), &s.path_of("roundTimeoutMinute"), format!("{rt} minutes")).allowed("1 or more");
+                cx.diags
+                    .error(
+                        s.pos_of("roundTimeoutMinute"),
+                        &s.path_of("roundTimeoutMinute"),
+                        format!("{rt} minutes"),
+                    )
+                    .allowed("1 or more");
             }
             let rounds = s.int(cx, "roundNumber").unwrap_or(1);
             if rounds == 0 || rounds < -1 {
                 cx.diags
-                    .error(s.pos_of("roundNumber"), &s.path_of("roundNumber"), format!("{rounds} rounds would never run"))
+                    .error(
+                        s.pos_of("roundNumber"),
+                        &s.path_of("roundNumber"),
+                        format!("{rounds} rounds would never run"),
+                    )
                     .allowed("-1 (forever) or a number ≥ 1");
             }
             if let Some(Schedule::Minutes { every_min, .. }) = &sched {
                 if rt > *every_min as i64 {
-                    let pos = if s.has("roundTimeoutMinute") { s.pos_of("roundTimeoutMinute") } else { s.pos };
+                    let pos = if s.has("roundTimeoutMinute") {
+                        s.pos_of("roundTimeoutMinute")
+                    } else {
+                        s.pos
+                    };
                     cx.diags
                         .error(pos, &s.path_of("roundTimeoutMinute"), format!(
                             "round timeout of {rt} minutes is longer than the schedule's interval of {every_min} minutes (kdoctor's rule; its default is 60)"
@@ -83,7 +107,11 @@ fn common(cx: &mut Cx, spec: &mut Fields, request: Option<&mut Fields>, max_qps:
             (None, 60, 1)
         }
         None => {
-            cx.diags.error(spec.pos, &spec.path_of("schedule"), "required field is missing");
+            cx.diags.error(
+                spec.pos,
+                &spec.path_of("schedule"),
+                "required field is missing",
+            );
             (None, 60, 1)
         }
     };
@@ -97,28 +125,53 @@ fn common(cx: &mut Cx, spec: &mut Fields, request: Option<&mut Fields>, max_qps:
             let has_timeout = r.has("perRequestTimeoutInMS");
             let to = r.int(cx, "perRequestTimeoutInMS").unwrap_or(5);
             if !has_timeout {
-                cx.diags.warn(r.pos, &r.path_of("perRequestTimeoutInMS"), "not set: kdoctor's CRD default is 5 ms, which most targets cannot meet");
+                cx.diags.warn(
+                    r.pos,
+                    &r.path_of("perRequestTimeoutInMS"),
+                    "not set: kdoctor's CRD default is 5 ms, which most targets cannot meet",
+                );
             }
             if qps < 1 || qps >= max_qps {
                 cx.diags
-                    .error(r.pos_of("qps"), &r.path_of("qps"), format!("{kind} requires qps {qps} within kdoctor's limit"))
-                    .allowed(format!("1–{} (kdoctor's chart limit; use a native kind for more)", max_qps - 1));
+                    .error(
+                        r.pos_of("qps"),
+                        &r.path_of("qps"),
+                        format!("{kind} requires qps {qps} within kdoctor's limit"),
+                    )
+                    .allowed(format!(
+                        "1–{} (kdoctor's chart limit; use a native kind for more)",
+                        max_qps - 1
+                    ));
             }
             if dur < 1 || dur > round_timeout_min * 60 {
                 cx.diags
-                    .error(r.pos_of("durationInSecond"), &r.path_of("durationInSecond"), format!("{dur} seconds does not fit the round timeout of {round_timeout_min} minutes"))
+                    .error(
+                        r.pos_of("durationInSecond"),
+                        &r.path_of("durationInSecond"),
+                        format!(
+                            "{dur} seconds does not fit the round timeout ({round_timeout_min} min)"
+                        ),
+                    )
                     .allowed(format!("1–{}", round_timeout_min * 60));
             }
             if to < 1 || to > round_timeout_min * 60_000 {
                 cx.diags
-                    .error(r.pos_of("perRequestTimeoutInMS"), &r.path_of("perRequestTimeoutInMS"), format!("{to} ms does not fit the round timeout of {round_timeout_min} minutes"))
+                    .error(
+                        r.pos_of("perRequestTimeoutInMS"),
+                        &r.path_of("perRequestTimeoutInMS"),
+                        format!("{to} ms does not fit the round timeout ({round_timeout_min} min)"),
+                    )
                     .allowed(format!("1–{}", round_timeout_min * 60_000));
             }
             (qps, dur, to)
         }
         None if webhook_defaults => (10, 2, 500),
         None => {
-            cx.diags.error(spec.pos, &spec.path_of("request"), "required field is missing");
+            cx.diags.error(
+                spec.pos,
+                &spec.path_of("request"),
+                "required field is missing",
+            );
             (5, 2, 5)
         }
     };
@@ -128,16 +181,37 @@ fn common(cx: &mut Cx, spec: &mut Fields, request: Option<&mut Fields>, max_qps:
         Some(mut e) => {
             let rate = e.float(cx, "successRate").unwrap_or(1.0);
             if !(0.0..=1.0).contains(&rate) {
-                cx.diags.error(e.pos_of("successRate"), &e.path_of("successRate"), format!("{rate} is not a ratio")).allowed("0–1");
+                cx.diags
+                    .error(
+                        e.pos_of("successRate"),
+                        &e.path_of("successRate"),
+                        format!("{rate} is not a ratio"),
+                    )
+                    .allowed("0–1");
             }
             let mean = e.int(cx, "meanAccessDelayInMs").unwrap_or(5000);
             if mean < 1 {
-                cx.diags.error(e.pos_of("meanAccessDelayInMs"), &e.path_of("meanAccessDelayInMs"), format!("{mean} ms")).allowed("1 or more");
+                cx.diags
+                    .error(
+                        e.pos_of("meanAccessDelayInMs"),
+                        &e.path_of("meanAccessDelayInMs"),
+                        format!("{mean} ms"),
+                    )
+                    .allowed("1 or more");
             }
             let codes = match e.int(cx, "statusCode") {
-                Some(c) if (100..=599).contains(&c) => vec![CodeRange { from: c as u16, to: c as u16 }],
+                Some(c) if (100..=599).contains(&c) => vec![CodeRange {
+                    from: c as u16,
+                    to: c as u16,
+                }],
                 Some(c) => {
-                    cx.diags.error(e.pos_of("statusCode"), &e.path_of("statusCode"), format!("{c} is not an HTTP status")).allowed("100–599");
+                    cx.diags
+                        .error(
+                            e.pos_of("statusCode"),
+                            &e.path_of("statusCode"),
+                            format!("{c} is not an HTTP status"),
+                        )
+                        .allowed("100–599");
                     vec![]
                 }
                 None => vec![],
@@ -145,14 +219,25 @@ fn common(cx: &mut Cx, spec: &mut Fields, request: Option<&mut Fields>, max_qps:
             e.finish(cx);
             Expect {
                 success_rate: Some(rate),
-                latency: LatencyLimits { mean: Some(Duration::from_millis(mean.max(1) as u64)), ..Default::default() },
+                latency: LatencyLimits {
+                    mean: Some(Duration::from_millis(mean.max(1) as u64)),
+                    ..Default::default()
+                },
                 codes,
                 all_sent: true,
             }
         }
-        None if webhook_defaults => Expect { success_rate: Some(1.0), all_sent: true, ..Default::default() },
+        None if webhook_defaults => Expect {
+            success_rate: Some(1.0),
+            all_sent: true,
+            ..Default::default()
+        },
         None => {
-            cx.diags.error(spec.pos, &spec.path_of("expect"), "required field is missing");
+            cx.diags.error(
+                spec.pos,
+                &spec.path_of("expect"),
+                "required field is missing",
+            );
             Expect::default()
         }
     };
@@ -179,15 +264,21 @@ fn common(cx: &mut Cx, spec: &mut Fields, request: Option<&mut Fields>, max_qps:
 
 fn agent_spec(cx: &mut Cx, spec: &mut Fields) -> Option<Agents> {
     let mut agents = Agents {
-        placement: Placement::PerNode { node_selector: BTreeMap::new() },
+        placement: Placement::PerNode {
+            node_selector: BTreeMap::new(),
+        },
         host_network: false,
         annotations: BTreeMap::new(),
         passthrough: BTreeMap::new(),
     };
-    let Some(mut a) = spec.map(cx, "agentSpec") else { return Some(agents) };
+    let Some(mut a) = spec.map(cx, "agentSpec") else {
+        return Some(agents);
+    };
     agents.annotations = a.string_map(cx, "annotation").unwrap_or_default();
     agents.host_network = a.bool(cx, "hostNetwork").unwrap_or(false);
-    let kind = a.one_of(cx, "kind", &["DaemonSet", "Deployment"]).unwrap_or("DaemonSet");
+    let kind = a
+        .one_of(cx, "kind", &["DaemonSet", "Deployment"])
+        .unwrap_or("DaemonSet");
     let replicas = a.int(cx, "deploymentReplicas");
     for key in ["affinity", "env", "resources"] {
         if let Some(n) = a.get(key) {
@@ -196,14 +287,26 @@ fn agent_spec(cx: &mut Cx, spec: &mut Fields) -> Option<Agents> {
     }
     if let Some(g) = a.int(cx, "terminationGracePeriodMinutes") {
         if g < 0 {
-            cx.diags.error(a.pos_of("terminationGracePeriodMinutes"), &a.path_of("terminationGracePeriodMinutes"), format!("{g} minutes")).allowed("0 or more");
+            cx.diags
+                .error(
+                    a.pos_of("terminationGracePeriodMinutes"),
+                    &a.path_of("terminationGracePeriodMinutes"),
+                    format!("{g} minutes"),
+                )
+                .allowed("0 or more");
         }
     }
     if kind == "Deployment" {
         match replicas {
             Some(r) if r >= 1 => agents.placement = Placement::Count(r as u32),
             Some(r) => {
-                cx.diags.error(a.pos_of("deploymentReplicas"), &a.path_of("deploymentReplicas"), format!("{r} replicas run no agent")).allowed("1 or more");
+                cx.diags
+                    .error(
+                        a.pos_of("deploymentReplicas"),
+                        &a.path_of("deploymentReplicas"),
+                        format!("{r} replicas run no agent"),
+                    )
+                    .allowed("1 or more");
             }
             None => {
                 cx.diags.error(a.pos, &a.path_of("deploymentReplicas"), "a Deployment without deploymentReplicas runs no agent (kdoctor's template has replicas: 0)").allowed("1 or more");
@@ -235,7 +338,14 @@ fn plan(meta: Meta, kind: &str, c: Common, mode: Mode) -> Plan {
 pub(crate) fn app_http_healthy(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan> {
     let before = cx.diags.error_count();
     let mut request = spec.map(cx, "request");
-    let common = common(cx, spec, request.as_mut(), MAX_QPS_APP_HTTP, true, "AppHttpHealthy");
+    let common = common(
+        cx,
+        spec,
+        request.as_mut(),
+        MAX_QPS_APP_HTTP,
+        true,
+        "AppHttpHealthy",
+    );
     if let Some(mut r) = request {
         r.finish(cx);
     }
@@ -254,7 +364,12 @@ pub(crate) fn app_http_healthy(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Op
     if cx.diags.error_count() > before {
         return None;
     }
-    Some(plan(meta, "AppHttpHealthy", c, Mode::Http(HttpPlan { targets: vec![t] })))
+    Some(plan(
+        meta,
+        "AppHttpHealthy",
+        c,
+        Mode::Http(HttpPlan { targets: vec![t] }),
+    ))
 }
 
 fn ahh_target(cx: &mut Cx, t: &mut Fields) -> Option<HttpTarget> {
@@ -263,7 +378,11 @@ fn ahh_target(cx: &mut Cx, t: &mut Fields) -> Option<HttpTarget> {
         let path = t.path_of("host");
         let raw = cx.string(n, &path)?;
         // kdoctor's mutating webhook: prefix http:// when the text has no "http" in it.
-        let url = if raw.contains("http") { raw.clone() } else { format!("http://{raw}") };
+        let url = if raw.contains("http") {
+            raw.clone()
+        } else {
+            format!("http://{raw}")
+        };
         match reqwest::Url::parse(&url) {
             Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
                 let host = u.host_str().unwrap_or("");
@@ -277,16 +396,26 @@ fn ahh_target(cx: &mut Cx, t: &mut Fields) -> Option<HttpTarget> {
                 if ok {
                     Some(url)
                 } else {
-                    cx.diags.error(n.pos, &path, format!("`{host}` is neither a domain name nor an IP address")).allowed("http(s)://DOMAIN, IPv4 or [IPv6] with an optional port and path");
+                    cx.diags
+                        .error(
+                            n.pos,
+                            &path,
+                            format!("`{host}` is neither a domain name nor an IP address"),
+                        )
+                        .allowed("http(s)://DOMAIN, IPv4 or [IPv6] with an optional port and path");
                     None
                 }
             }
             Ok(u) => {
-                cx.diags.error(n.pos, &path, format!("scheme `{}` is not HTTP", u.scheme())).allowed("http:// or https://");
+                cx.diags
+                    .error(n.pos, &path, format!("scheme `{}` is not HTTP", u.scheme()))
+                    .allowed("http:// or https://");
                 None
             }
             Err(e) => {
-                cx.diags.error(n.pos, &path, format!("`{raw}` is not a valid URL: {e}")).allowed("http(s)://HOST[:PORT][/PATH]");
+                cx.diags
+                    .error(n.pos, &path, format!("`{raw}` is not a valid URL: {e}"))
+                    .allowed("http(s)://HOST[:PORT][/PATH]");
                 None
             }
         }
@@ -320,7 +449,11 @@ fn ahh_target(cx: &mut Cx, t: &mut Fields) -> Option<HttpTarget> {
     let body = match (body_name, body_ns) {
         (Some(name), Some(namespace)) => Body::ConfigMapJson { name, namespace },
         (Some(_), None) => {
-            cx.diags.error(t.pos_of("bodyConfigmapName"), &t.path_of("bodyConfigmapNamespace"), "required when bodyConfigmapName is set");
+            cx.diags.error(
+                t.pos_of("bodyConfigmapName"),
+                &t.path_of("bodyConfigmapNamespace"),
+                "required when bodyConfigmapName is set",
+            );
             Body::None
         }
         _ => Body::None,
@@ -328,9 +461,17 @@ fn ahh_target(cx: &mut Cx, t: &mut Fields) -> Option<HttpTarget> {
     let tls_name = t.str(cx, "tlsSecretName");
     let tls_ns = t.str(cx, "tlsSecretNamespace");
     let tls = match (tls_name, tls_ns) {
-        (Some(name), Some(_)) => Tls { secret: Some(name), verify_only_with_ca: true, ..Default::default() },
+        (Some(name), Some(_)) => Tls {
+            secret: Some(name),
+            verify_only_with_ca: true,
+            ..Default::default()
+        },
         (Some(_), None) => {
-            cx.diags.error(t.pos_of("tlsSecretName"), &t.path_of("tlsSecretNamespace"), "required when tlsSecretName is set");
+            cx.diags.error(
+                t.pos_of("tlsSecretName"),
+                &t.path_of("tlsSecretNamespace"),
+                "required when tlsSecretName is set",
+            );
             Tls::default()
         }
         _ => Tls::default(),
@@ -347,7 +488,11 @@ fn ahh_target(cx: &mut Cx, t: &mut Fields) -> Option<HttpTarget> {
         body,
         tls,
         // kdoctor's http2 configures h2 over TLS only; plain http stays HTTP/1.1.
-        version: if http2 { HttpVersion::Auto } else { HttpVersion::Http1 },
+        version: if http2 {
+            HttpVersion::Auto
+        } else {
+            HttpVersion::Http1
+        },
         // Go's client follows up to 10 redirects.
         redirects: 10,
         expect: Expect::default(),
@@ -361,12 +506,23 @@ fn domain_ok(host: &str) -> bool {
     tld.len() >= 2
         && tld.chars().all(|c| c.is_ascii_alphabetic())
         && !rest.is_empty()
-        && rest.iter().all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        && rest.iter().all(|l| {
+            !l.is_empty()
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
 }
 
 pub(crate) fn net_reach(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan> {
     let mut request = spec.map(cx, "request");
-    let common = common(cx, spec, request.as_mut(), MAX_QPS_NET_REACH, true, "NetReach");
+    let common = common(
+        cx,
+        spec,
+        request.as_mut(),
+        MAX_QPS_NET_REACH,
+        true,
+        "NetReach",
+    );
     if let Some(mut r) = request {
         r.finish(cx);
     }
@@ -409,9 +565,17 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan
     let common = common(cx, spec, request.as_mut(), MAX_QPS_NET_DNS, false, "Netdns");
     let (domain, protocol) = match request {
         Some(mut r) => {
-            let domain = r.str(cx, "domain").unwrap_or_else(|| "kubernetes.default.svc.cluster.local".into());
+            let domain = r
+                .str(cx, "domain")
+                .unwrap_or_else(|| "kubernetes.default.svc.cluster.local".into());
             if domain.is_empty() || domain.len() > 253 || domain.split('.').any(|l| l.len() > 63) {
-                cx.diags.error(r.pos_of("domain"), &r.path_of("domain"), format!("`{domain}` is not a domain name")).allowed("labels of 1–63 characters, 253 in all");
+                cx.diags
+                    .error(
+                        r.pos_of("domain"),
+                        &r.path_of("domain"),
+                        format!("`{domain}` is not a domain name"),
+                    )
+                    .allowed("labels of 1–63 characters, 253 in all");
             }
             let protocol = match r.one_of(cx, "protocol", &["udp", "tcp", "tcp-tls"]) {
                 Some("tcp") => DnsProtocol::Tcp,
@@ -431,12 +595,20 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan
                 let user = t.map(cx, "targetUser");
                 let dns = t.map(cx, "targetDns");
                 if user.is_some() && dns.is_some() {
-                    cx.diags.error(t.pos, &t.path, "`targetUser` and `targetDns` exclude each other").allowed("one of targetUser, targetDns");
+                    cx.diags
+                        .error(
+                            t.pos,
+                            &t.path,
+                            "`targetUser` and `targetDns` exclude each other",
+                        )
+                        .allowed("one of targetUser, targetDns");
                 }
                 if let Some(mut u) = user {
                     let port = u.int(cx, "port").unwrap_or(53);
                     if !(1..=65535).contains(&port) {
-                        cx.diags.error(u.pos_of("port"), &u.path_of("port"), format!("port {port}")).allowed("1–65535");
+                        cx.diags
+                            .error(u.pos_of("port"), &u.path_of("port"), format!("port {port}"))
+                            .allowed("1–65535");
                     }
                     let server = u.required(cx, "server").and_then(|n| {
                         let path = u.path_of("server");
@@ -452,7 +624,10 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan
                     u.finish(cx);
                     if let Some(ip) = server {
                         targets.push(DnsTarget {
-                            server: DnsServer::Address(SocketAddr::new(ip, port.clamp(1, 65535) as u16)),
+                            server: DnsServer::Address(SocketAddr::new(
+                                ip,
+                                port.clamp(1, 65535) as u16,
+                            )),
                             protocol,
                             names: vec![domain.clone()],
                             record_type: None,
@@ -465,7 +640,11 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan
                     let ipv4 = d.bool(cx, "testIPv4").unwrap_or(true);
                     let ipv6 = d.bool(cx, "testIPv6").unwrap_or(false);
                     if name.is_some() && namespace.is_none() {
-                        cx.diags.error(d.pos_of("serviceName"), &d.path_of("serviceNamespace"), "required when serviceName is set");
+                        cx.diags.error(
+                            d.pos_of("serviceName"),
+                            &d.path_of("serviceNamespace"),
+                            "required when serviceName is set",
+                        );
                     }
                     d.finish(cx);
                     for (on, rtype) in [(ipv4, "A"), (ipv6, "AAAA")] {
@@ -473,7 +652,9 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan
                             targets.push(DnsTarget {
                                 server: DnsServer::ClusterService {
                                     name: name.clone(),
-                                    namespace: namespace.clone().unwrap_or_else(|| "kube-system".into()),
+                                    namespace: namespace
+                                        .clone()
+                                        .unwrap_or_else(|| "kube-system".into()),
                                     ipv4: rtype == "A",
                                     ipv6: rtype == "AAAA",
                                 },
@@ -494,5 +675,13 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan
     if cx.diags.error_count() > before {
         return None;
     }
-    Some(plan(meta, "Netdns", common?, Mode::Dns(DnsPlan { targets, any_reply_succeeds: true })))
+    Some(plan(
+        meta,
+        "Netdns",
+        common?,
+        Mode::Dns(DnsPlan {
+            targets,
+            any_reply_succeeds: true,
+        }),
+    ))
 }

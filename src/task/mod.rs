@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Diagnostics, Pos, did_you_mean};
-use crate::plan::{Body, Mode, Origin, Plan};
+use crate::plan::{FileRef, Origin, Plan};
 use read::{Cx, Fields};
 
 pub const NATIVE_API: &str = "kpatrol.dev/v1";
@@ -26,9 +26,16 @@ pub const KDOCTOR_KINDS: &[&str] = &["AppHttpHealthy", "NetReach", "Netdns"];
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{}: cannot read: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}:{}:{}: YAML syntax error: {message}", path.display(), pos.line, pos.col)]
-    Syntax { path: PathBuf, pos: Pos, message: String },
+    Syntax {
+        path: PathBuf,
+        pos: Pos,
+        message: String,
+    },
     #[error("{}: no task files (*.yaml, *.yml) found", path.display())]
     Empty { path: PathBuf },
 }
@@ -38,6 +45,8 @@ pub enum LoadError {
 pub struct FileTasks {
     pub plans: Vec<Plan>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Files the tasks name (body, TLS), for [`check_files`].
+    pub files: Vec<FileRef>,
 }
 
 /// Identity of a task, read before its kind-specific spec.
@@ -52,7 +61,10 @@ pub(crate) struct Meta {
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     let mut out = Vec::new();
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|e| LoadError::Read { path: p.clone(), source: e })?;
+        let meta = std::fs::metadata(p).map_err(|e| LoadError::Read {
+            path: p.clone(),
+            source: e,
+        })?;
         if meta.is_dir() {
             let before = out.len();
             walk(p, &mut out)?;
@@ -67,7 +79,10 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| LoadError::Read { path: dir.to_path_buf(), source: e })?;
+    let rd = std::fs::read_dir(dir).map_err(|e| LoadError::Read {
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
     let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for e in entries {
@@ -86,10 +101,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
 
 /// Reads and loads one file.
 pub fn load_file(path: &Path) -> Result<FileTasks, LoadError> {
-    let bytes = std::fs::read(path).map_err(|e| LoadError::Read { path: path.to_path_buf(), source: e })?;
+    let bytes = std::fs::read(path).map_err(|e| LoadError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| LoadError::Read {
         path: path.to_path_buf(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text ({e})")),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text ({e})"),
+        ),
     })?;
     load_str(path, &text)
 }
@@ -97,21 +118,34 @@ pub fn load_file(path: &Path) -> Result<FileTasks, LoadError> {
 /// Loads every task document of `text`, which came from `path` (used in messages and to
 /// resolve relative file names). Pure.
 pub fn load_str(path: &Path, text: &str) -> Result<FileTasks, LoadError> {
-    let docs = yaml::parse(text).map_err(|e| LoadError::Syntax { path: path.to_path_buf(), pos: e.pos, message: e.message })?;
+    let docs = yaml::parse(text).map_err(|e| LoadError::Syntax {
+        path: path.to_path_buf(),
+        pos: e.pos,
+        message: e.message,
+    })?;
     let mut diags = Diagnostics::new(path);
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut plans = Vec::new();
+    let mut files = Vec::new();
     for doc in &docs {
-        if let Some(p) = load_doc(&mut Cx::new(&mut diags), path, &doc.root, dir) {
+        let mut cx = Cx::new(&mut diags);
+        if let Some(p) = load_doc(&mut cx, path, &doc.root, dir) {
             plans.push(p);
         }
+        files.append(&mut cx.files);
     }
-    Ok(FileTasks { plans, diagnostics: diags.list })
+    Ok(FileTasks {
+        plans,
+        diagnostics: diags.list,
+        files,
+    })
 }
 
 fn load_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<Plan> {
     let mut top = cx.fields(root, "")?;
-    let api = top.required(cx, "apiVersion").and_then(|n| cx.one_of(n, "apiVersion", &[NATIVE_API, KDOCTOR_API]));
+    let api = top
+        .required(cx, "apiVersion")
+        .and_then(|n| cx.one_of(n, "apiVersion", &[NATIVE_API, KDOCTOR_API]));
     let kind_node = top.required(cx, "kind");
     let kinds = match api {
         Some(NATIVE_API) => NATIVE_KINDS,
@@ -124,9 +158,14 @@ fn load_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<P
             match kinds.iter().find(|x| **x == k) {
                 Some(k) => Some(*k),
                 None => {
-                    let all: Vec<&str> = NATIVE_KINDS.iter().chain(KDOCTOR_KINDS).copied().collect();
+                    let all: Vec<&str> =
+                        NATIVE_KINDS.iter().chain(KDOCTOR_KINDS).copied().collect();
                     cx.diags
-                        .error(n.pos, "kind", format!("unknown kind `{k}` for apiVersion {a}"))
+                        .error(
+                            n.pos,
+                            "kind",
+                            format!("unknown kind `{k}` for apiVersion {a}"),
+                        )
                         .suggest(did_you_mean(&k, all.iter().copied()))
                         .allowed(kinds.join(", "));
                     None
@@ -135,30 +174,47 @@ fn load_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<P
         }
         _ => None,
     };
-    let meta = top.required(cx, "metadata").and_then(|n| cx.fields(n, "metadata")).and_then(|mut m| {
-        let r = metadata(cx, &mut m, api == Some(KDOCTOR_API), path, root.pos);
-        m.finish(cx);
-        r
-    });
+    let meta = top
+        .required(cx, "metadata")
+        .and_then(|n| cx.fields(n, "metadata"))
+        .and_then(|mut m| {
+            let r = metadata(cx, &mut m, api == Some(KDOCTOR_API), path, root.pos);
+            m.finish(cx);
+            r
+        });
     top.ignore("status");
     let spec_node = top.get("spec");
     top.finish(cx);
-    let (kind, meta) = (kind?, meta?);
+    let kind = kind?;
     let spec_node = match spec_node {
         Some(n) => n.clone(),
         None => {
-            cx.diags.error(root.pos, "spec", "required field is missing");
+            cx.diags
+                .error(root.pos, "spec", "required field is missing");
             return None;
         }
     };
     let mut spec = cx.fields(&spec_node, "spec")?;
-    match kind {
+    // Read the spec even when metadata is wrong, so every problem is reported at once.
+    let meta_ok = meta.is_some();
+    let meta = meta.unwrap_or_else(|| Meta {
+        name: String::new(),
+        namespace: String::new(),
+        labels: BTreeMap::new(),
+        origin: Origin {
+            file: path.to_path_buf(),
+            line: root.pos.line,
+            name_pos: root.pos,
+        },
+    });
+    let plan = match kind {
         "HttpCheck" => native::http_check(cx, meta, &mut spec, dir),
         "AppHttpHealthy" => kdoctor::app_http_healthy(cx, meta, &mut spec),
         "NetReach" => kdoctor::net_reach(cx, meta, &mut spec),
         "Netdns" => kdoctor::net_dns(cx, meta, &mut spec),
         _ => unreachable!("kind checked above"),
-    }
+    };
+    plan.filter(|_| meta_ok)
 }
 
 const IGNORED_META: &[&str] = &[
@@ -198,7 +254,13 @@ fn metadata(cx: &mut Cx, m: &mut Fields, kdoctor: bool, path: &Path, doc_pos: Po
     let namespace = m.str(cx, "namespace");
     if let Some(ns) = &namespace {
         if let Some(p) = dns_label_problem(ns, 63) {
-            cx.diags.error(m.pos_of("namespace"), "metadata.namespace", format!("`{ns}` is not a valid namespace: {p}")).allowed("a DNS-1123 label");
+            cx.diags
+                .error(
+                    m.pos_of("namespace"),
+                    "metadata.namespace",
+                    format!("`{ns}` is not a valid namespace: {p}"),
+                )
+                .allowed("a DNS-1123 label");
         }
     }
     let labels = m.string_map(cx, "labels").unwrap_or_default();
@@ -206,9 +268,17 @@ fn metadata(cx: &mut Cx, m: &mut Fields, kdoctor: bool, path: &Path, doc_pos: Po
     Some(Meta {
         name: name?,
         // kdoctor tasks are cluster-scoped: their namespace is kpatrol's.
-        namespace: if kdoctor { "kpatrol".into() } else { namespace.unwrap_or_else(|| "kpatrol".into()) },
+        namespace: if kdoctor {
+            "kpatrol".into()
+        } else {
+            namespace.unwrap_or_else(|| "kpatrol".into())
+        },
         labels,
-        origin: Origin { file: path.to_path_buf(), line: doc_pos.line },
+        origin: Origin {
+            file: path.to_path_buf(),
+            line: doc_pos.line,
+            name_pos: m.pos_of("name"),
+        },
     })
 }
 
@@ -220,7 +290,10 @@ pub fn dns_label_problem(s: &str, max: usize) -> Option<String> {
     if s.len() > max {
         return Some(format!("it has {} characters", s.len()));
     }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
         return Some(format!("it contains {c:?}"));
     }
     if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
@@ -240,31 +313,42 @@ pub fn dns_subdomain_problem(s: &str) -> Option<String> {
     if s.len() > 253 {
         return Some(format!("it has {} characters", s.len()));
     }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.')) {
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
+    {
         return Some(format!("it contains {c:?}"));
     }
     for label in s.split('.') {
         let ok_ends = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
         if label.is_empty() || !label.starts_with(ok_ends) || !label.ends_with(ok_ends) {
-            return Some(format!("part `{label}` must start and end with a letter or digit"));
+            return Some(format!(
+                "part `{label}` must start and end with a letter or digit"
+            ));
         }
     }
     None
 }
 
-/// Checks what planning cannot, because it needs the file system: files named in the task exist.
-pub fn check_files(plan: &Plan) -> Vec<Diagnostic> {
-    let mut d = Diagnostics::new(&plan.origin.file);
-    if let Mode::Http(h) = &plan.mode {
-        for t in &h.targets {
-            let mut refs: Vec<&crate::plan::FileRef> = [&t.tls.ca, &t.tls.cert, &t.tls.key].into_iter().flatten().collect();
-            if let Body::File(f) = &t.body {
-                refs.push(f);
+/// Checks what reading cannot, because it needs the file system: files named in tasks exist.
+pub fn check_files(file: &Path, refs: &[FileRef]) -> Vec<Diagnostic> {
+    let mut d = Diagnostics::new(file);
+    for f in refs {
+        match std::fs::metadata(&f.path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                d.error(
+                    f.pos,
+                    &f.field,
+                    format!("{} is not a file", f.path.display()),
+                );
             }
-            for f in refs {
-                if let Err(e) = std::fs::metadata(&f.path) {
-                    d.error(f.pos, &f.field, format!("file {} cannot be read: {e}", f.path.display()));
-                }
+            Err(e) => {
+                d.error(
+                    f.pos,
+                    &f.field,
+                    format!("file {} cannot be read: {e}", f.path.display()),
+                );
             }
         }
     }

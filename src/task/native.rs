@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::Meta;
 use super::read::{Cx, Fields, format_duration, join};
 use super::schedule::{self, Schedule};
 use super::yaml::{Node, Value};
-use super::Meta;
 use crate::diag::Pos;
 use crate::plan::*;
 
@@ -56,7 +56,12 @@ impl ExpectSpec {
 }
 
 /// Reads the spec of a native `HttpCheck`.
-pub(crate) fn http_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &Path) -> Option<Plan> {
+pub(crate) fn http_check(
+    cx: &mut Cx,
+    meta: Meta,
+    spec: &mut Fields,
+    task_dir: &Path,
+) -> Option<Plan> {
     let common = common(cx, spec);
     let default_expect = ExpectSpec {
         success_rate: Some(1.0),
@@ -64,7 +69,11 @@ pub(crate) fn http_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &
         all_sent: Some(true),
         ..Default::default()
     };
-    let round_expect = spec.map(cx, "expect").map(|mut f| expect(cx, &mut f)).unwrap_or_default().over(&default_expect);
+    let round_expect = spec
+        .map(cx, "expect")
+        .map(|mut f| expect(cx, &mut f))
+        .unwrap_or_default()
+        .over(&default_expect);
     let targets = match spec.required(cx, "targets") {
         Some(n) => http_targets(cx, n, &join(&spec.path, "targets"), &round_expect, task_dir),
         None => None,
@@ -102,13 +111,14 @@ pub(crate) fn common(cx: &mut Cx, spec: &mut Fields) -> Option<Common> {
     let schedule = match spec.get("schedule") {
         Some(n) => {
             let path = spec.path_of("schedule");
-            cx.string(n, &path).and_then(|s| match schedule::parse_native(&s) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    cx.diags.error(n.pos, &path, e.message).allowed(e.allowed);
-                    None
-                }
-            })
+            cx.string(n, &path)
+                .and_then(|s| match schedule::parse_native(&s) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        cx.diags.error(n.pos, &path, e.message).allowed(e.allowed);
+                        None
+                    }
+                })
         }
         None => Some(Schedule::Once),
     };
@@ -116,19 +126,38 @@ pub(crate) fn common(cx: &mut Cx, spec: &mut Fields) -> Option<Common> {
     let rounds = spec.int(cx, "rounds");
     if let Some(r) = rounds {
         if r == 0 || r < -1 {
-            cx.diags.error(spec.pos_of("rounds"), &spec.path_of("rounds"), format!("{r} rounds would never run")).allowed("-1 (forever) or a number ≥ 1");
+            cx.diags
+                .error(
+                    spec.pos_of("rounds"),
+                    &spec.path_of("rounds"),
+                    format!("{r} rounds would never run"),
+                )
+                .allowed("-1 (forever) or a number ≥ 1");
         } else if r > 1 && schedule == Some(Schedule::Once) {
-            cx.diags.error(spec.pos_of("rounds"), &spec.path_of("rounds"), format!("@once runs one round, not {r}")).allowed("1, or a repeating schedule");
+            cx.diags
+                .error(
+                    spec.pos_of("rounds"),
+                    &spec.path_of("rounds"),
+                    format!("@once runs one round, not {r}"),
+                )
+                .allowed("1, or a repeating schedule");
         }
     }
-    let rounds = rounds.unwrap_or(if schedule == Some(Schedule::Once) { 1 } else { -1 });
+    let rounds = rounds.unwrap_or(if schedule == Some(Schedule::Once) {
+        1
+    } else {
+        -1
+    });
 
-    let agents = spec.map(cx, "agents").map(|mut f| agents(cx, &mut f)).unwrap_or(Some(Agents {
-        placement: Placement::Count(1),
-        host_network: false,
-        annotations: Default::default(),
-        passthrough: Default::default(),
-    }));
+    let agents = spec
+        .map(cx, "agents")
+        .map(|mut f| agents(cx, &mut f))
+        .unwrap_or(Some(Agents {
+            placement: Placement::Count(1),
+            host_network: false,
+            annotations: Default::default(),
+            passthrough: Default::default(),
+        }));
     let pressure = match spec.map(cx, "pressure") {
         Some(mut f) => pressure(cx, &mut f),
         None => pressure(cx, &mut Fields::empty(spec.pos, &spec.path_of("pressure"))),
@@ -164,7 +193,13 @@ pub(crate) fn common(cx: &mut Cx, spec: &mut Fields) -> Option<Common> {
     if cx.diags.error_count() > errors_before {
         return None;
     }
-    Some(Common { schedule: schedule?, rounds, round_timeout: round_timeout?, agents: agents?, pressure: pressure? })
+    Some(Common {
+        schedule: schedule?,
+        rounds,
+        round_timeout: round_timeout?,
+        agents: agents?,
+        pressure: pressure?,
+    })
 }
 
 fn agents(cx: &mut Cx, f: &mut Fields) -> Option<Agents> {
@@ -180,11 +215,19 @@ fn agents(cx: &mut Cx, f: &mut Fields) -> Option<Agents> {
     }
     let placement = match (count, per_node) {
         (Some(_), Some(_)) => {
-            cx.diags.error(f.pos, &f.path, "`count` and `perNode` exclude each other").allowed("one of count, perNode");
+            cx.diags
+                .error(f.pos, &f.path, "`count` and `perNode` exclude each other")
+                .allowed("one of count, perNode");
             None
         }
         (Some(c), None) if !(1..=10_000).contains(&c) => {
-            cx.diags.error(f.pos_of("count"), &f.path_of("count"), format!("{c} agents")).allowed("1–10000");
+            cx.diags
+                .error(
+                    f.pos_of("count"),
+                    &f.path_of("count"),
+                    format!("{c} agents"),
+                )
+                .allowed("1–10000");
             None
         }
         (Some(c), None) => Some(Placement::Count(c as u32)),
@@ -196,7 +239,12 @@ fn agents(cx: &mut Cx, f: &mut Fields) -> Option<Agents> {
         (None, None) => Some(Placement::Count(1)),
     };
     f.finish(cx);
-    Some(Agents { placement: placement?, host_network, annotations, passthrough })
+    Some(Agents {
+        placement: placement?,
+        host_network,
+        annotations,
+        passthrough,
+    })
 }
 
 fn pressure(cx: &mut Cx, f: &mut Fields) -> Option<Pressure> {
@@ -211,19 +259,41 @@ fn pressure(cx: &mut Cx, f: &mut Fields) -> Option<Pressure> {
                     if q > 0.0 && q <= MAX_QPS {
                         Some(Rate::Fixed(q))
                     } else {
-                        cx.diags.error(n.pos, &path, format!("qps {q} is out of range")).allowed(format!("above 0 and at most {MAX_QPS}, or `max`"));
+                        cx.diags
+                            .error(n.pos, &path, format!("qps {q} is out of range"))
+                            .allowed(format!("above 0 and at most {MAX_QPS}, or `max`"));
                         None
                     }
                 }),
                 _ => {
-                    cx.diags.error(n.pos, &path, format!("expected a number or `max`, found {}", n.type_name())).allowed(format!("above 0 and at most {MAX_QPS}, or `max`"));
+                    cx.diags
+                        .error(
+                            n.pos,
+                            &path,
+                            format!("expected a number or `max`, found {}", n.type_name()),
+                        )
+                        .allowed(format!("above 0 and at most {MAX_QPS}, or `max`"));
                     None
                 }
             }
         }
     };
-    let duration = positive(cx, f, "duration", Duration::from_secs(10), Duration::from_secs(24 * 3600), &mut ok);
-    let timeout = positive(cx, f, "timeout", Duration::from_secs(1), Duration::from_secs(600), &mut ok);
+    let duration = positive(
+        cx,
+        f,
+        "duration",
+        Duration::from_secs(10),
+        Duration::from_secs(24 * 3600),
+        &mut ok,
+    );
+    let timeout = positive(
+        cx,
+        f,
+        "timeout",
+        Duration::from_secs(1),
+        Duration::from_secs(600),
+        &mut ok,
+    );
     let connections = match f.one_of(cx, "connections", &["reuse", "fresh"]) {
         Some("fresh") => Connections::Fresh,
         Some(_) => Connections::Reuse,
@@ -236,7 +306,13 @@ fn pressure(cx: &mut Cx, f: &mut Fields) -> Option<Pressure> {
     let max_in_flight = match f.int(cx, "maxInFlight") {
         Some(m) if (1..=MAX_IN_FLIGHT).contains(&m) => m as u32,
         Some(m) => {
-            cx.diags.error(f.pos_of("maxInFlight"), &f.path_of("maxInFlight"), format!("{m} is out of range")).allowed(format!("1–{MAX_IN_FLIGHT}"));
+            cx.diags
+                .error(
+                    f.pos_of("maxInFlight"),
+                    &f.path_of("maxInFlight"),
+                    format!("{m} is out of range"),
+                )
+                .allowed(format!("1–{MAX_IN_FLIGHT}"));
             ok = false;
             0
         }
@@ -246,14 +322,33 @@ fn pressure(cx: &mut Cx, f: &mut Fields) -> Option<Pressure> {
     if !ok {
         return None;
     }
-    Some(Pressure { rate: rate?, duration: duration?, timeout: timeout?, connections, max_in_flight })
+    Some(Pressure {
+        rate: rate?,
+        duration: duration?,
+        timeout: timeout?,
+        connections,
+        max_in_flight,
+    })
 }
 
-fn positive(cx: &mut Cx, f: &mut Fields, key: &'static str, default: Duration, max: Duration, ok: &mut bool) -> Option<Duration> {
+fn positive(
+    cx: &mut Cx,
+    f: &mut Fields,
+    key: &'static str,
+    default: Duration,
+    max: Duration,
+    ok: &mut bool,
+) -> Option<Duration> {
     let present = f.get(key).is_some();
     match f.duration(cx, key) {
         Some(d) if d.is_zero() || d > max => {
-            cx.diags.error(f.pos_of(key), &f.path_of(key), format!("{} is out of range", format_duration(d))).allowed(format!("above 0 and at most {}", format_duration(max)));
+            cx.diags
+                .error(
+                    f.pos_of(key),
+                    &f.path_of(key),
+                    format!("{} is out of range", format_duration(d)),
+                )
+                .allowed(format!("above 0 and at most {}", format_duration(max)));
             *ok = false;
             None
         }
@@ -272,7 +367,13 @@ pub(crate) fn expect(cx: &mut Cx, f: &mut Fields) -> ExpectSpec {
         if (0.0..=1.0).contains(&r) {
             e.success_rate = Some(r);
         } else {
-            cx.diags.error(f.pos_of("successRate"), &f.path_of("successRate"), format!("{r} is not a ratio")).allowed("0.0–1.0, e.g. 0.999");
+            cx.diags
+                .error(
+                    f.pos_of("successRate"),
+                    &f.path_of("successRate"),
+                    format!("{r} is not a ratio"),
+                )
+                .allowed("0.0–1.0, e.g. 0.999");
         }
     }
     if let Some(mut l) = f.map(cx, "latency") {
@@ -307,7 +408,10 @@ fn code_range(cx: &mut Cx, n: &Node, path: &str) -> Option<CodeRange> {
         Value::Str(s) => {
             let s = s.trim();
             if let Some(class) = s.strip_suffix("xx").and_then(|c| c.parse::<u16>().ok()) {
-                Some(CodeRange { from: class * 100, to: class * 100 + 99 })
+                Some(CodeRange {
+                    from: class * 100,
+                    to: class * 100 + 99,
+                })
             } else if let Some((a, b)) = s.split_once('-') {
                 match (a.trim().parse::<u16>(), b.trim().parse::<u16>()) {
                     (Ok(a), Ok(b)) if a <= b => Some(CodeRange { from: a, to: b }),
@@ -322,13 +426,21 @@ fn code_range(cx: &mut Cx, n: &Node, path: &str) -> Option<CodeRange> {
     match parsed {
         Some(r) if r.from >= 100 && r.to <= 599 => Some(r),
         _ => {
-            cx.diags.error(n.pos, path, "not a status code").allowed(ALLOWED);
+            cx.diags
+                .error(n.pos, path, "not a status code")
+                .allowed(ALLOWED);
             None
         }
     }
 }
 
-fn http_targets(cx: &mut Cx, n: &Node, path: &str, base: &ExpectSpec, task_dir: &Path) -> Option<Vec<HttpTarget>> {
+fn http_targets(
+    cx: &mut Cx,
+    n: &Node,
+    path: &str,
+    base: &ExpectSpec,
+    task_dir: &Path,
+) -> Option<Vec<HttpTarget>> {
     let items = cx.list(n, path)?;
     if items.is_empty() {
         cx.diags.error(n.pos, path, "at least one target is needed");
@@ -342,7 +454,11 @@ fn http_targets(cx: &mut Cx, n: &Node, path: &str, base: &ExpectSpec, task_dir: 
             Some(mut f) => match http_target(cx, &mut f, i, base, task_dir) {
                 Some(t) => {
                     if out.iter().any(|o: &HttpTarget| o.name == t.name) {
-                        cx.diags.error(f.pos_of("name"), &f.path_of("name"), format!("target name `{}` is used twice", t.name));
+                        cx.diags.error(
+                            f.pos_of("name"),
+                            &f.path_of("name"),
+                            format!("target name `{}` is used twice", t.name),
+                        );
                         ok = false;
                     }
                     out.push(t)
@@ -355,17 +471,37 @@ fn http_targets(cx: &mut Cx, n: &Node, path: &str, base: &ExpectSpec, task_dir: 
     ok.then_some(out)
 }
 
-fn http_target(cx: &mut Cx, f: &mut Fields, index: usize, base: &ExpectSpec, task_dir: &Path) -> Option<HttpTarget> {
+fn http_target(
+    cx: &mut Cx,
+    f: &mut Fields,
+    index: usize,
+    base: &ExpectSpec,
+    task_dir: &Path,
+) -> Option<HttpTarget> {
     let before = cx.diags.error_count();
     let name = f.str(cx, "name");
-    let url = f.required(cx, "url").and_then(|n| url(cx, n, &f.path_of("url")));
+    let url = f
+        .required(cx, "url")
+        .and_then(|n| url(cx, n, &f.path_of("url")));
     let method = f.one_of(cx, "method", METHODS).unwrap_or("GET").to_string();
-    let headers = f.get("headers").map(|n| headers(cx, n, &f.path_of("headers"))).unwrap_or_default();
+    let headers = f
+        .get("headers")
+        .map(|n| headers(cx, n, &f.path_of("headers")))
+        .unwrap_or_default();
     let body = body(cx, f, task_dir);
-    let tls = f.map(cx, "tls").map(|mut t| tls(cx, &mut t, task_dir)).unwrap_or_default();
+    let tls = f
+        .map(cx, "tls")
+        .map(|mut t| tls(cx, &mut t, task_dir))
+        .unwrap_or_default();
     if let Some(u) = &url {
         if !u.starts_with("https://") && f.get("tls").is_some() {
-            cx.diags.error(f.pos_of("tls"), &f.path_of("tls"), "TLS settings on a plain http:// URL").allowed("https:// URLs");
+            cx.diags
+                .error(
+                    f.pos_of("tls"),
+                    &f.path_of("tls"),
+                    "TLS settings on a plain http:// URL",
+                )
+                .allowed("https:// URLs");
         }
     }
     let version = match f.one_of(cx, "http", &["auto", "1.1", "2"]) {
@@ -385,32 +521,68 @@ fn http_target(cx: &mut Cx, f: &mut Fields, index: usize, base: &ExpectSpec, tas
             }
             Value::Int(i) if (0..=50).contains(i) => *i as u32,
             _ => {
-                cx.diags.error(n.pos, &f.path_of("followRedirects"), "not a redirect limit").allowed("true (up to 10), false, or 0–50");
+                cx.diags
+                    .error(n.pos, &f.path_of("followRedirects"), "not a redirect limit")
+                    .allowed("true (up to 10), false, or 0–50");
                 0
             }
         },
     };
-    let expect = f.map(cx, "expect").map(|mut e| expect(cx, &mut e)).unwrap_or_default().over(base).resolve();
+    let expect = f
+        .map(cx, "expect")
+        .map(|mut e| expect(cx, &mut e))
+        .unwrap_or_default()
+        .over(base)
+        .resolve();
     f.finish(cx);
     if cx.diags.error_count() > before {
         return None;
     }
     let url = url?;
-    let name = name.unwrap_or_else(|| if index == 0 { url.clone() } else { format!("{url}#{index}") });
-    Some(HttpTarget { name, url, method, headers, body, tls, version, redirects, expect })
+    let name = name.unwrap_or_else(|| {
+        if index == 0 {
+            url.clone()
+        } else {
+            format!("{url}#{index}")
+        }
+    });
+    Some(HttpTarget {
+        name,
+        url,
+        method,
+        headers,
+        body,
+        tls,
+        version,
+        redirects,
+        expect,
+    })
 }
 
 /// An absolute http or https URL with a host.
 pub(crate) fn url(cx: &mut Cx, n: &Node, path: &str) -> Option<String> {
     let s = cx.string(n, path)?;
     match reqwest::Url::parse(&s) {
-        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some_and(|h| !h.is_empty()) => Some(s),
+        Ok(u)
+            if (u.scheme() == "http" || u.scheme() == "https")
+                && u.host_str().is_some_and(|h| !h.is_empty()) =>
+        {
+            Some(s)
+        }
         Ok(u) => {
-            cx.diags.error(n.pos, path, format!("`{s}` has scheme `{}` or no host", u.scheme())).allowed("http:// or https:// URLs with a host");
+            cx.diags
+                .error(
+                    n.pos,
+                    path,
+                    format!("`{s}` has scheme `{}` or no host", u.scheme()),
+                )
+                .allowed("http:// or https:// URLs with a host");
             None
         }
         Err(e) => {
-            cx.diags.error(n.pos, path, format!("`{s}` is not a valid URL: {e}")).allowed("http:// or https:// URLs with a host");
+            cx.diags
+                .error(n.pos, path, format!("`{s}` is not a valid URL: {e}"))
+                .allowed("http:// or https:// URLs with a host");
             None
         }
     }
@@ -424,14 +596,26 @@ pub(crate) fn headers(cx: &mut Cx, n: &Node, path: &str) -> Vec<Header> {
             for (k, v) in entries {
                 let hpath = join(path, &k.name);
                 if !valid_header_name(&k.name) {
-                    cx.diags.error(k.pos, &hpath, format!("`{}` is not a valid header name", k.name)).allowed("letters, digits and !#$%&'*+-.^_`|~");
+                    cx.diags
+                        .error(
+                            k.pos,
+                            &hpath,
+                            format!("`{}` is not a valid header name", k.name),
+                        )
+                        .allowed("letters, digits and !#$%&'*+-.^_`|~");
                     continue;
                 }
                 let value = match &v.value {
                     Value::Map(_) => {
-                        let Some(mut f) = cx.fields(v, &hpath) else { continue };
-                        let secret = f.required(cx, "secret").and_then(|n| cx.string(n, &join(&hpath, "secret")));
-                        let key = f.required(cx, "key").and_then(|n| cx.string(n, &join(&hpath, "key")));
+                        let Some(mut f) = cx.fields(v, &hpath) else {
+                            continue;
+                        };
+                        let secret = f
+                            .required(cx, "secret")
+                            .and_then(|n| cx.string(n, &join(&hpath, "secret")));
+                        let key = f
+                            .required(cx, "key")
+                            .and_then(|n| cx.string(n, &join(&hpath, "key")));
                         f.finish(cx);
                         match (secret, key) {
                             (Some(name), Some(key)) => HeaderValue::Secret { name, key },
@@ -439,28 +623,42 @@ pub(crate) fn headers(cx: &mut Cx, n: &Node, path: &str) -> Vec<Header> {
                         }
                     }
                     _ => {
-                        let Some(s) = cx.scalar_string(v, &hpath) else { continue };
+                        let Some(s) = cx.scalar_string(v, &hpath) else {
+                            continue;
+                        };
                         if !valid_header_value(&s) {
-                            cx.diags.error(v.pos, &hpath, "header value has control characters");
+                            cx.diags
+                                .error(v.pos, &hpath, "header value has control characters");
                             continue;
                         }
                         HeaderValue::Inline(s)
                     }
                 };
-                out.push(Header { name: k.name.clone(), value });
+                out.push(Header {
+                    name: k.name.clone(),
+                    value,
+                });
             }
         }
         Value::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
                 let hpath = format!("{path}[{i}]");
-                let Some(s) = cx.string(item, &hpath) else { continue };
+                let Some(s) = cx.string(item, &hpath) else {
+                    continue;
+                };
                 if let Some(h) = header_line(cx, &s, item.pos, &hpath) {
                     out.push(h);
                 }
             }
         }
         _ => {
-            cx.diags.error(n.pos, path, format!("expected a mapping of headers, found {}", n.type_name())).allowed("`Name: value` entries, or a list of \"Name: value\" strings");
+            cx.diags
+                .error(
+                    n.pos,
+                    path,
+                    format!("expected a mapping of headers, found {}", n.type_name()),
+                )
+                .allowed("`Name: value` entries, or a list of \"Name: value\" strings");
         }
     }
     out
@@ -469,20 +667,28 @@ pub(crate) fn headers(cx: &mut Cx, n: &Node, path: &str) -> Vec<Header> {
 /// One `"Name: value"` line.
 pub(crate) fn header_line(cx: &mut Cx, s: &str, pos: Pos, path: &str) -> Option<Header> {
     let Some((name, value)) = s.split_once(':') else {
-        cx.diags.error(pos, path, format!("header `{s}` has no colon")).allowed("\"Name: value\"");
+        cx.diags
+            .error(pos, path, format!("header `{s}` has no colon"))
+            .allowed("\"Name: value\"");
         return None;
     };
     let name = name.trim();
     if !valid_header_name(name) {
-        cx.diags.error(pos, path, format!("`{name}` is not a valid header name")).allowed("letters, digits and !#$%&'*+-.^_`|~");
+        cx.diags
+            .error(pos, path, format!("`{name}` is not a valid header name"))
+            .allowed("letters, digits and !#$%&'*+-.^_`|~");
         return None;
     }
     let value = value.trim();
     if !valid_header_value(value) {
-        cx.diags.error(pos, path, "header value has control characters");
+        cx.diags
+            .error(pos, path, "header value has control characters");
         return None;
     }
-    Some(Header { name: name.to_string(), value: HeaderValue::Inline(value.to_string()) })
+    Some(Header {
+        name: name.to_string(),
+        value: HeaderValue::Inline(value.to_string()),
+    })
 }
 
 fn valid_header_name(s: &str) -> bool {
@@ -495,18 +701,39 @@ fn valid_header_value(s: &str) -> bool {
 
 fn body(cx: &mut Cx, f: &mut Fields, task_dir: &Path) -> Body {
     let inline = f.str(cx, "body");
-    let file = f.get("bodyFile").and_then(|n| file_ref(cx, n, &f.path_of("bodyFile"), task_dir));
+    let file = f
+        .get("bodyFile")
+        .and_then(|n| file_ref(cx, n, &f.path_of("bodyFile"), task_dir));
     let from = f.map(cx, "bodyFrom").and_then(|mut b| {
-        let name = b.required(cx, "configMap").and_then(|n| cx.string(n, &b.path_of("configMap")));
-        let key = b.required(cx, "key").and_then(|n| cx.string(n, &b.path_of("key")));
+        let name = b
+            .required(cx, "configMap")
+            .and_then(|n| cx.string(n, &b.path_of("configMap")));
+        let key = b
+            .required(cx, "key")
+            .and_then(|n| cx.string(n, &b.path_of("key")));
         b.finish(cx);
-        Some(Body::ConfigMapKey { name: name?, key: key? })
+        Some(Body::ConfigMapKey {
+            name: name?,
+            key: key?,
+        })
     });
-    let given = usize::from(f.has("body")) + usize::from(f.has("bodyFile")) + usize::from(f.has("bodyFrom"));
+    let given = usize::from(f.has("body"))
+        + usize::from(f.has("bodyFile"))
+        + usize::from(f.has("bodyFrom"));
     if given > 1 {
-        cx.diags.error(f.pos, &f.path, "`body`, `bodyFile` and `bodyFrom` exclude each other").allowed("one of body, bodyFile, bodyFrom");
+        cx.diags
+            .error(
+                f.pos,
+                &f.path,
+                "`body`, `bodyFile` and `bodyFrom` exclude each other",
+            )
+            .allowed("one of body, bodyFile, bodyFrom");
     }
-    inline.map(Body::Inline).or(file.map(Body::File)).or(from).unwrap_or(Body::None)
+    inline
+        .map(Body::Inline)
+        .or(file.map(Body::File))
+        .or(from)
+        .unwrap_or(Body::None)
 }
 
 pub(crate) fn file_ref(cx: &mut Cx, n: &Node, path: &str, task_dir: &Path) -> Option<FileRef> {
@@ -515,27 +742,63 @@ pub(crate) fn file_ref(cx: &mut Cx, n: &Node, path: &str, task_dir: &Path) -> Op
         cx.diags.error(n.pos, path, "empty file name");
         return None;
     }
-    Some(FileRef { path: task_dir.join(&s), field: path.to_string(), pos: n.pos })
+    let f = FileRef {
+        path: task_dir.join(&s),
+        field: path.to_string(),
+        pos: n.pos,
+    };
+    cx.files.push(f.clone());
+    Some(f)
 }
 
 fn tls(cx: &mut Cx, f: &mut Fields, task_dir: &Path) -> Tls {
-    let ca = f.get("ca").and_then(|n| file_ref(cx, n, &f.path_of("ca"), task_dir));
-    let cert = f.get("cert").and_then(|n| file_ref(cx, n, &f.path_of("cert"), task_dir));
-    let key = f.get("key").and_then(|n| file_ref(cx, n, &f.path_of("key"), task_dir));
+    let ca = f
+        .get("ca")
+        .and_then(|n| file_ref(cx, n, &f.path_of("ca"), task_dir));
+    let cert = f
+        .get("cert")
+        .and_then(|n| file_ref(cx, n, &f.path_of("cert"), task_dir));
+    let key = f
+        .get("key")
+        .and_then(|n| file_ref(cx, n, &f.path_of("key"), task_dir));
     let secret = f.str(cx, "secret");
     let insecure_skip_verify = f.bool(cx, "insecureSkipVerify").unwrap_or(false);
     let server_name = f.str(cx, "serverName");
     if cert.is_some() != key.is_some() {
-        cx.diags.error(f.pos, &f.path, "a client certificate needs both `cert` and `key`").allowed("both cert and key, or neither");
+        cx.diags
+            .error(
+                f.pos,
+                &f.path,
+                "a client certificate needs both `cert` and `key`",
+            )
+            .allowed("both cert and key, or neither");
     }
     if secret.is_some() && (ca.is_some() || cert.is_some()) {
-        cx.diags.error(f.pos_of("secret"), &f.path_of("secret"), "`secret` and files (`ca`, `cert`, `key`) exclude each other").allowed("a Secret, or files");
+        cx.diags
+            .error(
+                f.pos_of("secret"),
+                &f.path_of("secret"),
+                "`secret` and files (`ca`, `cert`, `key`) exclude each other",
+            )
+            .allowed("a Secret, or files");
     }
     if insecure_skip_verify && ca.is_some() {
-        cx.diags.warn(f.pos_of("insecureSkipVerify"), &f.path_of("insecureSkipVerify"), "the CA is ignored when verification is skipped");
+        cx.diags.warn(
+            f.pos_of("insecureSkipVerify"),
+            &f.path_of("insecureSkipVerify"),
+            "the CA is ignored when verification is skipped",
+        );
     }
     f.finish(cx);
-    Tls { ca, cert, key, secret, insecure_skip_verify, verify_only_with_ca: false, server_name }
+    Tls {
+        ca,
+        cert,
+        key,
+        secret,
+        insecure_skip_verify,
+        verify_only_with_ca: false,
+        server_name,
+    }
 }
 
 /// A node as JSON, for Kubernetes objects passed through unchanged.
@@ -544,9 +807,15 @@ pub(crate) fn to_json(n: &Node) -> serde_json::Value {
         Value::Null => serde_json::Value::Null,
         Value::Bool(b) => (*b).into(),
         Value::Int(i) => (*i).into(),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
         Value::Str(s) => s.clone().into(),
         Value::Seq(items) => items.iter().map(to_json).collect(),
-        Value::Map(entries) => entries.iter().map(|(k, v)| (k.name.clone(), to_json(v))).collect::<serde_json::Map<_, _>>().into(),
+        Value::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| (k.name.clone(), to_json(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
     }
 }

@@ -12,6 +12,8 @@ use crate::diag::{Diagnostics, Pos, did_you_mean};
 /// Reading context: where problems go.
 pub struct Cx<'d> {
     pub diags: &'d mut Diagnostics,
+    /// Files the task names, to be checked for existence at the edge (reading stays pure).
+    pub files: Vec<crate::plan::FileRef>,
 }
 
 /// The fields of one mapping, with the ones read so far.
@@ -25,19 +27,33 @@ pub struct Fields<'n> {
 
 /// Joins a field path and a key.
 pub fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 impl<'n> Fields<'n> {
     /// An empty mapping, for an absent block whose defaults apply.
     pub fn empty(pos: Pos, path: &str) -> Self {
-        Fields { pos, path: path.to_string(), entries: &[], asked: vec![], ignored: vec![] }
+        Fields {
+            pos,
+            path: path.to_string(),
+            entries: &[],
+            asked: vec![],
+            ignored: vec![],
+        }
     }
 
     /// The value of `key`, `None` when absent or null (null means "not set").
     pub fn get(&mut self, key: &'static str) -> Option<&'n Node> {
         self.asked.push(key);
-        self.entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v).filter(|v| v.value != Value::Null)
+        self.entries
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, v)| v)
+            .filter(|v| v.value != Value::Null)
     }
 
     /// Whether `key` is present (even as null).
@@ -57,12 +73,21 @@ impl<'n> Fields<'n> {
 
     /// Position of `key`'s value, or of the mapping when absent.
     pub fn pos_of(&self, key: &str) -> Pos {
-        self.entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v.pos).unwrap_or(self.pos)
+        self.entries
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, v)| v.pos)
+            .unwrap_or(self.pos)
     }
 
     /// Reports every field that was neither read nor ignored.
     pub fn finish(&mut self, cx: &mut Cx) {
-        let known: Vec<&str> = self.asked.iter().chain(self.ignored.iter()).copied().collect();
+        let known: Vec<&str> = self
+            .asked
+            .iter()
+            .chain(self.ignored.iter())
+            .copied()
+            .collect();
         for (k, _) in self.entries.iter() {
             if !known.contains(&k.name.as_str()) {
                 let mut sorted = known.clone();
@@ -96,11 +121,20 @@ impl<'n> Fields<'n> {
         let p = self.path_of(key);
         self.get(key).and_then(|n| cx.duration(n, &p))
     }
-    pub fn one_of(&mut self, cx: &mut Cx, key: &'static str, allowed: &[&'static str]) -> Option<&'static str> {
+    pub fn one_of(
+        &mut self,
+        cx: &mut Cx,
+        key: &'static str,
+        allowed: &[&'static str],
+    ) -> Option<&'static str> {
         let p = self.path_of(key);
         self.get(key).and_then(|n| cx.one_of(n, &p, allowed))
     }
-    pub fn string_map(&mut self, cx: &mut Cx, key: &'static str) -> Option<BTreeMap<String, String>> {
+    pub fn string_map(
+        &mut self,
+        cx: &mut Cx,
+        key: &'static str,
+    ) -> Option<BTreeMap<String, String>> {
         let p = self.path_of(key);
         self.get(key).and_then(|n| cx.string_map(n, &p))
     }
@@ -118,7 +152,8 @@ impl<'n> Fields<'n> {
         let n = self.get(key);
         if n.is_none() {
             let pos = self.pos_of(key);
-            cx.diags.error(pos, &self.path_of(key), "required field is missing");
+            cx.diags
+                .error(pos, &self.path_of(key), "required field is missing");
         }
         n
     }
@@ -126,18 +161,37 @@ impl<'n> Fields<'n> {
 
 impl<'d> Cx<'d> {
     pub fn new(diags: &'d mut Diagnostics) -> Self {
-        Self { diags }
+        Self {
+            diags,
+            files: Vec::new(),
+        }
     }
 
     fn wrong_type(&mut self, n: &Node, path: &str, expected: &str) {
-        self.diags.error(n.pos, path, format!("expected {expected}, found {}", n.type_name()));
+        self.diags.error(
+            n.pos,
+            path,
+            format!("expected {expected}, found {}", n.type_name()),
+        );
     }
 
     /// Opens a mapping; null reads as an empty mapping.
     pub fn fields<'n>(&mut self, n: &'n Node, path: &str) -> Option<Fields<'n>> {
         match &n.value {
-            Value::Map(entries) => Some(Fields { pos: n.pos, path: path.to_string(), entries, asked: vec![], ignored: vec![] }),
-            Value::Null => Some(Fields { pos: n.pos, path: path.to_string(), entries: &[], asked: vec![], ignored: vec![] }),
+            Value::Map(entries) => Some(Fields {
+                pos: n.pos,
+                path: path.to_string(),
+                entries,
+                asked: vec![],
+                ignored: vec![],
+            }),
+            Value::Null => Some(Fields {
+                pos: n.pos,
+                path: path.to_string(),
+                entries: &[],
+                asked: vec![],
+                ignored: vec![],
+            }),
             _ => {
                 self.wrong_type(n, path, "a mapping");
                 None
@@ -236,7 +290,12 @@ impl<'d> Cx<'d> {
     }
 
     /// One of a fixed set of strings, with "did you mean".
-    pub fn one_of(&mut self, n: &Node, path: &str, allowed: &[&'static str]) -> Option<&'static str> {
+    pub fn one_of(
+        &mut self,
+        n: &Node,
+        path: &str,
+        allowed: &[&'static str],
+    ) -> Option<&'static str> {
         let s = self.scalar_string(n, path)?;
         if let Some(a) = allowed.iter().find(|a| **a == s) {
             return Some(a);
@@ -280,7 +339,9 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         }
         let n: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ms" => 0.001,
             "s" => 1.0,
@@ -329,8 +390,18 @@ mod tests {
 
     #[test]
     fn durations_parse_and_print() {
-        for (text, ms) in [("500ms", 500), ("10s", 10_000), ("2m", 120_000), ("1h30m", 5_400_000), ("1.5s", 1500)] {
-            assert_eq!(parse_duration(text), Some(Duration::from_millis(ms)), "{text}");
+        for (text, ms) in [
+            ("500ms", 500),
+            ("10s", 10_000),
+            ("2m", 120_000),
+            ("1h30m", 5_400_000),
+            ("1.5s", 1500),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Some(Duration::from_millis(ms)),
+                "{text}"
+            );
         }
         for bad in ["", "10", "s", "10 s", "1d", "-1s", "1.2.3s"] {
             assert_eq!(parse_duration(bad), None, "{bad}");

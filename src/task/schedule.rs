@@ -18,7 +18,10 @@ pub enum Schedule {
     /// A fixed interval between round starts.
     Every(Duration),
     /// kdoctor's "M N": first round after `first_after_min` minutes, then every `every_min`.
-    Minutes { first_after_min: u64, every_min: u64 },
+    Minutes {
+        first_after_min: u64,
+        every_min: u64,
+    },
 }
 
 impl fmt::Display for Schedule {
@@ -27,7 +30,10 @@ impl fmt::Display for Schedule {
             Schedule::Once => f.write_str("@once"),
             Schedule::Cron(c) => f.write_str(c),
             Schedule::Every(d) => write!(f, "@every {}", format_duration(*d)),
-            Schedule::Minutes { first_after_min, every_min } => write!(f, "{first_after_min} {every_min}"),
+            Schedule::Minutes {
+                first_after_min,
+                every_min,
+            } => write!(f, "{first_after_min} {every_min}"),
         }
     }
 }
@@ -50,15 +56,24 @@ pub struct ScheduleError {
     pub allowed: &'static str,
 }
 
-const NATIVE_ALLOWED: &str =
-    "a 5-field cron expression such as \"*/10 * * * *\", @hourly, @daily, @weekly, @monthly, @yearly, \"@every 10m\", @once, or kdoctor's \"M N\" minutes";
-const KDOCTOR_ALLOWED: &str =
-    "\"M N\" (start after M minutes, then every N minutes, N ≥ 1) or a 5-field cron expression, fields separated by single spaces";
+const NATIVE_ALLOWED: &str = "a 5-field cron expression such as \"*/10 * * * *\", @hourly, @daily, @weekly, @monthly, @yearly, \"@every 10m\", @once, or kdoctor's \"M N\" minutes";
+const KDOCTOR_ALLOWED: &str = "\"M N\" (start after M minutes, then every N minutes, N ≥ 1) or a 5-field cron expression, fields separated by single spaces";
 
-const MACROS: &[&str] = &["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"];
+const MACROS: &[&str] = &[
+    "@yearly",
+    "@annually",
+    "@monthly",
+    "@weekly",
+    "@daily",
+    "@midnight",
+    "@hourly",
+];
 
 fn err(message: impl Into<String>, allowed: &'static str) -> ScheduleError {
-    ScheduleError { message: message.into(), allowed }
+    ScheduleError {
+        message: message.into(),
+        allowed,
+    }
 }
 
 /// Parses a native schedule: every form.
@@ -69,9 +84,17 @@ pub fn parse_native(text: &str) -> Result<Schedule, ScheduleError> {
     }
     if let Some(rest) = t.strip_prefix("@every") {
         let rest = rest.trim();
-        let d = parse_duration(rest).ok_or_else(|| err(format!("`{rest}` after @every is not a duration"), NATIVE_ALLOWED))?;
+        let d = parse_duration(rest).ok_or_else(|| {
+            err(
+                format!("`{rest}` after @every is not a duration"),
+                NATIVE_ALLOWED,
+            )
+        })?;
         if d < Duration::from_secs(60) {
-            return Err(err(format!("@every {rest} is shorter than a minute, the smallest CronJob interval"), NATIVE_ALLOWED));
+            return Err(err(
+                format!("@every {rest} is shorter than a minute, the smallest CronJob interval"),
+                NATIVE_ALLOWED,
+            ));
         }
         return Ok(Schedule::Every(d));
     }
@@ -85,7 +108,10 @@ pub fn parse_native(text: &str) -> Result<Schedule, ScheduleError> {
     match fields.len() {
         2 => minutes(&fields, NATIVE_ALLOWED),
         5 => cron(t, NATIVE_ALLOWED),
-        n => Err(err(format!("`{t}` has {n} fields; a cron expression has 5"), NATIVE_ALLOWED)),
+        n => Err(err(
+            format!("`{t}` has {n} fields; a cron expression has 5"),
+            NATIVE_ALLOWED,
+        )),
     }
 }
 
@@ -95,29 +121,59 @@ pub fn parse_kdoctor(text: &str) -> Result<Schedule, ScheduleError> {
     match fields.len() {
         2 => minutes(&fields, KDOCTOR_ALLOWED),
         5 => cron(text, KDOCTOR_ALLOWED),
-        n => Err(err(format!("`{text}` has {n} space-separated parts; kdoctor takes two or five"), KDOCTOR_ALLOWED)),
+        n => Err(err(
+            format!("`{text}` has {n} space-separated parts; kdoctor takes two or five"),
+            KDOCTOR_ALLOWED,
+        )),
     }
 }
 
 fn minutes(fields: &[&str], allowed: &'static str) -> Result<Schedule, ScheduleError> {
-    let first = fields[0].parse::<u64>().map_err(|_| err(format!("`{}` is not a whole number of minutes", fields[0]), allowed))?;
-    let every = fields[1].parse::<u64>().map_err(|_| err(format!("`{}` is not a whole number of minutes", fields[1]), allowed))?;
+    let first = fields[0].parse::<u64>().map_err(|_| {
+        err(
+            format!("`{}` is not a whole number of minutes", fields[0]),
+            allowed,
+        )
+    })?;
+    let every = fields[1].parse::<u64>().map_err(|_| {
+        err(
+            format!("`{}` is not a whole number of minutes", fields[1]),
+            allowed,
+        )
+    })?;
     if every < 1 {
-        return Err(err("the interval N in \"M N\" must be at least 1 minute", allowed));
+        return Err(err(
+            "the interval N in \"M N\" must be at least 1 minute",
+            allowed,
+        ));
     }
-    Ok(Schedule::Minutes { first_after_min: first, every_min: every })
+    Ok(Schedule::Minutes {
+        first_after_min: first,
+        every_min: every,
+    })
 }
 
 fn cron(text: &str, allowed: &'static str) -> Result<Schedule, ScheduleError> {
     if text.starts_with("TZ=") || text.starts_with("CRON_TZ=") {
-        return Err(err("a time zone inside the schedule is refused by Kubernetes; use spec.timeZone", allowed));
+        return Err(err(
+            "a time zone inside the schedule is refused by Kubernetes; use spec.timeZone",
+            allowed,
+        ));
     }
     for bad in ['L', '#', 'W'] {
         if text.contains(bad) {
-            return Err(err(format!("`{bad}` in `{text}` is not supported by Kubernetes CronJobs"), allowed));
+            return Err(err(
+                format!("`{bad}` in `{text}` is not supported by Kubernetes CronJobs"),
+                allowed,
+            ));
         }
     }
-    croner::Cron::from_str(text).map_err(|e| err(format!("`{text}` is not a valid cron expression: {e}"), allowed))?;
+    croner::Cron::from_str(text).map_err(|e| {
+        err(
+            format!("`{text}` is not a valid cron expression: {e}"),
+            allowed,
+        )
+    })?;
     Ok(Schedule::Cron(text.to_string()))
 }
 
@@ -128,16 +184,46 @@ mod tests {
     #[test]
     fn native_forms() {
         assert_eq!(parse_native("@once"), Ok(Schedule::Once));
-        assert_eq!(parse_native("*/10 * * * *"), Ok(Schedule::Cron("*/10 * * * *".into())));
-        assert_eq!(parse_native("0 9 * * MON-FRI"), Ok(Schedule::Cron("0 9 * * MON-FRI".into())));
-        assert_eq!(parse_native("@hourly"), Ok(Schedule::Cron("@hourly".into())));
-        assert_eq!(parse_native("@every 10m"), Ok(Schedule::Every(Duration::from_secs(600))));
-        assert_eq!(parse_native("0 1"), Ok(Schedule::Minutes { first_after_min: 0, every_min: 1 }));
+        assert_eq!(
+            parse_native("*/10 * * * *"),
+            Ok(Schedule::Cron("*/10 * * * *".into()))
+        );
+        assert_eq!(
+            parse_native("0 9 * * MON-FRI"),
+            Ok(Schedule::Cron("0 9 * * MON-FRI".into()))
+        );
+        assert_eq!(
+            parse_native("@hourly"),
+            Ok(Schedule::Cron("@hourly".into()))
+        );
+        assert_eq!(
+            parse_native("@every 10m"),
+            Ok(Schedule::Every(Duration::from_secs(600)))
+        );
+        assert_eq!(
+            parse_native("0 1"),
+            Ok(Schedule::Minutes {
+                first_after_min: 0,
+                every_min: 1
+            })
+        );
     }
 
     #[test]
     fn refuses_what_kubernetes_refuses() {
-        for bad in ["0 0 L * *", "0 0 * * 1#2", "0 0 15W * *", "0 0 0 * * *", "61 * * * *", "@every 10", "@every 30s", "@sometimes", "TZ=UTC 0 * * * *", "0 0", "1 0"] {
+        for bad in [
+            "0 0 L * *",
+            "0 0 * * 1#2",
+            "0 0 15W * *",
+            "0 0 0 * * *",
+            "61 * * * *",
+            "@every 10",
+            "@every 30s",
+            "@sometimes",
+            "TZ=UTC 0 * * * *",
+            "0 0",
+            "1 0",
+        ] {
             let r = parse_native(bad);
             assert!(r.is_err(), "{bad} should be refused, got {r:?}");
         }
@@ -145,8 +231,17 @@ mod tests {
 
     #[test]
     fn kdoctor_forms_split_on_single_spaces() {
-        assert_eq!(parse_kdoctor("0 1"), Ok(Schedule::Minutes { first_after_min: 0, every_min: 1 }));
-        assert_eq!(parse_kdoctor("1 2 * * *"), Ok(Schedule::Cron("1 2 * * *".into())));
+        assert_eq!(
+            parse_kdoctor("0 1"),
+            Ok(Schedule::Minutes {
+                first_after_min: 0,
+                every_min: 1
+            })
+        );
+        assert_eq!(
+            parse_kdoctor("1 2 * * *"),
+            Ok(Schedule::Cron("1 2 * * *".into()))
+        );
         assert!(parse_kdoctor("0  1").is_err());
         assert!(parse_kdoctor("@every 1m").is_err());
         assert!(parse_kdoctor("-1 1").is_err());

@@ -79,12 +79,19 @@ pub struct SyntaxError {
 }
 
 fn pos_of(span: &Span) -> Pos {
-    Pos { line: span.start.line(), col: span.start.col() + 1 }
+    Pos {
+        line: span.start.line(),
+        col: span.start.col() + 1,
+    }
 }
 
 /// Parses every document of `text`. Empty documents (only comments) are skipped.
 pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
-    let mut b = Builder { parser: Parser::new_from_str(text), anchors: Vec::new(), nodes: 0 };
+    let mut b = Builder {
+        parser: Parser::new_from_str(text),
+        anchors: Vec::new(),
+        nodes: 0,
+    };
     let mut docs = Vec::new();
     loop {
         let (ev, span) = b.next()?;
@@ -100,11 +107,17 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
                 }
                 let root = b.node(ev, span2)?;
                 if root.value != Value::Null {
-                    docs.push(Document { pos: pos_of(&span), root });
+                    docs.push(Document {
+                        pos: pos_of(&span),
+                        root,
+                    });
                 }
             }
             other => {
-                return Err(SyntaxError { pos: pos_of(&span), message: format!("unexpected YAML event {other:?}") });
+                return Err(SyntaxError {
+                    pos: pos_of(&span),
+                    message: format!("unexpected YAML event {other:?}"),
+                });
             }
         }
     }
@@ -122,7 +135,10 @@ impl<'a> Builder<'a> {
         match self.parser.next_event() {
             Some(Ok(x)) => Ok(x),
             Some(Err(e)) => Err(SyntaxError {
-                pos: Pos { line: e.marker().line(), col: e.marker().col() + 1 },
+                pos: Pos {
+                    line: e.marker().line(),
+                    col: e.marker().col() + 1,
+                },
                 message: e.info().to_string(),
             }),
             None => Ok((Event::StreamEnd, Span::default())),
@@ -132,7 +148,10 @@ impl<'a> Builder<'a> {
     fn count(&mut self, pos: Pos, add: usize) -> Result<(), SyntaxError> {
         self.nodes += add;
         if self.nodes > MAX_NODES {
-            return Err(SyntaxError { pos, message: format!("document has more than {MAX_NODES} nodes") });
+            return Err(SyntaxError {
+                pos,
+                message: format!("document has more than {MAX_NODES} nodes"),
+            });
         }
         Ok(())
     }
@@ -159,7 +178,13 @@ impl<'a> Builder<'a> {
                     }
                     items.push(self.node(ev, sp)?);
                 }
-                (Node { pos, value: Value::Seq(items) }, anchor)
+                (
+                    Node {
+                        pos,
+                        value: Value::Seq(items),
+                    },
+                    anchor,
+                )
             }
             Event::MappingStart(anchor, _) => {
                 let mut entries: Vec<(Key, Node)> = Vec::new();
@@ -178,7 +203,8 @@ impl<'a> Builder<'a> {
                         _ => {
                             return Err(SyntaxError {
                                 pos: key_node.pos,
-                                message: "mapping keys must be plain values, not lists or mappings".into(),
+                                message: "mapping keys must be plain values, not lists or mappings"
+                                    .into(),
                             });
                         }
                     };
@@ -190,21 +216,44 @@ impl<'a> Builder<'a> {
                     }
                     let (ev, sp) = self.next()?;
                     let value = self.node(ev, sp)?;
-                    entries.push((Key { name, pos: key_node.pos }, value));
+                    entries.push((
+                        Key {
+                            name,
+                            pos: key_node.pos,
+                        },
+                        value,
+                    ));
                 }
-                (Node { pos, value: Value::Map(entries) }, anchor)
+                (
+                    Node {
+                        pos,
+                        value: Value::Map(entries),
+                    },
+                    anchor,
+                )
             }
             Event::Alias(id) => {
-                let found = self.anchors.iter().rev().find(|(a, _)| *a == id).map(|(_, n)| n.clone());
+                let found = self
+                    .anchors
+                    .iter()
+                    .rev()
+                    .find(|(a, _)| *a == id)
+                    .map(|(_, n)| n.clone());
                 let Some(mut n) = found else {
-                    return Err(SyntaxError { pos, message: "alias to an unknown anchor".into() });
+                    return Err(SyntaxError {
+                        pos,
+                        message: "alias to an unknown anchor".into(),
+                    });
                 };
                 self.count(pos, size(&n))?;
                 n.pos = pos;
                 return Ok(n);
             }
             other => {
-                return Err(SyntaxError { pos, message: format!("unexpected YAML event {other:?}") });
+                return Err(SyntaxError {
+                    pos,
+                    message: format!("unexpected YAML event {other:?}"),
+                });
             }
         };
         if anchor > 0 {
@@ -229,7 +278,9 @@ fn resolve_plain(text: &Cow<'_, str>) -> Value {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(f64::INFINITY);
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
         _ => {}
@@ -251,8 +302,13 @@ fn resolve_plain(text: &Cow<'_, str>) -> Value {
             return Value::Int(i);
         }
     }
-    let looks_float = unsigned.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.')
-        && unsigned.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
+    let looks_float = unsigned
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_digit() || b == b'.')
+        && unsigned
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
     if looks_float {
         if let Ok(f) = t.parse::<f64>() {
             return Value::Float(f);
@@ -270,19 +326,27 @@ mod tests {
         let docs = parse("a: 1\nb:\n  c: [x, 2.5]\n---\nd: yes\n").unwrap();
         assert_eq!(docs.len(), 2);
         let root = &docs[0].root;
-        let Value::Map(entries) = &root.value else { panic!() };
+        let Value::Map(entries) = &root.value else {
+            panic!()
+        };
         assert_eq!(entries[1].0.pos, Pos { line: 2, col: 1 });
         let c = root.get("b").unwrap().get("c").unwrap();
         assert_eq!(c.pos, Pos { line: 3, col: 6 });
-        let Value::Seq(items) = &c.value else { panic!() };
+        let Value::Seq(items) = &c.value else {
+            panic!()
+        };
         assert_eq!(items[0].value, Value::Str("x".into()));
         assert_eq!(items[1].value, Value::Float(2.5));
-        assert_eq!(docs[1].root.get("d").unwrap().value, Value::Str("yes".into()));
+        assert_eq!(
+            docs[1].root.get("d").unwrap().value,
+            Value::Str("yes".into())
+        );
     }
 
     #[test]
     fn resolves_core_schema_scalars() {
-        let docs = parse("a: 0 1\nb: '10'\nc: 10\nd: ~\ne: true\nf: -3\ng: 1e3\nh: 0x1f\n").unwrap();
+        let docs =
+            parse("a: 0 1\nb: '10'\nc: 10\nd: ~\ne: true\nf: -3\ng: 1e3\nh: 0x1f\n").unwrap();
         let r = &docs[0].root;
         assert_eq!(r.get("a").unwrap().value, Value::Str("0 1".into()));
         assert_eq!(r.get("b").unwrap().value, Value::Str("10".into()));
@@ -306,10 +370,24 @@ mod tests {
     #[test]
     fn aliases_expand_and_bombs_are_bounded() {
         let docs = parse("x: &a {k: 1}\ny: *a\n").unwrap();
-        assert_eq!(docs[0].root.get("y").unwrap().get("k").unwrap().value, Value::Int(1));
+        assert_eq!(
+            docs[0].root.get("y").unwrap().get("k").unwrap().value,
+            Value::Int(1)
+        );
         let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x,x]\n");
         for i in 0..8 {
-            bomb += &format!("b{i}: &b{i} [{}]\n", vec![if i == 0 { "*a".to_string() } else { format!("*b{}", i - 1) }; 10].join(","));
+            bomb += &format!(
+                "b{i}: &b{i} [{}]\n",
+                vec![
+                    if i == 0 {
+                        "*a".to_string()
+                    } else {
+                        format!("*b{}", i - 1)
+                    };
+                    10
+                ]
+                .join(",")
+            );
         }
         assert!(parse(&bomb).unwrap_err().message.contains("more than"));
     }
