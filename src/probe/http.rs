@@ -107,8 +107,11 @@ impl HttpAttempt {
             HttpVersion::Http2 => b.http2_prior_knowledge(),
             HttpVersion::Auto => b,
         };
+        // Always our own TLS configuration (ring provider), even for http:// URLs that
+        // redirect to https://, so nothing depends on a process-wide default provider.
+        let tls = if url.scheme() == "https" { t.tls.clone() } else { plan::Tls::default() };
+        b = b.tls_backend_preconfigured(tls_config(&tls, t.version, mounts)?);
         if url.scheme() == "https" {
-            b = b.tls_backend_preconfigured(tls_config(&t.tls, t.version, mounts)?);
             if let Some(sni) = &t.tls.server_name {
                 // Connect to the URL's address but name the server `sni` (TLS and Host).
                 let ip: std::net::IpAddr = url

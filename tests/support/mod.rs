@@ -1,0 +1,260 @@
+//! Real servers on loopback for the integration tests: HTTP/1.1 + h2c, HTTPS (with and
+//! without a client-certificate requirement), a server that stalls for a window, one that
+//! resets connections, and a port nobody listens on. Certificates come from rcgen.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+
+/// What a test server saw.
+#[derive(Default)]
+pub struct Seen {
+    pub requests: AtomicU64,
+    pub connections: AtomicU64,
+    pub http2: AtomicU64,
+    /// Method, path, headers and body of the last request.
+    pub last: Mutex<Option<(String, String, Vec<(String, String)>, Vec<u8>)>>,
+}
+
+/// How a test server answers.
+#[derive(Clone)]
+pub enum Behaviour {
+    /// 200 at once.
+    Ok,
+    /// This status at once.
+    Status(u16),
+    /// 200 after this long.
+    Delay(Duration),
+    /// 200 at once, except that requests arriving in [from, from + length) after the
+    /// server started are held until the window ends.
+    Stall { from: Duration, length: Duration },
+    /// `/` redirects to `/ok` with 302; `/ok` answers 200.
+    Redirect,
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub seen: Arc<Seen>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Server {
+    pub fn url(&self, scheme: &str, path: &str) -> String {
+        format!("{scheme}://{}{path}", self.addr)
+    }
+}
+
+async fn handle(req: Request<hyper::body::Incoming>, b: Behaviour, seen: Arc<Seen>, started: Instant) -> Result<Response<Full<Bytes>>, Infallible> {
+    seen.requests.fetch_add(1, Ordering::SeqCst);
+    if req.version() == hyper::Version::HTTP_2 {
+        seen.http2.fetch_add(1, Ordering::SeqCst);
+    }
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let headers = req.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+    *seen.last.lock().unwrap() = Some((method, path.clone(), headers, body));
+    let mut status = StatusCode::OK;
+    let mut location = None;
+    match b {
+        Behaviour::Ok => {}
+        Behaviour::Status(s) => status = StatusCode::from_u16(s).unwrap(),
+        Behaviour::Delay(d) => tokio::time::sleep(d).await,
+        Behaviour::Stall { from, length } => {
+            let at = started.elapsed();
+            if at >= from && at < from + length {
+                tokio::time::sleep_until(started + from + length).await;
+            }
+        }
+        Behaviour::Redirect => {
+            if path != "/ok" {
+                status = StatusCode::FOUND;
+                location = Some("/ok");
+            }
+        }
+    }
+    let mut r = Response::builder().status(status);
+    if let Some(l) = location {
+        r = r.header("location", l);
+    }
+    Ok(r.body(Full::new(Bytes::from_static(b"ok\n"))).unwrap())
+}
+
+fn spawn_conn<S>(io: S, b: Behaviour, seen: Arc<Seen>, started: Instant)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let svc = hyper::service::service_fn(move |req| handle(req, b.clone(), seen.clone(), started));
+        let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(io), svc).await;
+    });
+}
+
+/// Plain HTTP: HTTP/1.1 and h2c (prior knowledge) on one port.
+pub async fn http(b: Behaviour) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let s2 = seen.clone();
+    let task = tokio::spawn(async move {
+        let started = Instant::now();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            s2.connections.fetch_add(1, Ordering::SeqCst);
+            spawn_conn(stream, b.clone(), s2.clone(), started);
+        }
+    });
+    Server { addr, seen, task }
+}
+
+/// Test PKI: a CA, a server certificate for 127.0.0.1 and localhost, a client certificate.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// A CA that signed nothing here.
+    pub other_ca: PathBuf,
+}
+
+fn make_ca(name: &str) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.distinguished_name.push(rcgen::DnType::CommonName, name);
+    p.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    rcgen::CertifiedIssuer::self_signed(p, rcgen::KeyPair::generate().unwrap()).unwrap()
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = make_ca("kpatrol test CA");
+        let write = |name: &str, text: String| -> PathBuf {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let skey = rcgen::KeyPair::generate().unwrap();
+        let sparams = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string(), "target.kpatrol.test".to_string()]).unwrap();
+        let scert = sparams.signed_by(&skey, &ca).unwrap();
+        let ckey = rcgen::KeyPair::generate().unwrap();
+        let mut cparams = rcgen::CertificateParams::new(vec!["client.kpatrol.test".to_string()]).unwrap();
+        cparams.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let ccert = cparams.signed_by(&ckey, &ca).unwrap();
+        let other = make_ca("another CA");
+        Pki {
+            ca: write("ca.crt", ca.pem()),
+            server_cert: write("server.crt", scert.pem()),
+            server_key: write("server.key", skey.serialize_pem()),
+            client_cert: write("client.crt", ccert.pem()),
+            client_key: write("client.key", ckey.serialize_pem()),
+            other_ca: write("other-ca.crt", other.pem()),
+            dir,
+        }
+    }
+}
+
+fn certs(p: &Path) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_file_iter(p).unwrap().map(|c| c.unwrap()).collect()
+}
+
+/// HTTPS with ALPN h2 and http/1.1; with `require_client_cert`, only clients with a
+/// certificate from the test CA get through the handshake.
+pub async fn https(b: Behaviour, pki: &Pki, require_client_cert: bool) -> Server {
+    use rustls::pki_types::pem::PemObject;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().unwrap();
+    let builder = if require_client_cert {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in certs(&pki.ca) {
+            roots.add(c).unwrap();
+        }
+        let v = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap();
+        builder.with_client_cert_verifier(v)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&pki.server_key).unwrap();
+    let mut cfg = builder.with_single_cert(certs(&pki.server_cert), key).unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let s2 = seen.clone();
+    let task = tokio::spawn(async move {
+        let started = Instant::now();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            s2.connections.fetch_add(1, Ordering::SeqCst);
+            let (acceptor, b, seen) = (acceptor.clone(), b.clone(), s2.clone());
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    spawn_conn(tls, b, seen, started);
+                }
+            });
+        }
+    });
+    Server { addr, seen, task }
+}
+
+/// Accepts, reads the request, then resets the connection (RST, via SO_LINGER 0).
+pub async fn resetting() -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let s2 = seen.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            s2.connections.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                #[allow(deprecated)] // zero linger sends RST at once and never blocks
+                let _ = stream.set_linger(Some(Duration::ZERO));
+                drop(stream);
+            });
+        }
+    });
+    Server { addr, seen, task }
+}
+
+/// A loopback port nobody listens on (bound, then released).
+pub async fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    drop(l);
+    // Make sure it refuses now.
+    assert!(TcpStream::connect(a).await.is_err());
+    a
+}
+
+/// Writes `text` as a task file in `dir` and returns its path.
+pub fn task_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
