@@ -38,13 +38,7 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: ",
-            self.file.display(),
-            self.pos.line,
-            self.pos.col
-        )?;
+        write!(f, "{}:{}:{}: ", self.file.display(), self.pos.line, self.pos.col)?;
         if self.severity == Severity::Warning {
             write!(f, "warning: ")?;
         }
@@ -87,13 +81,7 @@ impl Diagnostics {
         self.push(Severity::Warning, pos, path, message)
     }
 
-    fn push(
-        &mut self,
-        severity: Severity,
-        pos: Pos,
-        path: &str,
-        message: impl Into<String>,
-    ) -> &mut Diagnostic {
+    fn push(&mut self, severity: Severity, pos: Pos, path: &str, message: impl Into<String>) -> &mut Diagnostic {
         self.list.push(Diagnostic {
             severity,
             file: self.file.clone(),
@@ -107,10 +95,7 @@ impl Diagnostics {
     }
 
     pub fn error_count(&self) -> usize {
-        self.list
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count()
+        self.list.iter().filter(|d| d.severity == Severity::Error).count()
     }
 
     pub fn has_errors(&self) -> bool {
@@ -133,10 +118,7 @@ impl Diagnostic {
 }
 
 /// The candidate closest to `word`, when it is close enough to be a likely misspelling.
-pub fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let lower = word.to_ascii_lowercase();
     candidates
         .into_iter()
@@ -160,9 +142,7 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(d[i - 2][j - 2] + 1);
             }
@@ -180,10 +160,7 @@ mod tests {
     fn suggests_close_names_only() {
         let fields = ["qps", "duration", "timeout", "maxInFlight"];
         assert_eq!(did_you_mean("durration", fields), Some("duration".into()));
-        assert_eq!(
-            did_you_mean("maxinflight", fields),
-            Some("maxInFlight".into())
-        );
+        assert_eq!(did_you_mean("maxinflight", fields), Some("maxInFlight".into()));
         assert_eq!(did_you_mean("qsp", fields), Some("qps".into()));
         assert_eq!(did_you_mean("color", fields), None);
     }
@@ -191,12 +168,8 @@ mod tests {
     #[test]
     fn display_has_every_part() {
         let mut d = Diagnostics::new(Path::new("jobs/a.yaml"));
-        d.error(
-            Pos { line: 3, col: 5 },
-            "spec.pressure.qps",
-            "must be above 0",
-        )
-        .allowed("1–100000");
+        d.error(Pos { line: 3, col: 5 }, "spec.pressure.qps", "must be above 0")
+            .allowed("1–100000");
         assert_eq!(
             d.list[0].to_string(),
             "jobs/a.yaml:3:5: spec.pressure.qps: must be above 0 (allowed: 1–100000)"

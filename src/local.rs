@@ -73,10 +73,7 @@ pub fn judge_round(plan: &Plan, round: &probe::RoundResult) -> Verdict {
             &plan.expect,
         ),
         _ => judge::judge(
-            round
-                .targets
-                .iter()
-                .map(|r| (r.name.as_str(), &plan.expect, &r.stats)),
+            round.targets.iter().map(|r| (r.name.as_str(), &plan.expect, &r.stats)),
             &plan.expect,
         ),
     }
@@ -85,8 +82,7 @@ pub fn judge_round(plan: &Plan, round: &probe::RoundResult) -> Verdict {
 fn start_progress(plan: &Plan) -> ProgressBar {
     let bar = ProgressBar::new(plan.pressure.duration.as_millis() as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:20} {msg}")
-            .expect("valid template"),
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:20} {msg}").expect("valid template"),
     );
     let rate = match plan.pressure.rate {
         Rate::Fixed(q) => format!("{q} qps"),

@@ -18,9 +18,17 @@ use support::*;
 async fn round_in(dir: &Path, yaml: &str) -> (RoundReport, Verdict) {
     let file = task_file(dir, "task.yaml", yaml);
     let ft = kpatrol::task::load_file(&file).unwrap();
-    assert!(ft.diagnostics.iter().all(|d| d.severity != kpatrol::diag::Severity::Error), "{:?}", ft.diagnostics);
+    assert!(
+        ft.diagnostics
+            .iter()
+            .all(|d| d.severity != kpatrol::diag::Severity::Error),
+        "{:?}",
+        ft.diagnostics
+    );
     let plan = ft.plans.into_iter().next().expect("one task");
-    kpatrol::local::execute(&plan, &Mounts::new(dir.join("mounts")), Stop::new(), false).await.expect("round runs")
+    kpatrol::local::execute(&plan, &Mounts::new(dir.join("mounts")), Stop::new(), false)
+        .await
+        .expect("round runs")
 }
 
 async fn round(yaml: &str) -> (RoundReport, Verdict) {
@@ -37,7 +45,12 @@ fn check(yaml_targets: &str, pressure: &str, expect: &str) -> String {
 #[tokio::test]
 async fn http1_round_passes_and_counts_every_request() {
     let s = http(Behaviour::Ok).await;
-    let (r, v) = round(&check(&format!("    - url: {}\n      http: \"1.1\"\n", s.url("http", "/")), "{qps: 100, duration: 500ms, timeout: 1s}", "{successRate: 1, latency: {p99: 500ms}, status: [200]}")).await;
+    let (r, v) = round(&check(
+        &format!("    - url: {}\n      http: \"1.1\"\n", s.url("http", "/")),
+        "{qps: 100, duration: 500ms, timeout: 1s}",
+        "{successRate: 1, latency: {p99: 500ms}, status: [200]}",
+    ))
+    .await;
     assert!(v.pass, "{:#?}", v.checks);
     let t = &r.targets[0];
     assert_eq!((t.planned, t.sent, t.unsent, t.answered), (Some(50), 50, 0, 50));
@@ -45,13 +58,22 @@ async fn http1_round_passes_and_counts_every_request() {
     assert_eq!(s.seen.requests.load(Ordering::SeqCst), 50);
     assert_eq!(s.seen.http2.load(Ordering::SeqCst), 0);
     // reused connections: far fewer connections than requests
-    assert!(s.seen.connections.load(Ordering::SeqCst) < 10, "{} connections", s.seen.connections.load(Ordering::SeqCst));
+    assert!(
+        s.seen.connections.load(Ordering::SeqCst) < 10,
+        "{} connections",
+        s.seen.connections.load(Ordering::SeqCst)
+    );
 }
 
 #[tokio::test]
 async fn fresh_connections_open_one_connection_per_request() {
     let s = http(Behaviour::Ok).await;
-    let (r, v) = round(&check(&format!("    - url: {}\n", s.url("http", "/")), "{qps: 40, duration: 500ms, timeout: 1s, connections: fresh}", "{successRate: 1}")).await;
+    let (r, v) = round(&check(
+        &format!("    - url: {}\n", s.url("http", "/")),
+        "{qps: 40, duration: 500ms, timeout: 1s, connections: fresh}",
+        "{successRate: 1}",
+    ))
+    .await;
     assert!(v.pass, "{:#?}", v.checks);
     assert_eq!(r.targets[0].sent, 20);
     assert_eq!(s.seen.connections.load(Ordering::SeqCst), 20);
@@ -60,7 +82,12 @@ async fn fresh_connections_open_one_connection_per_request() {
 #[tokio::test]
 async fn h2c_with_prior_knowledge() {
     let s = http(Behaviour::Ok).await;
-    let (_, v) = round(&check(&format!("    - url: {}\n      http: \"2\"\n", s.url("http", "/")), "{qps: 40, duration: 500ms}", "{successRate: 1}")).await;
+    let (_, v) = round(&check(
+        &format!("    - url: {}\n      http: \"2\"\n", s.url("http", "/")),
+        "{qps: 40, duration: 500ms}",
+        "{successRate: 1}",
+    ))
+    .await;
     assert!(v.pass, "{:#?}", v.checks);
     assert_eq!(s.seen.http2.load(Ordering::SeqCst), 20);
 }
@@ -69,14 +96,28 @@ async fn h2c_with_prior_knowledge() {
 async fn https_with_ca_negotiates_h2_by_alpn_or_stays_on_http1() {
     let pki = Pki::new();
     let s = https(Behaviour::Ok, &pki, false).await;
-    let yaml = |version: &str| check(&format!("    - url: {}\n      http: \"{version}\"\n      tls: {{ca: {}}}\n", s.url("https", "/"), pki.ca.display()), "{qps: 40, duration: 500ms}", "{successRate: 1}");
+    let yaml = |version: &str| {
+        check(
+            &format!(
+                "    - url: {}\n      http: \"{version}\"\n      tls: {{ca: {}}}\n",
+                s.url("https", "/"),
+                pki.ca.display()
+            ),
+            "{qps: 40, duration: 500ms}",
+            "{successRate: 1}",
+        )
+    };
     let (_, v) = round(&yaml("auto")).await;
     assert!(v.pass, "{:#?}", v.checks);
     assert_eq!(s.seen.http2.load(Ordering::SeqCst), 20);
     let (_, v) = round(&yaml("1.1")).await;
     assert!(v.pass, "{:#?}", v.checks);
     assert_eq!(s.seen.requests.load(Ordering::SeqCst), 40);
-    assert_eq!(s.seen.http2.load(Ordering::SeqCst), 20, "the second round must have used HTTP/1.1");
+    assert_eq!(
+        s.seen.http2.load(Ordering::SeqCst),
+        20,
+        "the second round must have used HTTP/1.1"
+    );
 }
 
 #[tokio::test]
@@ -84,14 +125,36 @@ async fn https_unknown_ca_fails_with_tls_errors_unless_verification_is_skipped()
     let pki = Pki::new();
     let s = https(Behaviour::Ok, &pki, false).await;
     // verification with the public roots: the test CA is unknown
-    let (r, v) = round(&check(&format!("    - url: {}\n", s.url("https", "/")), "{qps: 20, duration: 500ms}", "{successRate: 1}")).await;
+    let (r, v) = round(&check(
+        &format!("    - url: {}\n", s.url("https", "/")),
+        "{qps: 20, duration: 500ms}",
+        "{successRate: 1}",
+    ))
+    .await;
     assert!(!v.pass);
     assert_eq!(r.targets[0].errors.get("tls"), Some(&10), "{:?}", r.targets[0].errors);
     // a wrong CA
-    let (r, _) = round(&check(&format!("    - url: {}\n      tls: {{ca: {}}}\n", s.url("https", "/"), pki.other_ca.display()), "{qps: 20, duration: 500ms}", "{successRate: 1}")).await;
+    let (r, _) = round(&check(
+        &format!(
+            "    - url: {}\n      tls: {{ca: {}}}\n",
+            s.url("https", "/"),
+            pki.other_ca.display()
+        ),
+        "{qps: 20, duration: 500ms}",
+        "{successRate: 1}",
+    ))
+    .await;
     assert_eq!(r.targets[0].errors.get("tls"), Some(&10));
     // skipping verification only when asked
-    let (_, v) = round(&check(&format!("    - url: {}\n      tls: {{insecureSkipVerify: true}}\n", s.url("https", "/")), "{qps: 20, duration: 500ms}", "{successRate: 1}")).await;
+    let (_, v) = round(&check(
+        &format!(
+            "    - url: {}\n      tls: {{insecureSkipVerify: true}}\n",
+            s.url("https", "/")
+        ),
+        "{qps: 20, duration: 500ms}",
+        "{successRate: 1}",
+    ))
+    .await;
     assert!(v.pass, "{:#?}", v.checks);
 }
 
@@ -99,12 +162,27 @@ async fn https_unknown_ca_fails_with_tls_errors_unless_verification_is_skipped()
 async fn mtls_needs_the_client_certificate() {
     let pki = Pki::new();
     let s = https(Behaviour::Ok, &pki, true).await;
-    let (r, v) = round(&check(&format!("    - url: {}\n      tls: {{ca: {}}}\n", s.url("https", "/"), pki.ca.display()), "{qps: 20, duration: 500ms}", "{successRate: 1}")).await;
+    let (r, v) = round(&check(
+        &format!(
+            "    - url: {}\n      tls: {{ca: {}}}\n",
+            s.url("https", "/"),
+            pki.ca.display()
+        ),
+        "{qps: 20, duration: 500ms}",
+        "{successRate: 1}",
+    ))
+    .await;
     assert!(!v.pass);
     assert_eq!(r.targets[0].answered, 0);
     assert_eq!(r.targets[0].failed, 10, "{:?}", r.targets[0].errors);
     let (_, v) = round(&check(
-        &format!("    - url: {}\n      tls: {{ca: {}, cert: {}, key: {}}}\n", s.url("https", "/"), pki.ca.display(), pki.client_cert.display(), pki.client_key.display()),
+        &format!(
+            "    - url: {}\n      tls: {{ca: {}, cert: {}, key: {}}}\n",
+            s.url("https", "/"),
+            pki.ca.display(),
+            pki.client_cert.display(),
+            pki.client_key.display()
+        ),
         "{qps: 20, duration: 500ms}",
         "{successRate: 1}",
     ))
@@ -116,9 +194,27 @@ async fn mtls_needs_the_client_certificate() {
 async fn tls_server_name_overrides_the_name_checked() {
     let pki = Pki::new();
     let s = https(Behaviour::Ok, &pki, false).await;
-    let (_, v) = round(&check(&format!("    - url: {}\n      tls: {{ca: {}, serverName: target.kpatrol.test}}\n", s.url("https", "/"), pki.ca.display()), "{qps: 20, duration: 500ms}", "{successRate: 1}")).await;
+    let (_, v) = round(&check(
+        &format!(
+            "    - url: {}\n      tls: {{ca: {}, serverName: target.kpatrol.test}}\n",
+            s.url("https", "/"),
+            pki.ca.display()
+        ),
+        "{qps: 20, duration: 500ms}",
+        "{successRate: 1}",
+    ))
+    .await;
     assert!(v.pass, "{:#?}", v.checks);
-    let (r, _) = round(&check(&format!("    - url: {}\n      tls: {{ca: {}, serverName: other.kpatrol.test}}\n", s.url("https", "/"), pki.ca.display()), "{qps: 20, duration: 500ms}", "{successRate: 1}")).await;
+    let (r, _) = round(&check(
+        &format!(
+            "    - url: {}\n      tls: {{ca: {}, serverName: other.kpatrol.test}}\n",
+            s.url("https", "/"),
+            pki.ca.display()
+        ),
+        "{qps: 20, duration: 500ms}",
+        "{successRate: 1}",
+    ))
+    .await;
     assert_eq!(r.targets[0].errors.get("tls"), Some(&10));
 }
 
@@ -137,7 +233,10 @@ async fn kdoctor_tls_secret_verifies_only_with_ca_crt() {
     std::fs::create_dir_all(&secret).unwrap();
     std::fs::copy(&pki.client_cert, secret.join("tls.crt")).unwrap();
     std::fs::copy(&pki.client_key, secret.join("tls.key")).unwrap();
-    let yaml = kdoctor_https(&s.url("https", "/"), "    tlsSecretName: https-client-cert\n    tlsSecretNamespace: kdoctor-test-server\n");
+    let yaml = kdoctor_https(
+        &s.url("https", "/"),
+        "    tlsSecretName: https-client-cert\n    tlsSecretNamespace: kdoctor-test-server\n",
+    );
     // no ca.crt: kdoctor does not verify the server, and the client certificate is sent
     let (r, v) = round_in(dir.path(), &yaml).await;
     assert!(v.pass, "{:#?} {:?}", v.checks, r.targets[0].errors);
@@ -158,15 +257,27 @@ async fn a_stall_shows_in_the_percentiles_because_latency_counts_from_the_intend
     // 200 qps for 2 s; the server holds every request arriving between 0.5 s and 1.1 s
     // until 1.1 s. About 120 requests are due in the stall: a closed-loop client would
     // send few of them and report a clean p99.
-    let s = http(Behaviour::Stall { from: Duration::from_millis(500), length: Duration::from_millis(600) }).await;
-    let (r, v) = round(&check(&format!("    - url: {}\n", s.url("http", "/")), "{qps: 200, duration: 2s, timeout: 3s}", "{successRate: 1, latency: {p99: 100ms}}")).await;
+    let s = http(Behaviour::Stall {
+        from: Duration::from_millis(500),
+        length: Duration::from_millis(600),
+    })
+    .await;
+    let (r, v) = round(&check(
+        &format!("    - url: {}\n", s.url("http", "/")),
+        "{qps: 200, duration: 2s, timeout: 3s}",
+        "{successRate: 1, latency: {p99: 100ms}}",
+    ))
+    .await;
     let t = &r.targets[0];
     assert_eq!((t.sent, t.unsent, t.answered), (400, 0, 400));
     assert!(t.latency_ms.p90 >= Duration::from_millis(200), "p90 {:?}", t.latency_ms);
     assert!(t.latency_ms.p99 >= Duration::from_millis(500), "p99 {:?}", t.latency_ms);
     assert!(t.latency_ms.p50 < Duration::from_millis(100), "p50 {:?}", t.latency_ms);
     assert!(!v.pass);
-    assert_eq!(v.failed().map(|c| c.check.as_str()).collect::<Vec<_>>(), ["latency p99"]);
+    assert_eq!(
+        v.failed().map(|c| c.check.as_str()).collect::<Vec<_>>(),
+        ["latency p99"]
+    );
 }
 
 #[tokio::test]
@@ -174,7 +285,12 @@ async fn a_full_in_flight_bound_delays_slots_and_the_delay_is_measured() {
     // One attempt in flight, each answered after 50 ms, slots every 10 ms: slots leave
     // late; their latency includes the wait, and what could not leave in time is unsent.
     let s = http(Behaviour::Delay(Duration::from_millis(50))).await;
-    let (r, v) = round(&check(&format!("    - url: {}\n", s.url("http", "/")), "{qps: 100, duration: 1s, timeout: 2s, maxInFlight: 1}", "{successRate: 1}")).await;
+    let (r, v) = round(&check(
+        &format!("    - url: {}\n", s.url("http", "/")),
+        "{qps: 100, duration: 1s, timeout: 2s, maxInFlight: 1}",
+        "{successRate: 1}",
+    ))
+    .await;
     let t = &r.targets[0];
     assert_eq!(t.sent + t.unsent, 100);
     assert!(t.unsent >= 60, "{t:?}");
@@ -186,7 +302,12 @@ async fn a_full_in_flight_bound_delays_slots_and_the_delay_is_measured() {
 #[tokio::test]
 async fn server_errors_fail_the_success_rate_but_count_for_kdoctor_without_status_code() {
     let s = http(Behaviour::Status(500)).await;
-    let (r, v) = round(&check(&format!("    - url: {}\n", s.url("http", "/")), "{qps: 20, duration: 500ms}", "{successRate: 0.99}")).await;
+    let (r, v) = round(&check(
+        &format!("    - url: {}\n", s.url("http", "/")),
+        "{qps: 20, duration: 500ms}",
+        "{successRate: 0.99}",
+    ))
+    .await;
     assert!(!v.pass);
     assert_eq!(r.targets[0].codes.get("500"), Some(&10));
     assert_eq!(r.targets[0].succeeded, 0);
@@ -206,19 +327,47 @@ async fn server_errors_fail_the_success_rate_but_count_for_kdoctor_without_statu
 #[tokio::test]
 async fn resets_refusals_and_timeouts_are_classified() {
     let reset = resetting().await;
-    let (r, v) = round(&check(&format!("    - url: {}\n", reset.url("http", "/")), "{qps: 20, duration: 500ms}", "{successRate: 1}")).await;
+    let (r, v) = round(&check(
+        &format!("    - url: {}\n", reset.url("http", "/")),
+        "{qps: 20, duration: 500ms}",
+        "{successRate: 1}",
+    ))
+    .await;
     assert!(!v.pass);
     assert_eq!(r.targets[0].errors.get("reset"), Some(&10), "{:?}", r.targets[0].errors);
 
     let closed = closed_port().await;
-    let (r, _) = round(&check(&format!("    - url: http://{closed}/\n"), "{qps: 20, duration: 500ms}", "{successRate: 1}")).await;
-    assert_eq!(r.targets[0].errors.get("refused"), Some(&10), "{:?}", r.targets[0].errors);
+    let (r, _) = round(&check(
+        &format!("    - url: http://{closed}/\n"),
+        "{qps: 20, duration: 500ms}",
+        "{successRate: 1}",
+    ))
+    .await;
+    assert_eq!(
+        r.targets[0].errors.get("refused"),
+        Some(&10),
+        "{:?}",
+        r.targets[0].errors
+    );
 
     let slow = http(Behaviour::Delay(Duration::from_secs(5))).await;
     let started = std::time::Instant::now();
-    let (r, _) = round(&check(&format!("    - url: {}\n", slow.url("http", "/")), "{qps: 20, duration: 500ms, timeout: 200ms}", "{successRate: 1}")).await;
-    assert_eq!(r.targets[0].errors.get("timeout"), Some(&10), "{:?}", r.targets[0].errors);
-    assert!(started.elapsed() < Duration::from_secs(2), "the round must not wait for the slow server");
+    let (r, _) = round(&check(
+        &format!("    - url: {}\n", slow.url("http", "/")),
+        "{qps: 20, duration: 500ms, timeout: 200ms}",
+        "{successRate: 1}",
+    ))
+    .await;
+    assert_eq!(
+        r.targets[0].errors.get("timeout"),
+        Some(&10),
+        "{:?}",
+        r.targets[0].errors
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the round must not wait for the slow server"
+    );
 }
 
 #[tokio::test]
@@ -241,7 +390,10 @@ async fn method_headers_and_body_from_a_file_reach_the_server() {
     assert!(v.pass, "{:#?}", v.checks);
     let (method, path, headers, body) = s.seen.last.lock().unwrap().clone().unwrap();
     assert_eq!((method.as_str(), path.as_str()), ("PUT", "/things"));
-    assert!(headers.contains(&("content-type".into(), "application/json".into())), "{headers:?}");
+    assert!(
+        headers.contains(&("content-type".into(), "application/json".into())),
+        "{headers:?}"
+    );
     assert!(headers.contains(&("x-count".into(), "5".into())));
     assert!(headers.contains(&("authorization".into(), "Bearer s3cret".into())));
     assert_eq!(body, br#"{"hello":"world"}"#);
@@ -267,19 +419,38 @@ async fn kdoctor_body_configmap_is_sent_as_json_of_its_data() {
 #[tokio::test]
 async fn a_missing_mounted_configmap_means_the_round_cannot_run() {
     let dir = tempfile::tempdir().unwrap();
-    let file = task_file(dir.path(), "t.yaml", &kdoctor_https("http://127.0.0.1:9/", "    bodyConfigmapName: nope\n    bodyConfigmapNamespace: x\n"));
+    let file = task_file(
+        dir.path(),
+        "t.yaml",
+        &kdoctor_https(
+            "http://127.0.0.1:9/",
+            "    bodyConfigmapName: nope\n    bodyConfigmapNamespace: x\n",
+        ),
+    );
     let plan = kpatrol::task::load_file(&file).unwrap().plans.remove(0);
-    let err = kpatrol::local::execute(&plan, &Mounts::new(dir.path().join("mounts")), Stop::new(), false).await.unwrap_err();
+    let err = kpatrol::local::execute(&plan, &Mounts::new(dir.path().join("mounts")), Stop::new(), false)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("configmaps/nope"), "{err}");
 }
 
 #[tokio::test]
 async fn redirects_are_reported_unless_following_is_asked() {
     let s = http(Behaviour::Redirect).await;
-    let (r, v) = round(&check(&format!("    - url: {}\n", s.url("http", "/")), "{qps: 10, duration: 300ms}", "{successRate: 1, status: [200]}")).await;
+    let (r, v) = round(&check(
+        &format!("    - url: {}\n", s.url("http", "/")),
+        "{qps: 10, duration: 300ms}",
+        "{successRate: 1, status: [200]}",
+    ))
+    .await;
     assert!(!v.pass);
     assert_eq!(r.targets[0].codes.get("302"), Some(&3));
-    let (r, v) = round(&check(&format!("    - url: {}\n      followRedirects: true\n", s.url("http", "/")), "{qps: 10, duration: 300ms}", "{successRate: 1, status: [200]}")).await;
+    let (r, v) = round(&check(
+        &format!("    - url: {}\n      followRedirects: true\n", s.url("http", "/")),
+        "{qps: 10, duration: 300ms}",
+        "{successRate: 1, status: [200]}",
+    ))
+    .await;
     assert!(v.pass, "{:#?}", v.checks);
     assert_eq!(r.targets[0].codes.get("200"), Some(&3));
 }
@@ -288,7 +459,12 @@ async fn redirects_are_reported_unless_following_is_asked() {
 async fn every_method_is_sent_as_asked() {
     let s = http(Behaviour::Ok).await;
     for m in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
-        let (_, v) = round(&check(&format!("    - url: {}\n      method: {m}\n", s.url("http", "/")), "{qps: 10, duration: 100ms}", "{successRate: 1}")).await;
+        let (_, v) = round(&check(
+            &format!("    - url: {}\n      method: {m}\n", s.url("http", "/")),
+            "{qps: 10, duration: 100ms}",
+            "{successRate: 1}",
+        ))
+        .await;
         assert!(v.pass, "{m}: {:#?}", v.checks);
         assert_eq!(s.seen.last.lock().unwrap().as_ref().unwrap().0, m);
     }
@@ -299,12 +475,19 @@ async fn several_targets_are_pressed_at_once_and_judged_per_target_and_round() {
     let ok = http(Behaviour::Ok).await;
     let bad = http(Behaviour::Status(503)).await;
     let (r, v) = round(&check(
-        &format!("    - {{name: ok, url: \"{}\"}}\n    - {{name: bad, url: \"{}\", expect: {{successRate: 0}}}}\n", ok.url("http", "/"), bad.url("http", "/")),
+        &format!(
+            "    - {{name: ok, url: \"{}\"}}\n    - {{name: bad, url: \"{}\", expect: {{successRate: 0}}}}\n",
+            ok.url("http", "/"),
+            bad.url("http", "/")
+        ),
         "{qps: 20, duration: 500ms}",
         "{successRate: 1}",
     ))
     .await;
-    assert_eq!(r.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["ok", "bad"]);
+    assert_eq!(
+        r.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["ok", "bad"]
+    );
     let failing: Vec<String> = v.failed().map(|c| format!("{}/{}", c.target, c.check)).collect();
     assert_eq!(failing, ["round/success rate"]);
 }

@@ -111,11 +111,7 @@ pub struct ProbeArgs {
     #[arg(long, env = "KPATROL_TASK")]
     pub task: PathBuf,
     /// Where the JSON summary (at most 4 KiB) goes.
-    #[arg(
-        long,
-        env = "KPATROL_TERMINATION_LOG",
-        default_value = "/dev/termination-log"
-    )]
+    #[arg(long, env = "KPATROL_TERMINATION_LOG", default_value = "/dev/termination-log")]
     pub termination_log: PathBuf,
     #[command(flatten)]
     pub opts: RoundOpts,
@@ -130,15 +126,7 @@ pub async fn kpatrol(cli: Kpatrol) -> Exit {
             opts,
             output,
             no_progress,
-        } => {
-            run(
-                &file,
-                &opts,
-                output,
-                !no_progress && std::io::stderr().is_terminal(),
-            )
-            .await
-        }
+        } => run(&file, &opts, output, !no_progress && std::io::stderr().is_terminal()).await,
         Command::Serve { listen } => serve(&listen).await,
     }
 }
@@ -152,8 +140,7 @@ pub async fn probe(cli: Probe) -> Exit {
             eprintln!("kpatrol-probe: {e}");
             write_termination(
                 &args.termination_log,
-                &serde_json::json!({"v": report::SCHEMA_VERSION, "verdict": "error", "error": e})
-                    .to_string(),
+                &serde_json::json!({"v": report::SCHEMA_VERSION, "verdict": "error", "error": e}).to_string(),
             );
             return Exit::Trouble;
         }
@@ -162,10 +149,7 @@ pub async fn probe(cli: Probe) -> Exit {
     watch_signals(stop.clone());
     match crate::local::execute(&plan, &Mounts::new(&args.opts.mounts), stop, false).await {
         Ok((report, verdict)) => {
-            println!(
-                "{}",
-                serde_json::to_string(&report).expect("report serialises")
-            );
+            println!("{}", serde_json::to_string(&report).expect("report serialises"));
             write_termination(&args.termination_log, &report::termination_message(&report));
             if verdict.pass { Exit::Ok } else { Exit::Fail }
         }
@@ -196,8 +180,7 @@ fn watch_signals(stop: Stop) {
     tokio::spawn(async move {
         #[cfg(unix)]
         {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             let term_fut = async {
                 match term.as_mut() {
                     Some(t) => {
@@ -213,9 +196,7 @@ fn watch_signals(stop: Stop) {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-        eprintln!(
-            "stopping: finishing requests in flight, then reporting (Ctrl-C again to quit at once)"
-        );
+        eprintln!("stopping: finishing requests in flight, then reporting (Ctrl-C again to quit at once)");
         stop.stop();
         let _ = tokio::signal::ctrl_c().await;
         std::process::exit(Exit::Trouble as i32);
@@ -244,10 +225,7 @@ pub fn validate(paths: &[PathBuf]) -> Exit {
                 diags.extend(task::check_files(f, &ft.files));
                 for p in &ft.plans {
                     let id = (p.namespace.clone(), p.kind.clone(), p.name.clone());
-                    if let Some(prev) = seen
-                        .iter()
-                        .find(|s| (&s.0, &s.1, &s.2) == (&id.0, &id.1, &id.2))
-                    {
+                    if let Some(prev) = seen.iter().find(|s| (&s.0, &s.1, &s.2) == (&id.0, &id.1, &id.2)) {
                         diags.push(crate::diag::Diagnostic {
                             severity: Severity::Error,
                             file: p.origin.file.clone(),
@@ -306,11 +284,7 @@ pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Pla
         .filter(|d| d.severity == Severity::Error)
         .map(|d| d.to_string())
         .collect();
-    errors.extend(
-        task::check_files(file, &ft.files)
-            .iter()
-            .map(|d| d.to_string()),
-    );
+    errors.extend(task::check_files(file, &ft.files).iter().map(|d| d.to_string()));
     if !errors.is_empty() {
         return Err(format!("invalid task file:\n{}", errors.join("\n")));
     }
@@ -398,10 +372,7 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> E
         Ok((report, verdict)) => {
             match output {
                 Output::Table => print!("{}", report::table(&report)),
-                Output::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("report serialises")
-                ),
+                Output::Json => println!("{}", serde_json::to_string_pretty(&report).expect("report serialises")),
             }
             if verdict.pass { Exit::Ok } else { Exit::Fail }
         }

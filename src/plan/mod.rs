@@ -73,9 +73,7 @@ pub enum Placement {
     /// A fixed number of agents.
     Count(u32),
     /// One agent per matching node.
-    PerNode {
-        node_selector: BTreeMap<String, String>,
-    },
+    PerNode { node_selector: BTreeMap<String, String> },
 }
 
 /// How hard and how long to press each target, per agent.

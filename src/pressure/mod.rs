@@ -103,9 +103,7 @@ impl Live {
             sent: AtomicU64::new(0),
             answered: AtomicU64::new(0),
             failed: AtomicU64::new(0),
-            shards: (0..SHARDS)
-                .map(|_| std::sync::Mutex::new(Stats::new(max)))
-                .collect(),
+            shards: (0..SHARDS).map(|_| std::sync::Mutex::new(Stats::new(max))).collect(),
         })
     }
 
@@ -127,13 +125,7 @@ fn highest_latency(load: &Load) -> Duration {
 /// Presses one target with `attempt` under `load`, starting at `start`, until the
 /// sending window closes or `stop` fires; waits for attempts in flight (each bounded by
 /// the timeout) and returns the merged statistics.
-pub async fn press<A: Attempt>(
-    load: &Load,
-    attempt: Arc<A>,
-    start: Instant,
-    stop: Stop,
-    live: Arc<Live>,
-) -> Stats {
+pub async fn press<A: Attempt>(load: &Load, attempt: Arc<A>, start: Instant, stop: Stop, live: Arc<Live>) -> Stats {
     let planned = load.planned();
     let workers = match planned {
         Some(n) => (load.max_in_flight as u64).min(n) as usize,
@@ -142,18 +134,11 @@ pub async fn press<A: Attempt>(
     let next = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::with_capacity(workers);
     for w in 0..workers {
-        let (attempt, next, stop, live, load) = (
-            attempt.clone(),
-            next.clone(),
-            stop.clone(),
-            live.clone(),
-            load.clone(),
-        );
+        let (attempt, next, stop, live, load) =
+            (attempt.clone(), next.clone(), stop.clone(), live.clone(), load.clone());
         handles.push(tokio::spawn(async move {
             match load.rate {
-                Rate::Fixed(qps) => {
-                    fixed_worker(w, qps, &load, &*attempt, &next, start, &stop, &live).await
-                }
+                Rate::Fixed(qps) => fixed_worker(w, qps, &load, &*attempt, &next, start, &stop, &live).await,
                 Rate::Max => max_worker(w, &load, &*attempt, start, &stop, &live).await,
             }
         }));
@@ -206,14 +191,7 @@ async fn fixed_worker<A: Attempt>(
     }
 }
 
-async fn max_worker<A: Attempt>(
-    w: usize,
-    load: &Load,
-    attempt: &A,
-    start: Instant,
-    stop: &Stop,
-    live: &Live,
-) {
+async fn max_worker<A: Attempt>(w: usize, load: &Load, attempt: &A, start: Instant, stop: &Stop, live: &Live) {
     let window_end = start + load.duration;
     let shard = &live.shards[w % SHARDS];
     while !stop.is_stopped() && Instant::now() < window_end {
@@ -222,13 +200,7 @@ async fn max_worker<A: Attempt>(
 }
 
 /// Sends one attempt and records it, latency counted from `due`.
-async fn one<A: Attempt>(
-    load: &Load,
-    attempt: &A,
-    due: Instant,
-    shard: &std::sync::Mutex<Stats>,
-    live: &Live,
-) {
+async fn one<A: Attempt>(load: &Load, attempt: &A, due: Instant, shard: &std::sync::Mutex<Stats>, live: &Live) {
     live.sent.fetch_add(1, Ordering::Relaxed);
     let outcome = match tokio::time::timeout(load.timeout, attempt.attempt()).await {
         Ok(o) => o,
@@ -278,11 +250,7 @@ mod tests {
         assert_eq!(s.sent, 100);
         assert_eq!(s.unsent, 0);
         assert_eq!(s.codes.get(&200), Some(&100));
-        assert!(
-            s.summary().p99 <= Duration::from_millis(3),
-            "{:?}",
-            s.summary()
-        );
+        assert!(s.summary().p99 <= Duration::from_millis(3), "{:?}", s.summary());
     }
 
     #[tokio::test(start_paused = true)]
@@ -301,11 +269,7 @@ mod tests {
         .await;
         assert!(s.sent < 20 && s.sent >= 6, "sent {}", s.sent);
         assert_eq!(s.sent + s.unsent, 20);
-        assert!(
-            s.summary().max >= Duration::from_millis(150),
-            "{:?}",
-            s.summary()
-        );
+        assert!(s.summary().max >= Duration::from_millis(150), "{:?}", s.summary());
     }
 
     #[tokio::test(start_paused = true)]

@@ -116,8 +116,7 @@ impl Stats {
         match outcome {
             Outcome::Answered(code) => {
                 *self.codes.entry(code).or_default() += 1;
-                self.hist
-                    .saturating_record((latency.as_micros() as u64).max(1));
+                self.hist.saturating_record((latency.as_micros() as u64).max(1));
             }
             Outcome::Failed(kind) => self.errors[kind as usize] += 1,
         }
@@ -127,8 +126,7 @@ impl Stats {
         // Bounds may differ (merging agents); values beyond ours saturate.
         if self.hist.add(&other.hist).is_err() {
             for v in other.hist.iter_recorded() {
-                self.hist
-                    .saturating_record_n(v.value_iterated_to(), v.count_at_value());
+                self.hist.saturating_record_n(v.value_iterated_to(), v.count_at_value());
             }
         }
         for (c, n) in &other.codes {

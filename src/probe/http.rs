@@ -50,26 +50,22 @@ impl Attempt for HttpAttempt {
 impl HttpAttempt {
     /// Builds the client and request of one target. Errors name the file or setting at fault.
     pub fn build(t: &HttpTarget, p: &Pressure, mounts: &Mounts) -> Result<Self, String> {
-        let mut url =
-            reqwest::Url::parse(&t.url).map_err(|e| format!("invalid URL {}: {e}", t.url))?;
-        let method = reqwest::Method::from_bytes(t.method.as_bytes())
-            .map_err(|e| format!("method {}: {e}", t.method))?;
+        let mut url = reqwest::Url::parse(&t.url).map_err(|e| format!("invalid URL {}: {e}", t.url))?;
+        let method =
+            reqwest::Method::from_bytes(t.method.as_bytes()).map_err(|e| format!("method {}: {e}", t.method))?;
         let mut headers = HeaderMap::new();
         for h in &t.headers {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|e| format!("header {}: {e}", h.name))?;
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| format!("header {}: {e}", h.name))?;
             let value = match &h.value {
                 plan::HeaderValue::Inline(v) => v.clone(),
                 plan::HeaderValue::Secret { name: secret, key } => {
                     let path = mounts.secret_dir(secret).join(key);
                     let raw = read_file(&path, &format!("header {} from Secret {secret}", h.name))?;
-                    String::from_utf8_lossy(&raw)
-                        .trim_end_matches(['\n', '\r'])
-                        .to_string()
+                    String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).to_string()
                 }
             };
-            let mut value = HeaderValue::from_str(&value)
-                .map_err(|_| format!("header {} has an invalid value", h.name))?;
+            let mut value =
+                HeaderValue::from_str(&value).map_err(|_| format!("header {} has an invalid value", h.name))?;
             if matches!(h.value, plan::HeaderValue::Secret { .. }) {
                 value.set_sensitive(true);
             }
@@ -83,9 +79,7 @@ impl HttpAttempt {
                 &mounts.configmap_dir(name).join(key),
                 &format!("body from ConfigMap {name}"),
             )?)),
-            Body::ConfigMapJson { name, .. } => {
-                Some(Bytes::from(configmap_json(&mounts.configmap_dir(name))?))
-            }
+            Body::ConfigMapJson { name, .. } => Some(Bytes::from(configmap_json(&mounts.configmap_dir(name))?)),
         };
 
         let mut b = reqwest::Client::builder()
@@ -109,7 +103,11 @@ impl HttpAttempt {
         };
         // Always our own TLS configuration (ring provider), even for http:// URLs that
         // redirect to https://, so nothing depends on a process-wide default provider.
-        let tls = if url.scheme() == "https" { t.tls.clone() } else { plan::Tls::default() };
+        let tls = if url.scheme() == "https" {
+            t.tls.clone()
+        } else {
+            plan::Tls::default()
+        };
         b = b.tls_backend_preconfigured(tls_config(&tls, t.version, mounts)?);
         if url.scheme() == "https" {
             if let Some(sni) = &t.tls.server_name {
@@ -137,12 +135,8 @@ impl HttpAttempt {
 
 /// kdoctor's body: the JSON encoding of a ConfigMap's whole data map (files of the mounted directory).
 fn configmap_json(dir: &std::path::Path) -> Result<Vec<u8>, String> {
-    let rd = std::fs::read_dir(dir).map_err(|e| {
-        format!(
-            "cannot read body ConfigMap directory {}: {e}",
-            dir.display()
-        )
-    })?;
+    let rd =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read body ConfigMap directory {}: {e}", dir.display()))?;
     let mut data = std::collections::BTreeMap::new();
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
@@ -165,11 +159,7 @@ fn pem_certs(bytes: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, S
 }
 
 /// The rustls configuration of one target (ring provider, ALPN from the HTTP version).
-fn tls_config(
-    tls: &plan::Tls,
-    version: HttpVersion,
-    mounts: &Mounts,
-) -> Result<rustls::ClientConfig, String> {
+fn tls_config(tls: &plan::Tls, version: HttpVersion, mounts: &Mounts) -> Result<rustls::ClientConfig, String> {
     let mut ca = None;
     let mut cert = None;
     let mut key = None;
@@ -177,22 +167,13 @@ fn tls_config(
         ca = Some((read_file(&f.path, "CA file")?, f.path.display().to_string()));
     }
     if let (Some(c), Some(k)) = (&tls.cert, &tls.key) {
-        cert = Some((
-            read_file(&c.path, "client certificate")?,
-            c.path.display().to_string(),
-        ));
-        key = Some((
-            read_file(&k.path, "client key")?,
-            k.path.display().to_string(),
-        ));
+        cert = Some((read_file(&c.path, "client certificate")?, c.path.display().to_string()));
+        key = Some((read_file(&k.path, "client key")?, k.path.display().to_string()));
     }
     if let Some(secret) = &tls.secret {
         let dir = mounts.secret_dir(secret);
         if !dir.is_dir() {
-            return Err(format!(
-                "TLS Secret {secret} is not mounted at {}",
-                dir.display()
-            ));
+            return Err(format!("TLS Secret {secret} is not mounted at {}", dir.display()));
         }
         let opt = |k: &str| -> Option<(Vec<u8>, String)> {
             let p = dir.join(k);
@@ -275,12 +256,7 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
     fn verify_tls13_signature(
         &self,
@@ -288,12 +264,7 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
@@ -343,17 +314,11 @@ pub fn classify(e: &reqwest::Error) -> ErrorKind {
         src = s.source();
     }
     let t = text.to_ascii_lowercase();
-    if t.contains("dns error")
-        || t.contains("failed to lookup")
-        || t.contains("name or service not known")
-    {
+    if t.contains("dns error") || t.contains("failed to lookup") || t.contains("name or service not known") {
         ErrorKind::Dns
     } else if t.contains("certificate") || t.contains("tls") || t.contains("handshake") {
         ErrorKind::Tls
-    } else if t.contains("connection reset")
-        || t.contains("connection closed")
-        || t.contains("broken pipe")
-    {
+    } else if t.contains("connection reset") || t.contains("connection closed") || t.contains("broken pipe") {
         ErrorKind::Reset
     } else if e.is_redirect()
         || e.is_decode()

@@ -96,11 +96,9 @@ pub fn prepare(plan: &Plan, mounts: &Mounts) -> Result<Prepared, ProbeError> {
     match &plan.mode {
         Mode::Http(h) => {
             for t in &h.targets {
-                let a = http::HttpAttempt::build(t, p, mounts).map_err(|message| {
-                    ProbeError::Setup {
-                        target: t.name.clone(),
-                        message,
-                    }
+                let a = http::HttpAttempt::build(t, p, mounts).map_err(|message| ProbeError::Setup {
+                    target: t.name.clone(),
+                    message,
                 })?;
                 targets.push((t.name.clone(), PreparedTarget::Http(Arc::new(a))));
             }
@@ -117,11 +115,7 @@ pub fn prepare(plan: &Plan, mounts: &Mounts) -> Result<Prepared, ProbeError> {
             live: Live::new(&load),
         })
         .collect();
-    Ok(Prepared {
-        load,
-        targets,
-        live,
-    })
+    Ok(Prepared { load, targets, live })
 }
 
 /// Presses every target at once for the round's duration; `stop` ends it early.

@@ -21,11 +21,7 @@ async fn answer(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byt
     for pair in req.uri().query().unwrap_or("").split('&') {
         match pair.split_once('=') {
             Some(("status", v)) => {
-                if let Some(s) = v
-                    .parse::<u16>()
-                    .ok()
-                    .and_then(|c| StatusCode::from_u16(c).ok())
-                {
+                if let Some(s) = v.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
                     status = s;
                 }
             }

@@ -81,11 +81,7 @@ pub fn build(plan: &Plan, round: &RoundResult, verdict: &Verdict) -> RoundReport
                 answered: s.answered(),
                 failed: s.failed(),
                 succeeded: ok,
-                success_rate: if s.sent == 0 {
-                    0.0
-                } else {
-                    ok as f64 / s.sent as f64
-                },
+                success_rate: if s.sent == 0 { 0.0 } else { ok as f64 / s.sent as f64 },
                 rate: s.sent as f64 / secs,
                 codes: s.codes.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
                 errors: s

@@ -18,9 +18,7 @@ pub const MAX_QPS_APP_HTTP: i64 = 100;
 pub const MAX_QPS_NET_REACH: i64 = 20;
 pub const MAX_QPS_NET_DNS: i64 = 100;
 
-const METHODS: &[&str] = &[
-    "GET", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "PATCH", "HEAD",
-];
+const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "PATCH", "HEAD"];
 
 struct Common {
     schedule: Schedule,
@@ -107,11 +105,8 @@ fn common(
             (None, 60, 1)
         }
         None => {
-            cx.diags.error(
-                spec.pos,
-                &spec.path_of("schedule"),
-                "required field is missing",
-            );
+            cx.diags
+                .error(spec.pos, &spec.path_of("schedule"), "required field is missing");
             (None, 60, 1)
         }
     };
@@ -148,9 +143,7 @@ fn common(
                     .error(
                         r.pos_of("durationInSecond"),
                         &r.path_of("durationInSecond"),
-                        format!(
-                            "{dur} seconds does not fit the round timeout ({round_timeout_min} min)"
-                        ),
+                        format!("{dur} seconds does not fit the round timeout ({round_timeout_min} min)"),
                     )
                     .allowed(format!("1–{}", round_timeout_min * 60));
             }
@@ -167,11 +160,8 @@ fn common(
         }
         None if webhook_defaults => (10, 2, 500),
         None => {
-            cx.diags.error(
-                spec.pos,
-                &spec.path_of("request"),
-                "required field is missing",
-            );
+            cx.diags
+                .error(spec.pos, &spec.path_of("request"), "required field is missing");
             (5, 2, 5)
         }
     };
@@ -233,11 +223,8 @@ fn common(
             ..Default::default()
         },
         None => {
-            cx.diags.error(
-                spec.pos,
-                &spec.path_of("expect"),
-                "required field is missing",
-            );
+            cx.diags
+                .error(spec.pos, &spec.path_of("expect"), "required field is missing");
             Expect::default()
         }
     };
@@ -309,7 +296,13 @@ fn agent_spec(cx: &mut Cx, spec: &mut Fields) -> Option<Agents> {
                     .allowed("1 or more");
             }
             None => {
-                cx.diags.error(a.pos, &a.path_of("deploymentReplicas"), "a Deployment without deploymentReplicas runs no agent (kdoctor's template has replicas: 0)").allowed("1 or more");
+                cx.diags
+                    .error(
+                        a.pos,
+                        &a.path_of("deploymentReplicas"),
+                        "a Deployment without deploymentReplicas runs no agent (kdoctor's template has replicas: 0)",
+                    )
+                    .allowed("1 or more");
             }
         }
     }
@@ -338,14 +331,7 @@ fn plan(meta: Meta, kind: &str, c: Common, mode: Mode) -> Plan {
 pub(crate) fn app_http_healthy(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan> {
     let before = cx.diags.error_count();
     let mut request = spec.map(cx, "request");
-    let common = common(
-        cx,
-        spec,
-        request.as_mut(),
-        MAX_QPS_APP_HTTP,
-        true,
-        "AppHttpHealthy",
-    );
+    let common = common(cx, spec, request.as_mut(), MAX_QPS_APP_HTTP, true, "AppHttpHealthy");
     if let Some(mut r) = request {
         r.finish(cx);
     }
@@ -423,7 +409,13 @@ fn ahh_target(cx: &mut Cx, t: &mut Fields) -> Option<HttpTarget> {
     let method = match t.required(cx, "method") {
         Some(n) => match cx.one_of(n, &t.path_of("method"), METHODS) {
             Some("CONNECT") => {
-                cx.diags.error(n.pos, &t.path_of("method"), "CONNECT opens a tunnel and has no answer to judge; kpatrol does not send it").allowed("GET, POST, PUT, DELETE, OPTIONS, PATCH, HEAD");
+                cx.diags
+                    .error(
+                        n.pos,
+                        &t.path_of("method"),
+                        "CONNECT opens a tunnel and has no answer to judge; kpatrol does not send it",
+                    )
+                    .allowed("GET, POST, PUT, DELETE, OPTIONS, PATCH, HEAD");
                 None
             }
             m => m,
@@ -488,11 +480,7 @@ fn ahh_target(cx: &mut Cx, t: &mut Fields) -> Option<HttpTarget> {
         body,
         tls,
         // kdoctor's http2 configures h2 over TLS only; plain http stays HTTP/1.1.
-        version: if http2 {
-            HttpVersion::Auto
-        } else {
-            HttpVersion::Http1
-        },
+        version: if http2 { HttpVersion::Auto } else { HttpVersion::Http1 },
         // Go's client follows up to 10 redirects.
         redirects: 10,
         expect: Expect::default(),
@@ -506,23 +494,14 @@ fn domain_ok(host: &str) -> bool {
     tld.len() >= 2
         && tld.chars().all(|c| c.is_ascii_alphabetic())
         && !rest.is_empty()
-        && rest.iter().all(|l| {
-            !l.is_empty()
-                && l.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        })
+        && rest
+            .iter()
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
 }
 
 pub(crate) fn net_reach(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan> {
     let mut request = spec.map(cx, "request");
-    let common = common(
-        cx,
-        spec,
-        request.as_mut(),
-        MAX_QPS_NET_REACH,
-        true,
-        "NetReach",
-    );
+    let common = common(cx, spec, request.as_mut(), MAX_QPS_NET_REACH, true, "NetReach");
     if let Some(mut r) = request {
         r.finish(cx);
     }
@@ -596,11 +575,7 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan
                 let dns = t.map(cx, "targetDns");
                 if user.is_some() && dns.is_some() {
                     cx.diags
-                        .error(
-                            t.pos,
-                            &t.path,
-                            "`targetUser` and `targetDns` exclude each other",
-                        )
+                        .error(t.pos, &t.path, "`targetUser` and `targetDns` exclude each other")
                         .allowed("one of targetUser, targetDns");
                 }
                 if let Some(mut u) = user {
@@ -616,7 +591,9 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan
                         match s.parse::<IpAddr>() {
                             Ok(ip) => Some(ip),
                             Err(_) => {
-                                cx.diags.error(n.pos, &path, format!("`{s}` is not an IP address")).allowed("an IPv4 or IPv6 address (kdoctor does not resolve names here)");
+                                cx.diags
+                                    .error(n.pos, &path, format!("`{s}` is not an IP address"))
+                                    .allowed("an IPv4 or IPv6 address (kdoctor does not resolve names here)");
                                 None
                             }
                         }
@@ -624,10 +601,7 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan
                     u.finish(cx);
                     if let Some(ip) = server {
                         targets.push(DnsTarget {
-                            server: DnsServer::Address(SocketAddr::new(
-                                ip,
-                                port.clamp(1, 65535) as u16,
-                            )),
+                            server: DnsServer::Address(SocketAddr::new(ip, port.clamp(1, 65535) as u16)),
                             protocol,
                             names: vec![domain.clone()],
                             record_type: None,
@@ -652,9 +626,7 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan
                             targets.push(DnsTarget {
                                 server: DnsServer::ClusterService {
                                     name: name.clone(),
-                                    namespace: namespace
-                                        .clone()
-                                        .unwrap_or_else(|| "kube-system".into()),
+                                    namespace: namespace.clone().unwrap_or_else(|| "kube-system".into()),
                                     ipv4: rtype == "A",
                                     ipv6: rtype == "AAAA",
                                 },

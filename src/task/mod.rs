@@ -26,16 +26,9 @@ pub const KDOCTOR_KINDS: &[&str] = &["AppHttpHealthy", "NetReach", "Netdns"];
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{}: cannot read: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{}:{}:{}: YAML syntax error: {message}", path.display(), pos.line, pos.col)]
-    Syntax {
-        path: PathBuf,
-        pos: Pos,
-        message: String,
-    },
+    Syntax { path: PathBuf, pos: Pos, message: String },
     #[error("{}: no task files (*.yaml, *.yml) found", path.display())]
     Empty { path: PathBuf },
 }
@@ -107,10 +100,7 @@ pub fn load_file(path: &Path) -> Result<FileTasks, LoadError> {
     })?;
     let text = String::from_utf8(bytes).map_err(|e| LoadError::Read {
         path: path.to_path_buf(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("not UTF-8 text ({e})"),
-        ),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text ({e})")),
     })?;
     load_str(path, &text)
 }
@@ -158,14 +148,9 @@ fn load_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<P
             match kinds.iter().find(|x| **x == k) {
                 Some(k) => Some(*k),
                 None => {
-                    let all: Vec<&str> =
-                        NATIVE_KINDS.iter().chain(KDOCTOR_KINDS).copied().collect();
+                    let all: Vec<&str> = NATIVE_KINDS.iter().chain(KDOCTOR_KINDS).copied().collect();
                     cx.diags
-                        .error(
-                            n.pos,
-                            "kind",
-                            format!("unknown kind `{k}` for apiVersion {a}"),
-                        )
+                        .error(n.pos, "kind", format!("unknown kind `{k}` for apiVersion {a}"))
                         .suggest(did_you_mean(&k, all.iter().copied()))
                         .allowed(kinds.join(", "));
                     None
@@ -189,8 +174,7 @@ fn load_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<P
     let spec_node = match spec_node {
         Some(n) => n.clone(),
         None => {
-            cx.diags
-                .error(root.pos, "spec", "required field is missing");
+            cx.diags.error(root.pos, "spec", "required field is missing");
             return None;
         }
     };
@@ -322,9 +306,7 @@ pub fn dns_subdomain_problem(s: &str) -> Option<String> {
     for label in s.split('.') {
         let ok_ends = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
         if label.is_empty() || !label.starts_with(ok_ends) || !label.ends_with(ok_ends) {
-            return Some(format!(
-                "part `{label}` must start and end with a letter or digit"
-            ));
+            return Some(format!("part `{label}` must start and end with a letter or digit"));
         }
     }
     None
@@ -337,11 +319,7 @@ pub fn check_files(file: &Path, refs: &[FileRef]) -> Vec<Diagnostic> {
         match std::fs::metadata(&f.path) {
             Ok(m) if m.is_file() => {}
             Ok(_) => {
-                d.error(
-                    f.pos,
-                    &f.field,
-                    format!("{} is not a file", f.path.display()),
-                );
+                d.error(f.pos, &f.field, format!("{} is not a file", f.path.display()));
             }
             Err(e) => {
                 d.error(

@@ -56,12 +56,7 @@ impl ExpectSpec {
 }
 
 /// Reads the spec of a native `HttpCheck`.
-pub(crate) fn http_check(
-    cx: &mut Cx,
-    meta: Meta,
-    spec: &mut Fields,
-    task_dir: &Path,
-) -> Option<Plan> {
+pub(crate) fn http_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &Path) -> Option<Plan> {
     let common = common(cx, spec);
     let default_expect = ExpectSpec {
         success_rate: Some(1.0),
@@ -111,14 +106,13 @@ pub(crate) fn common(cx: &mut Cx, spec: &mut Fields) -> Option<Common> {
     let schedule = match spec.get("schedule") {
         Some(n) => {
             let path = spec.path_of("schedule");
-            cx.string(n, &path)
-                .and_then(|s| match schedule::parse_native(&s) {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        cx.diags.error(n.pos, &path, e.message).allowed(e.allowed);
-                        None
-                    }
-                })
+            cx.string(n, &path).and_then(|s| match schedule::parse_native(&s) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    cx.diags.error(n.pos, &path, e.message).allowed(e.allowed);
+                    None
+                }
+            })
         }
         None => Some(Schedule::Once),
     };
@@ -143,11 +137,7 @@ pub(crate) fn common(cx: &mut Cx, spec: &mut Fields) -> Option<Common> {
                 .allowed("1, or a repeating schedule");
         }
     }
-    let rounds = rounds.unwrap_or(if schedule == Some(Schedule::Once) {
-        1
-    } else {
-        -1
-    });
+    let rounds = rounds.unwrap_or(if schedule == Some(Schedule::Once) { 1 } else { -1 });
 
     let agents = spec
         .map(cx, "agents")
@@ -167,11 +157,15 @@ pub(crate) fn common(cx: &mut Cx, spec: &mut Fields) -> Option<Common> {
         let need = p.duration + p.timeout;
         if rt < need {
             cx.diags
-                .error(spec.pos_of("roundTimeout"), &spec.path_of("roundTimeout"), format!(
-                    "round timeout {} is shorter than pressure.duration + pressure.timeout = {}",
-                    format_duration(rt),
-                    format_duration(need)
-                ))
+                .error(
+                    spec.pos_of("roundTimeout"),
+                    &spec.path_of("roundTimeout"),
+                    format!(
+                        "round timeout {} is shorter than pressure.duration + pressure.timeout = {}",
+                        format_duration(rt),
+                        format_duration(need)
+                    ),
+                )
                 .allowed(format!("at least {}", format_duration(need)));
         }
         if let Some(interval) = schedule.as_ref().and_then(|s| s.interval()) {
@@ -222,11 +216,7 @@ fn agents(cx: &mut Cx, f: &mut Fields) -> Option<Agents> {
         }
         (Some(c), None) if !(1..=10_000).contains(&c) => {
             cx.diags
-                .error(
-                    f.pos_of("count"),
-                    &f.path_of("count"),
-                    format!("{c} agents"),
-                )
+                .error(f.pos_of("count"), &f.path_of("count"), format!("{c} agents"))
                 .allowed("1–10000");
             None
         }
@@ -426,21 +416,13 @@ fn code_range(cx: &mut Cx, n: &Node, path: &str) -> Option<CodeRange> {
     match parsed {
         Some(r) if r.from >= 100 && r.to <= 599 => Some(r),
         _ => {
-            cx.diags
-                .error(n.pos, path, "not a status code")
-                .allowed(ALLOWED);
+            cx.diags.error(n.pos, path, "not a status code").allowed(ALLOWED);
             None
         }
     }
 }
 
-fn http_targets(
-    cx: &mut Cx,
-    n: &Node,
-    path: &str,
-    base: &ExpectSpec,
-    task_dir: &Path,
-) -> Option<Vec<HttpTarget>> {
+fn http_targets(cx: &mut Cx, n: &Node, path: &str, base: &ExpectSpec, task_dir: &Path) -> Option<Vec<HttpTarget>> {
     let items = cx.list(n, path)?;
     if items.is_empty() {
         cx.diags.error(n.pos, path, "at least one target is needed");
@@ -471,18 +453,10 @@ fn http_targets(
     ok.then_some(out)
 }
 
-fn http_target(
-    cx: &mut Cx,
-    f: &mut Fields,
-    index: usize,
-    base: &ExpectSpec,
-    task_dir: &Path,
-) -> Option<HttpTarget> {
+fn http_target(cx: &mut Cx, f: &mut Fields, index: usize, base: &ExpectSpec, task_dir: &Path) -> Option<HttpTarget> {
     let before = cx.diags.error_count();
     let name = f.str(cx, "name");
-    let url = f
-        .required(cx, "url")
-        .and_then(|n| url(cx, n, &f.path_of("url")));
+    let url = f.required(cx, "url").and_then(|n| url(cx, n, &f.path_of("url")));
     let method = f.one_of(cx, "method", METHODS).unwrap_or("GET").to_string();
     let headers = f
         .get("headers")
@@ -563,19 +537,12 @@ fn http_target(
 pub(crate) fn url(cx: &mut Cx, n: &Node, path: &str) -> Option<String> {
     let s = cx.string(n, path)?;
     match reqwest::Url::parse(&s) {
-        Ok(u)
-            if (u.scheme() == "http" || u.scheme() == "https")
-                && u.host_str().is_some_and(|h| !h.is_empty()) =>
-        {
+        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some_and(|h| !h.is_empty()) => {
             Some(s)
         }
         Ok(u) => {
             cx.diags
-                .error(
-                    n.pos,
-                    path,
-                    format!("`{s}` has scheme `{}` or no host", u.scheme()),
-                )
+                .error(n.pos, path, format!("`{s}` has scheme `{}` or no host", u.scheme()))
                 .allowed("http:// or https:// URLs with a host");
             None
         }
@@ -597,11 +564,7 @@ pub(crate) fn headers(cx: &mut Cx, n: &Node, path: &str) -> Vec<Header> {
                 let hpath = join(path, &k.name);
                 if !valid_header_name(&k.name) {
                     cx.diags
-                        .error(
-                            k.pos,
-                            &hpath,
-                            format!("`{}` is not a valid header name", k.name),
-                        )
+                        .error(k.pos, &hpath, format!("`{}` is not a valid header name", k.name))
                         .allowed("letters, digits and !#$%&'*+-.^_`|~");
                     continue;
                 }
@@ -613,9 +576,7 @@ pub(crate) fn headers(cx: &mut Cx, n: &Node, path: &str) -> Vec<Header> {
                         let secret = f
                             .required(cx, "secret")
                             .and_then(|n| cx.string(n, &join(&hpath, "secret")));
-                        let key = f
-                            .required(cx, "key")
-                            .and_then(|n| cx.string(n, &join(&hpath, "key")));
+                        let key = f.required(cx, "key").and_then(|n| cx.string(n, &join(&hpath, "key")));
                         f.finish(cx);
                         match (secret, key) {
                             (Some(name), Some(key)) => HeaderValue::Secret { name, key },
@@ -627,8 +588,7 @@ pub(crate) fn headers(cx: &mut Cx, n: &Node, path: &str) -> Vec<Header> {
                             continue;
                         };
                         if !valid_header_value(&s) {
-                            cx.diags
-                                .error(v.pos, &hpath, "header value has control characters");
+                            cx.diags.error(v.pos, &hpath, "header value has control characters");
                             continue;
                         }
                         HeaderValue::Inline(s)
@@ -681,8 +641,7 @@ pub(crate) fn header_line(cx: &mut Cx, s: &str, pos: Pos, path: &str) -> Option<
     }
     let value = value.trim();
     if !valid_header_value(value) {
-        cx.diags
-            .error(pos, path, "header value has control characters");
+        cx.diags.error(pos, path, "header value has control characters");
         return None;
     }
     Some(Header {
@@ -708,25 +667,14 @@ fn body(cx: &mut Cx, f: &mut Fields, task_dir: &Path) -> Body {
         let name = b
             .required(cx, "configMap")
             .and_then(|n| cx.string(n, &b.path_of("configMap")));
-        let key = b
-            .required(cx, "key")
-            .and_then(|n| cx.string(n, &b.path_of("key")));
+        let key = b.required(cx, "key").and_then(|n| cx.string(n, &b.path_of("key")));
         b.finish(cx);
-        Some(Body::ConfigMapKey {
-            name: name?,
-            key: key?,
-        })
+        Some(Body::ConfigMapKey { name: name?, key: key? })
     });
-    let given = usize::from(f.has("body"))
-        + usize::from(f.has("bodyFile"))
-        + usize::from(f.has("bodyFrom"));
+    let given = usize::from(f.has("body")) + usize::from(f.has("bodyFile")) + usize::from(f.has("bodyFrom"));
     if given > 1 {
         cx.diags
-            .error(
-                f.pos,
-                &f.path,
-                "`body`, `bodyFile` and `bodyFrom` exclude each other",
-            )
+            .error(f.pos, &f.path, "`body`, `bodyFile` and `bodyFrom` exclude each other")
             .allowed("one of body, bodyFile, bodyFrom");
     }
     inline
@@ -752,25 +700,17 @@ pub(crate) fn file_ref(cx: &mut Cx, n: &Node, path: &str, task_dir: &Path) -> Op
 }
 
 fn tls(cx: &mut Cx, f: &mut Fields, task_dir: &Path) -> Tls {
-    let ca = f
-        .get("ca")
-        .and_then(|n| file_ref(cx, n, &f.path_of("ca"), task_dir));
+    let ca = f.get("ca").and_then(|n| file_ref(cx, n, &f.path_of("ca"), task_dir));
     let cert = f
         .get("cert")
         .and_then(|n| file_ref(cx, n, &f.path_of("cert"), task_dir));
-    let key = f
-        .get("key")
-        .and_then(|n| file_ref(cx, n, &f.path_of("key"), task_dir));
+    let key = f.get("key").and_then(|n| file_ref(cx, n, &f.path_of("key"), task_dir));
     let secret = f.str(cx, "secret");
     let insecure_skip_verify = f.bool(cx, "insecureSkipVerify").unwrap_or(false);
     let server_name = f.str(cx, "serverName");
     if cert.is_some() != key.is_some() {
         cx.diags
-            .error(
-                f.pos,
-                &f.path,
-                "a client certificate needs both `cert` and `key`",
-            )
+            .error(f.pos, &f.path, "a client certificate needs both `cert` and `key`")
             .allowed("both cert and key, or neither");
     }
     if secret.is_some() && (ca.is_some() || cert.is_some()) {

@@ -82,12 +82,7 @@ impl<'n> Fields<'n> {
 
     /// Reports every field that was neither read nor ignored.
     pub fn finish(&mut self, cx: &mut Cx) {
-        let known: Vec<&str> = self
-            .asked
-            .iter()
-            .chain(self.ignored.iter())
-            .copied()
-            .collect();
+        let known: Vec<&str> = self.asked.iter().chain(self.ignored.iter()).copied().collect();
         for (k, _) in self.entries.iter() {
             if !known.contains(&k.name.as_str()) {
                 let mut sorted = known.clone();
@@ -121,20 +116,11 @@ impl<'n> Fields<'n> {
         let p = self.path_of(key);
         self.get(key).and_then(|n| cx.duration(n, &p))
     }
-    pub fn one_of(
-        &mut self,
-        cx: &mut Cx,
-        key: &'static str,
-        allowed: &[&'static str],
-    ) -> Option<&'static str> {
+    pub fn one_of(&mut self, cx: &mut Cx, key: &'static str, allowed: &[&'static str]) -> Option<&'static str> {
         let p = self.path_of(key);
         self.get(key).and_then(|n| cx.one_of(n, &p, allowed))
     }
-    pub fn string_map(
-        &mut self,
-        cx: &mut Cx,
-        key: &'static str,
-    ) -> Option<BTreeMap<String, String>> {
+    pub fn string_map(&mut self, cx: &mut Cx, key: &'static str) -> Option<BTreeMap<String, String>> {
         let p = self.path_of(key);
         self.get(key).and_then(|n| cx.string_map(n, &p))
     }
@@ -152,8 +138,7 @@ impl<'n> Fields<'n> {
         let n = self.get(key);
         if n.is_none() {
             let pos = self.pos_of(key);
-            cx.diags
-                .error(pos, &self.path_of(key), "required field is missing");
+            cx.diags.error(pos, &self.path_of(key), "required field is missing");
         }
         n
     }
@@ -168,11 +153,8 @@ impl<'d> Cx<'d> {
     }
 
     fn wrong_type(&mut self, n: &Node, path: &str, expected: &str) {
-        self.diags.error(
-            n.pos,
-            path,
-            format!("expected {expected}, found {}", n.type_name()),
-        );
+        self.diags
+            .error(n.pos, path, format!("expected {expected}, found {}", n.type_name()));
     }
 
     /// Opens a mapping; null reads as an empty mapping.
@@ -290,12 +272,7 @@ impl<'d> Cx<'d> {
     }
 
     /// One of a fixed set of strings, with "did you mean".
-    pub fn one_of(
-        &mut self,
-        n: &Node,
-        path: &str,
-        allowed: &[&'static str],
-    ) -> Option<&'static str> {
+    pub fn one_of(&mut self, n: &Node, path: &str, allowed: &[&'static str]) -> Option<&'static str> {
         let s = self.scalar_string(n, path)?;
         if let Some(a) = allowed.iter().find(|a| **a == s) {
             return Some(a);
@@ -397,11 +374,7 @@ mod tests {
             ("1h30m", 5_400_000),
             ("1.5s", 1500),
         ] {
-            assert_eq!(
-                parse_duration(text),
-                Some(Duration::from_millis(ms)),
-                "{text}"
-            );
+            assert_eq!(parse_duration(text), Some(Duration::from_millis(ms)), "{text}");
         }
         for bad in ["", "10", "s", "10 s", "1d", "-1s", "1.2.3s"] {
             assert_eq!(parse_duration(bad), None, "{bad}");

@@ -18,10 +18,7 @@ pub enum Schedule {
     /// A fixed interval between round starts.
     Every(Duration),
     /// kdoctor's "M N": first round after `first_after_min` minutes, then every `every_min`.
-    Minutes {
-        first_after_min: u64,
-        every_min: u64,
-    },
+    Minutes { first_after_min: u64, every_min: u64 },
 }
 
 impl fmt::Display for Schedule {
@@ -84,12 +81,8 @@ pub fn parse_native(text: &str) -> Result<Schedule, ScheduleError> {
     }
     if let Some(rest) = t.strip_prefix("@every") {
         let rest = rest.trim();
-        let d = parse_duration(rest).ok_or_else(|| {
-            err(
-                format!("`{rest}` after @every is not a duration"),
-                NATIVE_ALLOWED,
-            )
-        })?;
+        let d = parse_duration(rest)
+            .ok_or_else(|| err(format!("`{rest}` after @every is not a duration"), NATIVE_ALLOWED))?;
         if d < Duration::from_secs(60) {
             return Err(err(
                 format!("@every {rest} is shorter than a minute, the smallest CronJob interval"),
@@ -129,23 +122,14 @@ pub fn parse_kdoctor(text: &str) -> Result<Schedule, ScheduleError> {
 }
 
 fn minutes(fields: &[&str], allowed: &'static str) -> Result<Schedule, ScheduleError> {
-    let first = fields[0].parse::<u64>().map_err(|_| {
-        err(
-            format!("`{}` is not a whole number of minutes", fields[0]),
-            allowed,
-        )
-    })?;
-    let every = fields[1].parse::<u64>().map_err(|_| {
-        err(
-            format!("`{}` is not a whole number of minutes", fields[1]),
-            allowed,
-        )
-    })?;
+    let first = fields[0]
+        .parse::<u64>()
+        .map_err(|_| err(format!("`{}` is not a whole number of minutes", fields[0]), allowed))?;
+    let every = fields[1]
+        .parse::<u64>()
+        .map_err(|_| err(format!("`{}` is not a whole number of minutes", fields[1]), allowed))?;
     if every < 1 {
-        return Err(err(
-            "the interval N in \"M N\" must be at least 1 minute",
-            allowed,
-        ));
+        return Err(err("the interval N in \"M N\" must be at least 1 minute", allowed));
     }
     Ok(Schedule::Minutes {
         first_after_min: first,
@@ -168,12 +152,7 @@ fn cron(text: &str, allowed: &'static str) -> Result<Schedule, ScheduleError> {
             ));
         }
     }
-    croner::Cron::from_str(text).map_err(|e| {
-        err(
-            format!("`{text}` is not a valid cron expression: {e}"),
-            allowed,
-        )
-    })?;
+    croner::Cron::from_str(text).map_err(|e| err(format!("`{text}` is not a valid cron expression: {e}"), allowed))?;
     Ok(Schedule::Cron(text.to_string()))
 }
 
@@ -184,18 +163,12 @@ mod tests {
     #[test]
     fn native_forms() {
         assert_eq!(parse_native("@once"), Ok(Schedule::Once));
-        assert_eq!(
-            parse_native("*/10 * * * *"),
-            Ok(Schedule::Cron("*/10 * * * *".into()))
-        );
+        assert_eq!(parse_native("*/10 * * * *"), Ok(Schedule::Cron("*/10 * * * *".into())));
         assert_eq!(
             parse_native("0 9 * * MON-FRI"),
             Ok(Schedule::Cron("0 9 * * MON-FRI".into()))
         );
-        assert_eq!(
-            parse_native("@hourly"),
-            Ok(Schedule::Cron("@hourly".into()))
-        );
+        assert_eq!(parse_native("@hourly"), Ok(Schedule::Cron("@hourly".into())));
         assert_eq!(
             parse_native("@every 10m"),
             Ok(Schedule::Every(Duration::from_secs(600)))
@@ -238,10 +211,7 @@ mod tests {
                 every_min: 1
             })
         );
-        assert_eq!(
-            parse_kdoctor("1 2 * * *"),
-            Ok(Schedule::Cron("1 2 * * *".into()))
-        );
+        assert_eq!(parse_kdoctor("1 2 * * *"), Ok(Schedule::Cron("1 2 * * *".into())));
         assert!(parse_kdoctor("0  1").is_err());
         assert!(parse_kdoctor("@every 1m").is_err());
         assert!(parse_kdoctor("-1 1").is_err());

@@ -203,8 +203,7 @@ impl<'a> Builder<'a> {
                         _ => {
                             return Err(SyntaxError {
                                 pos: key_node.pos,
-                                message: "mapping keys must be plain values, not lists or mappings"
-                                    .into(),
+                                message: "mapping keys must be plain values, not lists or mappings".into(),
                             });
                         }
                     };
@@ -302,10 +301,7 @@ fn resolve_plain(text: &Cow<'_, str>) -> Value {
             return Value::Int(i);
         }
     }
-    let looks_float = unsigned
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_digit() || b == b'.')
+    let looks_float = unsigned.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.')
         && unsigned
             .bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
@@ -326,27 +322,19 @@ mod tests {
         let docs = parse("a: 1\nb:\n  c: [x, 2.5]\n---\nd: yes\n").unwrap();
         assert_eq!(docs.len(), 2);
         let root = &docs[0].root;
-        let Value::Map(entries) = &root.value else {
-            panic!()
-        };
+        let Value::Map(entries) = &root.value else { panic!() };
         assert_eq!(entries[1].0.pos, Pos { line: 2, col: 1 });
         let c = root.get("b").unwrap().get("c").unwrap();
         assert_eq!(c.pos, Pos { line: 3, col: 6 });
-        let Value::Seq(items) = &c.value else {
-            panic!()
-        };
+        let Value::Seq(items) = &c.value else { panic!() };
         assert_eq!(items[0].value, Value::Str("x".into()));
         assert_eq!(items[1].value, Value::Float(2.5));
-        assert_eq!(
-            docs[1].root.get("d").unwrap().value,
-            Value::Str("yes".into())
-        );
+        assert_eq!(docs[1].root.get("d").unwrap().value, Value::Str("yes".into()));
     }
 
     #[test]
     fn resolves_core_schema_scalars() {
-        let docs =
-            parse("a: 0 1\nb: '10'\nc: 10\nd: ~\ne: true\nf: -3\ng: 1e3\nh: 0x1f\n").unwrap();
+        let docs = parse("a: 0 1\nb: '10'\nc: 10\nd: ~\ne: true\nf: -3\ng: 1e3\nh: 0x1f\n").unwrap();
         let r = &docs[0].root;
         assert_eq!(r.get("a").unwrap().value, Value::Str("0 1".into()));
         assert_eq!(r.get("b").unwrap().value, Value::Str("10".into()));
@@ -370,10 +358,7 @@ mod tests {
     #[test]
     fn aliases_expand_and_bombs_are_bounded() {
         let docs = parse("x: &a {k: 1}\ny: *a\n").unwrap();
-        assert_eq!(
-            docs[0].root.get("y").unwrap().get("k").unwrap().value,
-            Value::Int(1)
-        );
+        assert_eq!(docs[0].root.get("y").unwrap().get("k").unwrap().value, Value::Int(1));
         let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x,x]\n");
         for i in 0..8 {
             bomb += &format!(

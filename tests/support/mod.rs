@@ -62,15 +62,29 @@ impl Server {
     }
 }
 
-async fn handle(req: Request<hyper::body::Incoming>, b: Behaviour, seen: Arc<Seen>, started: Instant) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    b: Behaviour,
+    seen: Arc<Seen>,
+    started: Instant,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     seen.requests.fetch_add(1, Ordering::SeqCst);
     if req.version() == hyper::Version::HTTP_2 {
         seen.http2.fetch_add(1, Ordering::SeqCst);
     }
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
-    let headers = req.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
     *seen.last.lock().unwrap() = Some((method, path.clone(), headers, body));
     let mut status = StatusCode::OK;
     let mut location = None;
@@ -104,7 +118,9 @@ where
 {
     tokio::spawn(async move {
         let svc = hyper::service::service_fn(move |req| handle(req, b.clone(), seen.clone(), started));
-        let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(io), svc).await;
+        let _ = auto::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(io), svc)
+            .await;
     });
 }
 
@@ -117,7 +133,9 @@ pub async fn http(b: Behaviour) -> Server {
     let task = tokio::spawn(async move {
         let started = Instant::now();
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             s2.connections.fetch_add(1, Ordering::SeqCst);
             spawn_conn(stream, b.clone(), s2.clone(), started);
         }
@@ -155,7 +173,12 @@ impl Pki {
             p
         };
         let skey = rcgen::KeyPair::generate().unwrap();
-        let sparams = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string(), "target.kpatrol.test".to_string()]).unwrap();
+        let sparams = rcgen::CertificateParams::new(vec![
+            "127.0.0.1".to_string(),
+            "localhost".to_string(),
+            "target.kpatrol.test".to_string(),
+        ])
+        .unwrap();
         let scert = sparams.signed_by(&skey, &ca).unwrap();
         let ckey = rcgen::KeyPair::generate().unwrap();
         let mut cparams = rcgen::CertificateParams::new(vec!["client.kpatrol.test".to_string()]).unwrap();
@@ -176,7 +199,10 @@ impl Pki {
 
 fn certs(p: &Path) -> Vec<rustls::pki_types::CertificateDer<'static>> {
     use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_file_iter(p).unwrap().map(|c| c.unwrap()).collect()
+    rustls::pki_types::CertificateDer::pem_file_iter(p)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect()
 }
 
 /// HTTPS with ALPN h2 and http/1.1; with `require_client_cert`, only clients with a
@@ -184,13 +210,17 @@ fn certs(p: &Path) -> Vec<rustls::pki_types::CertificateDer<'static>> {
 pub async fn https(b: Behaviour, pki: &Pki, require_client_cert: bool) -> Server {
     use rustls::pki_types::pem::PemObject;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().unwrap();
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
     let builder = if require_client_cert {
         let mut roots = rustls::RootCertStore::empty();
         for c in certs(&pki.ca) {
             roots.add(c).unwrap();
         }
-        let v = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap();
+        let v = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .unwrap();
         builder.with_client_cert_verifier(v)
     } else {
         builder.with_no_client_auth()
@@ -206,7 +236,9 @@ pub async fn https(b: Behaviour, pki: &Pki, require_client_cert: bool) -> Server
     let task = tokio::spawn(async move {
         let started = Instant::now();
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             s2.connections.fetch_add(1, Ordering::SeqCst);
             let (acceptor, b, seen) = (acceptor.clone(), b.clone(), s2.clone());
             tokio::spawn(async move {
@@ -227,7 +259,9 @@ pub async fn resetting() -> Server {
     let s2 = seen.clone();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
             s2.connections.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 use tokio::io::AsyncReadExt;

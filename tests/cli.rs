@@ -1,0 +1,358 @@
+//! The binaries as users and pods run them: `kpatrol run` (table, JSON, exit codes,
+//! Ctrl-C), `kpatrol-probe http` (JSON on stdout, the bounded termination message,
+//! exit codes), `kpatrol serve`.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+
+use support::*;
+
+const KPATROL: &str = env!("CARGO_BIN_EXE_kpatrol");
+const PROBE: &str = env!("CARGO_BIN_EXE_kpatrol-probe");
+
+fn task(url: &str, pressure: &str, expect: &str) -> String {
+    format!(
+        "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: cli}}\nspec:\n  pressure: {pressure}\n  expect: {expect}\n  targets:\n    - url: \"{url}\"\n"
+    )
+}
+
+#[tokio::test]
+async fn probe_writes_the_report_and_a_bounded_termination_message() {
+    let s = http(Behaviour::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &task(&s.url("http", "/"), "{qps: 20, duration: 500ms}", "{successRate: 1}"),
+    );
+    let log = dir.path().join("termination-log");
+    let out = tokio::process::Command::new(PROBE)
+        .args(["http", "--task"])
+        .arg(&f)
+        .arg("--termination-log")
+        .arg(&log)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "pass");
+    assert_eq!(report["targets"][0]["sent"], 10);
+    let msg = std::fs::read_to_string(&log).unwrap();
+    assert!(msg.len() <= 4096);
+    let brief: serde_json::Value = serde_json::from_str(&msg).unwrap();
+    assert_eq!(brief["verdict"], "pass");
+    assert_eq!(brief["targets"][0]["sent"], 10);
+
+    // a failing round: exit 1, failing checks in the message
+    let bad = http(Behaviour::Status(500)).await;
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &task(&bad.url("http", "/"), "{qps: 20, duration: 500ms}", "{successRate: 1}"),
+    );
+    let out = tokio::process::Command::new(PROBE)
+        .args(["http", "--task"])
+        .arg(&f)
+        .arg("--termination-log")
+        .arg(&log)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let brief: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    assert_eq!(brief["verdict"], "fail");
+    assert_eq!(brief["failed"][0]["check"], "success rate");
+}
+
+#[test]
+fn termination_message_stays_under_4_kib_with_many_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = String::from(
+        "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {name: many}\nspec:\n  pressure: {qps: 1, duration: 1s, timeout: 100ms}\n  targets:\n",
+    );
+    for i in 0..60 {
+        yaml += &format!("    - {{name: target-with-a-rather-long-name-{i:03}, url: \"http://127.0.0.1:9/{i}\"}}\n");
+    }
+    let f = task_file(dir.path(), "t.yaml", &yaml);
+    let log = dir.path().join("log");
+    let out = Command::new(PROBE)
+        .args(["http", "--task"])
+        .arg(&f)
+        .arg("--termination-log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let msg = std::fs::read_to_string(&log).unwrap();
+    assert!(msg.len() <= 4096, "{} bytes", msg.len());
+    let brief: serde_json::Value = serde_json::from_str(&msg).unwrap();
+    assert_eq!(brief["verdict"], "fail");
+    assert_eq!(brief["truncated"], true);
+}
+
+#[test]
+fn probe_exit_2_when_it_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    // a missing task file
+    let out = Command::new(PROBE)
+        .args(["http", "--task", "/nonexistent/task.yaml", "--termination-log"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let brief: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    assert_eq!(brief["verdict"], "error");
+    // an invalid task
+    let f = task_file(dir.path(), "t.yaml", &task("ftp://x", "{qps: 1}", "{}"));
+    let out = Command::new(PROBE)
+        .args(["http", "--task"])
+        .arg(&f)
+        .arg("--termination-log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spec.targets[0].url"));
+    // a task of another mode
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        "apiVersion: kdoctor.io/v1beta1\nkind: NetReach\nmetadata: {name: r}\nspec:\n  schedule: {schedule: 0 1, roundTimeoutMinute: 1}\n  request: {qps: 10, durationInSecond: 1, perRequestTimeoutInMS: 100}\n",
+    );
+    let out = Command::new(PROBE)
+        .args(["http", "--task"])
+        .arg(&f)
+        .arg("--termination-log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mode `reach`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn run_prints_the_table_or_json_and_exits_by_verdict() {
+    let s = http(Behaviour::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &task(
+            &s.url("http", "/"),
+            "{qps: 20, duration: 500ms}",
+            "{successRate: 1, latency: {p99: 1s}}",
+        ),
+    );
+    let out = tokio::process::Command::new(KPATROL)
+        .arg("run")
+        .arg(&f)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "TARGET",
+        "CHECK",
+        "OBSERVED",
+        "THRESHOLD",
+        "success rate",
+        "100% (10/10)",
+        "latency p99",
+        "≤ 1s",
+        "verdict: PASS",
+    ] {
+        assert!(text.contains(needle), "{needle} missing in\n{text}");
+    }
+    let out = tokio::process::Command::new(KPATROL)
+        .args(["run", "-o", "json"])
+        .arg(&f)
+        .output()
+        .await
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "schemaVersion",
+        "task",
+        "namespace",
+        "kind",
+        "mode",
+        "verdict",
+        "stopped",
+        "started",
+        "durationSeconds",
+        "targets",
+        "checks",
+    ] {
+        assert!(r.get(key).is_some(), "{key} missing in {r}");
+    }
+    let t = &r["targets"][0];
+    for key in [
+        "name",
+        "planned",
+        "sent",
+        "unsent",
+        "answered",
+        "failed",
+        "succeeded",
+        "successRate",
+        "rate",
+        "codes",
+        "errors",
+        "latencyMs",
+    ] {
+        assert!(t.get(key).is_some(), "{key} missing in {t}");
+    }
+    for key in ["min", "mean", "p50", "p90", "p95", "p99", "max"] {
+        assert!(t["latencyMs"][key].is_number(), "{key}");
+    }
+    let c = &r["checks"][0];
+    assert_eq!(c["check"], "success rate");
+    assert_eq!(c["pass"], true);
+
+    // overrides from the command line, and a failing verdict
+    let out = tokio::process::Command::new(KPATROL)
+        .args(["run", "-o", "json", "--qps", "40", "--duration", "250ms"])
+        .arg(&f)
+        .output()
+        .await
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["targets"][0]["sent"], 10);
+    let bad = http(Behaviour::Status(503)).await;
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &task(&bad.url("http", "/"), "{qps: 20, duration: 200ms}", "{successRate: 1}"),
+    );
+    let out = tokio::process::Command::new(KPATROL)
+        .arg("run")
+        .arg(&f)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("verdict: FAIL"));
+}
+
+#[test]
+fn run_picks_a_task_by_name_and_refuses_ambiguity() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = task("http://127.0.0.1:9/", "{qps: 1, duration: 1s}", "{}");
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &format!("{one}---\n{}", one.replace("name: cli", "name: other")),
+    );
+    let out = Command::new(KPATROL).arg("run").arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--name") && err.contains("cli") && err.contains("other"),
+        "{err}"
+    );
+    let out = Command::new(KPATROL)
+        .args(["run", "--name", "nope"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no task named `nope`"));
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_the_round_and_still_reports() {
+    let s = http(Behaviour::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &task(&s.url("http", "/"), "{qps: 50, duration: 60s}", "{successRate: 1}"),
+    );
+    let child = Command::new(KPATROL)
+        .args(["run", "-o", "json"])
+        .arg(&f)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait until the server has seen traffic, then interrupt
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.seen.requests.load(Ordering::SeqCst) < 5 {
+        assert!(std::time::Instant::now() < deadline, "no traffic");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = std::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(r["stopped"], true);
+    let sent = r["targets"][0]["sent"].as_u64().unwrap();
+    assert!(sent >= 5 && sent < 3000, "sent {sent}");
+    assert_eq!(r["targets"][0]["answered"].as_u64().unwrap(), sent);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopping"));
+}
+
+#[tokio::test]
+async fn serve_answers_with_the_asked_status_and_delay() {
+    let port = closed_port().await.port();
+    let mut child = tokio::process::Command::new(KPATROL)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // wait for the "serving" line
+    let stderr = child.stderr.take().unwrap();
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::BufReader::new(stderr).read_line(&mut line),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(line.contains("serving on"), "{line}");
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &format!(
+            "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: s}}\nspec:\n  pressure: {{qps: 20, duration: 500ms}}\n  targets:\n    - {{name: teapot, url: \"http://127.0.0.1:{port}/?status=418\", expect: {{status: [418]}}}}\n    - {{name: slow, url: \"http://127.0.0.1:{port}/?delay=60ms\", expect: {{latency: {{p50: 1s}}}}}}\n"
+        ),
+    );
+    let out = tokio::process::Command::new(KPATROL)
+        .args(["run", "-o", "json"])
+        .arg(&f)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["targets"][0]["codes"]["418"], 10);
+    assert!(r["targets"][1]["latencyMs"]["p50"].as_f64().unwrap() >= 60.0);
+    child.kill().await.unwrap();
+}
