@@ -47,41 +47,67 @@ impl Attempt for HttpAttempt {
     }
 }
 
+/// A target with its files read: what any HTTP client needs to send it.
+pub struct Resolved {
+    pub url: reqwest::Url,
+    pub method: reqwest::Method,
+    pub headers: HeaderMap,
+    pub body: Option<Bytes>,
+    pub http2: bool,
+    pub redirects: u32,
+}
+
+/// Reads header values from Secrets and the body from its file or ConfigMap.
+pub fn resolve(t: &HttpTarget, mounts: &Mounts) -> Result<Resolved, String> {
+    let url = reqwest::Url::parse(&t.url).map_err(|e| format!("invalid URL {}: {e}", t.url))?;
+    let method = reqwest::Method::from_bytes(t.method.as_bytes()).map_err(|e| format!("method {}: {e}", t.method))?;
+    let mut headers = HeaderMap::new();
+    for h in &t.headers {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| format!("header {}: {e}", h.name))?;
+        let value = match &h.value {
+            plan::HeaderValue::Inline(v) => v.clone(),
+            plan::HeaderValue::Secret { name: secret, key } => {
+                let path = mounts.secret_dir(secret).join(key);
+                let raw = read_file(&path, &format!("header {} from Secret {secret}", h.name))?;
+                String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).to_string()
+            }
+        };
+        let mut value = HeaderValue::from_str(&value).map_err(|_| format!("header {} has an invalid value", h.name))?;
+        if matches!(h.value, plan::HeaderValue::Secret { .. }) {
+            value.set_sensitive(true);
+        }
+        headers.append(name, value);
+    }
+    let body = match &t.body {
+        Body::None => None,
+        Body::Inline(s) => Some(Bytes::from(s.clone())),
+        Body::File(f) => Some(Bytes::from(read_file(&f.path, "body file")?)),
+        Body::ConfigMapKey { name, key } => Some(Bytes::from(read_file(
+            &mounts.configmap_dir(name).join(key),
+            &format!("body from ConfigMap {name}"),
+        )?)),
+        Body::ConfigMapJson { name, .. } => Some(Bytes::from(configmap_json(&mounts.configmap_dir(name))?)),
+    };
+    Ok(Resolved {
+        url,
+        method,
+        headers,
+        body,
+        http2: t.version == HttpVersion::Http2,
+        redirects: t.redirects,
+    })
+}
+
 impl HttpAttempt {
     /// Builds the client and request of one target. Errors name the file or setting at fault.
-    pub fn build(t: &HttpTarget, p: &Pressure, mounts: &Mounts) -> Result<Self, String> {
-        let mut url = reqwest::Url::parse(&t.url).map_err(|e| format!("invalid URL {}: {e}", t.url))?;
-        let method =
-            reqwest::Method::from_bytes(t.method.as_bytes()).map_err(|e| format!("method {}: {e}", t.method))?;
-        let mut headers = HeaderMap::new();
-        for h in &t.headers {
-            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| format!("header {}: {e}", h.name))?;
-            let value = match &h.value {
-                plan::HeaderValue::Inline(v) => v.clone(),
-                plan::HeaderValue::Secret { name: secret, key } => {
-                    let path = mounts.secret_dir(secret).join(key);
-                    let raw = read_file(&path, &format!("header {} from Secret {secret}", h.name))?;
-                    String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).to_string()
-                }
-            };
-            let mut value =
-                HeaderValue::from_str(&value).map_err(|_| format!("header {} has an invalid value", h.name))?;
-            if matches!(h.value, plan::HeaderValue::Secret { .. }) {
-                value.set_sensitive(true);
-            }
-            headers.append(name, value);
-        }
-        let body = match &t.body {
-            Body::None => None,
-            Body::Inline(s) => Some(Bytes::from(s.clone())),
-            Body::File(f) => Some(Bytes::from(read_file(&f.path, "body file")?)),
-            Body::ConfigMapKey { name, key } => Some(Bytes::from(read_file(
-                &mounts.configmap_dir(name).join(key),
-                &format!("body from ConfigMap {name}"),
-            )?)),
-            Body::ConfigMapJson { name, .. } => Some(Bytes::from(configmap_json(&mounts.configmap_dir(name))?)),
-        };
-
+    pub fn build(t: &HttpTarget, r: Resolved, p: &Pressure, mounts: &Mounts) -> Result<Self, String> {
+        let Resolved {
+            mut url,
+            method,
+            headers,
+            body,
+            ..
+        } = r;
         let mut b = reqwest::Client::builder()
             .no_proxy()
             .tcp_nodelay(true)

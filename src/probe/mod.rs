@@ -4,6 +4,7 @@
 //! Files a pod gets from Kubernetes (Secrets, ConfigMaps) are read from a mount root
 //! (`/etc/kpatrol` in a pod): `<root>/secrets/<name>/<key>`, `<root>/configmaps/<name>/<key>`.
 
+pub mod h1;
 pub mod http;
 pub mod serve;
 
@@ -81,6 +82,7 @@ pub struct Prepared {
 
 enum PreparedTarget {
     Http(Arc<http::HttpAttempt>),
+    H1(Arc<h1::H1Attempt>),
 }
 
 /// Builds every target's attempt. Fails (exit 2) when a file is missing or TLS material is bad.
@@ -96,11 +98,18 @@ pub fn prepare(plan: &Plan, mounts: &Mounts) -> Result<Prepared, ProbeError> {
     match &plan.mode {
         Mode::Http(h) => {
             for t in &h.targets {
-                let a = http::HttpAttempt::build(t, p, mounts).map_err(|message| ProbeError::Setup {
+                let setup = |message| ProbeError::Setup {
                     target: t.name.clone(),
                     message,
-                })?;
-                targets.push((t.name.clone(), PreparedTarget::Http(Arc::new(a))));
+                };
+                let r = http::resolve(t, mounts).map_err(setup)?;
+                let prepared = if h1::H1Attempt::fits(&r) {
+                    let reuse = p.connections == crate::plan::Connections::Reuse;
+                    PreparedTarget::H1(Arc::new(h1::H1Attempt::new(&r, reuse, p.timeout)))
+                } else {
+                    PreparedTarget::Http(Arc::new(http::HttpAttempt::build(t, r, p, mounts).map_err(setup)?))
+                };
+                targets.push((t.name.clone(), prepared));
             }
         }
         other => return Err(ProbeError::ModeNotAvailable(other.name())),
@@ -126,13 +135,17 @@ pub async fn run_round(prepared: &Prepared, stop: Stop) -> RoundResult {
     for ((name, target), live) in prepared.targets.iter().zip(&prepared.live) {
         let (load, stop, live) = (prepared.load.clone(), stop.clone(), live.live.clone());
         let name = name.clone();
-        let fut = match target {
+        let handle = match target {
             PreparedTarget::Http(a) => {
                 let a = a.clone();
-                async move { pressure::press(&load, a, start, stop, live).await }
+                tokio::spawn(async move { pressure::press(&load, a, start, stop, live).await })
+            }
+            PreparedTarget::H1(a) => {
+                let a = a.clone();
+                tokio::spawn(async move { pressure::press(&load, a, start, stop, live).await })
             }
         };
-        handles.push((name, tokio::spawn(fut)));
+        handles.push((name, handle));
     }
     let mut targets = Vec::new();
     for (name, h) in handles {

@@ -292,3 +292,58 @@ pub fn task_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// A raw HTTP/1.1 server: reads each request head (and a Content-Length body), answers
+/// with `response` verbatim, and closes the connection after each answer when
+/// `close_after` is set (without saying so, like a server whose keep-alive timed out).
+pub async fn raw(response: &'static [u8], close_after: bool) -> Server {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let s2 = seen.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            s2.connections.fetch_add(1, Ordering::SeqCst);
+            let seen = s2.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                        .unwrap_or(0);
+                    while buf.len() < head_end + len {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.drain(..head_end + len);
+                    seen.requests.fetch_add(1, Ordering::SeqCst);
+                    if stream.write_all(response).await.is_err() {
+                        return;
+                    }
+                    if close_after {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Server { addr, seen, task }
+}
