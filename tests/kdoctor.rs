@@ -391,7 +391,7 @@ fn no_status_code_means_any_status_counts() {
 }
 
 #[test]
-#[ignore = "BUG: src/task/kdoctor.rs:192 maps expect.statusCode for every kind; kdoctor accepts it on NetReach and Netdns but ignores it there (a NetReach with statusCode 200 would fail on any other status, a Netdns would compare DNS rcodes with 200)"]
+
 fn status_code_is_ignored_outside_app_http_healthy() {
     let p = net_reach("  expect: {statusCode: 200}\n");
     assert!(p.expect.codes.is_empty(), "{:?}", p.expect.codes);

@@ -13,6 +13,26 @@ use crate::probe::{DEFAULT_MOUNTS, Mounts};
 use crate::report;
 use crate::task::{self, read::parse_duration};
 
+/// Writes to stdout; a reader that went away (`kpatrol validate | head`) ends the
+/// process quietly instead of a panic.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
+macro_rules! out {
+    ($($t:tt)*) => { emit(&format!($($t)*)) };
+}
+
+macro_rules! outln {
+    ($($t:tt)*) => { emit(&(format!($($t)*) + "\n")) };
+}
+
 /// Exit codes shared by both binaries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
@@ -149,7 +169,7 @@ pub async fn probe(cli: Probe) -> Exit {
     watch_signals(stop.clone());
     match crate::local::execute(&plan, &Mounts::new(&args.opts.mounts), stop, false).await {
         Ok((report, verdict)) => {
-            println!("{}", serde_json::to_string(&report).expect("report serialises"));
+            outln!("{}", serde_json::to_string(&report).expect("report serialises"));
             write_termination(&args.termination_log, &report::termination_message(&report));
             if verdict.pass { Exit::Ok } else { Exit::Fail }
         }
@@ -217,7 +237,7 @@ pub fn validate(paths: &[PathBuf]) -> Exit {
     for f in &files {
         match task::load_file(f) {
             Err(e) => {
-                println!("{e}");
+                outln!("{e}");
                 unreadable += 1;
             }
             Ok(ft) => {
@@ -247,7 +267,7 @@ pub fn validate(paths: &[PathBuf]) -> Exit {
                 }
                 diags.sort_by_key(|d| d.pos);
                 for d in &diags {
-                    println!("{d}");
+                    outln!("{d}");
                     match d.severity {
                         Severity::Error => errors += 1,
                         Severity::Warning => warnings += 1,
@@ -257,7 +277,7 @@ pub fn validate(paths: &[PathBuf]) -> Exit {
             }
         }
     }
-    println!(
+    outln!(
         "{} file(s), {tasks} valid task(s), {errors} error(s), {warnings} warning(s){}",
         files.len(),
         if unreadable > 0 {
@@ -371,8 +391,8 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> E
     match crate::local::execute(&plan, &Mounts::new(&opts.mounts), stop, progress).await {
         Ok((report, verdict)) => {
             match output {
-                Output::Table => print!("{}", report::table(&report)),
-                Output::Json => println!("{}", serde_json::to_string_pretty(&report).expect("report serialises")),
+                Output::Table => out!("{}", report::table(&report)),
+                Output::Json => outln!("{}", serde_json::to_string_pretty(&report).expect("report serialises")),
             }
             if verdict.pass { Exit::Ok } else { Exit::Fail }
         }

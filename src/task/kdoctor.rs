@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::Meta;
 use super::native::{header_line, to_json};
 use super::read::{Cx, Fields};
-use super::schedule::{self, Schedule};
+use super::schedule::{self, MAX_MINUTES, Schedule};
 use crate::plan::*;
 
 /// kdoctor's chart defaults: qps must stay strictly below these.
@@ -58,15 +58,16 @@ fn common(
                 }
                 None => None,
             };
-            let rt = s.int(cx, "roundTimeoutMinute").unwrap_or(60);
-            if rt < 1 {
+            let mut rt = s.int(cx, "roundTimeoutMinute").unwrap_or(60);
+            if !(1..=MAX_MINUTES as i64).contains(&rt) {
                 cx.diags
                     .error(
                         s.pos_of("roundTimeoutMinute"),
                         &s.path_of("roundTimeoutMinute"),
                         format!("{rt} minutes"),
                     )
-                    .allowed("1 or more");
+                    .allowed(format!("1–{MAX_MINUTES}"));
+                rt = rt.clamp(1, MAX_MINUTES as i64);
             }
             let rounds = s.int(cx, "roundNumber").unwrap_or(1);
             if rounds == 0 || rounds < -1 {
@@ -95,6 +96,8 @@ fn common(
             s.finish(cx);
             (sched, rt.max(1), rounds)
         }
+        // present but not a mapping: already reported
+        None if spec.has("schedule") => (None, 60, 1),
         None if webhook_defaults => {
             // kdoctor's webhook default "0 1" with roundTimeoutMinute 60 fails its own rule.
             cx.diags
@@ -158,6 +161,7 @@ fn common(
             }
             (qps, dur, to)
         }
+        None if spec.has("request") => (5, 2, 5),
         None if webhook_defaults => (10, 2, 500),
         None => {
             cx.diags
@@ -206,6 +210,8 @@ fn common(
                 }
                 None => vec![],
             };
+            // The schema takes statusCode on every kind; only AppHttpHealthy uses it.
+            let codes = if kind == "AppHttpHealthy" { codes } else { vec![] };
             e.finish(cx);
             Expect {
                 success_rate: Some(rate),
@@ -217,6 +223,7 @@ fn common(
                 all_sent: true,
             }
         }
+        None if spec.has("expect") => Expect::default(),
         None if webhook_defaults => Expect {
             success_rate: Some(1.0),
             all_sent: true,
@@ -285,7 +292,7 @@ fn agent_spec(cx: &mut Cx, spec: &mut Fields) -> Option<Agents> {
     }
     if kind == "Deployment" {
         match replicas {
-            Some(r) if r >= 1 => agents.placement = Placement::Count(r as u32),
+            Some(r) if (1..=i32::MAX as i64).contains(&r) => agents.placement = Placement::Count(r as u32),
             Some(r) => {
                 cx.diags
                     .error(

@@ -132,6 +132,13 @@ pub fn load_str(path: &Path, text: &str) -> Result<FileTasks, LoadError> {
 }
 
 fn load_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<Plan> {
+    let errors_before = cx.diags.error_count();
+    let plan = read_doc(cx, path, root, dir);
+    // A document with any error yields no task, whichever reader found it.
+    plan.filter(|_| cx.diags.error_count() == errors_before)
+}
+
+fn read_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<Plan> {
     let mut top = cx.fields(root, "")?;
     let api = top
         .required(cx, "apiVersion")
@@ -143,20 +150,30 @@ fn load_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<P
         None => &[],
     };
     let kind = match (kind_node, api) {
-        (Some(n), Some(a)) => {
-            let k = cx.string(n, "kind")?;
-            match kinds.iter().find(|x| **x == k) {
+        (Some(n), Some(a)) => cx
+            .string(n, "kind")
+            .and_then(|k| match kinds.iter().find(|x| **x == k) {
                 Some(k) => Some(*k),
                 None => {
-                    let all: Vec<&str> = NATIVE_KINDS.iter().chain(KDOCTOR_KINDS).copied().collect();
-                    cx.diags
-                        .error(n.pos, "kind", format!("unknown kind `{k}` for apiVersion {a}"))
-                        .suggest(did_you_mean(&k, all.iter().copied()))
-                        .allowed(kinds.join(", "));
+                    let other_api = if a == NATIVE_API { KDOCTOR_API } else { NATIVE_API };
+                    let other_kinds = if a == NATIVE_API { KDOCTOR_KINDS } else { NATIVE_KINDS };
+                    if other_kinds.contains(&k.as_str()) {
+                        cx.diags
+                            .error(
+                                n.pos,
+                                "kind",
+                                format!("kind `{k}` belongs to apiVersion {other_api}, not {a}"),
+                            )
+                            .allowed(kinds.join(", "));
+                    } else {
+                        cx.diags
+                            .error(n.pos, "kind", format!("unknown kind `{k}` for apiVersion {a}"))
+                            .suggest(did_you_mean(&k, kinds.iter().chain(other_kinds).copied()))
+                            .allowed(kinds.join(", "));
+                    }
                     None
                 }
-            }
-        }
+            }),
         _ => None,
     };
     let meta = top

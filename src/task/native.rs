@@ -397,7 +397,11 @@ fn code_range(cx: &mut Cx, n: &Node, path: &str) -> Option<CodeRange> {
         Value::Int(c) => u16::try_from(*c).ok().map(|c| CodeRange { from: c, to: c }),
         Value::Str(s) => {
             let s = s.trim();
-            if let Some(class) = s.strip_suffix("xx").and_then(|c| c.parse::<u16>().ok()) {
+            if let Some(class) = s
+                .strip_suffix("xx")
+                .and_then(|c| c.parse::<u16>().ok())
+                .filter(|c| (1..=5).contains(c))
+            {
                 Some(CodeRange {
                     from: class * 100,
                     to: class * 100 + 99,

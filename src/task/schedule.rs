@@ -97,6 +97,12 @@ pub fn parse_native(text: &str) -> Result<Schedule, ScheduleError> {
     if t.starts_with('@') {
         return Err(err(format!("unknown schedule macro `{t}`"), NATIVE_ALLOWED));
     }
+    if t.starts_with("TZ=") || t.starts_with("CRON_TZ=") {
+        return Err(err(
+            "a time zone inside the schedule is refused by Kubernetes; use spec.timeZone",
+            NATIVE_ALLOWED,
+        ));
+    }
     let fields: Vec<&str> = t.split_whitespace().collect();
     match fields.len() {
         2 => minutes(&fields, NATIVE_ALLOWED),
@@ -110,6 +116,12 @@ pub fn parse_native(text: &str) -> Result<Schedule, ScheduleError> {
 
 /// Parses a kdoctor `spec.schedule.schedule`: kdoctor splits on single spaces and takes 2 or 5 parts.
 pub fn parse_kdoctor(text: &str) -> Result<Schedule, ScheduleError> {
+    if text.starts_with("TZ=") || text.starts_with("CRON_TZ=") {
+        return Err(err(
+            "a time zone inside the schedule is not accepted by kdoctor",
+            KDOCTOR_ALLOWED,
+        ));
+    }
     let fields: Vec<&str> = text.split(' ').collect();
     match fields.len() {
         2 => minutes(&fields, KDOCTOR_ALLOWED),
@@ -121,6 +133,9 @@ pub fn parse_kdoctor(text: &str) -> Result<Schedule, ScheduleError> {
     }
 }
 
+/// A year of minutes: the longest "M N" value (and kdoctor round timeout) kpatrol accepts.
+pub const MAX_MINUTES: u64 = 525_600;
+
 fn minutes(fields: &[&str], allowed: &'static str) -> Result<Schedule, ScheduleError> {
     let first = fields[0]
         .parse::<u64>()
@@ -131,6 +146,12 @@ fn minutes(fields: &[&str], allowed: &'static str) -> Result<Schedule, ScheduleE
     if every < 1 {
         return Err(err("the interval N in \"M N\" must be at least 1 minute", allowed));
     }
+    if first > MAX_MINUTES || every > MAX_MINUTES {
+        return Err(err(
+            format!("\"M N\" values above {MAX_MINUTES} minutes (a year)"),
+            allowed,
+        ));
+    }
     Ok(Schedule::Minutes {
         first_after_min: first,
         every_min: every,
@@ -138,19 +159,25 @@ fn minutes(fields: &[&str], allowed: &'static str) -> Result<Schedule, ScheduleE
 }
 
 fn cron(text: &str, allowed: &'static str) -> Result<Schedule, ScheduleError> {
-    if text.starts_with("TZ=") || text.starts_with("CRON_TZ=") {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let (dom, dow) = (fields[2].to_ascii_uppercase(), fields[4].to_ascii_uppercase());
+    // Only day of month and day of week can hold L, W or #; day names hold no L, and month
+    // names (JUL) or WED in the day of week are fine.
+    if text.contains('#') || dom.contains('L') || dom.contains('W') || dow.contains('L') {
         return Err(err(
-            "a time zone inside the schedule is refused by Kubernetes; use spec.timeZone",
+            format!("`{text}` uses L, W or # (last, weekday, nth), which Kubernetes CronJobs refuse"),
             allowed,
         ));
     }
-    for bad in ['L', '#', 'W'] {
-        if text.contains(bad) {
-            return Err(err(
-                format!("`{bad}` in `{text}` is not supported by Kubernetes CronJobs"),
-                allowed,
-            ));
-        }
+    // robfig/cron (Kubernetes) takes days of the week 0-6; croner would also take 7.
+    let seven = dow
+        .split(',')
+        .any(|part| part.split('/').next().unwrap_or("").split('-').any(|v| v == "7"));
+    if seven {
+        return Err(err(
+            format!("day of week 7 in `{text}`: Kubernetes takes 0-6 (Sunday is 0) or SUN-SAT"),
+            allowed,
+        ));
     }
     croner::Cron::from_str(text).map_err(|e| err(format!("`{text}` is not a valid cron expression: {e}"), allowed))?;
     Ok(Schedule::Cron(text.to_string()))

@@ -10,6 +10,8 @@ use crate::diag::Pos;
 
 /// Upper bound on nodes per document, so alias bombs cannot exhaust memory.
 const MAX_NODES: usize = 200_000;
+/// Upper bound on nesting, so deep documents cannot exhaust the stack.
+const MAX_DEPTH: usize = 128;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
@@ -91,6 +93,7 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
         parser: Parser::new_from_str(text),
         anchors: Vec::new(),
         nodes: 0,
+        depth: 0,
     };
     let mut docs = Vec::new();
     loop {
@@ -128,6 +131,7 @@ struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     anchors: Vec<(usize, Node)>,
     nodes: usize,
+    depth: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -159,6 +163,19 @@ impl<'a> Builder<'a> {
     fn node(&mut self, ev: Event<'a>, span: Span) -> Result<Node, SyntaxError> {
         let pos = pos_of(&span);
         self.count(pos, 1)?;
+        if self.depth >= MAX_DEPTH {
+            return Err(SyntaxError {
+                pos,
+                message: format!("nesting deeper than {MAX_DEPTH} levels"),
+            });
+        }
+        self.depth += 1;
+        let node = self.node_inner(ev, pos);
+        self.depth -= 1;
+        node
+    }
+
+    fn node_inner(&mut self, ev: Event<'a>, pos: Pos) -> Result<Node, SyntaxError> {
         let (node, anchor) = match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let tagged_str = tag.as_ref().is_some_and(|t| t.suffix == "str");
