@@ -7,7 +7,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::judge::{self, Verdict};
-use crate::plan::{Mode, Plan, Rate};
+use crate::plan::{Plan, Rate};
 use crate::pressure::Stop;
 use crate::probe::{self, Mounts, ProbeError};
 use crate::report::{self, RoundReport};
@@ -21,7 +21,7 @@ pub async fn execute(
     stop: Stop,
     progress: bool,
 ) -> Result<(RoundReport, Verdict), ProbeError> {
-    let prepared = probe::prepare(plan, mounts)?;
+    let prepared = probe::prepare(plan, mounts).await?;
     let bar = progress.then(|| start_progress(plan));
     let ticker = bar.clone().map(|bar| {
         let live: Vec<_> = prepared.live.iter().map(|l| l.live.clone()).collect();
@@ -64,19 +64,14 @@ pub async fn execute(
 
 /// Pairs each target's result with its expectations and judges the round.
 pub fn judge_round(plan: &Plan, round: &probe::RoundResult) -> Verdict {
-    match &plan.mode {
-        Mode::Http(h) => judge::judge(
-            h.targets
-                .iter()
-                .zip(&round.targets)
-                .map(|(t, r)| (t.name.as_str(), &t.expect, &r.stats)),
-            &plan.expect,
-        ),
-        _ => judge::judge(
-            round.targets.iter().map(|r| (r.name.as_str(), &plan.expect, &r.stats)),
-            &plan.expect,
-        ),
-    }
+    let targets = plan.targets();
+    judge::judge(
+        targets
+            .iter()
+            .zip(&round.targets)
+            .map(|((name, expect), r)| (*name, *expect, &r.stats)),
+        &plan.expect,
+    )
 }
 
 fn start_progress(plan: &Plan) -> ProgressBar {
@@ -92,10 +87,7 @@ fn start_progress(plan: &Plan) -> ProgressBar {
         "{} {}: {} target(s) at {rate} for {}, timeout {}",
         plan.kind,
         plan.name,
-        match &plan.mode {
-            Mode::Http(h) => h.targets.len(),
-            _ => 0,
-        },
+        plan.targets().len(),
         format_duration(plan.pressure.duration),
         format_duration(plan.pressure.timeout)
     ));

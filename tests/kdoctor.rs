@@ -369,6 +369,7 @@ fn expect_values_map_with_kdoctor_meaning() {
         },
         codes: vec![CodeRange { from: 204, to: 204 }],
         all_sent: true,
+        code_kind: CodeKind::Http,
     };
     assert_eq!(p.expect, want);
     assert_eq!(
@@ -730,6 +731,7 @@ spec:
             },
             codes: vec![CodeRange { from: 200, to: 200 }],
             all_sent: true,
+            code_kind: CodeKind::Http,
         },
     };
     assert_eq!(
@@ -883,15 +885,22 @@ spec:
 fn netdns_target_user_is_an_address_with_record_type_from_the_server() {
     let p = netdns_user("      server: 172.18.0.10\n      port: 5353\n");
     let d = dns(&p);
-    assert!(d.any_reply_succeeds, "any reply within the timeout is a success");
+    assert!(
+        d.targets.iter().all(|t| t.expect.codes.is_empty()),
+        "any reply within the timeout is a success"
+    );
+    assert_eq!(
+        d.targets[0].name,
+        "typeA_172.18.0.10:5353_kubernetes.default.svc.cluster.local"
+    );
     assert_eq!(
         d.targets,
-        vec![DnsTarget {
-            server: DnsServer::Address("172.18.0.10:5353".parse::<SocketAddr>().unwrap()),
-            protocol: DnsProtocol::Udp,
-            names: vec!["kubernetes.default.svc.cluster.local".into()],
-            record_type: None,
-        }]
+        vec![target(
+            DnsServer::Address("172.18.0.10:5353".parse::<SocketAddr>().unwrap()),
+            DnsProtocol::Udp,
+            vec!["kubernetes.default.svc.cluster.local".into()],
+            None
+        )]
     );
 }
 
@@ -907,7 +916,7 @@ fn netdns_target_user_port_defaults_to_53_and_ipv6_servers_work() {
         dns(&p).targets[0].server,
         DnsServer::Address("[fd00::10]:53".parse().unwrap())
     );
-    assert_eq!(dns(&p).targets[0].record_type, None);
+    assert_eq!(dns(&p).targets[0].queries[0].record_type, None);
 }
 
 #[test]
@@ -926,18 +935,8 @@ fn netdns_target_dns_service_ipv4_and_ipv6() {
     assert_eq!(
         dns(&p).targets,
         vec![
-            DnsTarget {
-                server: svc(true, false),
-                protocol: DnsProtocol::Udp,
-                names: names.clone(),
-                record_type: Some("A".into()),
-            },
-            DnsTarget {
-                server: svc(false, true),
-                protocol: DnsProtocol::Udp,
-                names,
-                record_type: Some("AAAA".into()),
-            },
+            target(svc(true, false), DnsProtocol::Udp, names.clone(), Some("A".into())),
+            target(svc(false, true), DnsProtocol::Udp, names, Some("AAAA".into())),
         ]
     );
 }
@@ -947,17 +946,17 @@ fn netdns_target_dns_defaults_ipv4_only_and_all_coredns_services() {
     let p = netdns("    perRequestTimeoutInMS: 500\n", "    targetDns: {}\n");
     assert_eq!(
         dns(&p).targets,
-        vec![DnsTarget {
-            server: DnsServer::ClusterService {
+        vec![target(
+            DnsServer::ClusterService {
                 name: None,
                 namespace: "kube-system".into(),
                 ipv4: true,
                 ipv6: false,
             },
-            protocol: DnsProtocol::Udp,
-            names: vec!["kubernetes.default.svc.cluster.local".into()],
-            record_type: Some("A".into()),
-        }]
+            DnsProtocol::Udp,
+            vec!["kubernetes.default.svc.cluster.local".into()],
+            Some("A".into())
+        )]
     );
     // IPv6 only.
     let p = netdns(
@@ -966,7 +965,7 @@ fn netdns_target_dns_defaults_ipv4_only_and_all_coredns_services() {
     );
     let t = &dns(&p).targets;
     assert_eq!(t.len(), 1);
-    assert_eq!(t[0].record_type.as_deref(), Some("AAAA"));
+    assert_eq!(t[0].queries[0].record_type.as_deref(), Some("AAAA"));
     assert_eq!(
         t[0].server,
         DnsServer::ClusterService {
@@ -992,7 +991,11 @@ fn netdns_without_target_user_or_target_dns_has_no_targets() {
 fn netdns_domain_default_and_custom() {
     let p = netdns_user("      server: 10.0.0.10\n");
     assert_eq!(
-        dns(&p).targets[0].names,
+        dns(&p).targets[0]
+            .queries
+            .iter()
+            .map(|q| q.name.clone())
+            .collect::<Vec<_>>(),
         vec!["kubernetes.default.svc.cluster.local".to_string()]
     );
     let p = netdns(
@@ -1000,7 +1003,10 @@ fn netdns_domain_default_and_custom() {
         "    targetDns: {testIPv6: true}\n",
     );
     for t in &dns(&p).targets {
-        assert_eq!(t.names, vec!["example.com".to_string()]);
+        assert_eq!(
+            t.queries.iter().map(|q| q.name.clone()).collect::<Vec<_>>(),
+            vec!["example.com".to_string()]
+        );
     }
     assert_eq!(dns(&p).targets.len(), 2);
 }
@@ -1081,16 +1087,13 @@ spec:
     assert_eq!(p.expect.success_rate, Some(0.9));
     assert_eq!(p.expect.latency.mean, Some(ms(200)));
     assert_eq!(
-        p.mode,
-        Mode::Dns(DnsPlan {
-            targets: vec![DnsTarget {
-                server: DnsServer::Address("172.41.54.75:53".parse().unwrap()),
-                protocol: DnsProtocol::Tcp,
-                names: vec!["kube-dns.kube-system.svc.cluster.local".into()],
-                record_type: None,
-            }],
-            any_reply_succeeds: true,
-        })
+        dns(&p).targets,
+        vec![target(
+            DnsServer::Address("172.41.54.75:53".parse().unwrap()),
+            DnsProtocol::Tcp,
+            vec!["kube-dns.kube-system.svc.cluster.local".into()],
+            None
+        )]
     );
 }
 
@@ -1145,4 +1148,33 @@ fn status_block_is_accepted_and_ignored() {
     }
     // Even a status that does not match kdoctor's shape is not looked at.
     plan(&format!("{}status: [whatever]\n", doc("NetReach", SCHED)));
+}
+
+/// The parts of a kdoctor Netdns target that the mapping decides (name, TLS and
+/// expectations are checked by their own tests).
+#[derive(Debug, PartialEq)]
+struct Target {
+    server: DnsServer,
+    protocol: DnsProtocol,
+    names: Vec<String>,
+    record_type: Option<String>,
+}
+
+fn target(server: DnsServer, protocol: DnsProtocol, names: Vec<String>, record_type: Option<String>) -> Target {
+    Target {
+        server,
+        protocol,
+        names,
+        record_type,
+    }
+}
+
+impl PartialEq<Target> for DnsTarget {
+    fn eq(&self, t: &Target) -> bool {
+        self.server == t.server
+            && self.protocol == t.protocol
+            && self.queries.iter().map(|q| q.name.clone()).collect::<Vec<_>>() == t.names
+            && self.queries.iter().all(|q| q.record_type == t.record_type)
+            && !self.edns
+    }
 }

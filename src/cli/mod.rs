@@ -123,6 +123,8 @@ pub struct Probe {
 pub enum ProbeMode {
     /// HTTP checks (HttpCheck, kdoctor AppHttpHealthy).
     Http(ProbeArgs),
+    /// DNS checks over UDP, TCP, TLS and HTTPS (DnsCheck, kdoctor Netdns).
+    Dns(ProbeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -153,8 +155,11 @@ pub async fn kpatrol(cli: Kpatrol) -> Exit {
 
 /// `kpatrol-probe` entry point.
 pub async fn probe(cli: Probe) -> Exit {
-    let ProbeMode::Http(args) = cli.mode;
-    let plan = match load_one(&args.task, &args.opts, Some("http")) {
+    let (args, mode) = match cli.mode {
+        ProbeMode::Http(a) => (a, "http"),
+        ProbeMode::Dns(a) => (a, "dns"),
+    };
+    let plan = match load_one(&args.task, &args.opts, Some(mode)) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("kpatrol-probe: {e}");

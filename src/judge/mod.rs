@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::plan::{CodeRange, Expect};
+use crate::plan::Expect;
 use crate::pressure::Stats;
 use crate::task::read::format_duration;
 
@@ -46,11 +46,16 @@ pub fn successes(expect: &Expect, stats: &Stats) -> u64 {
         .sum()
 }
 
-fn codes_text(codes: &[CodeRange]) -> String {
-    if codes.is_empty() {
+fn codes_text(expect: &Expect) -> String {
+    if expect.codes.is_empty() {
         "any answer".into()
     } else {
-        codes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("|")
+        expect
+            .codes
+            .iter()
+            .map(|c| expect.code_kind.range(c))
+            .collect::<Vec<_>>()
+            .join("|")
     }
 }
 
@@ -81,7 +86,7 @@ pub fn judge_target(target: &str, expect: &Expect, stats: &Stats, ok: u64) -> Ve
         let threshold = if target == "round" {
             format!("≥ {}", pct(min))
         } else {
-            format!("≥ {} {}", pct(min), codes_text(&expect.codes))
+            format!("≥ {} {}", pct(min), codes_text(expect))
         };
         checks.push(check("success rate", observed, threshold, pass));
     }

@@ -111,6 +111,40 @@ pub struct Expect {
     pub codes: Vec<CodeRange>,
     /// Fail when planned requests could not be sent in time.
     pub all_sent: bool,
+    /// What the codes are: HTTP statuses or DNS rcodes (for names in messages).
+    pub code_kind: CodeKind,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CodeKind {
+    #[default]
+    Http,
+    Dns,
+}
+
+impl CodeKind {
+    /// `200` for HTTP; `NOERROR`, `NXDOMAIN`, `WRONG_ANSWER` for DNS.
+    pub fn name(self, code: u16) -> String {
+        match self {
+            CodeKind::Http => code.to_string(),
+            CodeKind::Dns if code == WRONG_ANSWER => "WRONG_ANSWER".into(),
+            CodeKind::Dns => RCODES
+                .iter()
+                .find(|(_, c)| *c == code)
+                .map(|(n, _)| n.to_string())
+                .unwrap_or(format!("RCODE{code}")),
+        }
+    }
+
+    /// A range as written in expectations.
+    pub fn range(self, r: &CodeRange) -> String {
+        match self {
+            CodeKind::Http => r.to_string(),
+            CodeKind::Dns if r.from == r.to => self.name(r.from),
+            CodeKind::Dns => format!("{}-{}", self.name(r.from), self.name(r.to)),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -160,6 +194,17 @@ impl std::fmt::Display for CodeRange {
             write!(f, "{}xx", self.from / 100)
         } else {
             write!(f, "{}-{}", self.from, self.to)
+        }
+    }
+}
+
+impl Plan {
+    /// Each target's name and expectations, in task order.
+    pub fn targets(&self) -> Vec<(&str, &Expect)> {
+        match &self.mode {
+            Mode::Http(h) => h.targets.iter().map(|t| (t.name.as_str(), &t.expect)).collect(),
+            Mode::Dns(d) => d.targets.iter().map(|t| (t.name.as_str(), &t.expect)).collect(),
+            Mode::Reach(_) => vec![],
         }
     }
 }
@@ -277,23 +322,50 @@ pub enum HttpVersion {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DnsPlan {
     pub targets: Vec<DnsTarget>,
-    /// kdoctor's meaning: any reply within the timeout is a success.
-    pub any_reply_succeeds: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DnsTarget {
+    pub name: String,
     pub server: DnsServer,
     pub protocol: DnsProtocol,
-    pub names: Vec<String>,
+    /// Queries, spread round-robin over the target's rate.
+    pub queries: Vec<DnsQuery>,
+    /// Send an EDNS(0) OPT record (payload 1232).
+    pub edns: bool,
+    pub tls: Tls,
+    /// What a NOERROR answer must hold to count as the expected answer.
+    pub answers: AnswerCheck,
+    pub expect: Expect,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DnsQuery {
+    pub name: String,
     /// Record type; `None` follows the server's address family (A for IPv4, AAAA for IPv6).
     pub record_type: Option<String>,
+}
+
+/// Per-query checks of an answer's records.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AnswerCheck {
+    /// Each of these (an address or a name) must be among the answer records.
+    pub contain: Vec<String>,
+    /// At least this many answer records.
+    pub min: u32,
+}
+
+impl AnswerCheck {
+    pub fn is_active(&self) -> bool {
+        !self.contain.is_empty() || self.min > 0
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum DnsServer {
-    /// A Service's cluster IPs on port 53; `name: None` means every CoreDNS Service in kube-system.
+    /// A Service's cluster IPs on port 53, found through the pod's resolver as
+    /// `<name>.<namespace>.svc`; `name: None` means the pod's own cluster DNS (resolv.conf).
     ClusterService {
         name: Option<String>,
         namespace: String,
@@ -301,6 +373,8 @@ pub enum DnsServer {
         ipv6: bool,
     },
     Address(std::net::SocketAddr),
+    /// DNS over HTTPS: the endpoint URL.
+    Url(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -309,7 +383,29 @@ pub enum DnsProtocol {
     Udp,
     Tcp,
     Tls,
+    Https,
 }
+
+/// DNS response codes by name, as `rcodes` lists them.
+pub const RCODES: &[(&str, u16)] = &[
+    ("NOERROR", 0),
+    ("FORMERR", 1),
+    ("SERVFAIL", 2),
+    ("NXDOMAIN", 3),
+    ("NOTIMP", 4),
+    ("REFUSED", 5),
+    ("YXDOMAIN", 6),
+    ("YXRRSET", 7),
+    ("NXRRSET", 8),
+    ("NOTAUTH", 9),
+    ("NOTZONE", 10),
+];
+
+/// The answer code recorded when a NOERROR answer did not hold what [`AnswerCheck`] asks.
+pub const WRONG_ANSWER: u16 = u16::MAX;
+
+/// Record types a DNS query may ask for.
+pub const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "SRV", "TXT", "MX", "PTR", "NS", "SOA"];
 
 /// The mesh: which paths between agents to check.
 #[derive(Clone, Debug, PartialEq, Serialize)]

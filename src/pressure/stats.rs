@@ -19,17 +19,20 @@ pub enum ErrorKind {
     Dns,
     Tls,
     Protocol,
+    /// A DNS reply over UDP with the TC bit: the answer did not fit.
+    Truncated,
     Other,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::Timeout,
         ErrorKind::Refused,
         ErrorKind::Reset,
         ErrorKind::Dns,
         ErrorKind::Tls,
         ErrorKind::Protocol,
+        ErrorKind::Truncated,
         ErrorKind::Other,
     ];
 
@@ -41,6 +44,7 @@ impl ErrorKind {
             ErrorKind::Dns => "dns",
             ErrorKind::Tls => "tls",
             ErrorKind::Protocol => "protocol",
+            ErrorKind::Truncated => "truncated",
             ErrorKind::Other => "other",
         }
     }
@@ -51,7 +55,7 @@ pub struct Stats {
     /// Latency of answered attempts, microseconds.
     pub hist: Histogram<u64>,
     pub codes: BTreeMap<u16, u64>,
-    errors: [u64; 7],
+    errors: [u64; 8],
     pub sent: u64,
     pub unsent: u64,
 }
@@ -105,7 +109,7 @@ impl Stats {
         Stats {
             hist: Histogram::new_with_bounds(1, high, 3).expect("valid histogram bounds"),
             codes: BTreeMap::new(),
-            errors: [0; 7],
+            errors: [0; 8],
             sent: 0,
             unsent: 0,
         }

@@ -134,7 +134,7 @@ impl HttpAttempt {
         } else {
             plan::Tls::default()
         };
-        b = b.tls_backend_preconfigured(tls_config(&tls, t.version, mounts)?);
+        b = b.tls_backend_preconfigured(client_tls(&tls, alpn(t.version), mounts)?);
         if url.scheme() == "https" {
             if let Some(sni) = &t.tls.server_name {
                 // Connect to the URL's address but name the server `sni` (TLS and Host).
@@ -185,7 +185,7 @@ fn pem_certs(bytes: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, S
 }
 
 /// The rustls configuration of one target (ring provider, ALPN from the HTTP version).
-fn tls_config(tls: &plan::Tls, version: HttpVersion, mounts: &Mounts) -> Result<rustls::ClientConfig, String> {
+pub(crate) fn client_tls(tls: &plan::Tls, alpn: Vec<Vec<u8>>, mounts: &Mounts) -> Result<rustls::ClientConfig, String> {
     let mut ca = None;
     let mut cert = None;
     let mut key = None;
@@ -252,12 +252,16 @@ fn tls_config(tls: &plan::Tls, version: HttpVersion, mounts: &Mounts) -> Result<
         }
         _ => builder.with_no_client_auth(),
     };
-    cfg.alpn_protocols = match version {
+    cfg.alpn_protocols = alpn;
+    Ok(cfg)
+}
+
+fn alpn(version: HttpVersion) -> Vec<Vec<u8>> {
+    match version {
         HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
         HttpVersion::Http2 => vec![b"h2".to_vec()],
         HttpVersion::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
-    };
-    Ok(cfg)
+    }
 }
 
 /// Accepts any server certificate (only when the task asks, or kdoctor's rule says so),

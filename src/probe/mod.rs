@@ -4,6 +4,7 @@
 //! Files a pod gets from Kubernetes (Secrets, ConfigMaps) are read from a mount root
 //! (`/etc/kpatrol` in a pod): `<root>/secrets/<name>/<key>`, `<root>/configmaps/<name>/<key>`.
 
+pub mod dns;
 pub mod h1;
 pub mod http;
 pub mod serve;
@@ -83,10 +84,11 @@ pub struct Prepared {
 enum PreparedTarget {
     Http(Arc<http::HttpAttempt>),
     H1(Arc<h1::H1Attempt>),
+    Dns(Arc<dns::DnsAttempt>),
 }
 
 /// Builds every target's attempt. Fails (exit 2) when a file is missing or TLS material is bad.
-pub fn prepare(plan: &Plan, mounts: &Mounts) -> Result<Prepared, ProbeError> {
+pub async fn prepare(plan: &Plan, mounts: &Mounts) -> Result<Prepared, ProbeError> {
     let p = &plan.pressure;
     let load = Load {
         rate: p.rate,
@@ -110,6 +112,16 @@ pub fn prepare(plan: &Plan, mounts: &Mounts) -> Result<Prepared, ProbeError> {
                     PreparedTarget::Http(Arc::new(http::HttpAttempt::build(t, r, p, mounts).map_err(setup)?))
                 };
                 targets.push((t.name.clone(), prepared));
+            }
+        }
+        Mode::Dns(d) => {
+            for t in &d.targets {
+                let setup = |message| ProbeError::Setup {
+                    target: t.name.clone(),
+                    message,
+                };
+                let a = dns::DnsAttempt::build(t, p, mounts).await.map_err(setup)?;
+                targets.push((t.name.clone(), PreparedTarget::Dns(Arc::new(a))));
             }
         }
         other => return Err(ProbeError::ModeNotAvailable(other.name())),
@@ -141,6 +153,10 @@ pub async fn run_round(prepared: &Prepared, stop: Stop) -> RoundResult {
                 tokio::spawn(async move { pressure::press(&load, a, start, stop, live).await })
             }
             PreparedTarget::H1(a) => {
+                let a = a.clone();
+                tokio::spawn(async move { pressure::press(&load, a, start, stop, live).await })
+            }
+            PreparedTarget::Dns(a) => {
                 let a = a.clone();
                 tokio::spawn(async move { pressure::press(&load, a, start, stop, live).await })
             }

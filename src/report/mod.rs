@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::judge::{Check, Verdict, successes};
-use crate::plan::{Mode, Plan};
+use crate::plan::Plan;
 use crate::pressure::LatencySummary;
 use crate::probe::RoundResult;
 
@@ -62,10 +62,7 @@ pub struct TargetReport {
 /// Builds the report of a judged round.
 pub fn build(plan: &Plan, round: &RoundResult, verdict: &Verdict) -> RoundReport {
     let secs = round.elapsed.as_secs_f64().max(1e-9);
-    let expects: Vec<_> = match &plan.mode {
-        Mode::Http(h) => h.targets.iter().map(|t| t.expect.clone()).collect(),
-        _ => vec![plan.expect.clone(); round.targets.len()],
-    };
+    let expects: Vec<_> = plan.targets().into_iter().map(|(_, e)| e.clone()).collect();
     let targets = round
         .targets
         .iter()
@@ -83,7 +80,7 @@ pub fn build(plan: &Plan, round: &RoundResult, verdict: &Verdict) -> RoundReport
                 succeeded: ok,
                 success_rate: if s.sent == 0 { 0.0 } else { ok as f64 / s.sent as f64 },
                 rate: s.sent as f64 / secs,
-                codes: s.codes.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+                codes: s.codes.iter().map(|(c, n)| (e.code_kind.name(*c), *n)).collect(),
                 errors: s
                     .errors()
                     .into_iter()

@@ -221,6 +221,11 @@ fn common(
                 },
                 codes,
                 all_sent: true,
+                code_kind: if kind == "Netdns" {
+                    CodeKind::Dns
+                } else {
+                    CodeKind::Http
+                },
             }
         }
         None if spec.has("expect") => Expect::default(),
@@ -607,12 +612,10 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan
                     });
                     u.finish(cx);
                     if let Some(ip) = server {
-                        targets.push(DnsTarget {
-                            server: DnsServer::Address(SocketAddr::new(ip, port.clamp(1, 65535) as u16)),
-                            protocol,
-                            names: vec![domain.clone()],
-                            record_type: None,
-                        });
+                        let addr = SocketAddr::new(ip, port.clamp(1, 65535) as u16);
+                        let rtype = if ip.is_ipv4() { "A" } else { "AAAA" };
+                        // kdoctor's name; the record type follows the server's family
+                        targets.push((format!("type{rtype}_{addr}_{domain}"), DnsServer::Address(addr), None));
                     }
                 }
                 if let Some(mut d) = dns {
@@ -630,17 +633,21 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan
                     d.finish(cx);
                     for (on, rtype) in [(ipv4, "A"), (ipv6, "AAAA")] {
                         if on {
-                            targets.push(DnsTarget {
-                                server: DnsServer::ClusterService {
+                            let ns = namespace.clone().unwrap_or_else(|| "kube-system".into());
+                            let shown = match &name {
+                                Some(n) => format!("{n}.{ns}:53"),
+                                None => "cluster-dns:53".into(),
+                            };
+                            targets.push((
+                                format!("type{rtype}_{shown}_{domain}"),
+                                DnsServer::ClusterService {
                                     name: name.clone(),
-                                    namespace: namespace.clone().unwrap_or_else(|| "kube-system".into()),
+                                    namespace: ns,
                                     ipv4: rtype == "A",
                                     ipv6: rtype == "AAAA",
                                 },
-                                protocol,
-                                names: vec![domain.clone()],
-                                record_type: Some(rtype.into()),
-                            });
+                                Some(rtype.to_string()),
+                            ));
                         }
                     }
                 }
@@ -654,13 +661,28 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan
     if cx.diags.error_count() > before {
         return None;
     }
-    Some(plan(
-        meta,
-        "Netdns",
-        common?,
-        Mode::Dns(DnsPlan {
-            targets,
-            any_reply_succeeds: true,
-        }),
-    ))
+    let common = common?;
+    let targets = targets
+        .into_iter()
+        .map(|(name, server, record_type)| DnsTarget {
+            name,
+            server,
+            protocol,
+            queries: vec![DnsQuery {
+                name: domain.clone(),
+                record_type,
+            }],
+            // miekg/dns queries as kdoctor sends them: recursion desired, no EDNS
+            edns: false,
+            // kdoctor's tcp-tls does not verify the server certificate
+            tls: Tls {
+                insecure_skip_verify: protocol == DnsProtocol::Tls,
+                ..Default::default()
+            },
+            answers: AnswerCheck::default(),
+            // any reply within the timeout is a success: no rcodes listed
+            expect: common.expect.clone(),
+        })
+        .collect();
+    Some(plan(meta, "Netdns", common, Mode::Dns(DnsPlan { targets })))
 }

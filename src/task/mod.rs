@@ -19,7 +19,7 @@ use read::{Cx, Fields};
 
 pub const NATIVE_API: &str = "kpatrol.dev/v1";
 pub const KDOCTOR_API: &str = "kdoctor.io/v1beta1";
-pub const NATIVE_KINDS: &[&str] = &["HttpCheck"];
+pub const NATIVE_KINDS: &[&str] = &["HttpCheck", "DnsCheck"];
 pub const KDOCTOR_KINDS: &[&str] = &["AppHttpHealthy", "NetReach", "Netdns"];
 
 /// Why a file could not be read at all (exit 2), as opposed to a task being invalid (exit 1).
@@ -210,6 +210,7 @@ fn read_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<P
     });
     let plan = match kind {
         "HttpCheck" => native::http_check(cx, meta, &mut spec, dir),
+        "DnsCheck" => native::dns_check(cx, meta, &mut spec, dir),
         "AppHttpHealthy" => kdoctor::app_http_healthy(cx, meta, &mut spec),
         "NetReach" => kdoctor::net_reach(cx, meta, &mut spec),
         "Netdns" => kdoctor::net_dns(cx, meta, &mut spec),

@@ -23,6 +23,8 @@ pub(crate) struct ExpectSpec {
     pub latency: LatencyLimits,
     pub codes: Option<Vec<CodeRange>>,
     pub all_sent: Option<bool>,
+    /// DNS only: what answers must hold.
+    pub answers: Option<AnswerCheck>,
 }
 
 impl ExpectSpec {
@@ -42,15 +44,17 @@ impl ExpectSpec {
             },
             codes: self.codes.clone().or_else(|| base.codes.clone()),
             all_sent: self.all_sent.or(base.all_sent),
+            answers: self.answers.clone().or_else(|| base.answers.clone()),
         }
     }
 
-    pub fn resolve(&self) -> Expect {
+    pub fn resolve(&self, code_kind: CodeKind) -> Expect {
         Expect {
             success_rate: self.success_rate,
             latency: self.latency.clone(),
             codes: self.codes.clone().unwrap_or_default(),
             all_sent: self.all_sent.unwrap_or(true),
+            code_kind,
         }
     }
 }
@@ -66,7 +70,7 @@ pub(crate) fn http_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &
     };
     let round_expect = spec
         .map(cx, "expect")
-        .map(|mut f| expect(cx, &mut f))
+        .map(|mut f| expect(cx, &mut f, Codes::Http))
         .unwrap_or_default()
         .over(&default_expect);
     let targets = match spec.required(cx, "targets") {
@@ -87,7 +91,7 @@ pub(crate) fn http_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &
         round_timeout: common.round_timeout,
         agents: common.agents,
         pressure: common.pressure,
-        expect: round_expect.resolve(),
+        expect: round_expect.resolve(CodeKind::Http),
         mode: Mode::Http(HttpPlan { targets }),
     })
 }
@@ -351,7 +355,14 @@ fn positive(
     }
 }
 
-pub(crate) fn expect(cx: &mut Cx, f: &mut Fields) -> ExpectSpec {
+/// Which answer codes an expectation lists: HTTP `status` or DNS `rcodes` (and `answers`).
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Codes {
+    Http,
+    Dns,
+}
+
+pub(crate) fn expect(cx: &mut Cx, f: &mut Fields, kind: Codes) -> ExpectSpec {
     let mut e = ExpectSpec::default();
     if let Some(r) = f.float(cx, "successRate") {
         if (0.0..=1.0).contains(&r) {
@@ -375,6 +386,45 @@ pub(crate) fn expect(cx: &mut Cx, f: &mut Fields) -> ExpectSpec {
         lat.p99 = l.duration(cx, "p99");
         lat.max = l.duration(cx, "max");
         l.finish(cx);
+    }
+    if kind == Codes::Dns {
+        if let Some(items) = f.list(cx, "rcodes") {
+            let path = f.path_of("rcodes");
+            let mut codes = Vec::new();
+            let names: Vec<&str> = RCODES.iter().map(|(n, _)| *n).collect();
+            for (i, n) in items.iter().enumerate() {
+                if let Some(name) = cx.one_of(n, &format!("{path}[{i}]"), &names) {
+                    let c = RCODES.iter().find(|(n, _)| *n == name).expect("listed").1;
+                    codes.push(CodeRange { from: c, to: c });
+                }
+            }
+            e.codes = Some(codes);
+        }
+        if let Some(mut a) = f.map(cx, "answers") {
+            let mut check = AnswerCheck::default();
+            if let Some(items) = a.list(cx, "contain") {
+                let path = a.path_of("contain");
+                for (i, n) in items.iter().enumerate() {
+                    if let Some(s) = cx.scalar_string(n, &format!("{path}[{i}]")) {
+                        check.contain.push(s);
+                    }
+                }
+            }
+            if let Some(m) = a.int(cx, "min") {
+                if (0..=1000).contains(&m) {
+                    check.min = m as u32;
+                } else {
+                    cx.diags
+                        .error(a.pos_of("min"), &a.path_of("min"), format!("{m} answers"))
+                        .allowed("0–1000");
+                }
+            }
+            a.finish(cx);
+            e.answers = Some(check);
+        }
+        e.all_sent = f.bool(cx, "allSent");
+        f.finish(cx);
+        return e;
     }
     if let Some(items) = f.list(cx, "status") {
         let path = f.path_of("status");
@@ -508,10 +558,10 @@ fn http_target(cx: &mut Cx, f: &mut Fields, index: usize, base: &ExpectSpec, tas
     };
     let expect = f
         .map(cx, "expect")
-        .map(|mut e| expect(cx, &mut e))
+        .map(|mut e| expect(cx, &mut e, Codes::Http))
         .unwrap_or_default()
         .over(base)
-        .resolve();
+        .resolve(CodeKind::Http);
     f.finish(cx);
     if cx.diags.error_count() > before {
         return None;
@@ -762,4 +812,242 @@ pub(crate) fn to_json(n: &Node) -> serde_json::Value {
             .collect::<serde_json::Map<_, _>>()
             .into(),
     }
+}
+
+/// Reads the spec of a native `DnsCheck`.
+pub(crate) fn dns_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &Path) -> Option<Plan> {
+    let common = common(cx, spec);
+    let default_expect = ExpectSpec {
+        success_rate: Some(1.0),
+        codes: Some(vec![CodeRange { from: 0, to: 0 }]),
+        all_sent: Some(true),
+        ..Default::default()
+    };
+    let round_expect = spec
+        .map(cx, "expect")
+        .map(|mut f| expect(cx, &mut f, Codes::Dns))
+        .unwrap_or_default()
+        .over(&default_expect);
+    let targets = match spec.required(cx, "targets") {
+        Some(n) => dns_targets(cx, n, &join(&spec.path, "targets"), &round_expect, task_dir),
+        None => None,
+    };
+    spec.finish(cx);
+    let (common, targets) = (common?, targets?);
+    Some(Plan {
+        name: meta.name,
+        namespace: meta.namespace,
+        labels: meta.labels,
+        kind: "DnsCheck".into(),
+        format: Format::Native,
+        origin: meta.origin,
+        schedule: common.schedule,
+        rounds: common.rounds,
+        round_timeout: common.round_timeout,
+        agents: common.agents,
+        pressure: common.pressure,
+        expect: round_expect.resolve(CodeKind::Dns),
+        mode: Mode::Dns(DnsPlan { targets }),
+    })
+}
+
+fn dns_targets(cx: &mut Cx, n: &Node, path: &str, base: &ExpectSpec, task_dir: &Path) -> Option<Vec<DnsTarget>> {
+    let items = cx.list(n, path)?;
+    if items.is_empty() {
+        cx.diags.error(n.pos, path, "at least one target is needed");
+        return None;
+    }
+    let mut out: Vec<DnsTarget> = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let tpath = format!("{path}[{i}]");
+        let Some(mut f) = cx.fields(item, &tpath) else {
+            ok = false;
+            continue;
+        };
+        match dns_target(cx, &mut f, base, task_dir) {
+            Some(t) if out.iter().any(|o| o.name == t.name) => {
+                cx.diags.error(
+                    f.pos_of("name"),
+                    &f.path_of("name"),
+                    format!("target name `{}` is used twice", t.name),
+                );
+                ok = false;
+            }
+            Some(t) => out.push(t),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+const DNS_SERVER_ALLOWED: &str = "an IP address, optionally with a port: 10.96.0.10, 127.0.0.1:5353, ::1, [::1]:5353";
+
+/// `10.96.0.10`, `10.96.0.10:5353`, `::1`, `[::1]:5353`.
+fn server_addr(text: &str, default_port: u16) -> Option<std::net::SocketAddr> {
+    if let Ok(a) = text.parse::<std::net::SocketAddr>() {
+        return Some(a);
+    }
+    text.trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| std::net::SocketAddr::new(ip, default_port))
+}
+
+fn dns_target(cx: &mut Cx, f: &mut Fields, base: &ExpectSpec, task_dir: &Path) -> Option<DnsTarget> {
+    let before = cx.diags.error_count();
+    let name = f.str(cx, "name");
+    let url = f.get("url").and_then(|n| url(cx, n, &f.path_of("url")));
+    let protocol = match f.one_of(cx, "protocol", &["udp", "tcp", "tls", "https"]) {
+        Some("tcp") => DnsProtocol::Tcp,
+        Some("tls") => DnsProtocol::Tls,
+        Some("https") => DnsProtocol::Https,
+        Some(_) => DnsProtocol::Udp,
+        None if url.is_some() => DnsProtocol::Https,
+        None => DnsProtocol::Udp,
+    };
+    let default_port = if protocol == DnsProtocol::Tls { 853 } else { 53 };
+    let server_text = f.str(cx, "server");
+    let service = f.map(cx, "service").and_then(|mut s| {
+        let name = s.required(cx, "name").and_then(|n| cx.string(n, &s.path_of("name")));
+        let namespace = s.str(cx, "namespace").unwrap_or_else(|| "kube-system".into());
+        s.finish(cx);
+        Some(DnsServer::ClusterService {
+            name: Some(name?),
+            namespace,
+            ipv4: true,
+            ipv6: false,
+        })
+    });
+    let given = [f.has("server"), f.has("service"), f.has("url")]
+        .iter()
+        .filter(|x| **x)
+        .count();
+    if given != 1 {
+        cx.diags
+            .error(
+                f.pos,
+                &f.path,
+                if given == 0 {
+                    "no server given"
+                } else {
+                    "`server`, `service` and `url` exclude each other"
+                },
+            )
+            .allowed("one of server (an IP address), service ({name, namespace}), url (DNS over HTTPS)");
+    }
+    let server = if let Some(text) = &server_text {
+        match server_addr(text, default_port) {
+            Some(a) => Some(DnsServer::Address(a)),
+            None => {
+                cx.diags
+                    .error(
+                        f.pos_of("server"),
+                        &f.path_of("server"),
+                        format!("`{text}` is not an address"),
+                    )
+                    .allowed(DNS_SERVER_ALLOWED);
+                None
+            }
+        }
+    } else if let Some(s) = service {
+        Some(s)
+    } else {
+        url.clone().map(DnsServer::Url)
+    };
+    if protocol == DnsProtocol::Https && url.is_none() && given == 1 {
+        cx.diags
+            .error(
+                f.pos_of("protocol"),
+                &f.path_of("protocol"),
+                "DNS over HTTPS needs `url`",
+            )
+            .allowed("url: https://HOST/dns-query");
+    }
+    if url.is_some() && protocol != DnsProtocol::Https {
+        cx.diags
+            .error(f.pos_of("url"), &f.path_of("url"), "`url` is for DNS over HTTPS")
+            .allowed("protocol: https");
+    }
+    let mut queries = Vec::new();
+    match f.required(cx, "queries") {
+        Some(n) => {
+            let qpath = f.path_of("queries");
+            if let Some(items) = cx.list(n, &qpath) {
+                if items.is_empty() {
+                    cx.diags.error(n.pos, &qpath, "at least one query is needed");
+                }
+                for (i, item) in items.iter().enumerate() {
+                    let p = format!("{qpath}[{i}]");
+                    let Some(mut q) = cx.fields(item, &p) else { continue };
+                    let qname = q.required(cx, "name").and_then(|n| {
+                        let s = cx.string(n, &q.path_of("name"))?;
+                        if hickory_proto::rr::Name::from_ascii(&s).is_ok() && !s.is_empty() && s.len() <= 253 {
+                            Some(s)
+                        } else {
+                            cx.diags
+                                .error(n.pos, &q.path_of("name"), format!("`{s}` is not a domain name"))
+                                .allowed("labels of 1–63 characters, 253 in all");
+                            None
+                        }
+                    });
+                    let rtype = q.one_of(cx, "type", RECORD_TYPES).unwrap_or("A");
+                    q.finish(cx);
+                    if let Some(qname) = qname {
+                        queries.push(DnsQuery {
+                            name: qname,
+                            record_type: Some(rtype.to_string()),
+                        });
+                    }
+                }
+            }
+        }
+        None => {}
+    }
+    let edns = f.bool(cx, "edns").unwrap_or(true);
+    let tls = f
+        .map(cx, "tls")
+        .map(|mut t| tls(cx, &mut t, task_dir))
+        .unwrap_or_default();
+    if f.has("tls") && !matches!(protocol, DnsProtocol::Tls | DnsProtocol::Https) {
+        cx.diags
+            .error(f.pos_of("tls"), &f.path_of("tls"), "TLS settings without TLS")
+            .allowed("protocol: tls or https");
+    }
+    if protocol == DnsProtocol::Tls && tls.server_name.is_none() && !tls.insecure_skip_verify {
+        cx.diags
+            .error(
+                f.pos,
+                &f.path_of("tls.serverName"),
+                "DNS over TLS needs the server's name to verify its certificate",
+            )
+            .allowed("tls: {serverName: dns.example}, or tls: {insecureSkipVerify: true}");
+    }
+    let spec = f
+        .map(cx, "expect")
+        .map(|mut e| expect(cx, &mut e, Codes::Dns))
+        .unwrap_or_default()
+        .over(base);
+    f.finish(cx);
+    if cx.diags.error_count() > before {
+        return None;
+    }
+    let server = server?;
+    let name = name.unwrap_or_else(|| match &server {
+        DnsServer::Address(a) => format!("{}://{a}", format!("{protocol:?}").to_lowercase()),
+        DnsServer::Url(u) => u.clone(),
+        DnsServer::ClusterService { name, namespace, .. } => {
+            format!("{}.{namespace}", name.clone().unwrap_or_default())
+        }
+    });
+    Some(DnsTarget {
+        name,
+        server,
+        protocol,
+        queries,
+        edns,
+        tls,
+        answers: spec.answers.clone().unwrap_or_default(),
+        expect: spec.resolve(CodeKind::Dns),
+    })
 }
