@@ -150,7 +150,7 @@ pub fn judge<'a>(targets: impl IntoIterator<Item = (&'a str, &'a Expect, &'a Sta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::LatencyLimits;
+    use crate::plan::{CodeKind, CodeRange, LatencyLimits};
     use crate::pressure::{ErrorKind, Outcome};
 
     fn stats(answers: &[(u16, u64, u64)], errors: u64, unsent: u64) -> Stats {
@@ -177,6 +177,7 @@ mod tests {
             },
             codes: codes.iter().map(|(a, b)| CodeRange { from: *a, to: *b }).collect(),
             all_sent: true,
+            code_kind: CodeKind::Http,
         }
     }
 
