@@ -18,6 +18,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
+pub mod unbound;
+
 /// What a test server saw.
 #[derive(Default)]
 pub struct Seen {

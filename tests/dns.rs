@@ -1,0 +1,361 @@
+//! The DNS mode against a real unbound on loopback: UDP on 127.0.0.1 and ::1, TCP
+//! (pipelined and fresh), DNS over TLS (right and wrong CA), DNS over HTTPS, rcodes,
+//! answer checks, truncation, a server that drops queries, a refusing port, and kdoctor's
+//! Netdns unchanged.
+
+mod support;
+
+use std::time::Duration;
+
+use kpatrol::judge::Verdict;
+use kpatrol::pressure::Stop;
+use kpatrol::probe::Mounts;
+use kpatrol::report::RoundReport;
+use support::unbound::Unbound;
+use support::*;
+
+async fn round(yaml: &str) -> (RoundReport, Verdict) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(dir.path(), "t.yaml", yaml);
+    let ft = kpatrol::task::load_file(&f).unwrap();
+    assert!(
+        ft.diagnostics
+            .iter()
+            .all(|d| d.severity != kpatrol::diag::Severity::Error),
+        "{:#?}",
+        ft.diagnostics
+    );
+    let plan = ft.plans.into_iter().next().expect("a task");
+    kpatrol::local::execute(&plan, &Mounts::new(dir.path()), Stop::new(), false)
+        .await
+        .expect("round runs")
+}
+
+fn check(target: &str, pressure: &str, expect: &str) -> String {
+    format!(
+        "apiVersion: kpatrol.dev/v1\nkind: DnsCheck\nmetadata: {{name: d}}\nspec:\n  pressure: {pressure}\n  expect: {expect}\n  targets:\n{target}"
+    )
+}
+
+const P: &str = "{qps: 100, duration: 500ms, timeout: 1s}";
+
+#[tokio::test]
+async fn udp_on_ipv4_answers_every_query_with_the_expected_address() {
+    let u = Unbound::start();
+    let (r, v) = round(&check(
+        &format!(
+            "    - server: \"127.0.0.1:{}\"\n      queries: [{{name: web.kpatrol.test, type: A}}]\n",
+            u.port
+        ),
+        P,
+        "{successRate: 1, rcodes: [NOERROR], answers: {contain: [127.0.0.10], min: 1}, latency: {p99: 100ms}}",
+    ))
+    .await;
+    assert!(v.pass, "{:#?}", v.checks);
+    let t = &r.targets[0];
+    assert_eq!((t.planned, t.sent, t.answered), (Some(50), 50, 50));
+    assert_eq!(t.codes.get("NOERROR"), Some(&50));
+    assert!(v.checks[0].threshold.contains("NOERROR"), "{:?}", v.checks[0]);
+}
+
+#[tokio::test]
+async fn udp_on_ipv6_loopback_with_aaaa_and_other_record_types() {
+    let u = Unbound::start();
+    let (r, v) = round(&check(
+        &format!(
+            "    - server: \"[::1]:{}\"\n      queries:\n        - {{name: web.kpatrol.test, type: AAAA}}\n        - {{name: alias.kpatrol.test, type: CNAME}}\n        - {{name: txt.kpatrol.test, type: TXT}}\n        - {{name: mail.kpatrol.test, type: MX}}\n        - {{name: _http._tcp.kpatrol.test, type: SRV}}\n      expect: {{answers: {{min: 1}}}}\n",
+            u.port
+        ),
+        P,
+        "{successRate: 1}",
+    ))
+    .await;
+    assert!(v.pass, "{:#?} {:?}", v.checks, r.targets[0].codes);
+    assert_eq!(r.targets[0].codes.get("NOERROR"), Some(&50));
+}
+
+#[tokio::test]
+async fn several_names_are_spread_over_the_rate() {
+    let u = Unbound::start();
+    let (r, v) = round(&check(
+        &format!(
+            "    - server: \"127.0.0.1:{}\"\n      queries: [{{name: web.kpatrol.test}}, {{name: nx.kpatrol.test}}]\n",
+            u.port
+        ),
+        P,
+        "{successRate: 0.5, rcodes: [NOERROR]}",
+    ))
+    .await;
+    assert!(v.pass, "{:#?}", v.checks);
+    assert_eq!(r.targets[0].codes.get("NOERROR"), Some(&25));
+    assert_eq!(r.targets[0].codes.get("NXDOMAIN"), Some(&25));
+}
+
+#[tokio::test]
+async fn nxdomain_fails_by_default_and_passes_when_expected() {
+    let u = Unbound::start();
+    let target = format!(
+        "    - server: \"127.0.0.1:{}\"\n      queries: [{{name: nx.kpatrol.test}}]\n",
+        u.port
+    );
+    let (r, v) = round(&check(&target, P, "{successRate: 1}")).await;
+    assert!(!v.pass);
+    assert_eq!(r.targets[0].codes.get("NXDOMAIN"), Some(&50));
+    let (_, v) = round(&check(&target, P, "{successRate: 1, rcodes: [NXDOMAIN]}")).await;
+    assert!(v.pass, "{:#?}", v.checks);
+    let refused = format!(
+        "    - server: \"127.0.0.1:{}\"\n      queries: [{{name: x.refused.test}}]\n",
+        u.port
+    );
+    let (r, _) = round(&check(&refused, P, "{successRate: 1}")).await;
+    assert_eq!(r.targets[0].codes.get("REFUSED"), Some(&50));
+}
+
+#[tokio::test]
+async fn an_answer_without_the_expected_records_is_a_wrong_answer() {
+    let u = Unbound::start();
+    let (r, v) = round(&check(
+        &format!(
+            "    - server: \"127.0.0.1:{}\"\n      queries: [{{name: web.kpatrol.test}}]\n",
+            u.port
+        ),
+        P,
+        "{successRate: 1, answers: {contain: [10.0.0.1]}}",
+    ))
+    .await;
+    assert!(!v.pass);
+    assert_eq!(r.targets[0].codes.get("WRONG_ANSWER"), Some(&50));
+}
+
+#[tokio::test]
+async fn tcp_pipelined_and_fresh() {
+    let u = Unbound::start();
+    for conn in ["reuse", "fresh"] {
+        let (r, v) = round(&check(
+            &format!(
+                "    - server: \"127.0.0.1:{}\"\n      protocol: tcp\n      queries: [{{name: web.kpatrol.test}}]\n",
+                u.port
+            ),
+            &format!("{{qps: 200, duration: 500ms, timeout: 1s, connections: {conn}}}"),
+            "{successRate: 1, answers: {contain: [127.0.0.10]}}",
+        ))
+        .await;
+        assert!(v.pass, "{conn}: {:#?} {:?}", v.checks, r.targets[0].errors);
+        assert_eq!(r.targets[0].answered, 100, "{conn}");
+    }
+}
+
+#[tokio::test]
+async fn dns_over_tls_verifies_the_server_with_the_ca() {
+    let u = Unbound::start();
+    let target = |ca: &std::path::Path| {
+        format!(
+            "    - server: \"127.0.0.1:{}\"\n      protocol: tls\n      tls: {{ca: {}, serverName: target.kpatrol.test}}\n      queries: [{{name: web.kpatrol.test}}]\n",
+            u.dot_port,
+            ca.display()
+        )
+    };
+    let (r, v) = round(&check(&target(&u.pki.ca), P, "{successRate: 1}")).await;
+    assert!(v.pass, "{:#?} {:?}", v.checks, r.targets[0].errors);
+    let (r, v) = round(&check(&target(&u.pki.other_ca), P, "{successRate: 1}")).await;
+    assert!(!v.pass);
+    assert_eq!(r.targets[0].errors.get("tls"), Some(&50), "{:?}", r.targets[0].errors);
+}
+
+#[tokio::test]
+async fn dns_over_https() {
+    let u = Unbound::start();
+    let (r, v) = round(&check(
+        &format!(
+            "    - url: \"https://127.0.0.1:{}/dns-query\"\n      tls: {{ca: {}}}\n      queries: [{{name: web.kpatrol.test, type: AAAA}}]\n",
+            u.doh_port,
+            u.pki.ca.display()
+        ),
+        P,
+        "{successRate: 1, answers: {contain: [\"::1\"]}}",
+    ))
+    .await;
+    assert!(
+        v.pass,
+        "{:#?} {:?} {:?}",
+        v.checks, r.targets[0].errors, r.targets[0].codes
+    );
+}
+
+#[tokio::test]
+async fn truncated_udp_answers_are_errors() {
+    let u = Unbound::start();
+    let (r, v) = round(&check(
+        &format!(
+            "    - server: \"127.0.0.1:{}\"\n      edns: false\n      queries: [{{name: big.kpatrol.test}}]\n",
+            u.port
+        ),
+        P,
+        "{successRate: 1}",
+    ))
+    .await;
+    assert!(!v.pass);
+    assert_eq!(r.targets[0].errors.get("truncated"), Some(&50), "{:?}", r.targets[0]);
+}
+
+#[tokio::test]
+async fn a_server_that_drops_queries_gives_timeouts_within_the_timeout() {
+    // bound, never read: queries vanish
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let started = std::time::Instant::now();
+    let (r, v) = round(&check(
+        &format!("    - server: \"{addr}\"\n      queries: [{{name: web.kpatrol.test}}]\n"),
+        "{qps: 100, duration: 500ms, timeout: 200ms}",
+        "{successRate: 1}",
+    ))
+    .await;
+    assert!(!v.pass);
+    assert_eq!(r.targets[0].errors.get("timeout"), Some(&50));
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    drop(silent);
+}
+
+#[tokio::test]
+async fn a_closed_udp_port_is_refused() {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = s.local_addr().unwrap();
+    drop(s);
+    let (r, _) = round(&check(
+        &format!("    - server: \"{addr}\"\n      queries: [{{name: web.kpatrol.test}}]\n"),
+        "{qps: 20, duration: 500ms, timeout: 500ms, maxInFlight: 1}",
+        "{successRate: 1}",
+    ))
+    .await;
+    let t = &r.targets[0];
+    assert_eq!(t.answered, 0);
+    assert!(t.errors.get("refused").copied().unwrap_or(0) >= 5, "{:?}", t.errors);
+}
+
+fn netdns(server: &str, port: u16, protocol: &str, domain: &str) -> String {
+    format!(
+        "apiVersion: kdoctor.io/v1beta1\nkind: Netdns\nmetadata: {{name: user}}\nspec:\n  expect: {{meanAccessDelayInMs: 1500, successRate: 1}}\n  request: {{domain: {domain}, durationInSecond: 1, perRequestTimeoutInMS: 1000, protocol: {protocol}, qps: 20}}\n  schedule: {{roundNumber: 1, roundTimeoutMinute: 1, schedule: 0 1}}\n  target:\n    targetUser: {{port: {port}, server: \"{server}\"}}\n"
+    )
+}
+
+#[tokio::test]
+async fn kdoctor_netdns_any_reply_succeeds_over_udp_tcp_and_unverified_tls() {
+    let u = Unbound::start();
+    for (server, port, proto) in [
+        ("127.0.0.1", u.port, "udp"),
+        ("::1", u.port, "udp"),
+        ("127.0.0.1", u.port, "tcp"),
+        ("127.0.0.1", u.dot_port, "tcp-tls"),
+    ] {
+        // kdoctor: NXDOMAIN is a reply, and a reply is a success
+        let (r, v) = round(&netdns(server, port, proto, "nx.kpatrol.test")).await;
+        assert!(v.pass, "{server} {proto}: {:#?} {:?}", v.checks, r.targets[0].errors);
+        assert_eq!(r.targets[0].codes.get("NXDOMAIN"), Some(&20), "{proto}");
+        let want = if server == "::1" {
+            "typeAAAA_[::1]"
+        } else {
+            "typeA_127.0.0.1"
+        };
+        assert!(r.targets[0].name.starts_with(want), "{}", r.targets[0].name);
+    }
+}
+
+#[tokio::test]
+async fn probe_dns_subcommand_runs_a_round() {
+    let u = Unbound::start();
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &netdns("127.0.0.1", u.port, "udp", "web.kpatrol.test"),
+    );
+    let log = dir.path().join("log");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kpatrol-probe"))
+        .args(["dns", "--task"])
+        .arg(&f)
+        .arg("--termination-log")
+        .arg(&log)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["mode"], "dns");
+    assert_eq!(r["targets"][0]["codes"]["NOERROR"], 20);
+    // the http subcommand refuses a dns task
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kpatrol-probe"))
+        .args(["http", "--task"])
+        .arg(&f)
+        .arg("--termination-log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+fn errors(yaml: &str) -> Vec<String> {
+    let ft = kpatrol::task::load_str(std::path::Path::new("d.yaml"), yaml).unwrap();
+    ft.diagnostics
+        .iter()
+        .filter(|d| d.severity == kpatrol::diag::Severity::Error)
+        .map(|d| d.to_string())
+        .collect()
+}
+
+#[test]
+fn bad_dns_tasks_name_the_file_line_and_field() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "    - server: dns.example\n      queries: [{name: a.example}]\n",
+            "d.yaml:8:15: spec.targets[0].server: `dns.example` is not an address (allowed: an IP address, optionally with a port",
+        ),
+        (
+            "    - server: 127.0.0.1\n      queries: [{name: a.example, type: AAAAA}]\n",
+            "d.yaml:9:41: spec.targets[0].queries[0].type: `AAAAA` is not allowed (did you mean `AAAA`?) (allowed: A, AAAA, CNAME, SRV, TXT, MX, PTR, NS, SOA)",
+        ),
+        (
+            "    - server: 127.0.0.1\n      protocol: tls\n      queries: [{name: a.example}]\n",
+            "d.yaml:8:7: spec.targets[0].tls.serverName: DNS over TLS needs the server's name to verify its certificate",
+        ),
+        (
+            "    - server: 127.0.0.1\n      queries: [{name: a.example}]\n      expect: {rcodes: [NOERORR]}\n",
+            "d.yaml:10:25: spec.targets[0].expect.rcodes[0]: `NOERORR` is not allowed (did you mean `NOERROR`?)",
+        ),
+        (
+            "    - queries: [{name: a.example}]\n",
+            "d.yaml:8:7: spec.targets[0]: no server given",
+        ),
+        (
+            "    - server: 127.0.0.1\n      queries: [{name: \"bad..name\"}]\n",
+            "d.yaml:9:24: spec.targets[0].queries[0].name: `bad..name` is not a domain name",
+        ),
+    ];
+    for (target, want) in cases {
+        let errs = errors(&check(target, "{qps: 10}", "{}"));
+        assert!(errs.iter().any(|e| e.starts_with(want)), "want {want}\ngot {errs:#?}");
+    }
+    let errs = errors(&check(
+        "    - server: 127.0.0.1\n      queries: [{name: a}]\n",
+        "{qps: 2000000}",
+        "{}",
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("d.yaml:5:19: spec.pressure.qps: qps 2000000 is out of range")),
+        "{errs:#?}"
+    );
+    let mut kd = netdns("127.0.0.1", 53, "udp", "a.example").replace("qps: 20", "qps: 100");
+    let errs = errors(&kd);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("spec.request.qps: Netdns requires qps 100 within kdoctor's limit (allowed: 1–99")),
+        "{errs:#?}"
+    );
+    kd = netdns("dns.example", 53, "udp", "a.example");
+    let errs = errors(&kd);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("spec.target.targetUser.server: `dns.example` is not an IP address")),
+        "{errs:#?}"
+    );
+}
