@@ -199,7 +199,6 @@ fn kind_and_api_version() {
 }
 
 #[test]
-
 fn kind_of_the_other_api_version_names_the_right_api_version() {
     let text = "apiVersion: kdoctor.io/v1beta1\nkind: HttpCheck\nmetadata:\n  name: web\nspec: {}\n";
     let errs = errors(text);
@@ -217,7 +216,6 @@ fn kind_of_the_other_api_version_names_the_right_api_version() {
 }
 
 #[test]
-
 fn non_string_kind_still_reports_the_other_problems() {
     let text = "apiVersion: kpatrol.dev/v1\nkind: 42\nmetadata:\n  nam: web\nspek: {}\n";
     let errs = errors(text);
@@ -588,7 +586,9 @@ fn native_schedules() {
         "@annually",
         "@midnight",
         "@every 1m",
-        "@every 1h30m",
+        "@every 15m",
+        "@every 6h",
+        "@every 24h",
         "@once",
         "0 1",
         "5 60",
@@ -598,7 +598,20 @@ fn native_schedules() {
 }
 
 #[test]
+fn intervals_without_a_cronjob_equivalent_are_refused() {
+    for bad in ["@every 1h30m", "@every 7m", "@every 5h", "0 7", "0 90"] {
+        let errs = errors(&native(&format!("  schedule: \"{bad}\"\n{TARGETS}")));
+        assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+        assert!(
+            errs[0].contains("has no CronJob equivalent")
+                && errs[0].contains("allowed: intervals a CronJob can repeat evenly"),
+            "{}",
+            errs[0]
+        );
+    }
+}
 
+#[test]
 fn cron_day_and_month_names_with_l_or_w_are_accepted() {
     for ok in ["0 9 * * WED", "0 9 * * MON,WED,FRI", "0 0 1 JUL *", "0 0 1 APR-JUL *"] {
         assert_valid(&native(&format!("  schedule: \"{ok}\"\n{TARGETS}")));
@@ -610,14 +623,12 @@ fn cron_day_and_month_names_with_l_or_w_are_accepted() {
 }
 
 #[test]
-
 fn cron_weekday_7_is_refused_like_kubernetes() {
     let errs = errors(&native(&format!("  schedule: \"0 0 * * 7\"\n{TARGETS}")));
     assert_eq!(errs.len(), 1, "{errs:?}");
 }
 
 #[test]
-
 fn cron_time_zone_prefix_gets_its_own_message() {
     let errs = errors(&native(&format!("  schedule: \"TZ=UTC 0 * * * *\"\n{TARGETS}")));
     assert_eq!(errs.len(), 1, "{errs:?}");
@@ -1372,7 +1383,6 @@ fn kdoctor_agent_spec_and_expect() {
 }
 
 #[test]
-
 fn kdoctor_huge_deployment_replicas_are_refused() {
     let text = kd(
         "NetReach",
@@ -1825,7 +1835,6 @@ fn binary_duplicate_names_across_files() {
 }
 
 #[test]
-
 fn binary_survives_deep_block_nesting() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(dir.path(), "deep.yaml", format!("{}x\n", "- ".repeat(100_000)));
@@ -2122,7 +2131,6 @@ fn alias_bomb_is_a_syntax_error() {
 }
 
 #[test]
-
 fn huge_round_timeout_minute_does_not_panic() {
     let text = kd(
         "NetReach",
@@ -2143,7 +2151,6 @@ fn huge_round_timeout_minute_does_not_panic() {
 }
 
 #[test]
-
 fn huge_minutes_interval_does_not_panic() {
     let text = native(&format!(
         "  schedule: \"0 18446744073709551615\"\n  roundTimeout: 1m\n{TARGETS}"
@@ -2152,7 +2159,6 @@ fn huge_minutes_interval_does_not_panic() {
 }
 
 #[test]
-
 fn kdoctor_huge_interval_is_not_wrapped() {
     let text = kd(
         "NetReach",
@@ -2167,7 +2173,6 @@ fn kdoctor_huge_interval_is_not_wrapped() {
 }
 
 #[test]
-
 fn kdoctor_block_of_the_wrong_type_is_reported_once() {
     let errs = errors(&kd("NetReach", "  schedule: [\"0 1\"]\n"));
     assert_eq!(errs, vec!["t.yaml:6:13: spec.schedule: expected a mapping, found list"]);
@@ -2185,7 +2190,6 @@ fn kdoctor_block_of_the_wrong_type_is_reported_once() {
 }
 
 #[test]
-
 fn huge_status_class_does_not_panic() {
     let text = native(&format!("  expect: {{status: [\"9999xx\"]}}\n{TARGETS}"));
     no_panic("status 9999xx", &text).unwrap();
@@ -2193,7 +2197,6 @@ fn huge_status_class_does_not_panic() {
 }
 
 #[test]
-
 fn a_document_with_errors_yields_no_plan() {
     for text in [
         native(&format!("  bogus: 1\n{TARGETS}")),

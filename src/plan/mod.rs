@@ -19,6 +19,19 @@ pub struct Origin {
     /// Where `metadata.name` is.
     #[serde(skip)]
     pub name_pos: crate::diag::Pos,
+    /// Where some fields are, for problems found after planning (rendering).
+    #[serde(skip)]
+    pub positions: std::collections::BTreeMap<String, crate::diag::Pos>,
+    /// The task document as read, for the ConfigMap a pod reads it from.
+    #[serde(skip)]
+    pub document: serde_json::Value,
+}
+
+impl Origin {
+    /// Where `field` is, or the task's name when not recorded.
+    pub fn pos(&self, field: &str) -> crate::diag::Pos {
+        self.positions.get(field).copied().unwrap_or(self.name_pos)
+    }
 }
 
 /// The task file's format.

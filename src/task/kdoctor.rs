@@ -21,6 +21,8 @@ pub const MAX_QPS_NET_DNS: i64 = 100;
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "PATCH", "HEAD"];
 
 struct Common {
+    /// Positions of fields rendering may still complain about.
+    positions: Vec<(String, crate::diag::Pos)>,
     schedule: Schedule,
     rounds: i64,
     round_timeout: Duration,
@@ -42,8 +44,10 @@ fn common(
 ) -> Option<Common> {
     let before = cx.diags.error_count();
     // schedule
+    let mut positions = Vec::new();
     let (schedule, round_timeout_min, rounds) = match spec.map(cx, "schedule") {
         Some(mut s) => {
+            positions.push(("spec.schedule.schedule".to_string(), s.pos_of("schedule")));
             let sched = match s.required(cx, "schedule") {
                 Some(n) => {
                     let path = s.path_of("schedule");
@@ -246,6 +250,7 @@ fn common(
         return None;
     }
     Some(Common {
+        positions,
         schedule: schedule?,
         rounds,
         round_timeout,
@@ -322,7 +327,8 @@ fn agent_spec(cx: &mut Cx, spec: &mut Fields) -> Option<Agents> {
     Some(agents)
 }
 
-fn plan(meta: Meta, kind: &str, c: Common, mode: Mode) -> Plan {
+fn plan(mut meta: Meta, kind: &str, c: Common, mode: Mode) -> Plan {
+    meta.origin.positions.extend(c.positions);
     Plan {
         name: meta.name,
         namespace: meta.namespace,

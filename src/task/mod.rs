@@ -180,7 +180,7 @@ fn read_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<P
         .required(cx, "metadata")
         .and_then(|n| cx.fields(n, "metadata"))
         .and_then(|mut m| {
-            let r = metadata(cx, &mut m, api == Some(KDOCTOR_API), path, root.pos);
+            let r = metadata(cx, &mut m, api == Some(KDOCTOR_API), path, root);
             m.finish(cx);
             r
         });
@@ -206,6 +206,8 @@ fn read_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<P
             file: path.to_path_buf(),
             line: root.pos.line,
             name_pos: root.pos,
+            positions: Default::default(),
+            document: serde_json::Value::Null,
         },
     });
     let plan = match kind {
@@ -233,7 +235,8 @@ const IGNORED_META: &[&str] = &[
     "generateName",
 ];
 
-fn metadata(cx: &mut Cx, m: &mut Fields, kdoctor: bool, path: &Path, doc_pos: Pos) -> Option<Meta> {
+fn metadata(cx: &mut Cx, m: &mut Fields, kdoctor: bool, path: &Path, doc_root: &yaml::Node) -> Option<Meta> {
+    let doc_pos = doc_root.pos;
     for k in IGNORED_META {
         m.ignore(k);
     }
@@ -280,6 +283,8 @@ fn metadata(cx: &mut Cx, m: &mut Fields, kdoctor: bool, path: &Path, doc_pos: Po
             file: path.to_path_buf(),
             line: doc_pos.line,
             name_pos: m.pos_of("name"),
+            positions: Default::default(),
+            document: native::to_json(doc_root),
         },
     })
 }

@@ -35,6 +35,26 @@ impl fmt::Display for Schedule {
     }
 }
 
+/// The 5-field cron expression a CronJob can take for a fixed interval, when one exists:
+/// minutes dividing an hour, hours dividing a day, or a day.
+pub fn interval_cron(every: Duration) -> Option<String> {
+    let secs = every.as_secs();
+    if secs == 0 || secs % 60 != 0 || every.subsec_nanos() != 0 {
+        return None;
+    }
+    let m = secs / 60;
+    match m {
+        1 => Some("* * * * *".into()),
+        m if m < 60 && 60 % m == 0 => Some(format!("*/{m} * * * *")),
+        60 => Some("0 * * * *".into()),
+        m if m % 60 == 0 && m < 1440 && 1440 % m == 0 => Some(format!("0 */{} * * *", m / 60)),
+        1440 => Some("0 0 * * *".into()),
+        _ => None,
+    }
+}
+
+const INTERVAL_ALLOWED: &str = "intervals a CronJob can repeat evenly: 1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 minutes; 1, 2, 3, 4, 6, 8, 12 hours; 24 hours";
+
 impl Schedule {
     /// Time between two round starts, when fixed.
     pub fn interval(&self) -> Option<Duration> {
@@ -89,6 +109,12 @@ pub fn parse_native(text: &str) -> Result<Schedule, ScheduleError> {
                 NATIVE_ALLOWED,
             ));
         }
+        if interval_cron(d).is_none() {
+            return Err(err(
+                format!("@every {rest} has no CronJob equivalent"),
+                INTERVAL_ALLOWED,
+            ));
+        }
         return Ok(Schedule::Every(d));
     }
     if MACROS.contains(&t) {
@@ -105,7 +131,18 @@ pub fn parse_native(text: &str) -> Result<Schedule, ScheduleError> {
     }
     let fields: Vec<&str> = t.split_whitespace().collect();
     match fields.len() {
-        2 => minutes(&fields, NATIVE_ALLOWED),
+        2 => {
+            let m = minutes(&fields, NATIVE_ALLOWED)?;
+            if let Some(every) = m.interval() {
+                if interval_cron(every).is_none() {
+                    return Err(err(
+                        format!("every {} minutes has no CronJob equivalent", every.as_secs() / 60),
+                        INTERVAL_ALLOWED,
+                    ));
+                }
+            }
+            Ok(m)
+        }
         5 => cron(t, NATIVE_ALLOWED),
         n => Err(err(
             format!("`{t}` has {n} fields; a cron expression has 5"),
