@@ -37,11 +37,12 @@ pub async fn execute(
                     all.merge(&l.snapshot());
                 }
                 let s = all.summary();
+                let sent: u64 = live.iter().map(|l| l.sent()).sum();
                 bar.set_position(elapsed.min(duration).as_millis() as u64);
                 bar.set_message(format!(
                     "sent {} ({:.0}/s)  answered {}  errors {}  p50 {}  p99 {}",
-                    all.sent,
-                    all.sent as f64 / elapsed.as_secs_f64().max(0.001),
+                    sent,
+                    sent as f64 / elapsed.min(duration).as_secs_f64().max(0.001),
                     all.answered(),
                     all.failed(),
                     format_duration(Duration::from_micros(s.p50.as_micros() as u64)),
@@ -57,7 +58,10 @@ pub async fn execute(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let verdict = judge_round(plan, &round);
+    let mut verdict = judge_round(plan, &round);
+    if round.stopped {
+        judge::add_stopped(&mut verdict, round.elapsed, plan.pressure.duration);
+    }
     let report = report::build(plan, &round, &verdict);
     Ok((report, verdict))
 }

@@ -310,6 +310,16 @@ async fn ctrl_c_stops_the_round_and_still_reports() {
     let r: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     assert_eq!(r["stopped"], true);
+    // a stopped round did not do what was asked: it fails, and says so
+    assert_eq!(r["verdict"], "fail");
+    assert_eq!(out.status.code(), Some(1));
+    let completed = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "completed")
+        .expect("a completed check");
+    assert_eq!(completed["pass"], false);
     let sent = r["targets"][0]["sent"].as_u64().unwrap();
     assert!(sent >= 5 && sent < 3000, "sent {sent}");
     assert_eq!(r["targets"][0]["answered"].as_u64().unwrap(), sent);
@@ -355,4 +365,60 @@ async fn serve_answers_with_the_asked_status_and_delay() {
     assert_eq!(r["targets"][0]["codes"]["418"], 10);
     assert!(r["targets"][1]["latencyMs"]["p50"].as_f64().unwrap() >= 60.0);
     child.kill().await.unwrap();
+}
+
+#[test]
+fn validate_reads_each_file_once_and_survives_symlink_loops() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(dir.path(), "a.yaml", &task("http://127.0.0.1:9/", "{qps: 1}", "{}"));
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+    let out = Command::new(KPATROL)
+        .arg("validate")
+        .arg(dir.path())
+        .arg(&f)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("1 file(s), 1 valid task(s), 0 error(s)"), "{text}");
+}
+
+#[tokio::test]
+async fn reports_say_why_attempts_failed_and_have_no_latency_without_answers() {
+    let closed = closed_port().await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &task(
+            &format!("http://{closed}/"),
+            "{qps: 10, duration: 200ms}",
+            "{successRate: 1}",
+        ),
+    );
+    let out = tokio::process::Command::new(KPATROL)
+        .args(["run", "-o", "json"])
+        .arg(&f)
+        .output()
+        .await
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &r["targets"][0];
+    assert!(t["latencyMs"].is_null(), "{t}");
+    let sample = t["errorSamples"]["refused"].as_str().unwrap();
+    assert!(
+        sample.contains("onnection refused") && sample.contains(&closed.to_string()),
+        "{sample}"
+    );
+    let out = tokio::process::Command::new(KPATROL)
+        .arg("run")
+        .arg(&f)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("no answers") && text.contains("refused: connect to"),
+        "{text}"
+    );
 }

@@ -270,9 +270,21 @@ async fn a_stall_shows_in_the_percentiles_because_latency_counts_from_the_intend
     .await;
     let t = &r.targets[0];
     assert_eq!((t.sent, t.unsent, t.answered), (400, 0, 400));
-    assert!(t.latency_ms.p90 >= Duration::from_millis(200), "p90 {:?}", t.latency_ms);
-    assert!(t.latency_ms.p99 >= Duration::from_millis(500), "p99 {:?}", t.latency_ms);
-    assert!(t.latency_ms.p50 < Duration::from_millis(100), "p50 {:?}", t.latency_ms);
+    assert!(
+        t.latency_ms.unwrap().p90 >= Duration::from_millis(200),
+        "p90 {:?}",
+        t.latency_ms
+    );
+    assert!(
+        t.latency_ms.unwrap().p99 >= Duration::from_millis(500),
+        "p99 {:?}",
+        t.latency_ms
+    );
+    assert!(
+        t.latency_ms.unwrap().p50 < Duration::from_millis(100),
+        "p50 {:?}",
+        t.latency_ms
+    );
     assert!(!v.pass);
     assert_eq!(
         v.failed().map(|c| c.check.as_str()).collect::<Vec<_>>(),
@@ -294,7 +306,11 @@ async fn a_full_in_flight_bound_delays_slots_and_the_delay_is_measured() {
     let t = &r.targets[0];
     assert_eq!(t.sent + t.unsent, 100);
     assert!(t.unsent >= 60, "{t:?}");
-    assert!(t.latency_ms.max >= Duration::from_millis(500), "{:?}", t.latency_ms);
+    assert!(
+        t.latency_ms.unwrap().max >= Duration::from_millis(500),
+        "{:?}",
+        t.latency_ms
+    );
     assert!(!v.pass);
     assert!(v.failed().any(|c| c.check == "all sent"));
 }
@@ -488,6 +504,13 @@ async fn several_targets_are_pressed_at_once_and_judged_per_target_and_round() {
         r.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
         ["ok", "bad"]
     );
-    let failing: Vec<String> = v.failed().map(|c| format!("{}/{}", c.target, c.check)).collect();
-    assert_eq!(failing, ["round/success rate"]);
+    // `bad` expects failures (its own successRate 0): the round does not check it again
+    assert!(v.pass, "{:#?}", v.checks);
+    let round: Vec<&str> = v
+        .checks
+        .iter()
+        .filter(|c| c.target == "round")
+        .map(|c| c.check.as_str())
+        .collect();
+    assert_eq!(round, ["all sent"]);
 }

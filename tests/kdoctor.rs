@@ -370,6 +370,7 @@ fn expect_values_map_with_kdoctor_meaning() {
         codes: vec![CodeRange { from: 204, to: 204 }],
         all_sent: true,
         code_kind: CodeKind::Http,
+        whole_ms: true,
     };
     assert_eq!(p.expect, want);
     assert_eq!(
@@ -732,6 +733,7 @@ spec:
             codes: vec![CodeRange { from: 200, to: 200 }],
             all_sent: true,
             code_kind: CodeKind::Http,
+            whole_ms: true,
         },
     };
     assert_eq!(

@@ -2210,3 +2210,46 @@ fn a_document_with_errors_yields_no_plan() {
         assert!(ft.plans.is_empty(), "a plan for an invalid document:\n{text}");
     }
 }
+
+#[test]
+fn review_findings_are_reported() {
+    // a target may not be called `round`
+    let errs = errors(&native("  targets:\n  - {name: round, url: \"http://x/\"}\n"));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("spec.targets[0].name: `round` names the whole round")),
+        "{errs:?}"
+    );
+    // time zones are checked and kept
+    let errs = errors(&native(&format!("  timeZone: \"Mars Olympus\"\n{TARGETS}")));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("spec.timeZone: `Mars Olympus` is not a time zone name")),
+        "{errs:?}"
+    );
+    let ft = loaded(&native(&format!(
+        "  schedule: \"0 9 * * *\"\n  timeZone: Europe/Berlin\n{TARGETS}"
+    )));
+    assert_eq!(ft.plans[0].time_zone.as_deref(), Some("Europe/Berlin"));
+    // a kdoctor task's namespace is replaced, with a warning
+    let text = kd("NetReach", SCHED).replace("  name: t1\n", "  name: t1\n  namespace: monitoring\n");
+    let ft = loaded(&text);
+    assert_eq!(ft.plans.len(), 1);
+    let warns = lines(&ft.diagnostics, Severity::Warning);
+    assert!(
+        warns
+            .iter()
+            .any(|w| w.contains("metadata.namespace: kdoctor tasks are cluster-scoped")),
+        "{warns:?}"
+    );
+    // kdoctor would refuse a URL with spaces around it
+    let errs = errors(&kd(
+        "AppHttpHealthy",
+        &format!("{SCHED}  target: {{host: \" http://127.0.0.1/ \", method: GET}}\n"),
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("spec.target.host: the URL has spaces around it")),
+        "{errs:?}"
+    );
+}

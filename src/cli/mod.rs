@@ -113,7 +113,12 @@ pub struct RoundOpts {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "kpatrol-probe", version, about = "Run one round of a task in one mode, as a kpatrol pod does: JSON report on stdout, a summary in the termination log.", long_about = None)]
+#[command(
+    name = "kpatrol-probe",
+    version,
+    about = "Run one round of a task in one mode, as a kpatrol pod does: JSON report on stdout, a summary in the termination log.",
+    after_help = "Exit codes: 0 the round met its expectations, 1 it did not, 2 it could not run."
+)]
 pub struct Probe {
     #[command(subcommand)]
     pub mode: ProbeMode,
@@ -132,9 +137,10 @@ pub struct ProbeArgs {
     /// The task file (in a pod: the mounted ConfigMap).
     #[arg(long, env = "KPATROL_TASK")]
     pub task: PathBuf,
-    /// Where the JSON summary (at most 4 KiB) goes.
-    #[arg(long, env = "KPATROL_TERMINATION_LOG", default_value = "/dev/termination-log")]
-    pub termination_log: PathBuf,
+    /// Where the JSON summary (at most 4 KiB) goes. By default /dev/termination-log, and
+    /// only when it exists (as in a pod), so runs outside a pod leave nothing behind.
+    #[arg(long, env = "KPATROL_TERMINATION_LOG")]
+    pub termination_log: Option<PathBuf>,
     #[command(flatten)]
     pub opts: RoundOpts,
 }
@@ -159,14 +165,12 @@ pub async fn probe(cli: Probe) -> Exit {
         ProbeMode::Http(a) => (a, "http"),
         ProbeMode::Dns(a) => (a, "dns"),
     };
+    let log = termination_path(args.termination_log.as_deref());
     let plan = match load_one(&args.task, &args.opts, Some(mode)) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("kpatrol-probe: {e}");
-            write_termination(
-                &args.termination_log,
-                &serde_json::json!({"v": report::SCHEMA_VERSION, "verdict": "error", "error": e}).to_string(),
-            );
+            write_termination(log.as_deref(), &error_message(&args.task.display().to_string(), &e));
             return Exit::Trouble;
         }
     };
@@ -175,23 +179,42 @@ pub async fn probe(cli: Probe) -> Exit {
     match crate::local::execute(&plan, &Mounts::new(&args.opts.mounts), stop, false).await {
         Ok((report, verdict)) => {
             outln!("{}", serde_json::to_string(&report).expect("report serialises"));
-            write_termination(&args.termination_log, &report::termination_message(&report));
+            write_termination(log.as_deref(), &report::termination_message(&report));
             if verdict.pass { Exit::Ok } else { Exit::Fail }
         }
         Err(e) => {
             eprintln!("kpatrol-probe: could not run {}: {e}", plan.name);
-            write_termination(&args.termination_log, &serde_json::json!({"v": report::SCHEMA_VERSION, "task": plan.name, "verdict": "error", "error": e.to_string()}).to_string());
+            write_termination(log.as_deref(), &error_message(&plan.name, &e.to_string()));
             Exit::Trouble
         }
     }
 }
 
-fn write_termination(path: &Path, text: &str) {
-    let text = if text.len() > report::TERMINATION_LIMIT {
-        &text[..text.floor_char_boundary(report::TERMINATION_LIMIT)]
-    } else {
-        text
-    };
+/// The termination log to write: the one given, or /dev/termination-log when it exists.
+fn termination_path(given: Option<&Path>) -> Option<PathBuf> {
+    match given {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from("/dev/termination-log")).filter(|p| p.exists()),
+    }
+}
+
+/// The termination message of a round that could not run, always valid JSON within the limit.
+fn error_message(task: &str, error: &str) -> String {
+    let mut error = error.to_string();
+    loop {
+        let text = serde_json::json!({"v": report::SCHEMA_VERSION, "task": task, "verdict": "error", "error": error})
+            .to_string();
+        if text.len() <= report::TERMINATION_LIMIT || error.is_empty() {
+            return text;
+        }
+        let keep = error.floor_char_boundary(error.len().saturating_sub(text.len() - report::TERMINATION_LIMIT + 4));
+        error.truncate(keep);
+        error.push('…');
+    }
+}
+
+fn write_termination(path: Option<&Path>, text: &str) {
+    let Some(path) = path else { return };
     if let Err(e) = std::fs::write(path, text) {
         eprintln!(
             "kpatrol-probe: cannot write the termination log {}: {e}",
@@ -200,30 +223,15 @@ fn write_termination(path: &Path, text: &str) {
     }
 }
 
-/// Ctrl-C and SIGTERM stop the round; what was measured is still judged.
+/// Ctrl-C and SIGTERM stop the round; what was measured is still judged. A second Ctrl-C
+/// quits at once.
 fn watch_signals(stop: Stop) {
+    watch_stop_signals(stop.clone());
     tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let term_fut = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term_fut => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        stop.stopped().await;
         eprintln!("stopping: finishing requests in flight, then reporting (Ctrl-C again to quit at once)");
-        stop.stop();
         let _ = tokio::signal::ctrl_c().await;
+        eprintln!("quitting without a report");
         std::process::exit(Exit::Trouble as i32);
     });
 }
@@ -310,6 +318,20 @@ pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Pla
         .map(|d| d.to_string())
         .collect();
     errors.extend(task::check_files(file, &ft.files).iter().map(|d| d.to_string()));
+    let mut diags: Vec<_> = ft.diagnostics.iter().collect();
+    diags.sort_by_key(|d| d.pos);
+    errors.sort_by_key(|e| {
+        ft.diagnostics
+            .iter()
+            .position(|d| d.to_string() == *e)
+            .map(|i| ft.diagnostics[i].pos)
+            .unwrap_or_default()
+    });
+    if errors.is_empty() {
+        for d in diags.iter().filter(|d| d.severity == Severity::Warning) {
+            eprintln!("{d}");
+        }
+    }
     if !errors.is_empty() {
         return Err(format!("invalid task file:\n{}", errors.join("\n")));
     }
@@ -371,8 +393,8 @@ pub fn apply_overrides(plan: &mut Plan, opts: &RoundOpts) -> Result<(), String> 
     }
     if let Some(d) = &opts.duration {
         plan.pressure.duration = parse_duration(d)
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| format!("--duration {d}: expected a duration such as 30s"))?;
+            .filter(|d| !d.is_zero() && *d <= std::time::Duration::from_secs(24 * 3600))
+            .ok_or_else(|| format!("--duration {d}: expected a duration above 0 and at most 24h, such as 30s"))?;
     }
     if let Some(m) = opts.max_in_flight {
         if m == 0 {
@@ -409,26 +431,23 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> E
 }
 
 async fn serve(listen: &str) -> Exit {
-    let listener = match tokio::net::TcpListener::bind(listen).await {
+    let addr: std::net::SocketAddr = match listen.parse() {
+        Ok(a) => a,
+        Err(_) => {
+            eprintln!("kpatrol: --listen {listen}: expected an address and port such as 127.0.0.1:8080");
+            return Exit::Trouble;
+        }
+    };
+    let listener = match crate::probe::serve::listen(addr) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("kpatrol: cannot listen on {listen}: {e}");
             return Exit::Trouble;
         }
     };
-    eprintln!(
-        "kpatrol: serving on http://{}",
-        listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| listen.into())
-    );
+    eprintln!("kpatrol: serving on http://{addr} (Ctrl-C or SIGTERM stops)");
     let stop = Stop::new();
-    let s2 = stop.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        s2.stop();
-    });
+    watch_stop_signals(stop.clone());
     match crate::probe::serve::serve(listener, stop).await {
         Ok(()) => Exit::Ok,
         Err(e) => {
@@ -436,4 +455,29 @@ async fn serve(listen: &str) -> Exit {
             Exit::Trouble
         }
     }
+}
+
+/// Ctrl-C and SIGTERM call `stop`.
+fn watch_stop_signals(stop: Stop) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let term_fut = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term_fut => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        stop.stop();
+    });
 }

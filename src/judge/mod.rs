@@ -95,7 +95,11 @@ pub fn judge_target(target: &str, expect: &Expect, stats: &Stats, ok: u64) -> Ve
         let (observed, pass) = if stats.answered() == 0 {
             ("no answers".to_string(), false)
         } else {
-            let v: Duration = summary.get(name).expect("known percentile");
+            let mut v: Duration = summary.get(name).expect("known percentile");
+            if expect.whole_ms {
+                // kdoctor compares whole milliseconds (the mean truncated)
+                v = round_ms(v);
+            }
             (format_duration(round_us(v)), v <= limit)
         };
         checks.push(check(
@@ -128,6 +132,7 @@ pub fn judge<'a>(targets: impl IntoIterator<Item = (&'a str, &'a Expect, &'a Sta
     let mut merged: Option<Stats> = None;
     let mut n = 0;
     let mut ok_total = 0;
+    let mut round = round.clone();
     for (name, expect, stats) in targets {
         let ok = successes(expect, stats);
         ok_total += ok;
@@ -137,14 +142,48 @@ pub fn judge<'a>(targets: impl IntoIterator<Item = (&'a str, &'a Expect, &'a Sta
             Some(m) => m.merge(stats),
         }
         n += 1;
+        // A limit a target sets for itself is not the round's to check.
+        if expect.success_rate != round.success_rate {
+            round.success_rate = None;
+        }
+        let (l, r) = (&expect.latency, &mut round.latency);
+        for (mine, theirs) in [
+            (&mut r.mean, l.mean),
+            (&mut r.p50, l.p50),
+            (&mut r.p90, l.p90),
+            (&mut r.p95, l.p95),
+            (&mut r.p99, l.p99),
+            (&mut r.max, l.max),
+        ] {
+            if *mine != theirs {
+                *mine = None;
+            }
+        }
     }
     if n > 1 {
         if let Some(m) = &merged {
-            checks.extend(judge_target("round", round, m, ok_total));
+            checks.extend(judge_target("round", &round, m, ok_total));
         }
     }
     let pass = n > 0 && checks.iter().all(|c| c.pass);
     Verdict { pass, checks }
+}
+
+/// A round stopped early (Ctrl-C, SIGTERM) did not do what the task asked: it fails, with
+/// what it measured still listed.
+pub fn add_stopped(verdict: &mut Verdict, ran: Duration, planned: Duration) {
+    verdict.checks.push(Check {
+        target: "round".into(),
+        check: "completed".into(),
+        observed: format!("stopped after {}", format_duration(round_ms(ran))),
+        threshold: format!("the whole {}", format_duration(planned)),
+        pass: false,
+    });
+    verdict.pass = false;
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -178,6 +217,7 @@ mod tests {
             codes: codes.iter().map(|(a, b)| CodeRange { from: *a, to: *b }).collect(),
             all_sent: true,
             code_kind: CodeKind::Http,
+            whole_ms: false,
         }
     }
 
@@ -262,6 +302,20 @@ mod tests {
         let a = stats(&[(200, 10, 1)], 0, 0);
         let b = stats(&[(200, 9, 1), (404, 1, 1)], 0, 0);
         let v = judge([("a", &e, &a), ("b", &e, &b)], &e);
+        // a target's own limits are not checked again for the round
+        let mut loose = e.clone();
+        loose.latency.p99 = Some(Duration::from_secs(5));
+        let v2 = judge([("a", &e, &a), ("b", &loose, &b)], &e);
+        assert!(
+            !v2.checks
+                .iter()
+                .any(|c| c.target == "round" && c.check == "latency p99")
+        );
+        assert!(
+            v2.checks
+                .iter()
+                .any(|c| c.target == "round" && c.check == "success rate")
+        );
         let names: Vec<String> = v.checks.iter().map(|c| format!("{}/{}", c.target, c.check)).collect();
         assert_eq!(
             names,

@@ -53,6 +53,8 @@ pub struct Plan {
     pub format: Format,
     pub origin: Origin,
     pub schedule: Schedule,
+    /// The CronJob's time zone (IANA name), when given.
+    pub time_zone: Option<String>,
     /// Number of rounds; -1 runs forever.
     pub rounds: i64,
     pub round_timeout: Duration,
@@ -126,6 +128,8 @@ pub struct Expect {
     pub all_sent: bool,
     /// What the codes are: HTTP statuses or DNS rcodes (for names in messages).
     pub code_kind: CodeKind,
+    /// Compare latencies in whole milliseconds, truncated (kdoctor's meaning).
+    pub whole_ms: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

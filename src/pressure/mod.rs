@@ -35,6 +35,32 @@ pub enum Outcome {
 /// One attempt against one target: the only thing a mode gives the engine.
 pub trait Attempt: Send + Sync + 'static {
     fn attempt(&self) -> impl Future<Output = Outcome> + Send;
+
+    /// One example message per error kind seen, to say why attempts failed.
+    fn error_samples(&self) -> Vec<(ErrorKind, String)> {
+        Vec::new()
+    }
+}
+
+/// The first message of each error kind, kept without locking once set.
+#[derive(Default)]
+pub struct ErrorSamples([std::sync::OnceLock<String>; 8]);
+
+impl ErrorSamples {
+    /// Keeps `message()` as the example of `kind` unless one is kept already.
+    pub fn note(&self, kind: ErrorKind, message: impl FnOnce() -> String) {
+        let slot = &self.0[kind as usize];
+        if slot.get().is_none() {
+            let _ = slot.set(message());
+        }
+    }
+
+    pub fn all(&self) -> Vec<(ErrorKind, String)> {
+        ErrorKind::ALL
+            .iter()
+            .filter_map(|k| self.0[*k as usize].get().map(|m| (*k, m.clone())))
+            .collect()
+    }
 }
 
 /// How to press one target.
@@ -89,17 +115,28 @@ impl Stop {
 const SHARDS: usize = 8;
 
 /// The shards a target's workers record into, readable while the target is pressed
-/// (for progress lines). No shared counters: they would bounce one cache line between cores.
+/// (for progress lines), and per-shard counts of attempts sent, each on its own cache line.
 pub struct Live {
     shards: Vec<std::sync::Mutex<Stats>>,
+    started: Vec<Padded>,
 }
+
+#[repr(align(64))]
+#[derive(Default)]
+struct Padded(AtomicU64);
 
 impl Live {
     pub fn new(load: &Load) -> Arc<Self> {
         let max = highest_latency(load);
         Arc::new(Live {
             shards: (0..SHARDS).map(|_| std::sync::Mutex::new(Stats::new(max))).collect(),
+            started: (0..SHARDS).map(|_| Padded::default()).collect(),
         })
+    }
+
+    /// Attempts that left so far (answered or not).
+    pub fn sent(&self) -> u64 {
+        self.started.iter().map(|p| p.0.load(Ordering::Relaxed)).sum()
     }
 
     /// Everything recorded so far, merged.
@@ -189,6 +226,7 @@ async fn fixed_worker<A: Attempt>(
         } else {
             due
         };
+        live.started[w % SHARDS].0.fetch_add(1, Ordering::Relaxed);
         one(load, attempt, from, shard).await;
     }
 }
@@ -197,6 +235,7 @@ async fn max_worker<A: Attempt>(w: usize, load: &Load, attempt: &A, start: Insta
     let window_end = start + load.duration;
     let shard = &live.shards[w % SHARDS];
     while !stop.is_stopped() && Instant::now() < window_end {
+        live.started[w % SHARDS].0.fetch_add(1, Ordering::Relaxed);
         one(load, attempt, Instant::now(), shard).await;
     }
 }

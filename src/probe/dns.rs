@@ -29,6 +29,8 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 pub struct DnsAttempt {
+    samples: crate::pressure::ErrorSamples,
+    server: String,
     transport: Transport,
     queries: Vec<Vec<u8>>,
     next: AtomicUsize,
@@ -169,7 +171,14 @@ impl DnsAttempt {
                 }
             }
         };
+        let server_text = match (server, &t.server) {
+            (Some(a), _) => a.to_string(),
+            (None, DnsServer::Url(u)) => u.clone(),
+            (None, _) => "the server".into(),
+        };
         Ok(DnsAttempt {
+            samples: Default::default(),
+            server: server_text,
             transport,
             queries,
             next: AtomicUsize::new(0),
@@ -225,10 +234,30 @@ impl Attempt for DnsAttempt {
             Transport::Fresh(c) => fresh_exchange(c, query).await,
             Transport::Https { client, url } => doh(client, url, query).await,
         };
-        match reply {
+        let outcome = match reply {
             Ok(r) => self.judge(&r),
             Err(k) => Outcome::Failed(k),
+        };
+        if let Outcome::Failed(k) = outcome {
+            self.samples.note(k, || {
+                let what = match k {
+                    ErrorKind::Refused => "refused (connection refused or ICMP port unreachable)",
+                    ErrorKind::Reset => "connection closed before the reply",
+                    ErrorKind::Tls => "TLS handshake failed (certificate not trusted, wrong name, or not TLS)",
+                    ErrorKind::Truncated => "reply truncated (TC bit): it does not fit in UDP; use tcp or edns",
+                    ErrorKind::Protocol => "malformed reply, or an HTTP error status from the DoH server",
+                    ErrorKind::Dns => "the DoH server's name does not resolve",
+                    ErrorKind::Timeout => "no reply within the timeout",
+                    ErrorKind::Other => "network error",
+                };
+                format!("{}: {what}", self.server)
+            });
         }
+        outcome
+    }
+
+    fn error_samples(&self) -> Vec<(ErrorKind, String)> {
+        self.samples.all()
     }
 }
 

@@ -15,6 +15,7 @@ use super::http::Resolved;
 use crate::pressure::{Attempt, ErrorKind, Outcome};
 
 pub struct H1Attempt {
+    samples: crate::pressure::ErrorSamples,
     /// `host:port` to resolve and connect to.
     authority: String,
     request: Vec<u8>,
@@ -34,6 +35,15 @@ struct Conn {
 struct Failure {
     kind: ErrorKind,
     nothing_received: bool,
+    detail: String,
+}
+
+fn io_failure(e: &std::io::Error, nothing_received: bool) -> Failure {
+    Failure {
+        kind: io_kind(e),
+        nothing_received,
+        detail: e.to_string(),
+    }
 }
 
 impl H1Attempt {
@@ -83,6 +93,7 @@ impl H1Attempt {
             format!("{host}:{port}")
         };
         H1Attempt {
+            samples: Default::default(),
             authority,
             request: req,
             head: r.method == "HEAD",
@@ -92,11 +103,16 @@ impl H1Attempt {
         }
     }
 
-    async fn connect(&self) -> Result<Conn, ErrorKind> {
+    async fn connect(&self) -> Result<Conn, Failure> {
+        let fail = |kind, detail: String| Failure {
+            kind,
+            nothing_received: true,
+            detail,
+        };
         let addrs = tokio::net::lookup_host(&self.authority)
             .await
-            .map_err(|_| ErrorKind::Dns)?;
-        let mut last = ErrorKind::Dns;
+            .map_err(|e| fail(ErrorKind::Dns, format!("cannot resolve {}: {e}", self.authority)))?;
+        let mut last = fail(ErrorKind::Dns, format!("{} resolves to no address", self.authority));
         for addr in addrs {
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => {
@@ -106,8 +122,8 @@ impl H1Attempt {
                         buf: BytesMut::with_capacity(4096),
                     });
                 }
-                Ok(Err(e)) => last = io_kind(&e),
-                Err(_) => last = ErrorKind::Timeout,
+                Ok(Err(e)) => last = fail(io_kind(&e), format!("connect to {addr}: {e}")),
+                Err(_) => last = fail(ErrorKind::Timeout, format!("connect to {addr} timed out")),
             }
         }
         Err(last)
@@ -116,21 +132,26 @@ impl H1Attempt {
     /// Sends the request on `c` and reads the whole answer. Returns the status and whether
     /// the connection can carry another request.
     async fn exchange(&self, c: &mut Conn) -> Result<(u16, bool), Failure> {
-        c.stream.write_all(&self.request).await.map_err(|e| Failure {
-            kind: io_kind(&e),
-            nothing_received: true,
-        })?;
+        c.stream
+            .write_all(&self.request)
+            .await
+            .map_err(|e| io_failure(&e, true))?;
         c.buf.clear();
         loop {
             let head = parse_head(&c.buf).map_err(|_| Failure {
                 kind: ErrorKind::Protocol,
                 nothing_received: false,
+                detail: format!(
+                    "not an HTTP/1.x answer: {:?}",
+                    String::from_utf8_lossy(&c.buf[..c.buf.len().min(40)])
+                ),
             })?;
             let Some(h) = head else {
                 let empty = c.buf.is_empty();
                 fill(c).await.map_err(|kind| Failure {
                     kind,
                     nothing_received: empty,
+                    detail: closed(kind, "before the answer's head"),
                 })?;
                 continue;
             };
@@ -141,6 +162,7 @@ impl H1Attempt {
             let fail = |kind| Failure {
                 kind,
                 nothing_received: false,
+                detail: closed(kind, "in the answer's body"),
             };
             let no_body = self.head || h.status == 204 || h.status == 304;
             let keep = if no_body {
@@ -158,7 +180,7 @@ impl H1Attempt {
                     match c.stream.read_buf(&mut c.buf).await {
                         Ok(0) => break,
                         Ok(_) => {}
-                        Err(e) => return Err(fail(io_kind(&e))),
+                        Err(e) => return Err(io_failure(&e, false)),
                     }
                 }
                 false
@@ -180,7 +202,7 @@ impl Attempt for H1Attempt {
             Some(c) => c,
             None => match self.connect().await {
                 Ok(c) => c,
-                Err(k) => return Outcome::Failed(k),
+                Err(f) => return self.failed(f),
             },
         };
         let mut result = self.exchange(&mut conn).await;
@@ -192,7 +214,7 @@ impl Attempt for H1Attempt {
                 // The server closed this idle connection: retry once on a new one.
                 conn = match self.connect().await {
                     Ok(c) => c,
-                    Err(k) => return Outcome::Failed(k),
+                    Err(f) => return self.failed(f),
                 };
                 result = self.exchange(&mut conn).await;
             }
@@ -204,8 +226,27 @@ impl Attempt for H1Attempt {
                 }
                 Outcome::Answered(status)
             }
-            Err(f) => Outcome::Failed(f.kind),
+            Err(f) => self.failed(f),
         }
+    }
+
+    fn error_samples(&self) -> Vec<(ErrorKind, String)> {
+        self.samples.all()
+    }
+}
+
+impl H1Attempt {
+    fn failed(&self, f: Failure) -> Outcome {
+        self.samples.note(f.kind, || f.detail);
+        Outcome::Failed(f.kind)
+    }
+}
+
+fn closed(kind: ErrorKind, when: &str) -> String {
+    match kind {
+        ErrorKind::Reset => format!("connection closed {when}"),
+        ErrorKind::Protocol => format!("malformed answer {when}"),
+        other => format!("{} {when}", other.as_str()),
     }
 }
 

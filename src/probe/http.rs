@@ -15,6 +15,7 @@ use crate::plan::{self, Body, Connections, HttpTarget, HttpVersion, Pressure};
 use crate::pressure::{Attempt, ErrorKind, Outcome};
 
 pub struct HttpAttempt {
+    samples: crate::pressure::ErrorSamples,
     client: reqwest::Client,
     method: reqwest::Method,
     url: reqwest::Url,
@@ -38,13 +39,40 @@ impl Attempt for HttpAttempt {
                     match resp.chunk().await {
                         Ok(Some(_)) => {}
                         Ok(None) => return Outcome::Answered(status),
-                        Err(e) => return Outcome::Failed(classify(&e)),
+                        Err(e) => return self.failed(&e),
                     }
                 }
             }
-            Err(e) => Outcome::Failed(classify(&e)),
+            Err(e) => self.failed(&e),
         }
     }
+
+    fn error_samples(&self) -> Vec<(ErrorKind, String)> {
+        self.samples.all()
+    }
+}
+
+impl HttpAttempt {
+    fn failed(&self, e: &reqwest::Error) -> Outcome {
+        let kind = classify(e);
+        self.samples.note(kind, || error_text(e));
+        Outcome::Failed(kind)
+    }
+}
+
+/// An error and its causes, as one line.
+pub fn error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        src = s.source();
+    }
+    text
 }
 
 /// A target with its files read: what any HTTP client needs to send it.
@@ -150,6 +178,7 @@ impl HttpAttempt {
         }
         let client = b.build().map_err(|e| format!("HTTP client: {e}"))?;
         Ok(HttpAttempt {
+            samples: Default::default(),
             client,
             method,
             url,

@@ -72,6 +72,8 @@ pub struct TargetResult {
     pub name: String,
     pub planned: Option<u64>,
     pub stats: Stats,
+    /// One example message per error kind.
+    pub error_samples: Vec<(pressure::ErrorKind, String)>,
 }
 
 /// A round ready to start: every target's attempt built (files read, TLS set up).
@@ -148,24 +150,15 @@ pub async fn run_round(prepared: &Prepared, stop: Stop) -> RoundResult {
         let (load, stop, live) = (prepared.load.clone(), stop.clone(), live.live.clone());
         let name = name.clone();
         let handle = match target {
-            PreparedTarget::Http(a) => {
-                let a = a.clone();
-                tokio::spawn(async move { pressure::press(&load, a, start, stop, live).await })
-            }
-            PreparedTarget::H1(a) => {
-                let a = a.clone();
-                tokio::spawn(async move { pressure::press(&load, a, start, stop, live).await })
-            }
-            PreparedTarget::Dns(a) => {
-                let a = a.clone();
-                tokio::spawn(async move { pressure::press(&load, a, start, stop, live).await })
-            }
+            PreparedTarget::Http(a) => tokio::spawn(press(load, a.clone(), start, stop, live)),
+            PreparedTarget::H1(a) => tokio::spawn(press(load, a.clone(), start, stop, live)),
+            PreparedTarget::Dns(a) => tokio::spawn(press(load, a.clone(), start, stop, live)),
         };
         handles.push((name, handle));
     }
     let mut targets = Vec::new();
     for (name, h) in handles {
-        let stats = match h.await {
+        let (stats, error_samples) = match h.await {
             Ok(s) => s,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
@@ -173,6 +166,7 @@ pub async fn run_round(prepared: &Prepared, stop: Stop) -> RoundResult {
             name,
             planned: prepared.load.planned(),
             stats,
+            error_samples,
         });
     }
     RoundResult {
@@ -181,6 +175,26 @@ pub async fn run_round(prepared: &Prepared, stop: Stop) -> RoundResult {
         elapsed: start.elapsed(),
         stopped: stop.is_stopped(),
     }
+}
+
+async fn press<A: pressure::Attempt>(
+    load: Load,
+    attempt: Arc<A>,
+    start: Instant,
+    stop: Stop,
+    live: Arc<Live>,
+) -> (Stats, Vec<(pressure::ErrorKind, String)>) {
+    let stats = pressure::press(&load, attempt.clone(), start, stop, live).await;
+    let mut samples = attempt.error_samples();
+    if stats.error(pressure::ErrorKind::Timeout) > 0 && !samples.iter().any(|(k, _)| *k == pressure::ErrorKind::Timeout)
+    {
+        let t = crate::task::read::format_duration(load.timeout);
+        samples.push((
+            pressure::ErrorKind::Timeout,
+            format!("no answer within the timeout of {t}"),
+        ));
+    }
+    (stats, samples)
 }
 
 /// Reads a file for a target, naming the file and what it was for on failure.

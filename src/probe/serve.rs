@@ -1,6 +1,6 @@
 //! A small HTTP target that agents (and `kpatrol serve`) answer with: HTTP/1.1 and h2c on
-//! one port. `?status=503` picks the status, `?delay=250ms` (or a number of milliseconds)
-//! delays the answer, up to a minute.
+//! one port. `?status=503` picks the status (200–599), `?delay=250ms` (or a number of
+//! milliseconds) delays the answer, up to a minute.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -21,7 +21,12 @@ async fn answer(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byt
     for pair in req.uri().query().unwrap_or("").split('&') {
         match pair.split_once('=') {
             Some(("status", v)) => {
-                if let Some(s) = v.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
+                if let Some(s) = v
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|c| (200..=599).contains(c))
+                    .and_then(|c| StatusCode::from_u16(c).ok())
+                {
                     status = s;
                 }
             }
@@ -52,11 +57,30 @@ async fn answer(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byt
         .expect("static response"))
 }
 
+/// A listener with a deep accept queue, so bursts of new connections are not dropped.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 /// Serves the target on `listener` until `stop` fires.
 pub async fn serve(listener: TcpListener, stop: Stop) -> std::io::Result<()> {
     loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => r?,
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                // out of file descriptors and the like: keep serving
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
             _ = stop.stopped() => return Ok(()),
         };
         let _ = stream.set_nodelay(true);

@@ -49,19 +49,25 @@ pub struct TargetReport {
     pub failed: u64,
     pub succeeded: u64,
     pub success_rate: f64,
-    /// Attempts per second over the round.
+    /// Attempts sent per second over the sending window.
     pub rate: f64,
     /// Answer code (HTTP status) → count.
     pub codes: BTreeMap<String, u64>,
-    /// Error kind → count (timeout, refused, reset, dns, tls, protocol, other).
+    /// Error kind → count (timeout, refused, reset, dns, tls, protocol, truncated, other).
     pub errors: BTreeMap<String, u64>,
-    /// Latency of answered attempts, in milliseconds, measured from the intended send time.
-    pub latency_ms: LatencySummary,
+    /// Error kind → one example message.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_samples: BTreeMap<String, String>,
+    /// Latency of answered attempts, in milliseconds, measured from the intended send time;
+    /// null when nothing was answered.
+    pub latency_ms: Option<LatencySummary>,
 }
 
 /// Builds the report of a judged round.
 pub fn build(plan: &Plan, round: &RoundResult, verdict: &Verdict) -> RoundReport {
     let secs = round.elapsed.as_secs_f64().max(1e-9);
+    // the sending window: the task's duration, or less when the round was stopped
+    let window = round.elapsed.min(plan.pressure.duration).as_secs_f64().max(1e-3);
     let expects: Vec<_> = plan.targets().into_iter().map(|(_, e)| e.clone()).collect();
     let targets = round
         .targets
@@ -79,14 +85,19 @@ pub fn build(plan: &Plan, round: &RoundResult, verdict: &Verdict) -> RoundReport
                 failed: s.failed(),
                 succeeded: ok,
                 success_rate: if s.sent == 0 { 0.0 } else { ok as f64 / s.sent as f64 },
-                rate: s.sent as f64 / secs,
+                rate: (s.sent as f64 / window * 10.0).round() / 10.0,
                 codes: s.codes.iter().map(|(c, n)| (e.code_kind.name(*c), *n)).collect(),
                 errors: s
                     .errors()
                     .into_iter()
                     .map(|(k, n)| (k.as_str().to_string(), n))
                     .collect(),
-                latency_ms: s.summary(),
+                error_samples: t
+                    .error_samples
+                    .iter()
+                    .map(|(k, m)| (k.as_str().to_string(), m.clone()))
+                    .collect(),
+                latency_ms: (s.answered() > 0).then(|| s.summary()),
             }
         })
         .collect();
@@ -104,6 +115,11 @@ pub fn build(plan: &Plan, round: &RoundResult, verdict: &Verdict) -> RoundReport
         targets,
         checks: verdict.checks.clone(),
     }
+}
+
+/// Milliseconds with three decimals, as a JSON number.
+fn ms3(d: std::time::Duration) -> f64 {
+    (d.as_micros() as f64).round() / 1000.0
 }
 
 fn ms(d: std::time::Duration) -> String {
@@ -138,21 +154,29 @@ pub fn table(r: &RoundReport) -> String {
             .map(|(c, n)| format!("{c}×{n}"))
             .collect::<Vec<_>>()
             .join(" ");
+        let latency = match &t.latency_ms {
+            Some(l) => format!(
+                "latency p50 {} p90 {} p99 {} max {}",
+                ms(l.p50),
+                ms(l.p90),
+                ms(l.p99),
+                ms(l.max)
+            ),
+            None => "no answers".into(),
+        };
+        let answered = if t.answered == 0 {
+            "answered 0".to_string()
+        } else {
+            format!("answered {} [{codes}]", t.answered)
+        };
         let _ = writeln!(
             out,
-            "  {}: sent {} ({:.1}/s), unsent {}, answered {} [{}], {}; latency p50 {} p90 {} p99 {} max {}",
-            t.name,
-            t.sent,
-            t.rate,
-            t.unsent,
-            t.answered,
-            codes,
-            errors,
-            ms(t.latency_ms.p50),
-            ms(t.latency_ms.p90),
-            ms(t.latency_ms.p99),
-            ms(t.latency_ms.max)
+            "  {}: sent {} ({:.1}/s), unsent {}, {answered}, {errors}; {latency}",
+            t.name, t.sent, t.rate, t.unsent
         );
+        for (kind, msg) in &t.error_samples {
+            let _ = writeln!(out, "    {kind}: {msg}");
+        }
     }
     let rows: Vec<[String; 5]> = std::iter::once([
         "TARGET".into(),
@@ -223,8 +247,8 @@ pub fn termination_message(r: &RoundReport) -> String {
         .map(|t| {
             serde_json::json!({
                 "name": t.name, "sent": t.sent, "unsent": t.unsent, "ok": t.succeeded,
-                "errors": t.errors, "p50": t.latency_ms.p50.as_secs_f64() * 1000.0,
-                "p99": t.latency_ms.p99.as_secs_f64() * 1000.0, "max": t.latency_ms.max.as_secs_f64() * 1000.0,
+                "errors": t.errors,
+                "p50": t.latency_ms.map(|l| ms3(l.p50)), "p99": t.latency_ms.map(|l| ms3(l.p99)), "max": t.latency_ms.map(|l| ms3(l.max)),
             })
         })
         .collect();

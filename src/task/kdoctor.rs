@@ -230,12 +230,14 @@ fn common(
                 } else {
                     CodeKind::Http
                 },
+                whole_ms: true,
             }
         }
         None if spec.has("expect") => Expect::default(),
         None if webhook_defaults => Expect {
             success_rate: Some(1.0),
             all_sent: true,
+            whole_ms: true,
             ..Default::default()
         },
         None => {
@@ -336,6 +338,7 @@ fn plan(mut meta: Meta, kind: &str, c: Common, mode: Mode) -> Plan {
         kind: kind.into(),
         format: Format::Kdoctor,
         origin: meta.origin,
+        time_zone: None,
         schedule: c.schedule,
         rounds: c.rounds,
         round_timeout: c.round_timeout,
@@ -381,6 +384,12 @@ fn ahh_target(cx: &mut Cx, t: &mut Fields) -> Option<HttpTarget> {
     let host = t.required(cx, "host").and_then(|n| {
         let path = t.path_of("host");
         let raw = cx.string(n, &path)?;
+        if raw.trim() != raw {
+            cx.diags
+                .error(n.pos, &path, "the URL has spaces around it")
+                .allowed("http(s)://HOST[:PORT][/PATH]");
+            return None;
+        }
         // kdoctor's mutating webhook: prefix http:// when the text has no "http" in it.
         let url = if raw.contains("http") {
             raw.clone()

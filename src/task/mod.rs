@@ -53,25 +53,36 @@ pub(crate) struct Meta {
 /// Expands directories into their `*.yaml`/`*.yml` files (recursively, sorted); files stay as given.
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut dirs = std::collections::HashSet::new();
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| LoadError::Read {
             path: p.clone(),
             source: e,
         })?;
         if meta.is_dir() {
-            let before = out.len();
-            walk(p, &mut out)?;
-            if out.len() == before {
+            let before = seen.len();
+            walk(p, &mut out, &mut seen, &mut dirs)?;
+            if seen.len() == before && !out.iter().any(|f: &PathBuf| f.starts_with(p)) {
                 return Err(LoadError::Empty { path: p.clone() });
             }
-        } else {
+        } else if seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())) {
             out.push(p.clone());
         }
     }
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+/// Walks `dir` for task files, each file once, each directory once (symlink loops end).
+fn walk(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    seen: &mut std::collections::HashSet<PathBuf>,
+    dirs: &mut std::collections::HashSet<PathBuf>,
+) -> Result<(), LoadError> {
+    if !dirs.insert(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())) {
+        return Ok(());
+    }
     let rd = std::fs::read_dir(dir).map_err(|e| LoadError::Read {
         path: dir.to_path_buf(),
         source: e,
@@ -84,8 +95,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
             continue;
         }
         if e.is_dir() {
-            walk(&e, out)?;
-        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            walk(&e, out, seen, dirs)?;
+        } else if (name.ends_with(".yaml") || name.ends_with(".yml"))
+            && seen.insert(std::fs::canonicalize(&e).unwrap_or_else(|_| e.clone()))
+        {
             out.push(e);
         }
     }
@@ -257,6 +270,13 @@ fn metadata(cx: &mut Cx, m: &mut Fields, kdoctor: bool, path: &Path, doc_root: &
         }
     });
     let namespace = m.str(cx, "namespace");
+    if kdoctor && namespace.as_deref().is_some_and(|n| n != "kpatrol") {
+        cx.diags.warn(
+            m.pos_of("namespace"),
+            "metadata.namespace",
+            "kdoctor tasks are cluster-scoped; kpatrol runs them in namespace kpatrol",
+        );
+    }
     if let Some(ns) = &namespace {
         if let Some(p) = dns_label_problem(ns, 63) {
             cx.diags
@@ -284,7 +304,14 @@ fn metadata(cx: &mut Cx, m: &mut Fields, kdoctor: bool, path: &Path, doc_root: &
             line: doc_pos.line,
             name_pos: m.pos_of("name"),
             positions: Default::default(),
-            document: native::to_json(doc_root),
+            document: {
+                // the task as a pod reads it: a kdoctor `status` block is not part of it
+                let mut d = native::to_json(doc_root);
+                if let Some(o) = d.as_object_mut() {
+                    o.remove("status");
+                }
+                d
+            },
         },
     })
 }

@@ -55,6 +55,7 @@ impl ExpectSpec {
             codes: self.codes.clone().unwrap_or_default(),
             all_sent: self.all_sent.unwrap_or(true),
             code_kind,
+            whole_ms: false,
         }
     }
 }
@@ -86,6 +87,7 @@ pub(crate) fn http_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &
         kind: "HttpCheck".into(),
         format: Format::Native,
         origin: meta.origin,
+        time_zone: common.time_zone,
         schedule: common.schedule,
         rounds: common.rounds,
         round_timeout: common.round_timeout,
@@ -97,6 +99,7 @@ pub(crate) fn http_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &
 }
 
 pub(crate) struct Common {
+    pub time_zone: Option<String>,
     pub schedule: Schedule,
     pub rounds: i64,
     pub round_timeout: Duration,
@@ -120,7 +123,23 @@ pub(crate) fn common(cx: &mut Cx, spec: &mut Fields) -> Option<Common> {
         }
         None => Some(Schedule::Once),
     };
-    let _time_zone = spec.str(cx, "timeZone");
+    let time_zone = spec.str(cx, "timeZone");
+    if let Some(tz) = &time_zone {
+        let ok = !tz.is_empty()
+            && tz.len() <= 64
+            && !tz.starts_with('/')
+            && !tz.contains("..")
+            && tz.chars().all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
+        if !ok {
+            cx.diags
+                .error(
+                    spec.pos_of("timeZone"),
+                    &spec.path_of("timeZone"),
+                    format!("`{tz}` is not a time zone name"),
+                )
+                .allowed("an IANA time zone such as UTC, Europe/Berlin, America/New_York");
+        }
+    }
     let rounds = spec.int(cx, "rounds");
     if let Some(r) = rounds {
         if r == 0 || r < -1 {
@@ -192,6 +211,7 @@ pub(crate) fn common(cx: &mut Cx, spec: &mut Fields) -> Option<Common> {
         return None;
     }
     Some(Common {
+        time_zone,
         schedule: schedule?,
         rounds,
         round_timeout: round_timeout?,
@@ -510,6 +530,15 @@ fn http_targets(cx: &mut Cx, n: &Node, path: &str, base: &ExpectSpec, task_dir: 
 fn http_target(cx: &mut Cx, f: &mut Fields, index: usize, base: &ExpectSpec, task_dir: &Path) -> Option<HttpTarget> {
     let before = cx.diags.error_count();
     let name = f.str(cx, "name");
+    if name.as_deref() == Some("round") {
+        cx.diags
+            .error(
+                f.pos_of("name"),
+                &f.path_of("name"),
+                "`round` names the whole round in reports",
+            )
+            .allowed("any other name");
+    }
     let url = f.required(cx, "url").and_then(|n| url(cx, n, &f.path_of("url")));
     let method = f.one_of(cx, "method", METHODS).unwrap_or("GET").to_string();
     let headers = f
@@ -841,6 +870,7 @@ pub(crate) fn dns_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &P
         kind: "DnsCheck".into(),
         format: Format::Native,
         origin: meta.origin,
+        time_zone: common.time_zone,
         schedule: common.schedule,
         rounds: common.rounds,
         round_timeout: common.round_timeout,
@@ -897,6 +927,15 @@ fn server_addr(text: &str, default_port: u16) -> Option<std::net::SocketAddr> {
 fn dns_target(cx: &mut Cx, f: &mut Fields, base: &ExpectSpec, task_dir: &Path) -> Option<DnsTarget> {
     let before = cx.diags.error_count();
     let name = f.str(cx, "name");
+    if name.as_deref() == Some("round") {
+        cx.diags
+            .error(
+                f.pos_of("name"),
+                &f.path_of("name"),
+                "`round` names the whole round in reports",
+            )
+            .allowed("any other name");
+    }
     let url = f.get("url").and_then(|n| url(cx, n, &f.path_of("url")));
     let protocol = match f.one_of(cx, "protocol", &["udp", "tcp", "tls", "https"]) {
         Some("tcp") => DnsProtocol::Tcp,
