@@ -514,3 +514,21 @@ async fn several_targets_are_pressed_at_once_and_judged_per_target_and_round() {
         .collect();
     assert_eq!(round, ["all sent"]);
 }
+
+#[tokio::test]
+async fn https_to_a_plain_http_port_is_a_tls_error() {
+    let s = http(Behaviour::Ok).await;
+    let (r, v) = round(&check(
+        &format!("    - url: {}\n", s.url("https", "/")),
+        "{qps: 20, duration: 200ms}",
+        "{successRate: 1}",
+    ))
+    .await;
+    assert!(!v.pass);
+    assert_eq!(r.targets[0].errors.get("tls"), Some(&4), "{:?}", r.targets[0].errors);
+    assert!(
+        r.targets[0].error_samples["tls"].contains("corrupt message"),
+        "{:?}",
+        r.targets[0].error_samples
+    );
+}

@@ -375,7 +375,18 @@ pub fn classify(e: &reqwest::Error) -> ErrorKind {
     let t = text.to_ascii_lowercase();
     if t.contains("dns error") || t.contains("failed to lookup") || t.contains("name or service not known") {
         ErrorKind::Dns
-    } else if t.contains("certificate") || t.contains("tls") || t.contains("handshake") {
+    } else if [
+        "certificate",
+        "tls",
+        "handshake",
+        "corrupt message",
+        "invalidcontenttype",
+        "peer is incompatible",
+        "alert",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
+    {
         ErrorKind::Tls
     } else if t.contains("connection reset") || t.contains("connection closed") || t.contains("broken pipe") {
         ErrorKind::Reset
