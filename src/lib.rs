@@ -15,5 +15,6 @@ pub mod local;
 pub mod plan;
 pub mod pressure;
 pub mod probe;
+pub mod render;
 pub mod report;
 pub mod task;

@@ -78,6 +78,24 @@ pub enum Command {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Render tasks into Kubernetes manifests: per task a ConfigMap and a CronJob or Job (and
+    /// RBAC only where the mode needs it), plus a kustomization.yaml listing them.
+    ///
+    /// Deterministic: the same tasks give byte-identical files. With -o DIR the directory is
+    /// replaced as a whole, and only when every task rendered; without it the manifests go to
+    /// stdout (for an Argo CD plugin or `kubectl apply -f -`).
+    /// Exit 0 rendered, 1 a task is invalid or cannot be rendered, 2 a file cannot be read.
+    Render {
+        /// Task files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Directory to write (kustomize base); stdout when omitted.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Container image holding kpatrol and kpatrol-probe.
+        #[arg(long, env = "KPATROL_IMAGE", default_value = crate::render::DEFAULT_IMAGE)]
+        image: String,
+    },
     /// Serve a small HTTP target (HTTP/1.1 and h2c): `?status=503` picks the status, `?delay=250ms` delays the answer.
     Serve {
         /// Address to listen on.
@@ -155,6 +173,7 @@ pub async fn kpatrol(cli: Kpatrol) -> Exit {
             output,
             no_progress,
         } => run(&file, &opts, output, !no_progress && std::io::stderr().is_terminal()).await,
+        Command::Render { paths, output, image } => render(&paths, output.as_deref(), &image),
         Command::Serve { listen } => serve(&listen).await,
     }
 }
@@ -238,27 +257,35 @@ fn watch_signals(stop: Stop) {
 
 /// `kpatrol validate`.
 pub fn validate(paths: &[PathBuf]) -> Exit {
+    check(paths, |line| outln!("{line}")).0
+}
+
+/// Loads every task of `paths`, reporting every problem through `say`, with a summary line.
+/// Returns the exit code `validate` would give and the tasks when all are valid.
+fn check(paths: &[PathBuf], mut say: impl FnMut(String)) -> (Exit, Vec<Plan>) {
     let files = match task::collect_files(paths) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("kpatrol: {e}");
-            return Exit::Trouble;
+            return (Exit::Trouble, vec![]);
         }
     };
-    let (mut tasks, mut errors, mut warnings, mut unreadable) = (0, 0, 0, 0);
-    let mut seen: Vec<(String, String, String, PathBuf)> = Vec::new();
+    let (mut errors, mut warnings, mut unreadable) = (0, 0, 0);
+    let mut plans: Vec<Plan> = Vec::new();
     for f in &files {
         match task::load_file(f) {
             Err(e) => {
-                outln!("{e}");
+                say(e.to_string());
                 unreadable += 1;
             }
             Ok(ft) => {
                 let mut diags = ft.diagnostics;
                 diags.extend(task::check_files(f, &ft.files));
-                for p in &ft.plans {
-                    let id = (p.namespace.clone(), p.kind.clone(), p.name.clone());
-                    if let Some(prev) = seen.iter().find(|s| (&s.0, &s.1, &s.2) == (&id.0, &id.1, &id.2)) {
+                for p in ft.plans {
+                    let prev = plans
+                        .iter()
+                        .find(|q| (&q.namespace, &q.kind, &q.name) == (&p.namespace, &p.kind, &p.name));
+                    if let Some(prev) = prev {
                         diags.push(crate::diag::Diagnostic {
                             severity: Severity::Error,
                             file: p.origin.file.clone(),
@@ -269,42 +296,90 @@ pub fn validate(paths: &[PathBuf]) -> Exit {
                                 p.kind,
                                 p.namespace,
                                 p.name,
-                                prev.3.display()
+                                prev.origin.file.display()
                             ),
                             allowed: Some("one task per kind, namespace and name".into()),
                             suggestion: None,
                         });
                     } else {
-                        seen.push((id.0, id.1, id.2, p.origin.file.clone()));
+                        plans.push(p);
                     }
                 }
                 diags.sort_by_key(|d| d.pos);
                 for d in &diags {
-                    outln!("{d}");
+                    say(d.to_string());
                     match d.severity {
                         Severity::Error => errors += 1,
                         Severity::Warning => warnings += 1,
                     }
                 }
-                tasks += ft.plans.len();
             }
         }
     }
-    outln!(
-        "{} file(s), {tasks} valid task(s), {errors} error(s), {warnings} warning(s){}",
+    say(format!(
+        "{} file(s), {} valid task(s), {errors} error(s), {warnings} warning(s){}",
         files.len(),
+        plans.len(),
         if unreadable > 0 {
             format!(", {unreadable} file(s) unreadable")
         } else {
             String::new()
         }
-    );
+    ));
     if unreadable > 0 {
-        Exit::Trouble
+        (Exit::Trouble, vec![])
     } else if errors > 0 {
-        Exit::Fail
+        (Exit::Fail, vec![])
     } else {
-        Exit::Ok
+        (Exit::Ok, plans)
+    }
+}
+
+/// `kpatrol render`.
+pub fn render(paths: &[PathBuf], output: Option<&Path>, image: &str) -> Exit {
+    let (exit, plans) = check(paths, |line| eprintln!("{line}"));
+    if exit != Exit::Ok {
+        eprintln!("kpatrol: nothing rendered");
+        return exit;
+    }
+    let opts = crate::render::RenderOptions {
+        image: image.to_string(),
+    };
+    let rendered = match crate::render::render(&plans, &opts) {
+        Ok(r) => r,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("kpatrol: {} problem(s); nothing rendered", errors.len());
+            return Exit::Fail;
+        }
+    };
+    for w in &rendered.warnings {
+        eprintln!("{w}");
+    }
+    match output {
+        None => {
+            let docs: Vec<&String> = rendered
+                .files
+                .iter()
+                .filter(|(k, _)| *k != "kustomization.yaml")
+                .map(|(_, v)| v)
+                .collect();
+            let text: Vec<&str> = docs.iter().map(|d| d.as_str()).collect();
+            out!("{}", text.join("---\n"));
+            Exit::Ok
+        }
+        Some(dir) => match crate::render::write(&rendered, dir) {
+            Ok(()) => {
+                eprintln!("kpatrol: rendered {} task(s) into {}", plans.len(), dir.display());
+                Exit::Ok
+            }
+            Err(e) => {
+                eprintln!("kpatrol: cannot write {}: {e}; nothing changed", dir.display());
+                Exit::Trouble
+            }
+        },
     }
 }
 

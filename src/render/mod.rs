@@ -1,0 +1,369 @@
+//! Rendering: plans into plain Kubernetes manifests, pure and deterministic (sorted keys,
+//! sorted documents, no timestamps). Per task: a ConfigMap holding the task, and a Job (one
+//! round) or a CronJob (rounds on a schedule) whose Job is Indexed with one pod per agent;
+//! for agents that follow the nodes, a launcher (`kpatrol round`) with just the RBAC it
+//! needs. Pods meet Pod Security "restricted". See `docs/render.md`.
+
+mod pod;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::plan::{Agents, Body, Format, HeaderValue, Mode, Placement, Plan};
+use crate::task::schedule::{Schedule, interval_cron};
+
+/// The image rendered manifests run unless `--image` says otherwise.
+pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/kpatrol/kpatrol:", env!("CARGO_PKG_VERSION"));
+/// Where a pod finds the task, mounted Secrets and ConfigMaps.
+pub const MOUNT_ROOT: &str = "/etc/kpatrol";
+/// Finished Jobs are kept this long (seconds) for `kpatrol status` and `report`.
+pub const JOB_TTL_SECONDS: i64 = 86_400;
+
+#[derive(Clone, Debug)]
+pub struct RenderOptions {
+    pub image: String,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            image: DEFAULT_IMAGE.into(),
+        }
+    }
+}
+
+/// Rendered files (name → YAML text), ready for a directory.
+#[derive(Debug, Default, PartialEq)]
+pub struct Rendered {
+    pub files: BTreeMap<String, String>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Renders every plan; either every task renders or nothing does.
+pub fn render(plans: &[Plan], opts: &RenderOptions) -> Result<Rendered, Vec<Diagnostic>> {
+    let mut out = Rendered::default();
+    let mut errors = Vec::new();
+    let mut names: BTreeMap<String, &Plan> = BTreeMap::new();
+    for plan in plans {
+        let mut d = Diagnostics::new(&plan.origin.file);
+        let base = base_name(plan);
+        let file = format!("{}-{base}.yaml", plan.namespace);
+        if let Some(other) = names.insert(file.clone(), plan) {
+            d.error(
+                plan.origin.name_pos,
+                "metadata.name",
+                format!(
+                    "renders to the same objects as {} in {}",
+                    other.name,
+                    other.origin.file.display()
+                ),
+            )
+            .allowed("distinct names per namespace");
+        }
+        match objects(plan, opts, &mut d) {
+            Some(objs) if !d.has_errors() => {
+                out.files.insert(file, to_yaml(&objs));
+            }
+            _ => {}
+        }
+        for diag in d.list {
+            match diag.severity {
+                crate::diag::Severity::Error => errors.push(diag),
+                crate::diag::Severity::Warning => out.warnings.push(diag),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let resources: Vec<Value> = out.files.keys().map(|k| Value::String(k.clone())).collect();
+    let kustomization = json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": resources,
+    });
+    out.files.insert("kustomization.yaml".into(), to_yaml(&[kustomization]));
+    Ok(out)
+}
+
+/// The name a task's objects carry: the task's name, or `<kind>-<name>` for kdoctor tasks
+/// (cluster-scoped there), shortened with a hash to fit a CronJob's 52 characters.
+pub fn base_name(plan: &Plan) -> String {
+    let raw = match plan.format {
+        Format::Native => plan.name.clone(),
+        Format::Kdoctor => format!("{}-{}", plan.kind.to_ascii_lowercase(), plan.name.replace('.', "-")),
+    };
+    if raw.len() <= 52 {
+        return raw;
+    }
+    let hash = raw.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("{}-{:08x}", raw[..43].trim_end_matches('-'), hash as u32)
+}
+
+/// Labels every object of a task carries.
+pub fn labels(plan: &Plan, component: &str) -> Value {
+    let mut l: BTreeMap<String, String> = plan.labels.clone();
+    let base = base_name(plan);
+    for (k, v) in [
+        ("app.kubernetes.io/name", "kpatrol"),
+        ("app.kubernetes.io/instance", base.as_str()),
+        ("app.kubernetes.io/component", component),
+        ("app.kubernetes.io/managed-by", "kpatrol"),
+        ("app.kubernetes.io/part-of", "kpatrol"),
+        ("kpatrol.dev/task", base.as_str()),
+        ("kpatrol.dev/kind", plan.kind.as_str()),
+    ] {
+        l.insert(k.into(), v.into());
+    }
+    json!(l)
+}
+
+/// Secrets and ConfigMaps a task's pods mount, by name.
+pub(crate) struct Mounted {
+    pub secrets: Vec<String>,
+    pub config_maps: Vec<String>,
+}
+
+fn mounted(plan: &Plan, d: &mut Diagnostics) -> Mounted {
+    let mut secrets = Vec::new();
+    let mut config_maps = Vec::new();
+    let file_ref = |f: &crate::plan::FileRef, d: &mut Diagnostics, what: &str| {
+        d.error(
+            f.pos,
+            &f.field,
+            format!("{what} names a local file, which a pod cannot read"),
+        )
+        .allowed(if what == "body file" {
+            "bodyFrom: {configMap: NAME, key: KEY} in a cluster"
+        } else {
+            "tls: {secret: NAME} (keys ca.crt, tls.crt, tls.key) in a cluster"
+        });
+    };
+    let tls = |t: &crate::plan::Tls, d: &mut Diagnostics, secrets: &mut Vec<String>| {
+        for f in [&t.ca, &t.cert, &t.key].into_iter().flatten() {
+            file_ref(f, d, "TLS");
+        }
+        if let Some(s) = &t.secret {
+            secrets.push(s.clone());
+        }
+    };
+    match &plan.mode {
+        Mode::Http(h) => {
+            for t in &h.targets {
+                tls(&t.tls, d, &mut secrets);
+                for hdr in &t.headers {
+                    if let HeaderValue::Secret { name, .. } = &hdr.value {
+                        secrets.push(name.clone());
+                    }
+                }
+                match &t.body {
+                    Body::File(f) => file_ref(f, d, "body file"),
+                    Body::ConfigMapKey { name, .. } => config_maps.push(name.clone()),
+                    Body::ConfigMapJson { name, namespace } => {
+                        if *namespace != plan.namespace {
+                            d.warn(plan.origin.name_pos, "spec.target.bodyConfigmapNamespace", format!(
+                                "pods mount ConfigMaps of their own namespace: {name} is read from namespace {}, not {namespace}",
+                                plan.namespace
+                            ));
+                        }
+                        config_maps.push(name.clone());
+                    }
+                    Body::None | Body::Inline(_) => {}
+                }
+            }
+        }
+        Mode::Dns(dns) => {
+            for t in &dns.targets {
+                tls(&t.tls, d, &mut secrets);
+            }
+        }
+        Mode::Reach(_) => {}
+    }
+    secrets.sort();
+    secrets.dedup();
+    config_maps.sort();
+    config_maps.dedup();
+    Mounted { secrets, config_maps }
+}
+
+/// The cron expression of a periodic task.
+fn cron(plan: &Plan, d: &mut Diagnostics) -> Option<String> {
+    let field = match plan.format {
+        Format::Native => "spec.schedule",
+        Format::Kdoctor => "spec.schedule.schedule",
+    };
+    let every = match &plan.schedule {
+        Schedule::Cron(c) => return Some(c.clone()),
+        Schedule::Once => return Some("@once".into()),
+        Schedule::Every(e) => *e,
+        Schedule::Minutes { .. } => plan.schedule.interval().expect("minutes have an interval"),
+    };
+    match interval_cron(every) {
+        Some(c) => Some(c),
+        None => {
+            d.error(plan.origin.pos(field), field, format!("`{}` has no CronJob equivalent", plan.schedule))
+                .allowed("intervals a CronJob can repeat evenly: 1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 minutes; 1, 2, 3, 4, 6, 8, 12 hours; 24 hours");
+            None
+        }
+    }
+}
+
+/// Every object of one task.
+pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option<Vec<Value>> {
+    if let Mode::Reach(_) = plan.mode {
+        d.error(
+            plan.origin.name_pos,
+            "kind",
+            format!(
+                "{} runs in the `reach` mode (the mesh), which this version cannot render yet",
+                plan.kind
+            ),
+        )
+        .allowed("HttpCheck, DnsCheck, AppHttpHealthy, Netdns");
+        return None;
+    }
+    let base = base_name(plan);
+    let ns = plan.namespace.clone();
+    let mounted = mounted(plan, d);
+    let schedule = cron(plan, d)?;
+    let mut objs = Vec::new();
+    let task_yaml = serde_yaml_ng::to_string(&plan.origin.document).unwrap_or_default();
+    let per_node = matches!(plan.agents.placement, Placement::PerNode { .. });
+    let periodic = plan.rounds != 1 && plan.schedule != Schedule::Once;
+    let counted_rounds = periodic && plan.rounds > 1;
+    // agents need the API only to count rounds, and not when a launcher does it for them
+    let agent_job = pod::agent_job_spec(plan, opts, &mounted, counted_rounds && !per_node);
+    let mut cm_data = BTreeMap::from([("task.yaml".to_string(), task_yaml)]);
+    if per_node {
+        // the launcher creates each round's agents from this Job template
+        cm_data.insert(
+            "agents-job.yaml".into(),
+            serde_yaml_ng::to_string(&agent_job).unwrap_or_default(),
+        );
+    }
+    objs.push(json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": format!("{base}-task"), "namespace": ns, "labels": labels(plan, "task")},
+        "data": cm_data,
+    }));
+    let job_spec = if per_node {
+        pod::launcher_job_spec(plan, opts)
+    } else {
+        agent_job
+    };
+    let mut meta =
+        json!({"name": base, "namespace": ns, "labels": labels(plan, if per_node { "launcher" } else { "probe" })});
+    if counted_rounds {
+        meta["annotations"] = json!({"kpatrol.dev/rounds": plan.rounds.to_string()});
+    }
+    if periodic {
+        let mut spec = json!({
+            "schedule": schedule,
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 300,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {"metadata": {"labels": labels(plan, if per_node { "launcher" } else { "probe" })}, "spec": job_spec},
+        });
+        if let Some(tz) = &plan.time_zone {
+            spec["timeZone"] = json!(tz);
+        }
+        objs.push(json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta, "spec": spec}));
+    } else {
+        objs.push(json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job_spec}));
+    }
+    if per_node || counted_rounds {
+        objs.extend(pod::rbac(plan, per_node, counted_rounds));
+    }
+    if agents_host_network(&plan.agents) {
+        d.warn(
+            plan.origin.name_pos,
+            "spec.agentSpec.hostNetwork",
+            "hostNetwork pods do not meet Pod Security \"restricted\"; the namespace must allow \"privileged\"",
+        );
+    }
+    Some(objs)
+}
+
+fn agents_host_network(a: &Agents) -> bool {
+    a.host_network
+}
+
+fn kind_rank(kind: &str) -> u8 {
+    match kind {
+        "Namespace" => 0,
+        "ServiceAccount" => 1,
+        "ClusterRole" => 2,
+        "ClusterRoleBinding" => 3,
+        "Role" => 4,
+        "RoleBinding" => 5,
+        "ConfigMap" => 6,
+        "Service" => 7,
+        _ => 9,
+    }
+}
+
+/// Objects as one multi-document YAML text, in a fixed order.
+pub fn to_yaml(objs: &[Value]) -> String {
+    let mut sorted: Vec<&Value> = objs.iter().collect();
+    sorted.sort_by_key(|o| {
+        (
+            kind_rank(o["kind"].as_str().unwrap_or("")),
+            o["kind"].as_str().unwrap_or("").to_string(),
+            o["metadata"]["name"].as_str().unwrap_or("").to_string(),
+        )
+    });
+    let docs: Vec<String> = sorted
+        .iter()
+        .map(|o| serde_yaml_ng::to_string(o).expect("JSON values serialise"))
+        .collect();
+    docs.join("---\n")
+}
+
+/// Writes `rendered` into `dir`: all files go to a temporary directory beside it first and
+/// replace `dir` only when every one was written. An existing `dir` is replaced only when
+/// kpatrol rendered it (it holds the marker file).
+pub fn write(rendered: &Rendered, dir: &Path) -> std::io::Result<()> {
+    const MARKER: &str = ".kpatrol-rendered";
+    if dir.exists() && !dir.join(MARKER).exists() && std::fs::read_dir(dir)?.next().is_some() {
+        return Err(std::io::Error::other(format!(
+            "{} exists and was not rendered by kpatrol (no {MARKER}); render into an empty or new directory",
+            dir.display()
+        )));
+    }
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("rendered");
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    let result = (|| {
+        for (file, text) in &rendered.files {
+            std::fs::write(tmp.join(file), text)?;
+        }
+        std::fs::write(
+            tmp.join(MARKER),
+            "Rendered by kpatrol render; the whole directory is replaced on the next render.\n",
+        )?;
+        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+        if dir.exists() {
+            std::fs::rename(dir, &old)?;
+        }
+        std::fs::rename(&tmp, dir)?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}

@@ -1,0 +1,242 @@
+//! Pod templates (agents and launcher) and the RBAC a task's pods need.
+
+use serde_json::{Value, json};
+
+use super::{JOB_TTL_SECONDS, MOUNT_ROOT, Mounted, RenderOptions, base_name, labels};
+use crate::plan::{Placement, Plan};
+
+/// Security settings that meet Pod Security "restricted".
+fn container_security() -> Value {
+    json!({
+        "allowPrivilegeEscalation": false,
+        "readOnlyRootFilesystem": true,
+        "runAsNonRoot": true,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    })
+}
+
+fn pod_security() -> Value {
+    json!({
+        "runAsNonRoot": true,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    })
+}
+
+fn field_env(name: &str, path: &str) -> Value {
+    json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}})
+}
+
+/// Environment every kpatrol pod gets: who it is (downward API) and OpenTelemetry resource
+/// attributes following the Kubernetes conventions; OTEL_EXPORTER_* come from the optional
+/// ConfigMap `kpatrol-otel` of the namespace.
+fn env(plan: &Plan, periodic: bool) -> Vec<Value> {
+    let base = base_name(plan);
+    let mut attrs = vec![
+        "k8s.namespace.name=$(KPATROL_NAMESPACE)".to_string(),
+        "k8s.pod.name=$(KPATROL_POD_NAME)".into(),
+        "k8s.node.name=$(KPATROL_NODE_NAME)".into(),
+        "k8s.job.name=$(KPATROL_JOB_NAME)".into(),
+    ];
+    if periodic {
+        attrs.push(format!("k8s.cronjob.name={base}"));
+    }
+    attrs.push(format!("kpatrol.task={}", plan.name));
+    attrs.push(format!("kpatrol.kind={}", plan.kind));
+    for (k, v) in &plan.labels {
+        attrs.push(format!("kpatrol.label.{k}={v}"));
+    }
+    let mut env = vec![
+        field_env("KPATROL_POD_NAME", "metadata.name"),
+        field_env("KPATROL_NAMESPACE", "metadata.namespace"),
+        field_env("KPATROL_NODE_NAME", "spec.nodeName"),
+        field_env("KPATROL_JOB_NAME", "metadata.labels['batch.kubernetes.io/job-name']"),
+        field_env(
+            "KPATROL_AGENT_INDEX",
+            "metadata.annotations['batch.kubernetes.io/job-completion-index']",
+        ),
+        json!({"name": "OTEL_SERVICE_NAME", "value": "kpatrol-probe"}),
+        json!({"name": "OTEL_RESOURCE_ATTRIBUTES", "value": attrs.join(",")}),
+    ];
+    if let Some(Value::Array(extra)) = plan.agents.passthrough.get("env") {
+        env.extend(extra.iter().cloned());
+    }
+    env
+}
+
+fn resources(plan: &Plan) -> Value {
+    plan.agents.passthrough.get("resources").cloned().unwrap_or_else(
+        || json!({"requests": {"cpu": "100m", "memory": "32Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}}),
+    )
+}
+
+fn task_volume(plan: &Plan) -> (Value, Value) {
+    (
+        json!({"name": "task", "configMap": {"name": format!("{}-task", base_name(plan))}}),
+        json!({"name": "task", "mountPath": format!("{MOUNT_ROOT}/task"), "readOnly": true}),
+    )
+}
+
+/// The Job spec of one round's agents: Indexed, one pod per agent.
+pub fn agent_job_spec(plan: &Plan, opts: &RenderOptions, mounted: &Mounted, api_access: bool) -> Value {
+    let base = base_name(plan);
+    let count = match &plan.agents.placement {
+        Placement::Count(n) => *n,
+        // the launcher sets completions and parallelism to the number of nodes
+        Placement::PerNode { .. } => 1,
+    };
+    let periodic = plan.rounds != 1 && plan.schedule != crate::task::schedule::Schedule::Once;
+    let (task_vol, task_mount) = task_volume(plan);
+    let mut volumes = vec![task_vol];
+    let mut mounts = vec![task_mount];
+    for s in &mounted.secrets {
+        volumes.push(json!({"name": format!("secret-{s}"), "secret": {"secretName": s}}));
+        mounts.push(
+            json!({"name": format!("secret-{s}"), "mountPath": format!("{MOUNT_ROOT}/secrets/{s}"), "readOnly": true}),
+        );
+    }
+    for c in &mounted.config_maps {
+        volumes.push(json!({"name": format!("configmap-{c}"), "configMap": {"name": c}}));
+        mounts.push(json!({"name": format!("configmap-{c}"), "mountPath": format!("{MOUNT_ROOT}/configmaps/{c}"), "readOnly": true}));
+    }
+    let container = json!({
+        "name": "probe",
+        "image": opts.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["kpatrol-probe"],
+        "args": [plan.mode.name(), "--task", format!("{MOUNT_ROOT}/task/task.yaml"), "--mounts", MOUNT_ROOT],
+        "env": env(plan, periodic),
+        "envFrom": [{"configMapRef": {"name": "kpatrol-otel", "optional": true}}],
+        "resources": resources(plan),
+        "securityContext": container_security(),
+        "terminationMessagePolicy": "File",
+        "volumeMounts": mounts,
+    });
+    let mut pod = json!({
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": api_access,
+        "securityContext": pod_security(),
+        "containers": [container],
+        "volumes": volumes,
+    });
+    if api_access {
+        pod["serviceAccountName"] = json!(base);
+    }
+    if plan.agents.host_network {
+        pod["hostNetwork"] = json!(true);
+        pod["dnsPolicy"] = json!("ClusterFirstWithHostNet");
+    }
+    if let Placement::PerNode { node_selector } = &plan.agents.placement {
+        if !node_selector.is_empty() {
+            pod["nodeSelector"] = json!(node_selector);
+        }
+        // one agent per node
+        pod["affinity"] = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+            "labelSelector": {"matchLabels": {"kpatrol.dev/task": base, "app.kubernetes.io/component": "probe"}},
+            "topologyKey": "kubernetes.io/hostname",
+        }]}});
+        pod["tolerations"] = json!([{"operator": "Exists"}]);
+    }
+    for key in ["affinity", "tolerations"] {
+        if let Some(v) = plan.agents.passthrough.get(key) {
+            pod[key] = v.clone();
+        }
+    }
+    let mut template_meta = json!({"labels": labels(plan, "probe")});
+    if !plan.agents.annotations.is_empty() {
+        template_meta["annotations"] = json!(plan.agents.annotations);
+    }
+    json!({
+        "completionMode": "Indexed",
+        "completions": count,
+        "parallelism": count,
+        "backoffLimit": 0,
+        "activeDeadlineSeconds": plan.round_timeout.as_secs().max(1),
+        "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
+        "template": {"metadata": template_meta, "spec": pod},
+    })
+}
+
+/// The Job spec of the launcher (`kpatrol round`), which starts one agent per node.
+pub fn launcher_job_spec(plan: &Plan, opts: &RenderOptions) -> Value {
+    let base = base_name(plan);
+    let (task_vol, task_mount) = task_volume(plan);
+    json!({
+        "backoffLimit": 0,
+        "activeDeadlineSeconds": plan.round_timeout.as_secs().max(1) + 120,
+        "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
+        "template": {
+            "metadata": {"labels": labels(plan, "launcher")},
+            "spec": {
+                "restartPolicy": "Never",
+                "serviceAccountName": base,
+                "automountServiceAccountToken": true,
+                "securityContext": pod_security(),
+                "containers": [{
+                    "name": "launcher",
+                    "image": opts.image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["kpatrol"],
+                    "args": ["round", "--task", format!("{MOUNT_ROOT}/task/task.yaml"), "--agents-job", format!("{MOUNT_ROOT}/task/agents-job.yaml")],
+                    "env": env(plan, plan.rounds != 1),
+                    "envFrom": [{"configMapRef": {"name": "kpatrol-otel", "optional": true}}],
+                    "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "64Mi"}},
+                    "securityContext": container_security(),
+                    "terminationMessagePolicy": "File",
+                    "volumeMounts": [task_mount],
+                }],
+                "volumes": [task_vol],
+            },
+        },
+    })
+}
+
+/// ServiceAccount, Roles and bindings: the launcher lists nodes and runs the agents' Job;
+/// a task with a round count reads its CronJob's Jobs and suspends the CronJob when done.
+pub fn rbac(plan: &Plan, per_node: bool, counted_rounds: bool) -> Vec<Value> {
+    let base = base_name(plan);
+    let ns = plan.namespace.clone();
+    let meta = |name: &str| json!({"name": name, "namespace": ns, "labels": labels(plan, "rbac")});
+    let mut rules = Vec::new();
+    if per_node {
+        rules.push(json!({"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "delete"]}));
+        rules.push(json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}));
+    }
+    if counted_rounds {
+        if !per_node {
+            rules.push(json!({"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list"]}));
+        }
+        rules.push(json!({"apiGroups": ["batch"], "resources": ["cronjobs"], "resourceNames": [base], "verbs": ["get", "patch"]}));
+    }
+    let mut out = vec![
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(&base), "automountServiceAccountToken": false}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta(&base), "rules": rules}),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta(&base),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": base},
+            "subjects": [{"kind": "ServiceAccount", "name": base, "namespace": ns}],
+        }),
+    ];
+    if per_node {
+        let cluster_name = format!("kpatrol-{ns}-{base}");
+        let cmeta = json!({"name": cluster_name, "labels": labels(plan, "rbac")});
+        out.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": cmeta,
+            "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}],
+        }));
+        out.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": cmeta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_name},
+            "subjects": [{"kind": "ServiceAccount", "name": base, "namespace": ns}],
+        }));
+    }
+    out
+}
