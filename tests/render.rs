@@ -293,7 +293,7 @@ fn rbac_only_where_the_mode_needs_it() {
     );
     assert!(!reg.iter().any(|o| o["kind"] == "ClusterRole"));
     // agents on every node: the launcher lists nodes (the one cluster-wide right) and runs the Job
-    let dns = docs(&r.files["kpatrol-coredns.yaml"]);
+    let dns = docs(&r.files["kpatrol-coredns-counted.yaml"]);
     let cr = dns.iter().find(|o| o["kind"] == "ClusterRole").unwrap();
     assert_eq!(
         cr["rules"],
@@ -357,7 +357,7 @@ fn workloads_follow_the_task() {
         "KPATROL_NODE_NAME",
         "KPATROL_NAMESPACE",
         "KPATROL_JOB_NAME",
-        "OTEL_RESOURCE_ATTRIBUTES",
+        "KPATROL_RESOURCE_ATTRIBUTES",
     ] {
         assert!(env.contains(&e), "{e}");
     }
@@ -365,7 +365,7 @@ fn workloads_follow_the_task() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["name"] == "OTEL_RESOURCE_ATTRIBUTES")
+        .find(|e| e["name"] == "KPATROL_RESOURCE_ATTRIBUTES")
         .unwrap()["value"]
         .as_str()
         .unwrap();
@@ -378,7 +378,7 @@ fn workloads_follow_the_task() {
     let task: Value = serde_yaml_ng::from_str(cm["data"]["task.yaml"].as_str().unwrap()).unwrap();
     assert_eq!(task["metadata"]["name"], "api-health");
     // one round: a Job; kdoctor's "0 5" with roundNumber -1: every 5 minutes
-    let netdns = docs(&r.files["kpatrol-netdns-netdns-cluster.yaml"]);
+    let netdns = docs(&r.files["kpatrol-netdns-netdns-once.yaml"]);
     assert!(netdns.iter().any(|o| o["kind"] == "Job"));
     let ahh = docs(&r.files["kpatrol-apphttphealthy-http-body.yaml"]);
     let cj = ahh.iter().find(|o| o["kind"] == "CronJob").unwrap();

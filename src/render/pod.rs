@@ -29,9 +29,11 @@ fn field_env(name: &str, path: &str) -> Value {
     json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}})
 }
 
-/// Environment every kpatrol pod gets: who it is (downward API) and OpenTelemetry resource
-/// attributes following the Kubernetes conventions; OTEL_EXPORTER_* come from the optional
-/// ConfigMap `kpatrol-otel` of the namespace.
+/// Environment every kpatrol pod gets: who it is (downward API) and kpatrol's resource
+/// attributes following OpenTelemetry's Kubernetes conventions (KPATROL_RESOURCE_ATTRIBUTES,
+/// merged by the probe with the standard OTEL_RESOURCE_ATTRIBUTES). The OTEL_* settings
+/// (endpoint, protocol, headers, a cluster's own attributes) come from the optional ConfigMap
+/// `kpatrol-otel` of the namespace, which overlays set per cluster.
 fn env(plan: &Plan, periodic: bool) -> Vec<Value> {
     let base = base_name(plan);
     let mut attrs = vec![
@@ -58,7 +60,7 @@ fn env(plan: &Plan, periodic: bool) -> Vec<Value> {
             "metadata.annotations['batch.kubernetes.io/job-completion-index']",
         ),
         json!({"name": "OTEL_SERVICE_NAME", "value": "kpatrol-probe"}),
-        json!({"name": "OTEL_RESOURCE_ATTRIBUTES", "value": attrs.join(",")}),
+        json!({"name": "KPATROL_RESOURCE_ATTRIBUTES", "value": attrs.join(",")}),
     ];
     if let Some(Value::Array(extra)) = plan.agents.passthrough.get("env") {
         env.extend(extra.iter().cloned());
