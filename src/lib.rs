@@ -9,6 +9,7 @@
 //! `kpatrol` validates, renders and runs tasks; `kpatrol-probe <mode>` runs one round in a pod.
 
 pub mod cli;
+pub mod cluster;
 pub mod diag;
 pub mod judge;
 pub mod local;

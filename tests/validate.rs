@@ -1804,7 +1804,7 @@ fn binary_duplicate_names_across_files() {
         )),
         "{out}"
     );
-    assert!(out.contains("2 file(s), 2 valid task(s), 1 error(s)"), "{out}");
+    assert!(out.contains("2 file(s), 1 valid task(s), 1 error(s)"), "{out}");
 
     // Same name in another namespace or of another kind is fine.
     let other_ns = "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata:\n  name: web\n  namespace: other\nspec:\n  targets: [{url: \"http://x/\"}]\n";

@@ -96,6 +96,57 @@ pub enum Command {
         #[arg(long, env = "KPATROL_IMAGE", default_value = crate::render::DEFAULT_IMAGE)]
         image: String,
     },
+    /// Server-side apply the rendered tasks to the cluster (field manager `kpatrol`).
+    ///
+    /// Uses the current kubeconfig context (or the pod's service account). With --dry-run,
+    /// prints what would be created or updated and changes nothing.
+    Apply {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, env = "KPATROL_IMAGE", default_value = crate::render::DEFAULT_IMAGE)]
+        image: String,
+        /// Print what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete what kpatrol manages (label app.kubernetes.io/managed-by=kpatrol) that no task
+    /// file produces any more. Namespaces and Jobs started by CronJobs are never deleted.
+    Prune {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Also look in these namespaces (those of the tasks are always searched).
+        #[arg(long = "namespace", short = 'n')]
+        namespaces: Vec<String>,
+        /// Print what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show what `apply` would change, field by field. Exit 0 no changes, 1 changes.
+    Diff {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, env = "KPATROL_IMAGE", default_value = crate::render::DEFAULT_IMAGE)]
+        image: String,
+    },
+    /// In a cluster: run one round of a task whose agents follow the nodes (the launcher a
+    /// rendered CronJob runs): one agent per matching node, then the round's verdict.
+    Round {
+        /// The task file (mounted from its ConfigMap).
+        #[arg(long, env = "KPATROL_TASK")]
+        task: PathBuf,
+        /// The agents' Job template rendered beside the task.
+        #[arg(long)]
+        agents_job: PathBuf,
+        /// Override the agents' rate (forwarded to each probe).
+        #[arg(long)]
+        qps: Option<String>,
+        /// Override the agents' pressure duration (forwarded to each probe).
+        #[arg(long)]
+        duration: Option<String>,
+        /// Where the round's summary goes (by default /dev/termination-log when it exists).
+        #[arg(long, env = "KPATROL_TERMINATION_LOG")]
+        termination_log: Option<PathBuf>,
+    },
     /// Serve a small HTTP target (HTTP/1.1 and h2c): `?status=503` picks the status, `?delay=250ms` delays the answer.
     Serve {
         /// Address to listen on.
@@ -174,6 +225,20 @@ pub async fn kpatrol(cli: Kpatrol) -> Exit {
             no_progress,
         } => run(&file, &opts, output, !no_progress && std::io::stderr().is_terminal()).await,
         Command::Render { paths, output, image } => render(&paths, output.as_deref(), &image),
+        Command::Apply { paths, image, dry_run } => apply(&paths, &image, dry_run).await,
+        Command::Prune {
+            paths,
+            namespaces,
+            dry_run,
+        } => prune(&paths, &namespaces, dry_run).await,
+        Command::Diff { paths, image } => diff(&paths, &image).await,
+        Command::Round {
+            task,
+            agents_job,
+            qps,
+            duration,
+            termination_log,
+        } => round(&task, &agents_job, qps, duration, termination_log.as_deref()).await,
         Command::Serve { listen } => serve(&listen).await,
     }
 }
@@ -199,6 +264,12 @@ pub async fn probe(cli: Probe) -> Exit {
         Ok((report, verdict)) => {
             outln!("{}", serde_json::to_string(&report).expect("report serialises"));
             write_termination(log.as_deref(), &report::termination_message(&report));
+            if std::env::var("KPATROL_ROUNDS").is_ok() && std::env::var("KPATROL_AGENT_INDEX").as_deref() == Ok("0") {
+                match crate::cluster::client().await {
+                    Ok(client) => count_rounds(&client).await,
+                    Err(e) => eprintln!("kpatrol-probe: counting rounds: {e}"),
+                }
+            }
             if verdict.pass { Exit::Ok } else { Exit::Fail }
         }
         Err(e) => {
@@ -555,4 +626,253 @@ fn watch_stop_signals(stop: Stop) {
         let _ = tokio::signal::ctrl_c().await;
         stop.stop();
     });
+}
+
+/// Loads and renders every task for the cluster commands; prints problems.
+fn rendered_objects(paths: &[PathBuf], image: &str) -> Result<(Vec<Plan>, Vec<serde_json::Value>), Exit> {
+    let (exit, plans) = check(paths, |line| eprintln!("{line}"));
+    if exit != Exit::Ok {
+        return Err(exit);
+    }
+    match crate::render::render(
+        &plans,
+        &crate::render::RenderOptions {
+            image: image.to_string(),
+        },
+    ) {
+        Ok(r) => {
+            for w in &r.warnings {
+                eprintln!("{w}");
+            }
+            let mut objects = crate::cluster::apply::namespaces(&r.objects);
+            objects.extend(r.objects);
+            Ok((plans, objects))
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            Err(Exit::Fail)
+        }
+    }
+}
+
+async fn connect() -> Result<kube::Client, Exit> {
+    crate::cluster::client().await.map_err(|e| {
+        eprintln!("kpatrol: {e}");
+        Exit::Trouble
+    })
+}
+
+/// `kpatrol apply`.
+async fn apply(paths: &[PathBuf], image: &str, dry_run: bool) -> Exit {
+    let (_, objects) = match rendered_objects(paths, image) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let client = match connect().await {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    match crate::cluster::apply::apply(&client, &objects, dry_run).await {
+        Ok(changes) => {
+            for (name, change) in &changes {
+                let what = match change {
+                    crate::cluster::apply::Change::Create => {
+                        if dry_run {
+                            "would be created"
+                        } else {
+                            "created"
+                        }
+                    }
+                    crate::cluster::apply::Change::Update(_) => {
+                        if dry_run {
+                            "would be updated"
+                        } else {
+                            "updated"
+                        }
+                    }
+                    crate::cluster::apply::Change::Unchanged => "unchanged",
+                };
+                outln!("{name} {what}");
+            }
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("kpatrol: apply stopped: {e}");
+            Exit::Trouble
+        }
+    }
+}
+
+/// `kpatrol diff`.
+async fn diff(paths: &[PathBuf], image: &str) -> Exit {
+    let (_, objects) = match rendered_objects(paths, image) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let client = match connect().await {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    match crate::cluster::apply::apply(&client, &objects, true).await {
+        Ok(changes) => {
+            let mut changed = false;
+            for (name, change) in &changes {
+                match change {
+                    crate::cluster::apply::Change::Create => {
+                        changed = true;
+                        outln!("+ {name}");
+                    }
+                    crate::cluster::apply::Change::Update(paths) => {
+                        changed = true;
+                        outln!("~ {name}: {}", paths.join(", "));
+                    }
+                    crate::cluster::apply::Change::Unchanged => {}
+                }
+            }
+            if changed { Exit::Fail } else { Exit::Ok }
+        }
+        Err(e) => {
+            eprintln!("kpatrol: {e}");
+            Exit::Trouble
+        }
+    }
+}
+
+/// `kpatrol prune`.
+async fn prune(paths: &[PathBuf], extra: &[String], dry_run: bool) -> Exit {
+    let (plans, objects) = match rendered_objects(paths, crate::render::DEFAULT_IMAGE) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let mut namespaces: Vec<String> = plans
+        .iter()
+        .map(|p| p.namespace.clone())
+        .chain(extra.iter().cloned())
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    let client = match connect().await {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    match crate::cluster::apply::prune(&client, &objects, &namespaces, dry_run).await {
+        Ok(gone) => {
+            for g in &gone {
+                outln!("{g} {}", if dry_run { "would be deleted" } else { "deleted" });
+            }
+            if gone.is_empty() {
+                outln!("nothing to prune");
+            }
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("kpatrol: prune stopped: {e}");
+            Exit::Trouble
+        }
+    }
+}
+
+/// `kpatrol round`: the in-cluster launcher of per-node tasks.
+async fn round(
+    task: &Path,
+    agents_job: &Path,
+    qps: Option<String>,
+    duration: Option<String>,
+    log: Option<&Path>,
+) -> Exit {
+    let log = termination_path(log);
+    let fail = |msg: String| {
+        eprintln!("kpatrol round: {msg}");
+        write_termination(log.as_deref(), &error_message(&task.display().to_string(), &msg));
+        Exit::Trouble
+    };
+    let opts = RoundOpts {
+        name: None,
+        mounts: PathBuf::from(DEFAULT_MOUNTS),
+        qps: qps.clone(),
+        duration: duration.clone(),
+        max_in_flight: None,
+    };
+    let plan = match load_one(task, &opts, None) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let template: serde_json::Value = match std::fs::read_to_string(agents_job)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_yaml_ng::from_str(&t).map_err(|e| e.to_string()))
+    {
+        Ok(v) => v,
+        Err(e) => return fail(format!("agents' Job template {}: {e}", agents_job.display())),
+    };
+    let node_selector = match &plan.agents.placement {
+        crate::plan::Placement::PerNode { node_selector } => node_selector.clone(),
+        crate::plan::Placement::Count(_) => Default::default(),
+    };
+    let mut forward = Vec::new();
+    for (flag, value) in [("--qps", qps), ("--duration", duration)] {
+        if let Some(v) = value {
+            forward.push(flag.to_string());
+            forward.push(v);
+        }
+    }
+    let client = match crate::cluster::client().await {
+        Ok(c) => c,
+        Err(e) => return fail(e.to_string()),
+    };
+    let launch = crate::cluster::round::Launch {
+        namespace: std::env::var("KPATROL_NAMESPACE").unwrap_or_else(|_| plan.namespace.clone()),
+        node_selector,
+        template,
+        forward,
+        own_job: std::env::var("KPATROL_JOB_NAME").ok().filter(|s| !s.is_empty()),
+        deadline: plan.round_timeout + std::time::Duration::from_secs(60),
+        poll: std::time::Duration::from_secs(2),
+    };
+    let verdict = match crate::cluster::round::launch(&client, &launch).await {
+        Ok(v) => v,
+        Err(e) => return fail(e.to_string()),
+    };
+    outln!("{}", serde_json::to_string(&verdict).expect("verdict serialises"));
+    let brief = serde_json::json!({"v": report::SCHEMA_VERSION, "task": plan.name, "verdict": if verdict.pass { "pass" } else { "fail" },
+        "agents": verdict.expected, "missing": verdict.missing, "failedNodes": verdict.failed_nodes});
+    write_termination(log.as_deref(), &error_message_or(&brief));
+    count_rounds(&client).await;
+    if verdict.pass { Exit::Ok } else { Exit::Fail }
+}
+
+/// Compact JSON within the termination limit.
+fn error_message_or(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    if text.len() <= report::TERMINATION_LIMIT {
+        text
+    } else {
+        error_message("", "summary too long")
+    }
+}
+
+/// After a round: the last of `rounds: N` suspends its CronJob (KPATROL_ROUNDS and
+/// KPATROL_CRONJOB come from the rendered pod; only agent 0 or the launcher counts).
+/// A failure here is logged and changes no verdict.
+async fn count_rounds(client: &kube::Client) {
+    let (Ok(rounds), Ok(cronjob), Ok(ns)) = (
+        std::env::var("KPATROL_ROUNDS"),
+        std::env::var("KPATROL_CRONJOB"),
+        std::env::var("KPATROL_NAMESPACE"),
+    ) else {
+        return;
+    };
+    let Ok(rounds) = rounds.parse::<u64>() else { return };
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        crate::cluster::round::finish_round(client, &ns, &cronjob, rounds),
+    )
+    .await
+    {
+        Ok(Ok(true)) => eprintln!("kpatrol: round {rounds} of {rounds} done; CronJob {cronjob} suspended"),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => eprintln!("kpatrol: counting rounds: {e}"),
+        Err(_) => eprintln!("kpatrol: counting rounds timed out"),
+    }
 }

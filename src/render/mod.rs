@@ -39,6 +39,8 @@ impl Default for RenderOptions {
 #[derive(Debug, Default, PartialEq)]
 pub struct Rendered {
     pub files: BTreeMap<String, String>,
+    /// Every object of every task (what `kpatrol apply` sends), in apply order.
+    pub objects: Vec<Value>,
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -66,6 +68,7 @@ pub fn render(plans: &[Plan], opts: &RenderOptions) -> Result<Rendered, Vec<Diag
         match objects(plan, opts, &mut d) {
             Some(objs) if !d.has_errors() => {
                 out.files.insert(file, to_yaml(&objs));
+                out.objects.extend(objs);
             }
             _ => {}
         }
@@ -79,6 +82,7 @@ pub fn render(plans: &[Plan], opts: &RenderOptions) -> Result<Rendered, Vec<Diag
     if !errors.is_empty() {
         return Err(errors);
     }
+    out.objects.sort_by_key(order_key);
     let resources: Vec<Value> = out.files.keys().map(|k| Value::String(k.clone())).collect();
     let kustomization = json!({
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
@@ -307,6 +311,16 @@ fn kind_rank(kind: &str) -> u8 {
         "Service" => 7,
         _ => 9,
     }
+}
+
+/// Objects in the order they can be applied: namespaces and RBAC first, workloads last.
+pub fn order_key(o: &Value) -> (u8, String, String, String) {
+    (
+        kind_rank(o["kind"].as_str().unwrap_or("")),
+        o["kind"].as_str().unwrap_or("").to_string(),
+        o["metadata"]["namespace"].as_str().unwrap_or("").to_string(),
+        o["metadata"]["name"].as_str().unwrap_or("").to_string(),
+    )
 }
 
 /// Objects as one multi-document YAML text, in a fixed order.

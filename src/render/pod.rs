@@ -34,7 +34,7 @@ fn field_env(name: &str, path: &str) -> Value {
 /// merged by the probe with the standard OTEL_RESOURCE_ATTRIBUTES). The OTEL_* settings
 /// (endpoint, protocol, headers, a cluster's own attributes) come from the optional ConfigMap
 /// `kpatrol-otel` of the namespace, which overlays set per cluster.
-fn env(plan: &Plan, periodic: bool) -> Vec<Value> {
+fn env(plan: &Plan, periodic: bool, count_rounds: bool) -> Vec<Value> {
     let base = base_name(plan);
     let mut attrs = vec![
         "k8s.namespace.name=$(KPATROL_NAMESPACE)".to_string(),
@@ -62,6 +62,11 @@ fn env(plan: &Plan, periodic: bool) -> Vec<Value> {
         json!({"name": "OTEL_SERVICE_NAME", "value": "kpatrol-probe"}),
         json!({"name": "KPATROL_RESOURCE_ATTRIBUTES", "value": attrs.join(",")}),
     ];
+    if count_rounds {
+        // the last of `rounds: N` suspends the CronJob
+        env.push(json!({"name": "KPATROL_ROUNDS", "value": plan.rounds.to_string()}));
+        env.push(json!({"name": "KPATROL_CRONJOB", "value": base}));
+    }
     if let Some(Value::Array(extra)) = plan.agents.passthrough.get("env") {
         env.extend(extra.iter().cloned());
     }
@@ -109,7 +114,7 @@ pub fn agent_job_spec(plan: &Plan, opts: &RenderOptions, mounted: &Mounted, api_
         "imagePullPolicy": "IfNotPresent",
         "command": ["kpatrol-probe"],
         "args": [plan.mode.name(), "--task", format!("{MOUNT_ROOT}/task/task.yaml"), "--mounts", MOUNT_ROOT],
-        "env": env(plan, periodic),
+        "env": env(plan, periodic, api_access),
         "envFrom": [{"configMapRef": {"name": "kpatrol-otel", "optional": true}}],
         "resources": resources(plan),
         "securityContext": container_security(),
@@ -182,7 +187,7 @@ pub fn launcher_job_spec(plan: &Plan, opts: &RenderOptions) -> Value {
                     "imagePullPolicy": "IfNotPresent",
                     "command": ["kpatrol"],
                     "args": ["round", "--task", format!("{MOUNT_ROOT}/task/task.yaml"), "--agents-job", format!("{MOUNT_ROOT}/task/agents-job.yaml")],
-                    "env": env(plan, plan.rounds != 1),
+                    "env": env(plan, plan.rounds != 1, plan.rounds > 1),
                     "envFrom": [{"configMapRef": {"name": "kpatrol-otel", "optional": true}}],
                     "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "64Mi"}},
                     "securityContext": container_security(),

@@ -1,0 +1,95 @@
+//! The only code that talks to the Kubernetes API (kube-rs): server-side apply, prune and
+//! diff of rendered objects, the per-round launcher, and round counting. Every decision
+//! around the calls (what changed, what to prune, a round's verdict) is a pure function
+//! here, tested on its own; the calls are tested against kube-rs's mock service.
+
+pub mod apply;
+pub mod round;
+
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::core::GroupVersionKind;
+use serde_json::Value;
+
+/// The field manager of everything kpatrol applies.
+pub const FIELD_MANAGER: &str = "kpatrol";
+/// The label selector of everything kpatrol manages.
+pub const MANAGED: &str = "app.kubernetes.io/managed-by=kpatrol";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot reach the Kubernetes API: {0}")]
+    Connect(String),
+    #[error("{kind} {name}: {source}")]
+    Api {
+        kind: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The kinds kpatrol renders: (apiVersion, kind, plural, namespaced).
+pub const KINDS: &[(&str, &str, &str, bool)] = &[
+    ("v1", "Namespace", "namespaces", false),
+    ("v1", "ServiceAccount", "serviceaccounts", true),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", false),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        false,
+    ),
+    ("rbac.authorization.k8s.io/v1", "Role", "roles", true),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", true),
+    ("v1", "ConfigMap", "configmaps", true),
+    ("v1", "Service", "services", true),
+    ("batch/v1", "CronJob", "cronjobs", true),
+    ("batch/v1", "Job", "jobs", true),
+];
+
+/// The API resource of a kind kpatrol renders.
+pub fn resource(api_version: &str, kind: &str) -> Option<(ApiResource, bool)> {
+    let (_, _, plural, namespaced) = KINDS.iter().find(|(v, k, _, _)| *v == api_version && *k == kind)?;
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    Some((ApiResource::from_gvk_with_plural(&gvk, plural), *namespaced))
+}
+
+/// The dynamic API for an object's kind, in its namespace.
+pub fn api_for(
+    client: &kube::Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+) -> Result<Api<DynamicObject>, ClusterError> {
+    let (ar, namespaced) = resource(api_version, kind)
+        .ok_or_else(|| ClusterError::Other(format!("kind {api_version}/{kind} is not one kpatrol renders")))?;
+    Ok(match (namespaced, namespace) {
+        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
+        (true, None) => Api::default_namespaced_with(client.clone(), &ar),
+        (false, _) => Api::all_with(client.clone(), &ar),
+    })
+}
+
+/// A short name for messages: `CronJob kpatrol/api-health`.
+pub fn describe(o: &Value) -> String {
+    let kind = o["kind"].as_str().unwrap_or("?");
+    let name = o["metadata"]["name"].as_str().unwrap_or("?");
+    match o["metadata"]["namespace"].as_str() {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+/// A client from the kubeconfig (or the pod's service account), with a bounded connect.
+pub async fn client() -> Result<kube::Client, ClusterError> {
+    let config = tokio::time::timeout(std::time::Duration::from_secs(10), kube::Config::infer())
+        .await
+        .map_err(|_| ClusterError::Connect("reading the kubeconfig timed out".into()))?
+        .map_err(|e| ClusterError::Connect(e.to_string()))?;
+    let mut config = config;
+    config.connect_timeout = Some(std::time::Duration::from_secs(10));
+    config.read_timeout = Some(std::time::Duration::from_secs(30));
+    kube::Client::try_from(config).map_err(|e| ClusterError::Connect(e.to_string()))
+}

@@ -1,0 +1,278 @@
+//! The per-round launcher (`kpatrol round`) for tasks whose agents follow the nodes: it
+//! lists the matching nodes, starts that round's Indexed Job with one agent per node, waits
+//! for it with a deadline, gathers the agents' termination messages, and judges the round
+//! as a whole. Also round counting: after the last of `rounds: N`, the CronJob is suspended.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::ClusterError;
+
+/// One agent's outcome, read from its pod.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AgentResult {
+    pub node: String,
+    pub pod: String,
+    /// The probe's exit code (0 pass, 1 fail, 2 could not run); `None` while it runs.
+    pub exit_code: Option<i32>,
+    /// The probe's termination message (its JSON summary).
+    pub message: Option<Value>,
+}
+
+/// The round as a whole.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RoundVerdict {
+    pub pass: bool,
+    pub expected: usize,
+    pub agents: Vec<AgentResult>,
+    /// Nodes that were expected and did not report.
+    pub missing: usize,
+    pub failed_nodes: Vec<String>,
+}
+
+/// Judges a round from its agents: it passes when every expected agent reported and passed.
+/// Pure.
+pub fn judge(expected: usize, agents: Vec<AgentResult>) -> RoundVerdict {
+    let reported = agents.iter().filter(|a| a.exit_code.is_some()).count();
+    let failed_nodes: Vec<String> = agents
+        .iter()
+        .filter(|a| a.exit_code.is_some_and(|c| c != 0))
+        .map(|a| a.node.clone())
+        .collect();
+    let missing = expected.saturating_sub(reported);
+    RoundVerdict {
+        pass: missing == 0 && failed_nodes.is_empty() && expected > 0,
+        expected,
+        agents,
+        missing,
+        failed_nodes,
+    }
+}
+
+/// The agents' Job: the rendered template with one completion per node and the launcher's
+/// overrides forwarded to each probe. Pure.
+pub fn agents_job(
+    template: &Value,
+    name: &str,
+    namespace: &str,
+    nodes: usize,
+    forward: &[String],
+    owner: Option<&Job>,
+) -> Value {
+    let mut spec = template.clone();
+    spec["completions"] = json!(nodes);
+    spec["parallelism"] = json!(nodes);
+    if let Some(args) = spec["template"]["spec"]["containers"][0]["args"].as_array_mut() {
+        args.extend(forward.iter().map(|a| json!(a)));
+    }
+    let labels = spec["template"]["metadata"]["labels"].clone();
+    let mut meta = json!({"name": name, "namespace": namespace, "labels": labels});
+    if let Some(owner) = owner {
+        if let (Some(owner_name), Some(uid)) = (&owner.metadata.name, &owner.metadata.uid) {
+            meta["ownerReferences"] = json!([{
+                "apiVersion": "batch/v1", "kind": "Job", "name": owner_name, "uid": uid,
+                "controller": true, "blockOwnerDeletion": true,
+            }]);
+        }
+    }
+    json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec})
+}
+
+/// Reads agents from the pods of their Job. Pure.
+pub fn agents_from_pods(pods: &[Pod]) -> Vec<AgentResult> {
+    let mut out: Vec<AgentResult> = pods
+        .iter()
+        .map(|p| {
+            let terminated = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|cs| cs.first())
+                .and_then(|c| c.state.as_ref())
+                .and_then(|s| s.terminated.as_ref());
+            AgentResult {
+                node: p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
+                pod: p.metadata.name.clone().unwrap_or_default(),
+                exit_code: terminated.map(|t| t.exit_code),
+                message: terminated
+                    .and_then(|t| t.message.as_ref())
+                    .map(|m| serde_json::from_str(m).unwrap_or(Value::String(m.clone()))),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.node, &a.pod).cmp(&(&b.node, &b.pod)));
+    out
+}
+
+/// Whether a Job has finished. Pure.
+pub fn finished(job: &Job) -> bool {
+    let Some(status) = &job.status else { return false };
+    let done = status.conditions.as_ref().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+    });
+    let completions = job.spec.as_ref().and_then(|s| s.completions).unwrap_or(1);
+    done || status.succeeded.unwrap_or(0) + status.failed.unwrap_or(0) >= completions
+}
+
+/// What the launcher needs to run one round.
+pub struct Launch {
+    pub namespace: String,
+    pub node_selector: BTreeMap<String, String>,
+    pub template: Value,
+    pub forward: Vec<String>,
+    /// The launcher's own Job (the owner of the agents' Job), when known.
+    pub own_job: Option<String>,
+    pub deadline: Duration,
+    pub poll: Duration,
+}
+
+fn api_err(kind: &str, name: &str, e: kube::Error) -> ClusterError {
+    ClusterError::Api {
+        kind: kind.into(),
+        name: name.into(),
+        source: e,
+    }
+}
+
+/// Runs one round: nodes, Job, wait, gather, judge.
+pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, ClusterError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let selector: Vec<String> = l.node_selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut lp = ListParams::default();
+    if !selector.is_empty() {
+        lp = lp.labels(&selector.join(","));
+    }
+    let node_list = nodes.list(&lp).await.map_err(|e| api_err("Node", "list", e))?;
+    let n = node_list.items.len();
+    if n == 0 {
+        return Ok(judge(0, vec![]));
+    }
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &l.namespace);
+    let owner = match &l.own_job {
+        Some(name) => jobs.get_opt(name).await.map_err(|e| api_err("Job", name, e))?,
+        None => None,
+    };
+    let name = match &l.own_job {
+        Some(own) => format!("{}-agents", own.chars().take(56).collect::<String>()),
+        None => format!(
+            "kpatrol-agents-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        ),
+    };
+    let job_value = agents_job(&l.template, &name, &l.namespace, n, &l.forward, owner.as_ref());
+    let job: Job =
+        serde_json::from_value(job_value).map_err(|e| ClusterError::Other(format!("agents' Job template: {e}")))?;
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .map_err(|e| api_err("Job", &name, e))?;
+    let deadline = tokio::time::Instant::now() + l.deadline;
+    loop {
+        let j = jobs.get(&name).await.map_err(|e| api_err("Job", &name, e))?;
+        if finished(&j) || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(l.poll).await;
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &l.namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}")))
+        .await
+        .map_err(|e| api_err("Pod", "list", e))?;
+    Ok(judge(n, agents_from_pods(&list.items)))
+}
+
+/// Finished rounds among a CronJob's Jobs. Pure.
+pub fn rounds_done(jobs: &[Job], cronjob: &str) -> u64 {
+    jobs.iter()
+        .filter(|j| {
+            j.metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|r| r.kind == "CronJob" && r.name == cronjob))
+        })
+        .filter(|j| finished(j))
+        .count() as u64
+}
+
+/// After a round: when this was the last of `rounds`, suspend the CronJob. The running
+/// round counts as done. Returns whether the CronJob was suspended.
+pub async fn finish_round(
+    client: &kube::Client,
+    namespace: &str,
+    cronjob: &str,
+    rounds: u64,
+) -> Result<bool, ClusterError> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let list = jobs
+        .list(&ListParams::default().labels(&format!("kpatrol.dev/task={cronjob}")))
+        .await
+        .map_err(|e| api_err("Job", "list", e))?;
+    if rounds_done(&list.items, cronjob) + 1 < rounds {
+        return Ok(false);
+    }
+    let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), namespace);
+    cronjobs
+        .patch(
+            cronjob,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": true}})),
+        )
+        .await
+        .map_err(|e| api_err("CronJob", cronjob, e))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(node: &str, code: Option<i32>) -> AgentResult {
+        AgentResult {
+            node: node.into(),
+            pod: format!("p-{node}"),
+            exit_code: code,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn a_round_passes_only_when_every_node_reported_a_pass() {
+        assert!(judge(2, vec![agent("a", Some(0)), agent("b", Some(0))]).pass);
+        let v = judge(3, vec![agent("a", Some(0)), agent("b", Some(1)), agent("c", None)]);
+        assert!(!v.pass);
+        assert_eq!((v.missing, v.failed_nodes.clone()), (1, vec!["b".to_string()]));
+        assert!(!judge(0, vec![]).pass, "no node matched: nothing was checked");
+    }
+
+    #[test]
+    fn the_agents_job_has_one_completion_per_node_and_forwarded_args() {
+        let template = json!({"completionMode": "Indexed", "completions": 1, "parallelism": 1,
+            "template": {"metadata": {"labels": {"kpatrol.dev/task": "t"}}, "spec": {"containers": [{"args": ["dns", "--task", "/t"]}]}}});
+        let j = agents_job(
+            &template,
+            "t-1-agents",
+            "kpatrol",
+            5,
+            &["--qps".into(), "50".into()],
+            None,
+        );
+        assert_eq!(j["spec"]["completions"], 5);
+        assert_eq!(j["spec"]["parallelism"], 5);
+        assert_eq!(
+            j["spec"]["template"]["spec"]["containers"][0]["args"],
+            json!(["dns", "--task", "/t", "--qps", "50"])
+        );
+        assert_eq!(j["metadata"]["labels"]["kpatrol.dev/task"], "t");
+        let _: Job = serde_json::from_value(j).unwrap();
+    }
+}

@@ -1,0 +1,331 @@
+//! The Kubernetes API seam, against kube-rs's mock service: the requests apply, prune, the
+//! round launcher and round counting send (method, path, field manager, content type, body),
+//! answered with the shapes a real API server returns.
+
+use std::sync::{Arc, Mutex};
+
+use http::{Request, Response};
+use kube::client::Body;
+use serde_json::{Value, json};
+
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    uri: String,
+    content_type: String,
+    body: Value,
+}
+
+type Route = dyn Fn(&str, &str, &Value) -> (u16, Value) + Send + Sync;
+
+/// A fake API server answering with `route`; returns the client and the requests it saw.
+fn fake(route: Arc<Route>) -> (kube::Client, Arc<Mutex<Vec<Seen>>>) {
+    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    tokio::spawn(async move {
+        while let Some((req, send)) = handle.next_request().await {
+            let method = req.method().to_string();
+            let uri = req.uri().to_string();
+            let content_type = req
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            let bytes = req.into_body().collect_bytes().await.unwrap();
+            let body: Value = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+            };
+            let (code, answer) = route(&method, &uri, &body);
+            s2.lock().unwrap().push(Seen {
+                method,
+                uri,
+                content_type,
+                body,
+            });
+            send.send_response(
+                Response::builder()
+                    .status(code)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                    .unwrap(),
+            );
+        }
+    });
+    (kube::Client::new(svc, "kpatrol"), seen)
+}
+
+fn not_found() -> (u16, Value) {
+    (
+        404,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "not found", "reason": "NotFound", "code": 404}),
+    )
+}
+
+fn list(kind: &str, items: Vec<Value>) -> (u16, Value) {
+    (
+        200,
+        json!({"kind": format!("{kind}List"), "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}),
+    )
+}
+
+fn objects() -> Vec<Value> {
+    let labels = json!({"app.kubernetes.io/managed-by": "kpatrol", "kpatrol.dev/task": "web"});
+    vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kpatrol", "labels": labels}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-task", "namespace": "kpatrol", "labels": labels}, "data": {"task.yaml": "x"}}),
+        json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "web", "namespace": "kpatrol", "labels": labels}, "spec": {"schedule": "*/5 * * * *"}}),
+    ]
+}
+
+#[tokio::test]
+async fn apply_sends_server_side_apply_patches_for_what_changed() {
+    let objs = objects();
+    let live_cronjob = {
+        let mut c = objs[2].clone();
+        c["metadata"]["uid"] = json!("u1");
+        c["metadata"]["resourceVersion"] = json!("9");
+        c
+    };
+    let route: Arc<Route> = Arc::new(move |method, uri, body| match (method, uri) {
+        ("GET", u) if u.starts_with("/apis/batch/v1/namespaces/kpatrol/cronjobs/web") => (200, live_cronjob.clone()),
+        ("GET", _) => not_found(),
+        ("PATCH", _) => (200, body.clone()),
+        _ => (500, json!({})),
+    });
+    let (client, seen) = fake(route);
+    let changes = kpatrol::cluster::apply::apply(&client, &objs, false).await.unwrap();
+    let names: Vec<String> = changes.iter().map(|(n, c)| format!("{n} {c:?}")).collect();
+    assert_eq!(
+        names,
+        [
+            "Namespace kpatrol Create",
+            "ConfigMap kpatrol/web-task Create",
+            "CronJob kpatrol/web Unchanged"
+        ]
+    );
+    let seen = seen.lock().unwrap().clone();
+    let patches: Vec<&Seen> = seen.iter().filter(|s| s.method == "PATCH").collect();
+    assert_eq!(patches.len(), 2, "{seen:#?}");
+    let p = patches[1];
+    assert!(
+        p.uri.starts_with("/api/v1/namespaces/kpatrol/configmaps/web-task?"),
+        "{}",
+        p.uri
+    );
+    assert!(
+        p.uri.contains("fieldManager=kpatrol") && p.uri.contains("force=true"),
+        "{}",
+        p.uri
+    );
+    assert_eq!(p.content_type, "application/apply-patch+yaml");
+    assert_eq!(p.body["data"], json!({"task.yaml": "x"}));
+    assert_eq!(p.body["kind"], "ConfigMap");
+    assert!(
+        patches[0].uri.starts_with("/api/v1/namespaces/kpatrol?"),
+        "{}",
+        patches[0].uri
+    );
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing() {
+    let route: Arc<Route> = Arc::new(|method, _, _| match method {
+        "GET" => not_found(),
+        _ => (500, json!({})),
+    });
+    let (client, seen) = fake(route);
+    let changes = kpatrol::cluster::apply::apply(&client, &objects(), true).await.unwrap();
+    assert!(
+        changes
+            .iter()
+            .all(|(_, c)| *c == kpatrol::cluster::apply::Change::Create)
+    );
+    assert!(seen.lock().unwrap().iter().all(|s| s.method == "GET"));
+}
+
+#[tokio::test]
+async fn an_api_error_names_the_object_and_stops() {
+    let route: Arc<Route> = Arc::new(|method, _, _| match method {
+        "GET" => not_found(),
+        _ => (
+            403,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "forbidden", "reason": "Forbidden", "code": 403}),
+        ),
+    });
+    let (client, seen) = fake(route);
+    let err = kpatrol::cluster::apply::apply(&client, &objects(), false)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("Namespace kpatrol: "), "{err}");
+    assert_eq!(seen.lock().unwrap().iter().filter(|s| s.method == "PATCH").count(), 1);
+}
+
+#[tokio::test]
+async fn prune_deletes_by_label_what_no_task_produces() {
+    let labels = json!({"app.kubernetes.io/managed-by": "kpatrol"});
+    let gone = json!({"metadata": {"name": "old", "namespace": "kpatrol", "labels": labels}, "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}});
+    let spawned = json!({"metadata": {"name": "web-2900", "namespace": "kpatrol", "labels": labels, "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "web", "uid": "u"}]}, "spec": {"template": {"spec": {"containers": []}}}});
+    let keep_cm = json!({"metadata": {"name": "web-task", "namespace": "kpatrol", "labels": labels}, "data": {}});
+    let route: Arc<Route> = Arc::new(move |method, uri, _| {
+        let path = uri.split('?').next().unwrap();
+        match (method, path) {
+            ("GET", "/apis/batch/v1/namespaces/kpatrol/cronjobs") => list("CronJob", vec![gone.clone()]),
+            ("GET", "/apis/batch/v1/namespaces/kpatrol/jobs") => list("Job", vec![spawned.clone()]),
+            ("GET", "/api/v1/namespaces/kpatrol/configmaps") => list("ConfigMap", vec![keep_cm.clone()]),
+            ("GET", _) => list("X", vec![]),
+            ("DELETE", _) => (
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+            ),
+            _ => (500, json!({})),
+        }
+    });
+    let (client, seen) = fake(route);
+    let out = kpatrol::cluster::apply::prune(&client, &objects(), &["kpatrol".into()], false)
+        .await
+        .unwrap();
+    assert_eq!(out, ["CronJob kpatrol/old"]);
+    let seen = seen.lock().unwrap().clone();
+    let lists: Vec<&Seen> = seen.iter().filter(|s| s.method == "GET").collect();
+    assert!(
+        lists
+            .iter()
+            .all(|s| s.uri.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dkpatrol")),
+        "{lists:#?}"
+    );
+    let deletes: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.method == "DELETE")
+        .map(|s| s.uri.as_str())
+        .collect();
+    assert_eq!(deletes.len(), 1);
+    assert!(
+        deletes[0].starts_with("/apis/batch/v1/namespaces/kpatrol/cronjobs/old"),
+        "{deletes:?}"
+    );
+}
+
+fn pod(name: &str, node: &str, code: i32, message: &str) -> Value {
+    json!({"metadata": {"name": name, "namespace": "kpatrol"}, "spec": {"nodeName": node, "containers": [{"name": "probe", "image": "x"}]},
+        "status": {"containerStatuses": [{"name": "probe", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": code, "message": message}}}]}})
+}
+
+#[tokio::test]
+async fn the_launcher_starts_one_agent_per_node_and_judges_the_round() {
+    let template = json!({"completionMode": "Indexed", "completions": 1, "parallelism": 1, "backoffLimit": 0,
+        "template": {"metadata": {"labels": {"kpatrol.dev/task": "dns"}}, "spec": {"restartPolicy": "Never", "containers": [{"name": "probe", "image": "x", "args": ["dns"]}]}}});
+    let route: Arc<Route> = Arc::new(move |method, uri, body| {
+        let path = uri.split('?').next().unwrap();
+        match (method, path) {
+            ("GET", "/api/v1/nodes") => list(
+                "Node",
+                vec![json!({"metadata": {"name": "n1"}}), json!({"metadata": {"name": "n2"}})],
+            ),
+            ("GET", "/apis/batch/v1/namespaces/kpatrol/jobs/dns-29000") => (
+                200,
+                json!({"metadata": {"name": "dns-29000", "namespace": "kpatrol", "uid": "launcher-uid"}}),
+            ),
+            ("POST", "/apis/batch/v1/namespaces/kpatrol/jobs") => (201, body.clone()),
+            ("GET", "/apis/batch/v1/namespaces/kpatrol/jobs/dns-29000-agents") => (
+                200,
+                json!({"metadata": {"name": "dns-29000-agents"}, "spec": {"completions": 2, "template": {"spec": {"containers": []}}}, "status": {"succeeded": 1, "failed": 1}}),
+            ),
+            ("GET", "/api/v1/namespaces/kpatrol/pods") => list(
+                "Pod",
+                vec![
+                    pod("a-0", "n1", 0, "{\"verdict\":\"pass\"}"),
+                    pod("a-1", "n2", 1, "{\"verdict\":\"fail\"}"),
+                ],
+            ),
+            _ => (500, json!({"uri": uri})),
+        }
+    });
+    let (client, seen) = fake(route);
+    let launch = kpatrol::cluster::round::Launch {
+        namespace: "kpatrol".into(),
+        node_selector: [("kubernetes.io/os".to_string(), "linux".to_string())].into(),
+        template,
+        forward: vec!["--qps".into(), "5".into()],
+        own_job: Some("dns-29000".into()),
+        deadline: std::time::Duration::from_secs(5),
+        poll: std::time::Duration::from_millis(10),
+    };
+    let v = kpatrol::cluster::round::launch(&client, &launch).await.unwrap();
+    assert!(!v.pass);
+    assert_eq!((v.expected, v.missing), (2, 0));
+    assert_eq!(v.failed_nodes, ["n2"]);
+    assert_eq!(v.agents[1].message.as_ref().unwrap()["verdict"], "fail");
+    let seen = seen.lock().unwrap().clone();
+    let nodes = seen.iter().find(|s| s.uri.starts_with("/api/v1/nodes")).unwrap();
+    assert!(
+        nodes.uri.contains("labelSelector=kubernetes.io%2Fos%3Dlinux"),
+        "{}",
+        nodes.uri
+    );
+    let post = seen.iter().find(|s| s.method == "POST").unwrap();
+    assert_eq!(post.body["spec"]["completions"], 2);
+    assert_eq!(post.body["spec"]["parallelism"], 2);
+    assert_eq!(post.body["metadata"]["ownerReferences"][0]["uid"], "launcher-uid");
+    assert_eq!(
+        post.body["spec"]["template"]["spec"]["containers"][0]["args"],
+        json!(["dns", "--qps", "5"])
+    );
+    let pods = seen
+        .iter()
+        .find(|s| s.uri.starts_with("/api/v1/namespaces/kpatrol/pods"))
+        .unwrap();
+    assert!(
+        pods.uri
+            .contains("labelSelector=batch.kubernetes.io%2Fjob-name%3Ddns-29000-agents"),
+        "{}",
+        pods.uri
+    );
+}
+
+#[tokio::test]
+async fn the_last_counted_round_suspends_the_cronjob() {
+    let job = |name: &str, done: bool| {
+        json!({"metadata": {"name": name, "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "reg", "uid": "u"}]},
+            "spec": {"completions": 1, "template": {"spec": {"containers": []}}}, "status": if done { json!({"succeeded": 1}) } else { json!({"active": 1}) }})
+    };
+    let jobs = vec![job("reg-1", true), job("reg-2", true), job("reg-3", false)];
+    let route: Arc<Route> = Arc::new(move |method, uri, body| {
+        let path = uri.split('?').next().unwrap();
+        match (method, path) {
+            ("GET", "/apis/batch/v1/namespaces/kpatrol/jobs") => list("Job", jobs.clone()),
+            ("PATCH", "/apis/batch/v1/namespaces/kpatrol/cronjobs/reg") => (
+                200,
+                json!({"metadata": {"name": "reg"}, "spec": {"schedule": "* * * * *", "suspend": body["spec"]["suspend"], "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}}),
+            ),
+            _ => (500, json!({})),
+        }
+    });
+    let (client, seen) = fake(route.clone());
+    // two finished + this one = 3 of 4: keep going
+    assert!(
+        !kpatrol::cluster::round::finish_round(&client, "kpatrol", "reg", 4)
+            .await
+            .unwrap()
+    );
+    assert!(seen.lock().unwrap().iter().all(|s| s.method == "GET"));
+    // 3 of 3: suspend
+    assert!(
+        kpatrol::cluster::round::finish_round(&client, "kpatrol", "reg", 3)
+            .await
+            .unwrap()
+    );
+    let seen = seen.lock().unwrap().clone();
+    let patch = seen.iter().find(|s| s.method == "PATCH").unwrap();
+    assert_eq!(patch.content_type, "application/merge-patch+json");
+    assert_eq!(patch.body, json!({"spec": {"suspend": true}}));
+    let list = seen.iter().find(|s| s.method == "GET").unwrap();
+    assert!(
+        list.uri.contains("labelSelector=kpatrol.dev%2Ftask%3Dreg"),
+        "{}",
+        list.uri
+    );
+}
