@@ -19,3 +19,4 @@ pub mod probe;
 pub mod render;
 pub mod report;
 pub mod task;
+pub mod telemetry;

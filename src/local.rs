@@ -13,6 +13,13 @@ use crate::probe::{self, Mounts, ProbeError};
 use crate::report::{self, RoundReport};
 use crate::task::read::format_duration;
 
+/// A finished round: what was measured, the verdict, the report.
+pub struct Finished {
+    pub round: probe::RoundResult,
+    pub verdict: Verdict,
+    pub report: RoundReport,
+}
+
 /// Runs one round of `plan` and judges it. `stop` ends the round early; what was
 /// measured until then is still judged and reported.
 pub async fn execute(
@@ -21,6 +28,13 @@ pub async fn execute(
     stop: Stop,
     progress: bool,
 ) -> Result<(RoundReport, Verdict), ProbeError> {
+    execute_round(plan, mounts, stop, progress)
+        .await
+        .map(|f| (f.report, f.verdict))
+}
+
+/// Like [`execute`], keeping the measurements (for telemetry).
+pub async fn execute_round(plan: &Plan, mounts: &Mounts, stop: Stop, progress: bool) -> Result<Finished, ProbeError> {
     let prepared = probe::prepare(plan, mounts).await?;
     let bar = progress.then(|| start_progress(plan));
     let ticker = bar.clone().map(|bar| {
@@ -63,7 +77,7 @@ pub async fn execute(
         judge::add_stopped(&mut verdict, round.elapsed, plan.pressure.duration);
     }
     let report = report::build(plan, &round, &verdict);
-    Ok((report, verdict))
+    Ok(Finished { round, verdict, report })
 }
 
 /// Pairs each target's result with its expectations and judges the round.

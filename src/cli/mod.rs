@@ -260,8 +260,10 @@ pub async fn probe(cli: Probe) -> Exit {
     };
     let stop = Stop::new();
     watch_signals(stop.clone());
-    match crate::local::execute(&plan, &Mounts::new(&args.opts.mounts), stop, false).await {
-        Ok((report, verdict)) => {
+    match crate::local::execute_round(&plan, &Mounts::new(&args.opts.mounts), stop, false).await {
+        Ok(finished) => {
+            send_telemetry(&plan, &finished).await;
+            let crate::local::Finished { report, verdict, .. } = finished;
             outln!("{}", serde_json::to_string(&report).expect("report serialises"));
             write_termination(log.as_deref(), &report::termination_message(&report));
             if std::env::var("KPATROL_ROUNDS").is_ok() && std::env::var("KPATROL_AGENT_INDEX").as_deref() == Ok("0") {
@@ -561,8 +563,10 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> E
     };
     let stop = Stop::new();
     watch_signals(stop.clone());
-    match crate::local::execute(&plan, &Mounts::new(&opts.mounts), stop, progress).await {
-        Ok((report, verdict)) => {
+    match crate::local::execute_round(&plan, &Mounts::new(&opts.mounts), stop, progress).await {
+        Ok(finished) => {
+            send_telemetry(&plan, &finished).await;
+            let crate::local::Finished { report, verdict, .. } = finished;
             match output {
                 Output::Table => out!("{}", report::table(&report)),
                 Output::Json => outln!("{}", serde_json::to_string_pretty(&report).expect("report serialises")),
@@ -874,5 +878,28 @@ async fn count_rounds(client: &kube::Client) {
         Ok(Ok(false)) => {}
         Ok(Err(e)) => eprintln!("kpatrol: counting rounds: {e}"),
         Err(_) => eprintln!("kpatrol: counting rounds timed out"),
+    }
+}
+
+/// Sends the round over OTLP when the OTEL_* variables ask for it. Bounded; a failure is one
+/// line on stderr and changes nothing else.
+async fn send_telemetry(plan: &Plan, f: &crate::local::Finished) {
+    use crate::telemetry;
+    let env = |k: &str| std::env::var(k).ok();
+    match telemetry::config_from(env) {
+        Ok(None) => {}
+        Err(w) => eprintln!("kpatrol: warning: telemetry off: {w}"),
+        Ok(Some(cfg)) => {
+            let agent = telemetry::Agent::from_env(env);
+            let ids = telemetry::trace_ids(
+                env("TRACEPARENT").as_deref(),
+                &agent.namespace,
+                agent.job.as_deref(),
+                agent.index,
+            );
+            if let Err(e) = telemetry::export(&cfg, plan, &f.report, &f.verdict, &f.round, &agent, &ids).await {
+                eprintln!("kpatrol: telemetry not sent: {e} (the verdict stands)");
+            }
+        }
     }
 }

@@ -18,6 +18,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
+pub mod otel;
 pub mod unbound;
 
 /// What a test server saw.

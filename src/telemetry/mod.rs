@@ -1,0 +1,796 @@
+//! Telemetry: every round as one OTLP trace (root span `round`, a child span per agent and
+//! per target) and a set of metrics, sent over gRPC or HTTP/protobuf as the standard OTEL_*
+//! variables say. Configuration and span building are pure; the export is bounded by a
+//! flush deadline and never changes a verdict: a collector that is down, slow or refusing
+//! costs at most that deadline and one log line.
+
+pub mod names;
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+
+use crate::judge::Verdict;
+use crate::plan::Plan;
+use crate::report::RoundReport;
+use crate::task::read::parse_duration;
+use names::*;
+
+/// How to send telemetry, from the environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub protocol: Protocol,
+    /// Full endpoint of each signal (`None`: that signal is off).
+    pub traces: Option<String>,
+    pub metrics: Option<String>,
+    pub headers: Vec<(String, String)>,
+    /// Per-export timeout.
+    pub timeout: Duration,
+    /// The whole export must finish within this (KPATROL_TELEMETRY_FLUSH, default 2 s).
+    pub flush: Duration,
+    pub service_name: String,
+    /// Resource attributes: KPATROL_RESOURCE_ATTRIBUTES then OTEL_RESOURCE_ATTRIBUTES.
+    pub resource: Vec<(String, String)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    HttpProtobuf,
+}
+
+/// Reads the configuration from environment variables (given as a lookup, so tests pass
+/// their own). `Ok(None)`: telemetry is off (no endpoint, or disabled). `Err`: a setting is
+/// malformed: the caller warns and runs without telemetry.
+pub fn config_from(env: impl Fn(&str) -> Option<String>) -> Result<Option<Config>, String> {
+    let get = |k: &str| env(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    if get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Ok(None);
+    }
+    let protocol = match get("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
+        None | Some("grpc") => Protocol::Grpc,
+        Some("http/protobuf") => Protocol::HttpProtobuf,
+        Some(other) => {
+            return Err(format!(
+                "OTEL_EXPORTER_OTLP_PROTOCOL={other} is not supported (allowed: grpc, http/protobuf)"
+            ));
+        }
+    };
+    let base = get("OTEL_EXPORTER_OTLP_ENDPOINT");
+    let signal = |specific: &str, exporter: &str, path: &str| -> Result<Option<String>, String> {
+        if get(exporter).is_some_and(|v| v == "none") {
+            return Ok(None);
+        }
+        let endpoint = match (get(specific), &base) {
+            (Some(e), _) => e,
+            (None, Some(b)) if protocol == Protocol::HttpProtobuf => format!("{}/{path}", b.trim_end_matches('/')),
+            (None, Some(b)) => b.clone(),
+            (None, None) => return Ok(None),
+        };
+        let url =
+            reqwest::Url::parse(&endpoint).map_err(|e| format!("OTLP endpoint `{endpoint}` is not a URL: {e}"))?;
+        if url.scheme() != "http" && url.scheme() != "https" || url.host_str().is_none() {
+            return Err(format!(
+                "OTLP endpoint `{endpoint}` must be http:// or https:// with a host"
+            ));
+        }
+        if protocol == Protocol::Grpc && url.scheme() == "https" {
+            return Err(format!(
+                "OTLP endpoint `{endpoint}`: gRPC over TLS is not built in; use OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+            ));
+        }
+        Ok(Some(endpoint))
+    };
+    let traces = signal(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_TRACES_EXPORTER",
+        "v1/traces",
+    )?;
+    let metrics = signal(
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "OTEL_METRICS_EXPORTER",
+        "v1/metrics",
+    )?;
+    if traces.is_none() && metrics.is_none() {
+        return Ok(None);
+    }
+    let headers = match get("OTEL_EXPORTER_OTLP_HEADERS") {
+        None => vec![],
+        Some(h) => pairs(&h).map_err(|e| format!("OTEL_EXPORTER_OTLP_HEADERS: {e}"))?,
+    };
+    let timeout = match get("OTEL_EXPORTER_OTLP_TIMEOUT") {
+        None => Duration::from_secs(2),
+        Some(ms) => Duration::from_millis(
+            ms.parse::<u64>()
+                .map_err(|_| format!("OTEL_EXPORTER_OTLP_TIMEOUT={ms} is not milliseconds"))?,
+        ),
+    };
+    let flush = match get("KPATROL_TELEMETRY_FLUSH") {
+        None => Duration::from_secs(2),
+        Some(d) => {
+            parse_duration(&d).ok_or_else(|| format!("KPATROL_TELEMETRY_FLUSH={d} is not a duration such as 2s"))?
+        }
+    };
+    let mut resource = Vec::new();
+    for var in ["KPATROL_RESOURCE_ATTRIBUTES", "OTEL_RESOURCE_ATTRIBUTES"] {
+        if let Some(v) = get(var) {
+            resource.extend(pairs(&v).map_err(|e| format!("{var}: {e}"))?);
+        }
+    }
+    let service_name = get("OTEL_SERVICE_NAME").unwrap_or_else(|| "kpatrol".into());
+    Ok(Some(Config {
+        protocol,
+        traces,
+        metrics,
+        headers,
+        timeout: timeout.min(flush),
+        flush,
+        service_name,
+        resource,
+    }))
+}
+
+/// `k=v,k2=v2` with percent-encoded values.
+fn pairs(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("`{part}` is not key=value"))?;
+        let k = k.trim();
+        if k.is_empty() || k.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("`{part}` has no valid key"));
+        }
+        out.push((k.to_string(), percent_decode(v.trim())));
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Where this round's spans belong.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceIds {
+    pub trace_id: TraceId,
+    /// The `round` span's id.
+    pub round_span: SpanId,
+    /// Whether this process emits the `round` span (otherwise another one does: the
+    /// launcher, or agent 0).
+    pub emit_round: bool,
+}
+
+/// The trace of a round. A W3C `traceparent` (passed by a launcher) names it; otherwise
+/// every agent of a round derives the same ids from the round's Job (namespace and name),
+/// and agent 0 emits the round span; outside a cluster the ids are random. Pure.
+pub fn trace_ids(traceparent: Option<&str>, namespace: &str, job: Option<&str>, agent_index: u32) -> TraceIds {
+    if let Some(tp) = traceparent.and_then(parse_traceparent) {
+        return TraceIds {
+            trace_id: tp.0,
+            round_span: tp.1,
+            emit_round: false,
+        };
+    }
+    match job {
+        Some(job) => {
+            let d = ring::digest::digest(
+                &ring::digest::SHA256,
+                format!("kpatrol/round/{namespace}/{job}").as_bytes(),
+            );
+            let b = d.as_ref();
+            let trace = TraceId::from_bytes(b[..16].try_into().expect("16 bytes"));
+            let span = SpanId::from_bytes(b[16..24].try_into().expect("8 bytes"));
+            TraceIds {
+                trace_id: trace,
+                round_span: span,
+                emit_round: agent_index == 0,
+            }
+        }
+        None => {
+            let mut b = [0u8; 24];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap_or(());
+            TraceIds {
+                trace_id: TraceId::from_bytes(b[..16].try_into().expect("16 bytes")),
+                round_span: SpanId::from_bytes(b[16..24].try_into().expect("8 bytes")),
+                emit_round: true,
+            }
+        }
+    }
+}
+
+/// `00-<trace id>-<span id>-<flags>`.
+pub fn parse_traceparent(tp: &str) -> Option<(TraceId, SpanId)> {
+    let parts: Vec<&str> = tp.trim().split('-').collect();
+    if parts.len() != 4 || parts[0] != "00" || parts[1].len() != 32 || parts[2].len() != 16 {
+        return None;
+    }
+    let t = TraceId::from_hex(parts[1]).ok().filter(|t| *t != TraceId::INVALID)?;
+    let s = SpanId::from_hex(parts[2]).ok().filter(|s| *s != SpanId::INVALID)?;
+    Some((t, s))
+}
+
+/// Who sent the round, from the rendered pod's environment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Agent {
+    pub index: u32,
+    pub job: Option<String>,
+    pub namespace: String,
+}
+
+impl Agent {
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Agent {
+        Agent {
+            index: env("KPATROL_AGENT_INDEX").and_then(|i| i.parse().ok()).unwrap_or(0),
+            job: env("KPATROL_JOB_NAME").filter(|j| !j.is_empty()),
+            namespace: env("KPATROL_NAMESPACE").unwrap_or_default(),
+        }
+    }
+}
+
+fn span_id(seed: &TraceIds, n: u64) -> SpanId {
+    let d = ring::digest::digest(
+        &ring::digest::SHA256,
+        &[
+            seed.trace_id.to_bytes().as_slice(),
+            &seed.round_span.to_bytes(),
+            &n.to_be_bytes(),
+        ]
+        .concat(),
+    );
+    SpanId::from_bytes(d.as_ref()[..8].try_into().expect("8 bytes"))
+}
+
+fn span(
+    ids: &TraceIds,
+    id: SpanId,
+    parent: SpanId,
+    name: &'static str,
+    start: SystemTime,
+    end: SystemTime,
+    attributes: Vec<KeyValue>,
+    failed: Option<String>,
+) -> SpanData {
+    SpanData {
+        span_context: SpanContext::new(ids.trace_id, id, TraceFlags::SAMPLED, false, TraceState::default()),
+        parent_span_id: parent,
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Internal,
+        name: name.into(),
+        start_time: start,
+        end_time: end,
+        attributes,
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: match failed {
+            Some(d) => Status::error(d),
+            None => Status::Ok,
+        },
+        instrumentation_scope: InstrumentationScope::builder(SCOPE)
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build(),
+    }
+}
+
+/// The spans of one agent's round: `round` (when this process emits it) → `agent` →
+/// one `target` per target, failing spans with an error status naming the failed checks.
+/// Pure.
+pub fn spans(
+    ids: &TraceIds,
+    agent: &Agent,
+    plan: &Plan,
+    report: &RoundReport,
+    verdict: &Verdict,
+    started: SystemTime,
+) -> Vec<SpanData> {
+    let end = started + Duration::from_secs_f64(report.duration_seconds.max(0.0));
+    let failed = |target: Option<&str>| -> Option<String> {
+        let names: Vec<String> = verdict
+            .checks
+            .iter()
+            .filter(|c| !c.pass && target.is_none_or(|t| c.target == t))
+            .map(|c| format!("{} {}: {} (want {})", c.target, c.check, c.observed, c.threshold))
+            .collect();
+        (!names.is_empty()).then(|| names.join("; "))
+    };
+    let round_id = agent.job.clone().unwrap_or_else(|| "local".into());
+    let common = vec![
+        KeyValue::new(ATTR_TASK, plan.name.clone()),
+        KeyValue::new(ATTR_KIND, plan.kind.clone()),
+        KeyValue::new(ATTR_MODE, plan.mode.name()),
+        KeyValue::new(ATTR_ROUND_ID, round_id),
+    ];
+    let mut out = Vec::new();
+    if ids.emit_round {
+        let mut attrs = common.clone();
+        attrs.push(KeyValue::new(ATTR_VERDICT, report.verdict));
+        out.push(span(
+            ids,
+            ids.round_span,
+            SpanId::INVALID,
+            SPAN_ROUND,
+            started,
+            end,
+            attrs,
+            failed(None),
+        ));
+    }
+    let agent_span = span_id(ids, 1_000_000 + agent.index as u64);
+    let mut attrs = common.clone();
+    attrs.push(KeyValue::new(ATTR_VERDICT, report.verdict));
+    attrs.push(KeyValue::new(ATTR_AGENT_INDEX, agent.index as i64));
+    out.push(span(
+        ids,
+        agent_span,
+        ids.round_span,
+        SPAN_AGENT,
+        started,
+        end,
+        attrs,
+        failed(None),
+    ));
+    for (i, t) in report.targets.iter().enumerate() {
+        let mut attrs = common.clone();
+        attrs.extend([
+            KeyValue::new(ATTR_TARGET, t.name.clone()),
+            KeyValue::new(ATTR_SENT, t.sent as i64),
+            KeyValue::new(ATTR_UNSENT, t.unsent as i64),
+            KeyValue::new(ATTR_ANSWERED, t.answered as i64),
+            KeyValue::new(ATTR_FAILED, t.failed as i64),
+            KeyValue::new(ATTR_SUCCESS_RATIO, t.success_rate),
+        ]);
+        if let Some(l) = &t.latency_ms {
+            for (q, v) in [("p50", l.p50), ("p90", l.p90), ("p99", l.p99), ("max", l.max)] {
+                attrs.push(KeyValue::new(
+                    format!("{ATTR_LATENCY_MS}.{q}"),
+                    v.as_secs_f64() * 1000.0,
+                ));
+            }
+        }
+        for (kind, n) in &t.errors {
+            attrs.push(KeyValue::new(format!("{ATTR_ERRORS}.{kind}"), *n as i64));
+        }
+        let id = span_id(ids, (agent.index as u64) << 20 | i as u64);
+        out.push(span(
+            ids,
+            id,
+            agent_span,
+            SPAN_TARGET,
+            started,
+            end,
+            attrs,
+            failed(Some(&t.name)),
+        ));
+    }
+    out
+}
+
+fn resource(cfg: &Config, plan: &Plan) -> Resource {
+    let mut attrs: Vec<KeyValue> = cfg
+        .resource
+        .iter()
+        .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+        .collect();
+    attrs.push(KeyValue::new(ATTR_TASK, plan.name.clone()));
+    attrs.push(KeyValue::new(ATTR_KIND, plan.kind.clone()));
+    for (k, v) in &plan.labels {
+        attrs.push(KeyValue::new(format!("kpatrol.label.{k}"), v.clone()));
+    }
+    Resource::builder_empty()
+        .with_service_name(cfg.service_name.clone())
+        .with_attributes(attrs)
+        .build()
+}
+
+/// Headers for gRPC metadata; invalid names or values are skipped.
+fn header_map(headers: &[(String, String)]) -> reqwest::header::HeaderMap {
+    let mut m = reqwest::header::HeaderMap::new();
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (
+            reqwest::header::HeaderName::from_bytes(k.as_bytes()),
+            reqwest::header::HeaderValue::from_str(v),
+        ) {
+            m.insert(k, v);
+        }
+    }
+    m
+}
+
+fn http_client() -> Result<reqwest::Client, String> {
+    let tls = crate::probe::http::client_tls(
+        &crate::plan::Tls::default(),
+        vec![b"http/1.1".to_vec()],
+        &crate::probe::Mounts::new("/nonexistent"),
+    )?;
+    reqwest::Client::builder()
+        .no_proxy()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Sends one round's spans and metrics. Bounded by `cfg.flush`; errors come back as text
+/// for one log line.
+pub async fn export(
+    cfg: &Config,
+    plan: &Plan,
+    report: &RoundReport,
+    verdict: &Verdict,
+    round: &crate::probe::RoundResult,
+    agent: &Agent,
+    ids: &TraceIds,
+) -> Result<(), String> {
+    let work = async {
+        let res = resource(cfg, plan);
+        let mut problems = Vec::new();
+        if let Some(ep) = &cfg.traces {
+            if let Err(e) = export_spans(
+                cfg,
+                ep,
+                res.clone(),
+                spans(ids, agent, plan, report, verdict, round.started_at),
+            )
+            .await
+            {
+                problems.push(format!("traces to {ep}: {e}"));
+            }
+        }
+        if let Some(ep) = &cfg.metrics {
+            if let Err(e) = export_metrics(cfg, ep, res, plan, report, verdict, round, ids).await {
+                problems.push(format!("metrics to {ep}: {e}"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    };
+    match tokio::time::timeout(cfg.flush, work).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "the collector did not take the round within {}",
+            crate::task::read::format_duration(cfg.flush)
+        )),
+    }
+}
+
+async fn export_spans(cfg: &Config, endpoint: &str, res: Resource, batch: Vec<SpanData>) -> Result<(), String> {
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+    use opentelemetry_sdk::trace::SpanExporter as _;
+    let mut exporter = match cfg.protocol {
+        Protocol::Grpc => {
+            let md = opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(header_map(&cfg.headers));
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .with_timeout(cfg.timeout)
+                .with_metadata(md)
+                .build()
+        }
+        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(endpoint)
+            .with_timeout(cfg.timeout)
+            .with_headers(cfg.headers.iter().cloned().collect::<HashMap<_, _>>())
+            .with_http_client(http_client()?)
+            .build(),
+    }
+    .map_err(|e| e.to_string())?;
+    exporter.set_resource(&res);
+    exporter.export(batch).await.map_err(|e| e.to_string())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn export_metrics(
+    cfg: &Config,
+    endpoint: &str,
+    res: Resource,
+    plan: &Plan,
+    report: &RoundReport,
+    verdict: &Verdict,
+    round: &crate::probe::RoundResult,
+    ids: &TraceIds,
+) -> Result<(), String> {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+    use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+    use opentelemetry_sdk::metrics::reader::MetricReader;
+    let reader = opentelemetry_sdk::metrics::ManualReader::builder().build();
+    let reader = std::sync::Arc::new(reader);
+    let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_resource(res)
+        .with_reader(SharedReader(reader.clone()))
+        .build();
+    record(&provider.meter(SCOPE), plan, report, verdict, round, ids);
+    let mut rm = opentelemetry_sdk::metrics::data::ResourceMetrics::default();
+    reader.collect(&mut rm).map_err(|e| e.to_string())?;
+    let exporter = match cfg.protocol {
+        Protocol::Grpc => {
+            let md = opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(header_map(&cfg.headers));
+            opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .with_timeout(cfg.timeout)
+                .with_metadata(md)
+                .build()
+        }
+        Protocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(endpoint)
+            .with_timeout(cfg.timeout)
+            .with_headers(cfg.headers.iter().cloned().collect::<HashMap<_, _>>())
+            .with_http_client(http_client()?)
+            .build(),
+    }
+    .map_err(|e| e.to_string())?;
+    let r = exporter.export(&rm).await.map_err(|e| e.to_string());
+    drop(provider);
+    r
+}
+
+/// A ManualReader shared between the provider and the exporting code.
+#[derive(Debug, Clone)]
+struct SharedReader(std::sync::Arc<opentelemetry_sdk::metrics::ManualReader>);
+
+impl opentelemetry_sdk::metrics::reader::MetricReader for SharedReader {
+    fn register_pipeline(&self, pipeline: std::sync::Weak<opentelemetry_sdk::metrics::Pipeline>) {
+        self.0.register_pipeline(pipeline)
+    }
+    fn collect(
+        &self,
+        rm: &mut opentelemetry_sdk::metrics::data::ResourceMetrics,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.collect(rm)
+    }
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+    fn temporality(&self, kind: opentelemetry_sdk::metrics::InstrumentKind) -> opentelemetry_sdk::metrics::Temporality {
+        self.0.temporality(kind)
+    }
+}
+
+/// Records one round's metrics.
+fn record(
+    meter: &opentelemetry::metrics::Meter,
+    plan: &Plan,
+    report: &RoundReport,
+    verdict: &Verdict,
+    round: &crate::probe::RoundResult,
+    ids: &TraceIds,
+) {
+    let requests = meter
+        .u64_counter(METRIC_REQUESTS)
+        .with_description("Attempts by target and outcome")
+        .build();
+    let duration = meter
+        .f64_histogram(METRIC_REQUEST_DURATION)
+        .with_unit("s")
+        .with_description("Latency of answered attempts, from the intended send time")
+        .with_boundaries(vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ])
+        .build();
+    let latency = meter
+        .f64_gauge(METRIC_LATENCY)
+        .with_unit("s")
+        .with_description("Latency percentiles of a target")
+        .build();
+    let ratio = meter
+        .f64_gauge(METRIC_SUCCESS_RATIO)
+        .with_description("Successful over sent attempts")
+        .build();
+    let round_duration = meter.f64_gauge(METRIC_ROUND_DURATION).with_unit("s").build();
+    let verdict_gauge = meter
+        .i64_gauge(METRIC_ROUND_VERDICT)
+        .with_description("1 pass, 0 fail")
+        .build();
+    let check = meter
+        .i64_gauge(METRIC_CHECK)
+        .with_description("1 per passing check, 0 per failing one")
+        .build();
+    let base = [
+        KeyValue::new(ATTR_TASK, plan.name.clone()),
+        KeyValue::new(ATTR_KIND, plan.kind.clone()),
+    ];
+    let with = |extra: &[KeyValue]| -> Vec<KeyValue> { base.iter().cloned().chain(extra.iter().cloned()).collect() };
+    for (t, r) in report.targets.iter().zip(&round.targets) {
+        let target = KeyValue::new(ATTR_TARGET, t.name.clone());
+        for (code, n) in &t.codes {
+            let outcome = if t.succeeded == t.answered || success_code(plan, &t.name, code) {
+                "success"
+            } else {
+                "failure"
+            };
+            requests.add(
+                *n,
+                &with(&[
+                    target.clone(),
+                    KeyValue::new(ATTR_OUTCOME, outcome),
+                    KeyValue::new(ATTR_CODE, code.clone()),
+                ]),
+            );
+        }
+        for (kind, n) in &t.errors {
+            requests.add(
+                *n,
+                &with(&[
+                    target.clone(),
+                    KeyValue::new(ATTR_OUTCOME, "failure"),
+                    KeyValue::new(ATTR_ERROR, kind.clone()),
+                ]),
+            );
+        }
+        let attrs = with(&[target.clone()]);
+        for v in r.stats.hist.iter_recorded() {
+            let secs = v.value_iterated_to() as f64 / 1e6;
+            for _ in 0..v.count_at_value() {
+                duration.record(secs, &attrs);
+            }
+        }
+        if let Some(l) = &t.latency_ms {
+            for (q, v) in [("p50", l.p50), ("p90", l.p90), ("p99", l.p99), ("max", l.max)] {
+                latency.record(
+                    v.as_secs_f64(),
+                    &with(&[target.clone(), KeyValue::new(ATTR_QUANTILE, q)]),
+                );
+            }
+        }
+        ratio.record(t.success_rate, &attrs);
+    }
+    round_duration.record(report.duration_seconds, &base);
+    verdict_gauge.record(i64::from(verdict.pass), &base);
+    for c in &verdict.checks {
+        let mut attrs = with(&[
+            KeyValue::new(ATTR_TARGET, c.target.clone()),
+            KeyValue::new(ATTR_CHECK, c.check.clone()),
+        ]);
+        if !c.pass {
+            attrs.push(KeyValue::new(ATTR_TRACE_ID, ids.trace_id.to_string()));
+        }
+        check.record(i64::from(c.pass), &attrs);
+    }
+}
+
+/// Whether `code` (as named in reports) counts as a success for `target`.
+fn success_code(plan: &Plan, target: &str, code: &str) -> bool {
+    plan.targets()
+        .into_iter()
+        .find(|(n, _)| *n == target)
+        .is_some_and(|(_, e)| {
+            e.codes.is_empty()
+                || e.codes
+                    .iter()
+                    .any(|r| (r.from..=r.to).any(|c| e.code_kind.name(c) == code))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn configuration_follows_the_otel_variables() {
+        assert_eq!(config_from(env(&[])), Ok(None));
+        let c = config_from(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.protocol, c.traces.as_deref(), c.metrics.as_deref()),
+            (
+                Protocol::Grpc,
+                Some("http://127.0.0.1:4317"),
+                Some("http://127.0.0.1:4317")
+            )
+        );
+        assert_eq!(c.flush, Duration::from_secs(2));
+        let c = config_from(env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20x,tenant=a"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "500"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("KPATROL_RESOURCE_ATTRIBUTES", "k8s.pod.name=p"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "k8s.cluster.name=prod"),
+            ("OTEL_SERVICE_NAME", "probe"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.traces.as_deref(), Some("http://c:4318/v1/traces"));
+        assert_eq!(c.metrics, None);
+        assert_eq!(
+            c.headers,
+            vec![
+                ("authorization".into(), "Bearer x".into()),
+                ("tenant".into(), "a".into())
+            ]
+        );
+        assert_eq!(c.timeout, Duration::from_millis(500));
+        assert_eq!(
+            c.resource,
+            vec![
+                ("k8s.pod.name".into(), "p".into()),
+                ("k8s.cluster.name".into(), "prod".into())
+            ]
+        );
+        assert_eq!(c.service_name, "probe");
+        assert_eq!(
+            config_from(env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+                ("OTEL_SDK_DISABLED", "true")
+            ])),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn malformed_settings_turn_telemetry_off_with_a_reason() {
+        for (k, v, want) in [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url", "is not a URL"),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "ftp://c:4317",
+                "must be http:// or https://",
+            ),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "novalue", "is not key=value"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "not supported"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon", "not milliseconds"),
+        ] {
+            let mut e = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"), (k, v)];
+            e.dedup_by_key(|p| p.0);
+            if k == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+                e = vec![(k, v)];
+            }
+            let err = config_from(env(&e)).unwrap_err();
+            assert!(err.contains(want), "{k}={v}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_agent_of_a_round_computes_the_same_trace() {
+        let a = trace_ids(None, "kpatrol", Some("web-29000"), 0);
+        let b = trace_ids(None, "kpatrol", Some("web-29000"), 3);
+        assert_eq!((a.trace_id, a.round_span), (b.trace_id, b.round_span));
+        assert!(a.emit_round && !b.emit_round);
+        let c = trace_ids(None, "kpatrol", Some("web-29001"), 0);
+        assert_ne!(a.trace_id, c.trace_id);
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let d = trace_ids(Some(tp), "kpatrol", Some("web-29000"), 0);
+        assert_eq!(
+            d.trace_id,
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()
+        );
+        assert!(!d.emit_round, "the launcher emits the round span");
+        assert_eq!(parse_traceparent("00-zz-00f067aa0ba902b7-01"), None);
+    }
+}

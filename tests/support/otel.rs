@@ -1,0 +1,181 @@
+//! A real OpenTelemetry pipeline on loopback for the telemetry tests: rotel (a collector)
+//! receiving OTLP over gRPC and HTTP and forwarding to a small OTLP sink that records what
+//! arrives as JSON lines.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct Pipeline {
+    children: Vec<Child>,
+    pub grpc: String,
+    pub http: String,
+    pub out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn venv() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-test")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not open port {port}");
+        std::thread::sleep(Duration::from_millis(20)); // polling the port, bounded
+    }
+}
+
+impl Pipeline {
+    pub fn start() -> Pipeline {
+        let python = venv().join("bin/python");
+        assert!(
+            python.exists(),
+            "the telemetry tests need .venv-test with rotel, opentelemetry-proto and grpcio (scripts/test installs them)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("received.jsonl");
+        std::fs::write(&out, "").unwrap();
+        let (sink_grpc, sink_http, grpc, http) = (free_port(), free_port(), free_port(), free_port());
+        let sink = Command::new(&python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/otlp_sink.py"))
+            .arg(&out)
+            .arg(format!("127.0.0.1:{sink_grpc}"))
+            .arg(sink_http.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut children = vec![sink];
+        wait_port(sink_grpc, "the OTLP sink");
+        let rotel = Command::new(&python)
+            .args([
+                "-c",
+                "import rotel,os;print(os.path.join(os.path.dirname(rotel.__file__),'rotel-agent'))",
+            ])
+            .output()
+            .unwrap();
+        let rotel = String::from_utf8(rotel.stdout).unwrap().trim().to_string();
+        let collector = Command::new(rotel)
+            .args([
+                "start",
+                "--otlp-grpc-endpoint",
+                &format!("127.0.0.1:{grpc}"),
+                "--otlp-http-endpoint",
+                &format!("127.0.0.1:{http}"),
+            ])
+            .args([
+                "--exporter",
+                "otlp",
+                "--otlp-exporter-endpoint",
+                &format!("http://127.0.0.1:{sink_grpc}"),
+                "--otlp-exporter-protocol",
+                "grpc",
+            ])
+            .args(["--batch-timeout", "100ms"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        children.push(collector);
+        wait_port(grpc, "rotel (gRPC)");
+        wait_port(http, "rotel (HTTP)");
+        Pipeline {
+            children,
+            grpc: format!("http://127.0.0.1:{grpc}"),
+            http: format!("http://127.0.0.1:{http}"),
+            out,
+            _dir: dir,
+        }
+    }
+
+    /// Every export request received so far.
+    pub fn received(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Waits (bounded) until `ready` holds for what arrived.
+    pub fn wait_for(&self, what: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = self.received();
+            if ready(&got) {
+                return got;
+            }
+            assert!(Instant::now() < deadline, "waited 20 s for {what}; received: {got:#?}");
+            std::thread::sleep(Duration::from_millis(50)); // polling the sink's file, bounded
+        }
+    }
+}
+
+/// Every span in what arrived (rotel re-batches: walk every resource).
+pub fn spans(received: &[Value]) -> Vec<(Value, Value)> {
+    let mut out = Vec::new();
+    for r in received.iter().filter(|r| r["signal"] == "traces") {
+        for rs in r["request"]["resourceSpans"].as_array().into_iter().flatten() {
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                for s in ss["spans"].as_array().into_iter().flatten() {
+                    out.push((rs["resource"].clone(), s.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every metric data point: (metric name, point).
+pub fn points(received: &[Value]) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for r in received.iter().filter(|r| r["signal"] == "metrics") {
+        for rm in r["request"]["resourceMetrics"].as_array().into_iter().flatten() {
+            for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
+                for m in sm["metrics"].as_array().into_iter().flatten() {
+                    let name = m["name"].as_str().unwrap().to_string();
+                    for kind in ["sum", "gauge", "histogram"] {
+                        for p in m[kind]["dataPoints"].as_array().into_iter().flatten() {
+                            out.push((name.clone(), p.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An attribute's value from an OTLP attribute list.
+pub fn attr(attrs: &Value, key: &str) -> Option<Value> {
+    attrs.as_array()?.iter().find(|a| a["key"] == key).map(|a| {
+        let v = &a["value"];
+        v.get("stringValue")
+            .or(v.get("intValue"))
+            .or(v.get("doubleValue"))
+            .or(v.get("boolValue"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    })
+}

@@ -1,0 +1,283 @@
+//! Telemetry through a real collector: rotel on loopback forwarding to a sink the test
+//! reads. Spans (names, parents, attributes, one trace id across agents) and metrics
+//! (names, values matching the round's own counts), over gRPC and HTTP; a collector that is
+//! down or a malformed endpoint changes neither the verdict nor the exit code, and costs at
+//! most the bounded flush.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::otel::{Pipeline, attr, points, spans};
+use support::*;
+
+const KPATROL: &str = env!("CARGO_BIN_EXE_kpatrol");
+const PROBE: &str = env!("CARGO_BIN_EXE_kpatrol-probe");
+
+fn two_targets(ok: &str, bad: &str) -> String {
+    format!(
+        "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: web, labels: {{team: platform}}}}\nspec:\n  pressure: {{qps: 20, duration: 500ms}}\n  expect: {{successRate: 1}}\n  targets:\n    - {{name: ok, url: \"{ok}\"}}\n    - {{name: bad, url: \"{bad}\"}}\n"
+    )
+}
+
+fn otel_env(cmd: &mut tokio::process::Command, endpoint: &str, protocol: &str) {
+    cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+        .env("OTEL_RESOURCE_ATTRIBUTES", "k8s.cluster.name=test-cluster")
+        .env_remove("KPATROL_JOB_NAME")
+        .env_remove("TRACEPARENT");
+}
+
+async fn round_and_check(protocol: &str) {
+    let pipe = Pipeline::start();
+    let ok = http(Behaviour::Ok).await;
+    let bad = http(Behaviour::Status(500)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &two_targets(&ok.url("http", "/"), &bad.url("http", "/")),
+    );
+    let endpoint = if protocol == "grpc" {
+        pipe.grpc.clone()
+    } else {
+        pipe.http.clone()
+    };
+    let mut cmd = tokio::process::Command::new(KPATROL);
+    cmd.args(["run", "-o", "json"]).arg(&f);
+    otel_env(&mut cmd, &endpoint, protocol);
+    let out = cmd.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = pipe.wait_for("3+ spans and the request counter", |r| {
+        spans(r).len() >= 4 && points(r).iter().any(|(n, _)| n == "kpatrol.requests")
+    });
+
+    // spans: round → agent → target ×2, one trace
+    let s = spans(&got);
+    let by = |name: &str| -> Vec<&(Value, Value)> { s.iter().filter(|(_, sp)| sp["name"] == name).collect() };
+    let (round, agent, targets) = (by("round"), by("agent"), by("target"));
+    assert_eq!((round.len(), agent.len(), targets.len()), (1, 1, 2), "{s:#?}");
+    let (res, round) = round[0];
+    assert!(
+        round.get("parentSpanId").is_none_or(|p| p == ""),
+        "the round span is the root"
+    );
+    assert_eq!(agent[0].1["parentSpanId"], round["spanId"]);
+    for (_, t) in &targets {
+        assert_eq!(t["parentSpanId"], agent[0].1["spanId"]);
+        assert_eq!(t["traceId"], round["traceId"]);
+    }
+    assert_eq!(attr(&round["attributes"], "kpatrol.task").unwrap(), "web");
+    assert_eq!(attr(&round["attributes"], "kpatrol.kind").unwrap(), "HttpCheck");
+    assert_eq!(attr(&round["attributes"], "kpatrol.verdict").unwrap(), "fail");
+    assert_eq!(round["status"]["code"], "STATUS_CODE_ERROR");
+    assert!(
+        round["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bad success rate"),
+        "{}",
+        round["status"]
+    );
+    assert_eq!(attr(&res["attributes"], "service.name").unwrap(), "kpatrol");
+    assert_eq!(attr(&res["attributes"], "k8s.cluster.name").unwrap(), "test-cluster");
+    assert_eq!(attr(&res["attributes"], "kpatrol.label.team").unwrap(), "platform");
+    let bad_span = targets
+        .iter()
+        .find(|(_, t)| attr(&t["attributes"], "kpatrol.target").unwrap() == "bad")
+        .unwrap();
+    assert_eq!(bad_span.1["status"]["code"], "STATUS_CODE_ERROR");
+    let ok_span = targets
+        .iter()
+        .find(|(_, t)| attr(&t["attributes"], "kpatrol.target").unwrap() == "ok")
+        .unwrap();
+    assert_ne!(ok_span.1["status"]["code"], "STATUS_CODE_ERROR");
+    assert_eq!(
+        attr(&ok_span.1["attributes"], "kpatrol.sent").unwrap(),
+        report["targets"][0]["sent"].to_string()
+    );
+
+    // metrics: the counter matches the report, per target and outcome
+    let p = points(&got);
+    let count = |target: &str, outcome: &str| -> u64 {
+        p.iter()
+            .filter(|(n, pt)| {
+                n == "kpatrol.requests"
+                    && attr(&pt["attributes"], "kpatrol.target").unwrap() == target
+                    && attr(&pt["attributes"], "kpatrol.outcome").unwrap() == outcome
+            })
+            .map(|(_, pt)| pt["asInt"].as_str().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    assert_eq!(count("ok", "success"), report["targets"][0]["sent"].as_u64().unwrap());
+    assert_eq!(count("bad", "failure"), report["targets"][1]["sent"].as_u64().unwrap());
+    let verdict = p.iter().find(|(n, _)| n == "kpatrol.round.verdict").unwrap();
+    assert_eq!(verdict.1["asInt"], "0");
+    let hist = p
+        .iter()
+        .find(|(n, pt)| n == "kpatrol.request.duration" && attr(&pt["attributes"], "kpatrol.target").unwrap() == "ok")
+        .unwrap();
+    assert_eq!(
+        hist.1["count"].as_str().unwrap().parse::<u64>().unwrap(),
+        report["targets"][0]["answered"].as_u64().unwrap()
+    );
+    // the failing check leads to the trace
+    let failing = p
+        .iter()
+        .find(|(n, pt)| n == "kpatrol.check" && pt["asInt"] == "0")
+        .unwrap();
+    let trace_hex = attr(&failing.1["attributes"], "kpatrol.trace_id").unwrap();
+    let trace_b64 = round["traceId"].as_str().unwrap();
+    assert_eq!(hex_of_b64(trace_b64), trace_hex.as_str().unwrap());
+}
+
+/// MessageToDict renders ids in base64.
+fn hex_of_b64(b64: &str) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = String::new();
+    for c in b64.bytes().filter(|c| *c != b'=') {
+        bits = bits << 6 | T.iter().position(|t| *t == c).unwrap() as u32;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out += &format!("{:02x}", (bits >> n) & 0xff);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_round_over_grpc_arrives_as_one_trace_and_metrics() {
+    round_and_check("grpc").await;
+}
+
+#[tokio::test]
+async fn a_round_over_http_protobuf_arrives_as_one_trace_and_metrics() {
+    round_and_check("http/protobuf").await;
+}
+
+#[tokio::test]
+async fn agents_of_one_round_share_one_trace() {
+    let pipe = Pipeline::start();
+    let ok = http(Behaviour::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &format!(
+            "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: web}}\nspec:\n  pressure: {{qps: 10, duration: 200ms}}\n  targets: [{{url: \"{}\"}}]\n",
+            ok.url("http", "/")
+        ),
+    );
+    for index in ["0", "1", "2"] {
+        let mut cmd = tokio::process::Command::new(PROBE);
+        cmd.args(["http", "--task"])
+            .arg(&f)
+            .arg("--termination-log")
+            .arg(dir.path().join(format!("log{index}")));
+        otel_env(&mut cmd, &pipe.grpc, "grpc");
+        cmd.env("KPATROL_JOB_NAME", "web-29000")
+            .env("KPATROL_NAMESPACE", "kpatrol")
+            .env("KPATROL_AGENT_INDEX", index);
+        let out = cmd.output().await.unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let got = pipe.wait_for("3 agent spans", |r| {
+        spans(r).iter().filter(|(_, s)| s["name"] == "agent").count() == 3
+    });
+    let s = spans(&got);
+    let rounds: Vec<_> = s.iter().filter(|(_, sp)| sp["name"] == "round").collect();
+    assert_eq!(rounds.len(), 1, "agent 0 emits the round span");
+    let trace = &rounds[0].1["traceId"];
+    for (_, sp) in &s {
+        assert_eq!(&sp["traceId"], trace, "one trace across agents");
+    }
+    let agents: Vec<_> = s.iter().filter(|(_, sp)| sp["name"] == "agent").collect();
+    assert!(agents.iter().all(|(_, a)| a["parentSpanId"] == rounds[0].1["spanId"]));
+    let mut indexes: Vec<String> = agents
+        .iter()
+        .map(|(_, a)| {
+            attr(&a["attributes"], "kpatrol.agent.index")
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    indexes.sort();
+    assert_eq!(indexes, ["0", "1", "2"]);
+    let round_id = attr(&rounds[0].1["attributes"], "kpatrol.round.id").unwrap();
+    assert_eq!(round_id, "web-29000");
+}
+
+#[tokio::test]
+async fn a_collector_that_is_down_changes_no_verdict_and_costs_at_most_the_flush() {
+    let ok = http(Behaviour::Ok).await;
+    let bad = http(Behaviour::Status(500)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &two_targets(&ok.url("http", "/"), &bad.url("http", "/")),
+    );
+    // a port that accepts nothing, and one that accepts connections but never answers
+    let closed = closed_port().await;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    for (endpoint, protocol) in [
+        (format!("http://{closed}"), "grpc"),
+        (format!("http://{silent_addr}"), "grpc"),
+        (format!("http://{silent_addr}"), "http/protobuf"),
+    ] {
+        let started = Instant::now();
+        let mut cmd = tokio::process::Command::new(KPATROL);
+        cmd.args(["run", "-o", "json"])
+            .arg(&f)
+            .env("KPATROL_TELEMETRY_FLUSH", "1s");
+        otel_env(&mut cmd, &endpoint, protocol);
+        let out = cmd.output().await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(out.status.code(), Some(1), "the verdict stands");
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["verdict"], "fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.matches("telemetry not sent").count(), 1, "logged once: {err}");
+        assert!(
+            took < Duration::from_millis(500 + 1000 + 1500),
+            "{endpoint} {protocol}: took {took:?}"
+        );
+    }
+    drop(silent);
+}
+
+#[tokio::test]
+async fn malformed_settings_warn_and_the_round_still_runs() {
+    let ok = http(Behaviour::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &format!(
+            "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: web}}\nspec:\n  pressure: {{qps: 10, duration: 200ms}}\n  targets: [{{url: \"{}\"}}]\n",
+            ok.url("http", "/")
+        ),
+    );
+    for (k, v) in [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "oops"),
+    ] {
+        let mut cmd = tokio::process::Command::new(KPATROL);
+        cmd.arg("run")
+            .arg(&f)
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+            .env(k, v);
+        let out = cmd.output().await.unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("warning: telemetry off:"), "{err}");
+    }
+}
