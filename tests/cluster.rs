@@ -329,3 +329,65 @@ async fn the_last_counted_round_suspends_the_cronjob() {
         list.uri
     );
 }
+
+#[tokio::test]
+async fn status_and_report_read_jobs_and_termination_messages() {
+    let job = |name: &str, start: &str, status: Value| {
+        json!({"metadata": {"name": name, "namespace": "kpatrol", "labels": {"kpatrol.dev/task": "web", "kpatrol.dev/kind": "HttpCheck", "app.kubernetes.io/managed-by": "kpatrol"},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "web", "uid": "u"}]},
+            "spec": {"completions": 2, "template": {"spec": {"containers": []}}}, "status": {"startTime": start, "completionTime": start, "succeeded": status["succeeded"], "failed": status["failed"]}})
+    };
+    let jobs = vec![
+        job("web-100", "2026-11-25T01:00:00Z", json!({"succeeded": 2})),
+        job("web-200", "2026-11-25T01:10:00Z", json!({"succeeded": 1, "failed": 1})),
+    ];
+    let cronjob = json!({"metadata": {"name": "web", "namespace": "kpatrol", "labels": {"kpatrol.dev/task": "web", "kpatrol.dev/kind": "HttpCheck"}},
+        "spec": {"schedule": "*/10 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}});
+    let brief = r#"{"v":1,"task":"web","verdict":"fail","targets":[{"name":"api","sent":100,"ok":90,"p99":12.5}],"failed":[{"target":"api","check":"success rate","observed":"90% (90/100)","threshold":"≥ 99.9% 200","pass":false}]}"#;
+    let pods = vec![
+        pod("web-200-0", "n1", 0, r#"{"v":1,"verdict":"pass","targets":[]}"#),
+        pod("web-200-1", "n2", 1, brief),
+    ];
+    let route: Arc<Route> = Arc::new(move |method, uri, _| {
+        let path = uri.split('?').next().unwrap();
+        match (method, path) {
+            ("GET", "/apis/batch/v1/cronjobs") => list("CronJob", vec![cronjob.clone()]),
+            ("GET", "/apis/batch/v1/jobs") | ("GET", "/apis/batch/v1/namespaces/kpatrol/jobs") => {
+                list("Job", jobs.clone())
+            }
+            ("GET", "/api/v1/namespaces/kpatrol/pods") => list("Pod", pods.clone()),
+            _ => (500, json!({"uri": uri})),
+        }
+    });
+    let (client, seen) = fake(route);
+    let s = kpatrol::cluster::status::status(&client, None).await.unwrap();
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        (
+            s[0].task.as_str(),
+            s[0].rounds_done,
+            s[0].last_verdict.as_str(),
+            s[0].schedule.as_str()
+        ),
+        ("web", 2, "fail", "*/10 * * * *")
+    );
+    let d = kpatrol::cluster::status::report(&client, "kpatrol", "web")
+        .await
+        .unwrap();
+    assert_eq!(
+        (d.job.as_str(), d.verdict.as_str(), d.agents.len()),
+        ("web-200", "fail", 2)
+    );
+    let text = kpatrol::cluster::status::report_table(&d);
+    assert!(
+        text.contains("n2") && text.contains("api success rate: 90% (90/100) (want ≥ 99.9% 200)"),
+        "{text}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.iter().any(|s| s.uri.starts_with("/apis/batch/v1/cronjobs?")
+        && s.uri.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dkpatrol")));
+    assert!(
+        seen.iter()
+            .any(|s| s.uri.contains("/pods?") && s.uri.contains("job-name%3Dweb-200"))
+    );
+}

@@ -128,6 +128,25 @@ pub enum Command {
         #[arg(long, env = "KPATROL_IMAGE", default_value = crate::render::DEFAULT_IMAGE)]
         image: String,
     },
+    /// List every task kpatrol runs in the cluster with its last rounds (like `kubectl get
+    /// netreach` in kdoctor): schedule, rounds done, last verdict, when.
+    Status {
+        /// Only this namespace (all namespaces when omitted).
+        #[arg(long, short = 'n')]
+        namespace: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Show the last round of a task in full: every agent with its summary and failing checks,
+    /// read from the Job's pods' termination messages.
+    Report {
+        /// The task (its rendered name: `kpatrol status` lists them).
+        task: String,
+        #[arg(long, short = 'n', default_value = "kpatrol")]
+        namespace: String,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// In a cluster: run one round of a task whose agents follow the nodes (the launcher a
     /// rendered CronJob runs): one agent per matching node, then the round's verdict.
     Round {
@@ -232,6 +251,12 @@ pub async fn kpatrol(cli: Kpatrol) -> Exit {
             dry_run,
         } => prune(&paths, &namespaces, dry_run).await,
         Command::Diff { paths, image } => diff(&paths, &image).await,
+        Command::Status { namespace, output } => status(namespace.as_deref(), output).await,
+        Command::Report {
+            task,
+            namespace,
+            output,
+        } => report_cmd(&task, &namespace, output).await,
         Command::Round {
             task,
             agents_job,
@@ -900,6 +925,49 @@ async fn send_telemetry(plan: &Plan, f: &crate::local::Finished) {
             if let Err(e) = telemetry::export(&cfg, plan, &f.report, &f.verdict, &f.round, &agent, &ids).await {
                 eprintln!("kpatrol: telemetry not sent: {e} (the verdict stands)");
             }
+        }
+    }
+}
+
+/// `kpatrol status`.
+async fn status(namespace: Option<&str>, output: Output) -> Exit {
+    let client = match connect().await {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    match crate::cluster::status::status(&client, namespace).await {
+        Ok(tasks) => {
+            match output {
+                Output::Table if tasks.is_empty() => outln!("no kpatrol tasks found"),
+                Output::Table => out!("{}", crate::cluster::status::status_table(&tasks)),
+                Output::Json => outln!("{}", serde_json::to_string_pretty(&tasks).expect("status serialises")),
+            }
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("kpatrol: {e}");
+            Exit::Trouble
+        }
+    }
+}
+
+/// `kpatrol report TASK`.
+async fn report_cmd(task: &str, namespace: &str, output: Output) -> Exit {
+    let client = match connect().await {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    match crate::cluster::status::report(&client, namespace, task).await {
+        Ok(detail) => {
+            match output {
+                Output::Table => out!("{}", crate::cluster::status::report_table(&detail)),
+                Output::Json => outln!("{}", serde_json::to_string_pretty(&detail).expect("report serialises")),
+            }
+            if detail.verdict == "fail" { Exit::Fail } else { Exit::Ok }
+        }
+        Err(e) => {
+            eprintln!("kpatrol: {e}");
+            Exit::Trouble
         }
     }
 }

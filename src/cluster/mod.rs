@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod round;
+pub mod status;
 
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;

@@ -1,0 +1,362 @@
+//! `kpatrol status` and `kpatrol report`: the last rounds read back from the cluster (the
+//! CronJobs and Jobs kpatrol manages, and their pods' termination messages).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::round::{AgentResult, agents_from_pods, finished};
+use super::{ClusterError, MANAGED};
+
+/// One task as `kpatrol status` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStatus {
+    pub namespace: String,
+    pub task: String,
+    pub kind: String,
+    /// The cron expression, or `once` for a single-round Job.
+    pub schedule: String,
+    pub suspended: bool,
+    pub rounds_done: u64,
+    /// `pass`, `fail`, `running`, or `-` before the first round.
+    pub last_verdict: String,
+    /// RFC 3339 time the last round ended (or started, while running).
+    pub last_round: Option<String>,
+    /// The Job of the last round (for `kpatrol report`).
+    pub last_job: Option<String>,
+}
+
+fn label(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, key: &str) -> Option<String> {
+    meta.labels.as_ref().and_then(|l| l.get(key)).cloned()
+}
+
+fn round_jobs(jobs: &[Job]) -> Vec<&Job> {
+    // a round's Job: started by a CronJob or by apply (not the agents' Job a launcher starts)
+    jobs.iter()
+        .filter(|j| {
+            !j.metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|r| r.kind == "Job"))
+        })
+        .collect()
+}
+
+fn verdict_of(job: &Job) -> &'static str {
+    if !finished(job) {
+        return "running";
+    }
+    let failed = job
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Failed" && c.status == "True"))
+        || job.status.as_ref().and_then(|s| s.failed).unwrap_or(0) > 0;
+    if failed { "fail" } else { "pass" }
+}
+
+fn when(job: &Job) -> Option<String> {
+    let s = job.status.as_ref()?;
+    s.completion_time
+        .as_ref()
+        .or(s.start_time.as_ref())
+        .map(|t| t.0.to_string())
+}
+
+/// Every task from its CronJob (or single-round Job) and its rounds' Jobs. Pure.
+pub fn summarize(cronjobs: &[CronJob], jobs: &[Job]) -> Vec<TaskStatus> {
+    let mut tasks: BTreeMap<(String, String), TaskStatus> = BTreeMap::new();
+    for c in cronjobs {
+        let ns = c.metadata.namespace.clone().unwrap_or_default();
+        let task = label(&c.metadata, "kpatrol.dev/task")
+            .or(c.metadata.name.clone())
+            .unwrap_or_default();
+        let spec = c.spec.as_ref();
+        tasks.insert(
+            (ns.clone(), task.clone()),
+            TaskStatus {
+                namespace: ns,
+                task,
+                kind: label(&c.metadata, "kpatrol.dev/kind").unwrap_or_default(),
+                schedule: spec.map(|s| s.schedule.clone()).unwrap_or_default(),
+                suspended: spec.and_then(|s| s.suspend).unwrap_or(false),
+                rounds_done: 0,
+                last_verdict: "-".into(),
+                last_round: None,
+                last_job: None,
+            },
+        );
+    }
+    let mut rounds = round_jobs(jobs);
+    rounds.sort_by_key(|j| j.status.as_ref().and_then(|s| s.start_time.clone()).map(|t| t.0));
+    for j in rounds {
+        let ns = j.metadata.namespace.clone().unwrap_or_default();
+        let Some(task) = label(&j.metadata, "kpatrol.dev/task") else {
+            continue;
+        };
+        let entry = tasks.entry((ns.clone(), task.clone())).or_insert_with(|| TaskStatus {
+            namespace: ns,
+            task,
+            kind: label(&j.metadata, "kpatrol.dev/kind").unwrap_or_default(),
+            schedule: "once".into(),
+            suspended: false,
+            rounds_done: 0,
+            last_verdict: "-".into(),
+            last_round: None,
+            last_job: None,
+        });
+        if finished(j) {
+            entry.rounds_done += 1;
+        }
+        entry.last_verdict = verdict_of(j).into();
+        entry.last_round = when(j);
+        entry.last_job = j.metadata.name.clone();
+    }
+    tasks.into_values().collect()
+}
+
+/// The status table. Pure.
+pub fn status_table(tasks: &[TaskStatus]) -> String {
+    let mut rows = vec![
+        ["NAMESPACE", "TASK", "KIND", "SCHEDULE", "ROUNDS", "LAST", "WHEN"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for t in tasks {
+        rows.push(vec![
+            t.namespace.clone(),
+            t.task.clone(),
+            t.kind.clone(),
+            if t.suspended {
+                format!("{} (suspended)", t.schedule)
+            } else {
+                t.schedule.clone()
+            },
+            t.rounds_done.to_string(),
+            t.last_verdict.clone(),
+            t.last_round.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    table(&rows)
+}
+
+fn table(rows: &[Vec<String>]) -> String {
+    let n = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out += line.join("  ").trim_end();
+        out.push('\n');
+    }
+    out
+}
+
+/// The last round of a task in full: every agent's summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoundDetail {
+    pub namespace: String,
+    pub task: String,
+    pub job: String,
+    pub verdict: String,
+    pub agents: Vec<AgentResult>,
+}
+
+/// The report table: one line per agent with its summary and failing checks. Pure.
+pub fn report_table(d: &RoundDetail) -> String {
+    let mut out = format!(
+        "{}/{}: round {} {}\n\n",
+        d.namespace,
+        d.task,
+        d.job,
+        d.verdict.to_uppercase()
+    );
+    let mut rows = vec![
+        ["NODE", "POD", "EXIT", "VERDICT", "TARGETS", "FAILED CHECKS"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for a in &d.agents {
+        let m = a.message.clone().unwrap_or(Value::Null);
+        let targets: Vec<String> = m["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                format!(
+                    "{} sent {} ok {} p99 {}ms",
+                    t["name"].as_str().unwrap_or("?"),
+                    t["sent"],
+                    t["ok"],
+                    t["p99"]
+                )
+            })
+            .collect();
+        let failed: Vec<String> = m["failed"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                format!(
+                    "{} {}: {} (want {})",
+                    c["target"].as_str().unwrap_or(""),
+                    c["check"].as_str().unwrap_or(""),
+                    c["observed"].as_str().unwrap_or(""),
+                    c["threshold"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        rows.push(vec![
+            a.node.clone(),
+            a.pod.clone(),
+            a.exit_code.map_or("-".into(), |c| c.to_string()),
+            m["verdict"].as_str().unwrap_or("-").to_string(),
+            targets.join("; "),
+            if failed.is_empty() {
+                "-".into()
+            } else {
+                failed.join("; ")
+            },
+        ]);
+    }
+    out + &table(&rows)
+}
+
+fn api_err(kind: &str, e: kube::Error) -> ClusterError {
+    ClusterError::Api {
+        kind: kind.into(),
+        name: "list".into(),
+        source: e,
+    }
+}
+
+/// Lists kpatrol's CronJobs and Jobs (in `namespace`, or everywhere) and summarizes them.
+pub async fn status(client: &kube::Client, namespace: Option<&str>) -> Result<Vec<TaskStatus>, ClusterError> {
+    let (cj, jobs): (Api<CronJob>, Api<Job>) = match namespace {
+        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let lp = ListParams::default().labels(MANAGED);
+    let cronjobs = cj.list(&lp).await.map_err(|e| api_err("CronJob", e))?.items;
+    let jobs = jobs.list(&lp).await.map_err(|e| api_err("Job", e))?.items;
+    Ok(summarize(&cronjobs, &jobs))
+}
+
+/// The last round of `task` in `namespace`: its Job's pods and their termination messages
+/// (for a launcher's round, the agents' Job).
+pub async fn report(client: &kube::Client, namespace: &str, task: &str) -> Result<RoundDetail, ClusterError> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let all = jobs
+        .list(&ListParams::default().labels(&format!("kpatrol.dev/task={task}")))
+        .await
+        .map_err(|e| api_err("Job", e))?
+        .items;
+    let mut rounds = round_jobs(&all);
+    rounds.sort_by_key(|j| j.status.as_ref().and_then(|s| s.start_time.clone()).map(|t| t.0));
+    let last = rounds
+        .last()
+        .ok_or_else(|| ClusterError::Other(format!("task {namespace}/{task} has no rounds yet")))?;
+    let name = last.metadata.name.clone().unwrap_or_default();
+    // a launcher's agents run in the Job it owns
+    let agents_job = all
+        .iter()
+        .find(|j| {
+            j.metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|r| r.kind == "Job" && r.name == name))
+        })
+        .and_then(|j| j.metadata.name.clone())
+        .unwrap_or_else(|| name.clone());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={agents_job}")))
+        .await
+        .map_err(|e| api_err("Pod", e))?;
+    Ok(RoundDetail {
+        namespace: namespace.into(),
+        task: task.into(),
+        job: name,
+        verdict: verdict_of(last).into(),
+        agents: agents_from_pods(&list.items),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(name: &str, task: &str, start: &str, status: Value, owner: Option<&str>) -> Job {
+        let mut meta = json!({"name": name, "namespace": "kpatrol", "labels": {"kpatrol.dev/task": task, "kpatrol.dev/kind": "HttpCheck"}});
+        if let Some(o) = owner {
+            meta["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": o, "name": "x", "uid": "u"}]);
+        }
+        let mut st = status;
+        st["startTime"] = json!(start);
+        serde_json::from_value(json!({"metadata": meta, "spec": {"completions": 1, "template": {"spec": {"containers": []}}}, "status": st})).unwrap()
+    }
+
+    #[test]
+    fn status_counts_rounds_and_reads_the_last_verdict() {
+        let cj: CronJob = serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "kpatrol", "labels": {"kpatrol.dev/task": "web", "kpatrol.dev/kind": "HttpCheck"}},
+            "spec": {"schedule": "*/10 * * * *", "suspend": false, "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}})).unwrap();
+        let jobs = vec![
+            job(
+                "web-1",
+                "web",
+                "2026-11-25T01:00:00Z",
+                json!({"succeeded": 1, "completionTime": "2026-11-25T01:00:40Z"}),
+                Some("CronJob"),
+            ),
+            job(
+                "web-2",
+                "web",
+                "2026-11-25T01:10:00Z",
+                json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True"}]}),
+                Some("CronJob"),
+            ),
+            job(
+                "web-2-agents",
+                "web",
+                "2026-11-25T01:10:01Z",
+                json!({"succeeded": 3}),
+                Some("Job"),
+            ),
+            job("once", "dns", "2026-11-25T02:00:00Z", json!({"active": 1}), None),
+        ];
+        let s = summarize(&[cj], &jobs);
+        assert_eq!(s.len(), 2);
+        let web = s.iter().find(|t| t.task == "web").unwrap();
+        assert_eq!(
+            (web.rounds_done, web.last_verdict.as_str(), web.last_job.as_deref()),
+            (2, "fail", Some("web-2"))
+        );
+        assert_eq!(web.schedule, "*/10 * * * *");
+        let dns = s.iter().find(|t| t.task == "dns").unwrap();
+        assert_eq!(
+            (dns.schedule.as_str(), dns.rounds_done, dns.last_verdict.as_str()),
+            ("once", 0, "running")
+        );
+        let text = status_table(&s);
+        assert!(text.starts_with("NAMESPACE  TASK  KIND       SCHEDULE"), "{text}");
+        assert!(text.contains("web   HttpCheck  */10 * * * *  2       fail"), "{text}");
+    }
+}
