@@ -250,6 +250,10 @@ async fn the_launcher_starts_one_agent_per_node_and_judges_the_round() {
         node_selector: [("kubernetes.io/os".to_string(), "linux".to_string())].into(),
         template,
         forward: vec!["--qps".into(), "5".into()],
+        env: vec![(
+            "TRACEPARENT".into(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+        )],
         own_job: Some("dns-29000".into()),
         deadline: std::time::Duration::from_secs(5),
         poll: std::time::Duration::from_millis(10),

@@ -43,24 +43,48 @@ fn exprs(v: &Value, out: &mut Vec<String>) {
 
 #[test]
 fn the_dashboard_queries_only_metrics_kpatrol_emits() {
-    let dash: Value = serde_json::from_str(&std::fs::read_to_string(root().join("kustomize/observability/kpatrol-dashboard.json")).unwrap()).unwrap();
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("kustomize/observability/kpatrol-dashboard.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(dash["uid"], "kpatrol-rounds");
     let mut all = Vec::new();
     exprs(&dash, &mut all);
     assert!(all.len() >= 8, "{all:?}");
     let known = prometheus_names();
     for e in &all {
-        let words: Vec<&str> = e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("kpatrol_") && !w.starts_with("kpatrol_task") && !w.starts_with("kpatrol_target") && !w.starts_with("kpatrol_outcome") && !w.starts_with("kpatrol_error") && !w.starts_with("kpatrol_quantile")).collect();
+        let words: Vec<&str> = e
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| {
+                w.starts_with("kpatrol_")
+                    && !w.starts_with("kpatrol_task")
+                    && !w.starts_with("kpatrol_target")
+                    && !w.starts_with("kpatrol_outcome")
+                    && !w.starts_with("kpatrol_error")
+                    && !w.starts_with("kpatrol_quantile")
+            })
+            .collect();
         assert!(!words.is_empty() || e == "prometheus", "{e}");
         for w in words {
-            assert!(known.iter().any(|k| k == w), "{w} in `{e}` is not a metric kpatrol emits ({known:?})");
+            assert!(
+                known.iter().any(|k| k == w),
+                "{w} in `{e}` is not a metric kpatrol emits ({known:?})"
+            );
         }
     }
     // labels used are attribute names kpatrol sets (dots as underscores)
     for label in [ATTR_TASK, ATTR_TARGET, ATTR_OUTCOME, ATTR_ERROR, ATTR_QUANTILE] {
-        assert!(all.iter().any(|e| e.contains(&label.replace('.', "_"))), "{label} unused");
+        assert!(
+            all.iter().any(|e| e.contains(&label.replace('.', "_"))),
+            "{label} unused"
+        );
     }
-    let ids: Vec<i64> = dash["panels"].as_array().unwrap().iter().map(|p| p["id"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
     let mut dedup = ids.clone();
     dedup.dedup();
     assert_eq!(ids, dedup);
@@ -68,7 +92,11 @@ fn the_dashboard_queries_only_metrics_kpatrol_emits() {
 
 #[test]
 fn the_dashboard_configmap_builds_and_passes_the_schema() {
-    let out = Command::new("kubectl").arg("kustomize").arg(root().join("kustomize/observability")).output().expect("kubectl");
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(root().join("kustomize/observability"))
+        .output()
+        .expect("kubectl");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cm: Value = serde_yaml_ng::from_slice(&out.stdout).unwrap();
     assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
@@ -77,16 +105,26 @@ fn the_dashboard_configmap_builds_and_passes_the_schema() {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &out.stdout).unwrap();
     let tool = root().join(".venv-test/bin/kubernetes-validate");
-    let v = Command::new(tool).args(["--strict", "--no-warn", "-k", "1.33"]).arg(file.path()).output().unwrap();
+    let v = Command::new(tool)
+        .args(["--strict", "--no-warn", "-k", "1.33"])
+        .arg(file.path())
+        .output()
+        .unwrap();
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
 }
 
 #[test]
 fn the_collector_example_receives_otlp_and_keeps_resource_attributes_as_labels() {
-    let c: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(root().join("kustomize/observability/otel-collector.yaml")).unwrap()).unwrap();
+    let c: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("kustomize/observability/otel-collector.yaml")).unwrap(),
+    )
+    .unwrap();
     assert!(c["receivers"]["otlp"]["protocols"]["grpc"].is_object());
     assert!(c["receivers"]["otlp"]["protocols"]["http"].is_object());
-    assert_eq!(c["exporters"]["prometheus"]["resource_to_telemetry_conversion"]["enabled"], true);
+    assert_eq!(
+        c["exporters"]["prometheus"]["resource_to_telemetry_conversion"]["enabled"],
+        true
+    );
     for pipeline in ["metrics", "traces"] {
         let p = &c["service"]["pipelines"][pipeline];
         assert_eq!(p["receivers"], serde_json::json!(["otlp"]));

@@ -281,3 +281,66 @@ async fn malformed_settings_warn_and_the_round_still_runs() {
         assert!(err.contains("warning: telemetry off:"), "{err}");
     }
 }
+
+#[tokio::test]
+async fn a_launchers_round_span_parents_its_agents_through_traceparent() {
+    let pipe = Pipeline::start();
+    let ok = http(Behaviour::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &format!(
+            "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: web}}\nspec:\n  pressure: {{qps: 10, duration: 200ms}}\n  targets: [{{url: \"{}\"}}]\n",
+            ok.url("http", "/")
+        ),
+    );
+    let ids = kpatrol::telemetry::trace_ids(None, "kpatrol", Some("web-launcher-1"), 0);
+    let tp = kpatrol::telemetry::traceparent(&ids);
+    for index in ["0", "1"] {
+        let mut cmd = tokio::process::Command::new(PROBE);
+        cmd.args(["http", "--task"])
+            .arg(&f)
+            .arg("--termination-log")
+            .arg(dir.path().join("log"));
+        otel_env(&mut cmd, &pipe.grpc, "grpc");
+        cmd.env("TRACEPARENT", &tp)
+            .env("KPATROL_JOB_NAME", "web-launcher-1-agents")
+            .env("KPATROL_NAMESPACE", "kpatrol")
+            .env("KPATROL_AGENT_INDEX", index);
+        assert_eq!(cmd.output().await.unwrap().status.code(), Some(0));
+    }
+    let plan = kpatrol::task::load_file(&f).unwrap().plans.remove(0);
+    let cfg = kpatrol::telemetry::config_from(|k| match k {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(pipe.grpc.clone()),
+        _ => None,
+    })
+    .unwrap()
+    .unwrap();
+    let now = std::time::SystemTime::now();
+    let span = kpatrol::telemetry::launcher_span(
+        &ids,
+        &plan,
+        "web-launcher-1",
+        false,
+        Some("1 agent(s) missing".into()),
+        now - Duration::from_secs(1),
+        now,
+    );
+    kpatrol::telemetry::export_launcher_span(&cfg, &plan, span)
+        .await
+        .unwrap();
+    let got = pipe.wait_for("the round span and 2 agents", |r| {
+        let s = spans(r);
+        s.iter().filter(|(_, x)| x["name"] == "agent").count() == 2 && s.iter().any(|(_, x)| x["name"] == "round")
+    });
+    let s = spans(&got);
+    let rounds: Vec<_> = s.iter().filter(|(_, x)| x["name"] == "round").collect();
+    assert_eq!(rounds.len(), 1, "only the launcher emits the round span");
+    let round = &rounds[0].1;
+    assert_eq!(round["status"]["message"], "1 agent(s) missing");
+    for (_, a) in s.iter().filter(|(_, x)| x["name"] == "agent") {
+        assert_eq!(a["parentSpanId"], round["spanId"]);
+        assert_eq!(a["traceId"], round["traceId"]);
+    }
+}

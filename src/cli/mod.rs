@@ -850,12 +850,18 @@ async fn round(
         Ok(c) => c,
         Err(e) => return fail(e.to_string()),
     };
+    let namespace = std::env::var("KPATROL_NAMESPACE").unwrap_or_else(|_| plan.namespace.clone());
+    let own_job = std::env::var("KPATROL_JOB_NAME").ok().filter(|s| !s.is_empty());
+    // the round's trace: the launcher's `round` span is the agents' parent
+    let ids = crate::telemetry::trace_ids(None, &namespace, own_job.as_deref(), 0);
+    let started = std::time::SystemTime::now();
     let launch = crate::cluster::round::Launch {
-        namespace: std::env::var("KPATROL_NAMESPACE").unwrap_or_else(|_| plan.namespace.clone()),
+        namespace,
         node_selector,
         template,
         forward,
-        own_job: std::env::var("KPATROL_JOB_NAME").ok().filter(|s| !s.is_empty()),
+        env: vec![("TRACEPARENT".into(), crate::telemetry::traceparent(&ids))],
+        own_job: own_job.clone(),
         deadline: plan.round_timeout + std::time::Duration::from_secs(60),
         poll: std::time::Duration::from_secs(2),
     };
@@ -864,6 +870,31 @@ async fn round(
         Err(e) => return fail(e.to_string()),
     };
     outln!("{}", serde_json::to_string(&verdict).expect("verdict serialises"));
+    match crate::telemetry::config_from(|k| std::env::var(k).ok()) {
+        Ok(Some(cfg)) => {
+            let problems = (!verdict.pass).then(|| {
+                format!(
+                    "{} agent(s) missing, failed on: {}",
+                    verdict.missing,
+                    verdict.failed_nodes.join(", ")
+                )
+            });
+            let span = crate::telemetry::launcher_span(
+                &ids,
+                &plan,
+                own_job.as_deref().unwrap_or("local"),
+                verdict.pass,
+                problems,
+                started,
+                std::time::SystemTime::now(),
+            );
+            if let Err(e) = crate::telemetry::export_launcher_span(&cfg, &plan, span).await {
+                eprintln!("kpatrol round: telemetry not sent: {e} (the verdict stands)");
+            }
+        }
+        Ok(None) => {}
+        Err(w) => eprintln!("kpatrol round: warning: telemetry off: {w}"),
+    }
     let brief = serde_json::json!({"v": report::SCHEMA_VERSION, "task": plan.name, "verdict": if verdict.pass { "pass" } else { "fail" },
         "agents": verdict.expected, "missing": verdict.missing, "failedNodes": verdict.failed_nodes});
     write_termination(log.as_deref(), &error_message_or(&brief));

@@ -55,14 +55,15 @@ pub fn judge(expected: usize, agents: Vec<AgentResult>) -> RoundVerdict {
     }
 }
 
-/// The agents' Job: the rendered template with one completion per node and the launcher's
-/// overrides forwarded to each probe. Pure.
+/// The agents' Job: the rendered template with one completion per node, the launcher's
+/// overrides forwarded to each probe and `env` (the round's trace) added. Pure.
 pub fn agents_job(
     template: &Value,
     name: &str,
     namespace: &str,
     nodes: usize,
     forward: &[String],
+    env: &[(String, String)],
     owner: Option<&Job>,
 ) -> Value {
     let mut spec = template.clone();
@@ -70,6 +71,15 @@ pub fn agents_job(
     spec["parallelism"] = json!(nodes);
     if let Some(args) = spec["template"]["spec"]["containers"][0]["args"].as_array_mut() {
         args.extend(forward.iter().map(|a| json!(a)));
+    }
+    let container = &mut spec["template"]["spec"]["containers"][0];
+    if !env.is_empty() {
+        if !container["env"].is_array() {
+            container["env"] = json!([]);
+        }
+        if let Some(list) = container["env"].as_array_mut() {
+            list.extend(env.iter().map(|(k, v)| json!({"name": k, "value": v})));
+        }
     }
     let labels = spec["template"]["metadata"]["labels"].clone();
     let mut meta = json!({"name": name, "namespace": namespace, "labels": labels});
@@ -127,6 +137,8 @@ pub struct Launch {
     pub node_selector: BTreeMap<String, String>,
     pub template: Value,
     pub forward: Vec<String>,
+    /// Environment for every agent (the round's W3C `TRACEPARENT`).
+    pub env: Vec<(String, String)>,
     /// The launcher's own Job (the owner of the agents' Job), when known.
     pub own_job: Option<String>,
     pub deadline: Duration,
@@ -169,7 +181,7 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
                 .unwrap_or(0)
         ),
     };
-    let job_value = agents_job(&l.template, &name, &l.namespace, n, &l.forward, owner.as_ref());
+    let job_value = agents_job(&l.template, &name, &l.namespace, n, &l.forward, &l.env, owner.as_ref());
     let job: Job =
         serde_json::from_value(job_value).map_err(|e| ClusterError::Other(format!("agents' Job template: {e}")))?;
     jobs.create(&PostParams::default(), &job)
@@ -264,7 +276,12 @@ mod tests {
             "kpatrol",
             5,
             &["--qps".into(), "50".into()],
+            &[("TRACEPARENT".into(), "00-x-y-01".into())],
             None,
+        );
+        assert_eq!(
+            j["spec"]["template"]["spec"]["containers"][0]["env"],
+            json!([{"name": "TRACEPARENT", "value": "00-x-y-01"}])
         );
         assert_eq!(j["spec"]["completions"], 5);
         assert_eq!(j["spec"]["parallelism"], 5);

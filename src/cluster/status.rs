@@ -181,7 +181,7 @@ pub struct RoundDetail {
 
 /// The report table: one line per agent with its summary and failing checks. Pure.
 pub fn report_table(d: &RoundDetail) -> String {
-    let mut out = format!(
+    let out = format!(
         "{}/{}: round {} {}\n\n",
         d.namespace,
         d.task,

@@ -384,6 +384,53 @@ pub fn spans(
     out
 }
 
+/// The W3C `traceparent` that makes agents' spans children of the round span.
+pub fn traceparent(ids: &TraceIds) -> String {
+    format!("00-{}-{}-01", ids.trace_id, ids.round_span)
+}
+
+/// The launcher's `round` span over a whole per-node round. Pure.
+pub fn launcher_span(
+    ids: &TraceIds,
+    plan: &Plan,
+    round_id: &str,
+    pass: bool,
+    problems: Option<String>,
+    started: SystemTime,
+    ended: SystemTime,
+) -> SpanData {
+    let attrs = vec![
+        KeyValue::new(ATTR_TASK, plan.name.clone()),
+        KeyValue::new(ATTR_KIND, plan.kind.clone()),
+        KeyValue::new(ATTR_MODE, plan.mode.name()),
+        KeyValue::new(ATTR_ROUND_ID, round_id.to_string()),
+        KeyValue::new(ATTR_VERDICT, if pass { "pass" } else { "fail" }),
+    ];
+    span(
+        ids,
+        ids.round_span,
+        SpanId::INVALID,
+        SPAN_ROUND,
+        started,
+        ended,
+        attrs,
+        if pass {
+            None
+        } else {
+            problems.or(Some("round failed".into()))
+        },
+    )
+}
+
+/// Sends the launcher's `round` span. Bounded by `cfg.flush`.
+pub async fn export_launcher_span(cfg: &Config, plan: &Plan, span: SpanData) -> Result<(), String> {
+    let Some(ep) = &cfg.traces else { return Ok(()) };
+    match tokio::time::timeout(cfg.flush, export_spans(cfg, ep, resource(cfg, plan), vec![span])).await {
+        Ok(r) => r,
+        Err(_) => Err("the collector did not take the round span in time".into()),
+    }
+}
+
 fn resource(cfg: &Config, plan: &Plan) -> Resource {
     let mut attrs: Vec<KeyValue> = cfg
         .resource
