@@ -62,29 +62,67 @@ impl ExpectSpec {
 
 /// Reads the spec of a native `HttpCheck`.
 pub(crate) fn http_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &Path) -> Option<Plan> {
+    // success by default: any 2xx or 3xx
+    check(
+        cx,
+        meta,
+        spec,
+        "HttpCheck",
+        Codes::Http,
+        CodeRange { from: 200, to: 399 },
+        |cx, n, path, base| http_targets(cx, n, path, base, task_dir).map(|targets| Mode::Http(HttpPlan { targets })),
+    )
+}
+
+/// Reads the spec of a native `DnsCheck`.
+pub(crate) fn dns_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &Path) -> Option<Plan> {
+    // success by default: NOERROR
+    check(
+        cx,
+        meta,
+        spec,
+        "DnsCheck",
+        Codes::Dns,
+        CodeRange { from: 0, to: 0 },
+        |cx, n, path, base| dns_targets(cx, n, path, base, task_dir).map(|targets| Mode::Dns(DnsPlan { targets })),
+    )
+}
+
+/// The skeleton of every native kind: the common fields, the round's expectations over the
+/// kind's defaults, and the kind's targets read by `targets`.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    cx: &mut Cx,
+    meta: Meta,
+    spec: &mut Fields,
+    kind: &str,
+    codes: Codes,
+    default_codes: CodeRange,
+    targets: impl FnOnce(&mut Cx, &Node, &str, &ExpectSpec) -> Option<Mode>,
+) -> Option<Plan> {
     let common = common(cx, spec);
     let default_expect = ExpectSpec {
         success_rate: Some(1.0),
-        codes: Some(vec![CodeRange { from: 200, to: 399 }]),
+        codes: Some(vec![default_codes]),
         all_sent: Some(true),
         ..Default::default()
     };
     let round_expect = spec
         .map(cx, "expect")
-        .map(|mut f| expect(cx, &mut f, Codes::Http))
+        .map(|mut f| expect(cx, &mut f, codes))
         .unwrap_or_default()
         .over(&default_expect);
-    let targets = match spec.required(cx, "targets") {
-        Some(n) => http_targets(cx, n, &join(&spec.path, "targets"), &round_expect, task_dir),
+    let mode = match spec.required(cx, "targets") {
+        Some(n) => targets(cx, n, &join(&spec.path, "targets"), &round_expect),
         None => None,
     };
     spec.finish(cx);
-    let (common, targets) = (common?, targets?);
+    let (common, mode) = (common?, mode?);
     Some(Plan {
         name: meta.name,
         namespace: meta.namespace,
         labels: meta.labels,
-        kind: "HttpCheck".into(),
+        kind: kind.into(),
         format: Format::Native,
         origin: meta.origin,
         time_zone: common.time_zone,
@@ -93,8 +131,11 @@ pub(crate) fn http_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &
         round_timeout: common.round_timeout,
         agents: common.agents,
         pressure: common.pressure,
-        expect: round_expect.resolve(CodeKind::Http),
-        mode: Mode::Http(HttpPlan { targets }),
+        expect: round_expect.resolve(match codes {
+            Codes::Http => CodeKind::Http,
+            Codes::Dns => CodeKind::Dns,
+        }),
+        mode,
     })
 }
 
@@ -841,44 +882,6 @@ pub(crate) fn to_json(n: &Node) -> serde_json::Value {
             .collect::<serde_json::Map<_, _>>()
             .into(),
     }
-}
-
-/// Reads the spec of a native `DnsCheck`.
-pub(crate) fn dns_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &Path) -> Option<Plan> {
-    let common = common(cx, spec);
-    let default_expect = ExpectSpec {
-        success_rate: Some(1.0),
-        codes: Some(vec![CodeRange { from: 0, to: 0 }]),
-        all_sent: Some(true),
-        ..Default::default()
-    };
-    let round_expect = spec
-        .map(cx, "expect")
-        .map(|mut f| expect(cx, &mut f, Codes::Dns))
-        .unwrap_or_default()
-        .over(&default_expect);
-    let targets = match spec.required(cx, "targets") {
-        Some(n) => dns_targets(cx, n, &join(&spec.path, "targets"), &round_expect, task_dir),
-        None => None,
-    };
-    spec.finish(cx);
-    let (common, targets) = (common?, targets?);
-    Some(Plan {
-        name: meta.name,
-        namespace: meta.namespace,
-        labels: meta.labels,
-        kind: "DnsCheck".into(),
-        format: Format::Native,
-        origin: meta.origin,
-        time_zone: common.time_zone,
-        schedule: common.schedule,
-        rounds: common.rounds,
-        round_timeout: common.round_timeout,
-        agents: common.agents,
-        pressure: common.pressure,
-        expect: round_expect.resolve(CodeKind::Dns),
-        mode: Mode::Dns(DnsPlan { targets }),
-    })
 }
 
 fn dns_targets(cx: &mut Cx, n: &Node, path: &str, base: &ExpectSpec, task_dir: &Path) -> Option<Vec<DnsTarget>> {

@@ -462,6 +462,32 @@ fn header_map(headers: &[(String, String)]) -> reqwest::header::HeaderMap {
     m
 }
 
+/// An OTLP exporter of `$kind` (SpanExporter, MetricExporter) for the configured protocol,
+/// endpoint, timeout and headers; returns early with the error text.
+macro_rules! exporter {
+    ($kind:ident, $cfg:expr, $endpoint:expr) => {
+        match $cfg.protocol {
+            Protocol::Grpc => opentelemetry_otlp::$kind::builder()
+                .with_tonic()
+                .with_endpoint($endpoint)
+                .with_timeout($cfg.timeout)
+                .with_metadata(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(
+                    header_map(&$cfg.headers),
+                ))
+                .build(),
+            Protocol::HttpProtobuf => opentelemetry_otlp::$kind::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint($endpoint)
+                .with_timeout($cfg.timeout)
+                .with_headers($cfg.headers.iter().cloned().collect::<HashMap<_, _>>())
+                .with_http_client(http_client()?)
+                .build(),
+        }
+        .map_err(|e| e.to_string())?
+    };
+}
+
 fn http_client() -> Result<reqwest::Client, String> {
     let tls = crate::probe::http::client_tls(
         &crate::plan::Tls::default(),
@@ -524,26 +550,7 @@ pub async fn export(
 async fn export_spans(cfg: &Config, endpoint: &str, res: Resource, batch: Vec<SpanData>) -> Result<(), String> {
     use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
     use opentelemetry_sdk::trace::SpanExporter as _;
-    let mut exporter = match cfg.protocol {
-        Protocol::Grpc => {
-            let md = opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(header_map(&cfg.headers));
-            opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint)
-                .with_timeout(cfg.timeout)
-                .with_metadata(md)
-                .build()
-        }
-        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(endpoint)
-            .with_timeout(cfg.timeout)
-            .with_headers(cfg.headers.iter().cloned().collect::<HashMap<_, _>>())
-            .with_http_client(http_client()?)
-            .build(),
-    }
-    .map_err(|e| e.to_string())?;
+    let mut exporter = exporter!(SpanExporter, cfg, endpoint);
     exporter.set_resource(&res);
     exporter.export(batch).await.map_err(|e| e.to_string())
 }
@@ -572,26 +579,7 @@ async fn export_metrics(
     record(&provider.meter(SCOPE), plan, report, verdict, round, ids);
     let mut rm = opentelemetry_sdk::metrics::data::ResourceMetrics::default();
     reader.collect(&mut rm).map_err(|e| e.to_string())?;
-    let exporter = match cfg.protocol {
-        Protocol::Grpc => {
-            let md = opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(header_map(&cfg.headers));
-            opentelemetry_otlp::MetricExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint)
-                .with_timeout(cfg.timeout)
-                .with_metadata(md)
-                .build()
-        }
-        Protocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(endpoint)
-            .with_timeout(cfg.timeout)
-            .with_headers(cfg.headers.iter().cloned().collect::<HashMap<_, _>>())
-            .with_http_client(http_client()?)
-            .build(),
-    }
-    .map_err(|e| e.to_string())?;
+    let exporter = exporter!(MetricExporter, cfg, endpoint);
     let r = exporter.export(&rm).await.map_err(|e| e.to_string());
     drop(provider);
     r
