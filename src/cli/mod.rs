@@ -693,17 +693,25 @@ async fn connect() -> Result<kube::Client, Exit> {
     })
 }
 
+/// What applying `paths` changes (or, with `dry_run`, would change).
+async fn changes(
+    paths: &[PathBuf],
+    image: &str,
+    dry_run: bool,
+) -> Result<Vec<(String, crate::cluster::apply::Change)>, Exit> {
+    let (_, objects) = rendered_objects(paths, image)?;
+    let client = connect().await?;
+    crate::cluster::apply::apply(&client, &objects, dry_run)
+        .await
+        .map_err(|e| {
+            eprintln!("kpatrol: apply stopped: {e}");
+            Exit::Trouble
+        })
+}
+
 /// `kpatrol apply`.
 async fn apply(paths: &[PathBuf], image: &str, dry_run: bool) -> Exit {
-    let (_, objects) = match rendered_objects(paths, image) {
-        Ok(x) => x,
-        Err(e) => return e,
-    };
-    let client = match connect().await {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    match crate::cluster::apply::apply(&client, &objects, dry_run).await {
+    match changes(paths, image, dry_run).await {
         Ok(changes) => {
             for (name, change) in &changes {
                 let what = match change {
@@ -727,24 +735,12 @@ async fn apply(paths: &[PathBuf], image: &str, dry_run: bool) -> Exit {
             }
             Exit::Ok
         }
-        Err(e) => {
-            eprintln!("kpatrol: apply stopped: {e}");
-            Exit::Trouble
-        }
+        Err(e) => e,
     }
 }
-
 /// `kpatrol diff`.
 async fn diff(paths: &[PathBuf], image: &str) -> Exit {
-    let (_, objects) = match rendered_objects(paths, image) {
-        Ok(x) => x,
-        Err(e) => return e,
-    };
-    let client = match connect().await {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    match crate::cluster::apply::apply(&client, &objects, true).await {
+    match changes(paths, image, true).await {
         Ok(changes) => {
             let mut changed = false;
             for (name, change) in &changes {
@@ -762,10 +758,7 @@ async fn diff(paths: &[PathBuf], image: &str) -> Exit {
             }
             if changed { Exit::Fail } else { Exit::Ok }
         }
-        Err(e) => {
-            eprintln!("kpatrol: {e}");
-            Exit::Trouble
-        }
+        Err(e) => e,
     }
 }
 

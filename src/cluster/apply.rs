@@ -130,6 +130,17 @@ pub fn namespaces(objects: &[Value]) -> Vec<Value> {
         .collect()
 }
 
+/// The API of an object's kind and namespace, and its name.
+fn api_of<'a>(client: &kube::Client, o: &'a Value) -> Result<(kube::Api<DynamicObject>, &'a str), ClusterError> {
+    let api = api_for(
+        client,
+        o["apiVersion"].as_str().unwrap_or(""),
+        o["kind"].as_str().unwrap_or(""),
+        o["metadata"]["namespace"].as_str(),
+    )?;
+    Ok((api, o["metadata"]["name"].as_str().unwrap_or("")))
+}
+
 fn api_error(o: &Value, e: kube::Error) -> ClusterError {
     let (kind, ns, name) = identity(o);
     ClusterError::Api {
@@ -148,13 +159,7 @@ pub async fn apply(
 ) -> Result<Vec<(String, Change)>, ClusterError> {
     let mut out = Vec::new();
     for o in objects {
-        let api = api_for(
-            client,
-            o["apiVersion"].as_str().unwrap_or(""),
-            o["kind"].as_str().unwrap_or(""),
-            o["metadata"]["namespace"].as_str(),
-        )?;
-        let name = o["metadata"]["name"].as_str().unwrap_or("");
+        let (api, name) = api_of(client, o)?;
         let live = api.get_opt(name).await.map_err(|e| api_error(o, e))?;
         let live = live.map(|l| serde_json::to_value(l).unwrap_or(Value::Null));
         let ch = change(o, live.as_ref());
@@ -214,13 +219,7 @@ pub async fn prune(
     let mut out = Vec::new();
     for o in prune_candidates(desired, &live) {
         if !dry_run {
-            let api = api_for(
-                client,
-                o["apiVersion"].as_str().unwrap_or(""),
-                o["kind"].as_str().unwrap_or(""),
-                o["metadata"]["namespace"].as_str(),
-            )?;
-            let name = o["metadata"]["name"].as_str().unwrap_or("");
+            let (api, name) = api_of(client, o)?;
             match api.delete(name, &DeleteParams::background()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {}

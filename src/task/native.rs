@@ -568,8 +568,8 @@ fn http_targets(cx: &mut Cx, n: &Node, path: &str, base: &ExpectSpec, task_dir: 
     ok.then_some(out)
 }
 
-fn http_target(cx: &mut Cx, f: &mut Fields, index: usize, base: &ExpectSpec, task_dir: &Path) -> Option<HttpTarget> {
-    let before = cx.diags.error_count();
+/// A target's optional `name`; `round` is reserved for the whole round in reports.
+fn target_name(cx: &mut Cx, f: &mut Fields) -> Option<String> {
     let name = f.str(cx, "name");
     if name.as_deref() == Some("round") {
         cx.diags
@@ -580,6 +580,12 @@ fn http_target(cx: &mut Cx, f: &mut Fields, index: usize, base: &ExpectSpec, tas
             )
             .allowed("any other name");
     }
+    name
+}
+
+fn http_target(cx: &mut Cx, f: &mut Fields, index: usize, base: &ExpectSpec, task_dir: &Path) -> Option<HttpTarget> {
+    let before = cx.diags.error_count();
+    let name = target_name(cx, f);
     let url = f.required(cx, "url").and_then(|n| url(cx, n, &f.path_of("url")));
     let method = f.one_of(cx, "method", METHODS).unwrap_or("GET").to_string();
     let headers = f
@@ -929,16 +935,7 @@ fn server_addr(text: &str, default_port: u16) -> Option<std::net::SocketAddr> {
 
 fn dns_target(cx: &mut Cx, f: &mut Fields, base: &ExpectSpec, task_dir: &Path) -> Option<DnsTarget> {
     let before = cx.diags.error_count();
-    let name = f.str(cx, "name");
-    if name.as_deref() == Some("round") {
-        cx.diags
-            .error(
-                f.pos_of("name"),
-                &f.path_of("name"),
-                "`round` names the whole round in reports",
-            )
-            .allowed("any other name");
-    }
+    let name = target_name(cx, f);
     let url = f.get("url").and_then(|n| url(cx, n, &f.path_of("url")));
     let protocol = match f.one_of(cx, "protocol", &["udp", "tcp", "tls", "https"]) {
         Some("tcp") => DnsProtocol::Tcp,
