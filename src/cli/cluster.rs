@@ -1,0 +1,326 @@
+//! The commands that talk to a cluster: apply, diff, prune, status, report and the
+//! per-node round launcher. Glue only: the decisions live in `crate::cluster`.
+
+use std::path::{Path, PathBuf};
+
+use super::{
+    DEFAULT_MOUNTS, Exit, Output, RoundOpts, check, error_message, load_one, report, termination_path,
+    write_termination,
+};
+use crate::plan::Plan;
+
+/// Loads and renders every task for the cluster commands; prints problems.
+fn rendered_objects(paths: &[PathBuf], image: &str) -> Result<(Vec<Plan>, Vec<serde_json::Value>), Exit> {
+    let (exit, plans) = check(paths, |line| eprintln!("{line}"));
+    if exit != Exit::Ok {
+        return Err(exit);
+    }
+    match crate::render::render(
+        &plans,
+        &crate::render::RenderOptions {
+            image: image.to_string(),
+        },
+    ) {
+        Ok(r) => {
+            for w in &r.warnings {
+                eprintln!("{w}");
+            }
+            let mut objects = crate::cluster::apply::namespaces(&r.objects);
+            objects.extend(r.objects);
+            Ok((plans, objects))
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            Err(Exit::Fail)
+        }
+    }
+}
+
+async fn connect() -> Result<kube::Client, Exit> {
+    crate::cluster::client().await.map_err(|e| {
+        eprintln!("kpatrol: {e}");
+        Exit::Trouble
+    })
+}
+
+/// What applying `paths` changes (or, with `dry_run`, would change).
+async fn changes(
+    paths: &[PathBuf],
+    image: &str,
+    dry_run: bool,
+) -> Result<Vec<(String, crate::cluster::apply::Change)>, Exit> {
+    let (_, objects) = rendered_objects(paths, image)?;
+    let client = connect().await?;
+    crate::cluster::apply::apply(&client, &objects, dry_run)
+        .await
+        .map_err(|e| {
+            eprintln!("kpatrol: apply stopped: {e}");
+            Exit::Trouble
+        })
+}
+
+/// `kpatrol apply`.
+pub(super) async fn apply(paths: &[PathBuf], image: &str, dry_run: bool) -> Exit {
+    match changes(paths, image, dry_run).await {
+        Ok(changes) => {
+            for (name, change) in &changes {
+                let what = match change {
+                    crate::cluster::apply::Change::Create => {
+                        if dry_run {
+                            "would be created"
+                        } else {
+                            "created"
+                        }
+                    }
+                    crate::cluster::apply::Change::Update(_) => {
+                        if dry_run {
+                            "would be updated"
+                        } else {
+                            "updated"
+                        }
+                    }
+                    crate::cluster::apply::Change::Unchanged => "unchanged",
+                };
+                outln!("{name} {what}");
+            }
+            Exit::Ok
+        }
+        Err(e) => e,
+    }
+}
+/// `kpatrol diff`.
+pub(super) async fn diff(paths: &[PathBuf], image: &str) -> Exit {
+    match changes(paths, image, true).await {
+        Ok(changes) => {
+            let mut changed = false;
+            for (name, change) in &changes {
+                match change {
+                    crate::cluster::apply::Change::Create => {
+                        changed = true;
+                        outln!("+ {name}");
+                    }
+                    crate::cluster::apply::Change::Update(paths) => {
+                        changed = true;
+                        outln!("~ {name}: {}", paths.join(", "));
+                    }
+                    crate::cluster::apply::Change::Unchanged => {}
+                }
+            }
+            if changed { Exit::Fail } else { Exit::Ok }
+        }
+        Err(e) => e,
+    }
+}
+
+/// `kpatrol prune`.
+pub(super) async fn prune(paths: &[PathBuf], extra: &[String], dry_run: bool) -> Exit {
+    let (plans, objects) = match rendered_objects(paths, crate::render::DEFAULT_IMAGE) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let mut namespaces: Vec<String> = plans
+        .iter()
+        .map(|p| p.namespace.clone())
+        .chain(extra.iter().cloned())
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    let client = match connect().await {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    match crate::cluster::apply::prune(&client, &objects, &namespaces, dry_run).await {
+        Ok(gone) => {
+            for g in &gone {
+                outln!("{g} {}", if dry_run { "would be deleted" } else { "deleted" });
+            }
+            if gone.is_empty() {
+                outln!("nothing to prune");
+            }
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("kpatrol: prune stopped: {e}");
+            Exit::Trouble
+        }
+    }
+}
+
+/// `kpatrol round`: the in-cluster launcher of per-node tasks.
+pub(super) async fn round(
+    task: &Path,
+    agents_job: &Path,
+    qps: Option<String>,
+    duration: Option<String>,
+    log: Option<&Path>,
+) -> Exit {
+    let log = termination_path(log);
+    let fail = |msg: String| {
+        eprintln!("kpatrol round: {msg}");
+        write_termination(log.as_deref(), &error_message(&task.display().to_string(), &msg));
+        Exit::Trouble
+    };
+    let opts = RoundOpts {
+        name: None,
+        mounts: PathBuf::from(DEFAULT_MOUNTS),
+        qps: qps.clone(),
+        duration: duration.clone(),
+        max_in_flight: None,
+    };
+    let plan = match load_one(task, &opts, None) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let template: serde_json::Value = match std::fs::read_to_string(agents_job)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_yaml_ng::from_str(&t).map_err(|e| e.to_string()))
+    {
+        Ok(v) => v,
+        Err(e) => return fail(format!("agents' Job template {}: {e}", agents_job.display())),
+    };
+    let node_selector = match &plan.agents.placement {
+        crate::plan::Placement::PerNode { node_selector } => node_selector.clone(),
+        crate::plan::Placement::Count(_) => Default::default(),
+    };
+    let mut forward = Vec::new();
+    for (flag, value) in [("--qps", qps), ("--duration", duration)] {
+        if let Some(v) = value {
+            forward.push(flag.to_string());
+            forward.push(v);
+        }
+    }
+    let client = match crate::cluster::client().await {
+        Ok(c) => c,
+        Err(e) => return fail(e.to_string()),
+    };
+    let namespace = std::env::var("KPATROL_NAMESPACE").unwrap_or_else(|_| plan.namespace.clone());
+    let own_job = std::env::var("KPATROL_JOB_NAME").ok().filter(|s| !s.is_empty());
+    // the round's trace: the launcher's `round` span is the agents' parent
+    let ids = crate::telemetry::trace_ids(None, &namespace, own_job.as_deref(), 0);
+    let started = std::time::SystemTime::now();
+    let launch = crate::cluster::round::Launch {
+        namespace,
+        node_selector,
+        template,
+        forward,
+        env: vec![("TRACEPARENT".into(), crate::telemetry::traceparent(&ids))],
+        own_job: own_job.clone(),
+        deadline: plan.round_timeout + std::time::Duration::from_secs(60),
+        poll: std::time::Duration::from_secs(2),
+    };
+    let verdict = match crate::cluster::round::launch(&client, &launch).await {
+        Ok(v) => v,
+        Err(e) => return fail(e.to_string()),
+    };
+    outln!("{}", serde_json::to_string(&verdict).expect("verdict serialises"));
+    match crate::telemetry::config_from(|k| std::env::var(k).ok()) {
+        Ok(Some(cfg)) => {
+            let problems = (!verdict.pass).then(|| {
+                format!(
+                    "{} agent(s) missing, failed on: {}",
+                    verdict.missing,
+                    verdict.failed_nodes.join(", ")
+                )
+            });
+            let span = crate::telemetry::launcher_span(
+                &ids,
+                &plan,
+                own_job.as_deref().unwrap_or("local"),
+                verdict.pass,
+                problems,
+                started,
+                std::time::SystemTime::now(),
+            );
+            if let Err(e) = crate::telemetry::export_launcher_span(&cfg, &plan, span).await {
+                eprintln!("kpatrol round: telemetry not sent: {e} (the verdict stands)");
+            }
+        }
+        Ok(None) => {}
+        Err(w) => eprintln!("kpatrol round: warning: telemetry off: {w}"),
+    }
+    let brief = serde_json::json!({"v": report::SCHEMA_VERSION, "task": plan.name, "verdict": if verdict.pass { "pass" } else { "fail" },
+        "agents": verdict.expected, "missing": verdict.missing, "failedNodes": verdict.failed_nodes});
+    write_termination(log.as_deref(), &error_message_or(&brief));
+    count_rounds(&client).await;
+    if verdict.pass { Exit::Ok } else { Exit::Fail }
+}
+
+/// Compact JSON within the termination limit.
+fn error_message_or(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    if text.len() <= report::TERMINATION_LIMIT {
+        text
+    } else {
+        error_message("", "summary too long")
+    }
+}
+
+/// After a round: the last of `rounds: N` suspends its CronJob (KPATROL_ROUNDS and
+/// KPATROL_CRONJOB come from the rendered pod; only agent 0 or the launcher counts).
+/// A failure here is logged and changes no verdict.
+pub(super) async fn count_rounds(client: &kube::Client) {
+    let (Ok(rounds), Ok(cronjob), Ok(ns)) = (
+        std::env::var("KPATROL_ROUNDS"),
+        std::env::var("KPATROL_CRONJOB"),
+        std::env::var("KPATROL_NAMESPACE"),
+    ) else {
+        return;
+    };
+    let Ok(rounds) = rounds.parse::<u64>() else { return };
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        crate::cluster::round::finish_round(client, &ns, &cronjob, rounds),
+    )
+    .await
+    {
+        Ok(Ok(true)) => eprintln!("kpatrol: round {rounds} of {rounds} done; CronJob {cronjob} suspended"),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => eprintln!("kpatrol: counting rounds: {e}"),
+        Err(_) => eprintln!("kpatrol: counting rounds timed out"),
+    }
+}
+
+/// `kpatrol status`.
+pub(super) async fn status(namespace: Option<&str>, output: Output) -> Exit {
+    let client = match connect().await {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    match crate::cluster::status::status(&client, namespace).await {
+        Ok(tasks) => {
+            match output {
+                Output::Table if tasks.is_empty() => outln!("no kpatrol tasks found"),
+                Output::Table => out!("{}", crate::cluster::status::status_table(&tasks)),
+                Output::Json => outln!("{}", serde_json::to_string_pretty(&tasks).expect("status serialises")),
+            }
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("kpatrol: {e}");
+            Exit::Trouble
+        }
+    }
+}
+
+/// `kpatrol report TASK`.
+pub(super) async fn report_cmd(task: &str, namespace: &str, output: Output) -> Exit {
+    let client = match connect().await {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    match crate::cluster::status::report(&client, namespace, task).await {
+        Ok(detail) => {
+            match output {
+                Output::Table => out!("{}", crate::cluster::status::report_table(&detail)),
+                Output::Json => outln!("{}", serde_json::to_string_pretty(&detail).expect("report serialises")),
+            }
+            if detail.verdict == "fail" { Exit::Fail } else { Exit::Ok }
+        }
+        Err(e) => {
+            eprintln!("kpatrol: {e}");
+            Exit::Trouble
+        }
+    }
+}
