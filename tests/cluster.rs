@@ -216,6 +216,10 @@ fn pod(name: &str, node: &str, code: i32, message: &str) -> Value {
 
 #[tokio::test]
 async fn the_launcher_starts_one_agent_per_node_and_judges_the_round() {
+    let agents = kpatrol::cluster::round::agents_job_name(Some("dns-29000"), std::time::SystemTime::now());
+    assert!(agents.len() + 5 <= 63, "room for the pods' index: {agents}");
+    let agents_path = format!("/apis/batch/v1/namespaces/kpatrol/jobs/{agents}");
+    let agents2 = agents.clone();
     let template = json!({"completionMode": "Indexed", "completions": 1, "parallelism": 1, "backoffLimit": 0,
         "template": {"metadata": {"labels": {"kpatrol.dev/task": "dns"}}, "spec": {"restartPolicy": "Never", "containers": [{"name": "probe", "image": "x", "args": ["dns"]}]}}});
     let route: Arc<Route> = Arc::new(move |method, uri, body| {
@@ -230,9 +234,15 @@ async fn the_launcher_starts_one_agent_per_node_and_judges_the_round() {
                 json!({"metadata": {"name": "dns-29000", "namespace": "kpatrol", "uid": "launcher-uid"}}),
             ),
             ("POST", "/apis/batch/v1/namespaces/kpatrol/jobs") => (201, body.clone()),
-            ("GET", "/apis/batch/v1/namespaces/kpatrol/jobs/dns-29000-agents") => (
+            ("GET", "/api/v1/namespaces/kpatrol/pods/dns-29000-launcher") => (
                 200,
-                json!({"metadata": {"name": "dns-29000-agents"}, "spec": {"completions": 2, "template": {"spec": {"containers": []}}}, "status": {"succeeded": 1, "failed": 1}}),
+                json!({"metadata": {"name": "dns-29000-launcher",
+                "labels": {"kpatrol.dev/cluster": "prod-eu1", "batch.kubernetes.io/job-name": "dns-29000", "app.kubernetes.io/component": "launcher"}},
+                "spec": {"containers": [{"name": "launcher", "image": "registry.example/kpatrol:1.2.3"}]}}),
+            ),
+            ("GET", p) if p == agents_path => (
+                200,
+                json!({"metadata": {"name": agents2}, "spec": {"completions": 2, "template": {"spec": {"containers": []}}}, "status": {"succeeded": 1, "failed": 1}}),
             ),
             ("GET", "/api/v1/namespaces/kpatrol/pods") => list(
                 "Pod",
@@ -255,6 +265,7 @@ async fn the_launcher_starts_one_agent_per_node_and_judges_the_round() {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
         )],
         own_job: Some("dns-29000".into()),
+        own_pod: Some("dns-29000-launcher".into()),
         deadline: std::time::Duration::from_secs(5),
         poll: std::time::Duration::from_millis(10),
     };
@@ -272,6 +283,21 @@ async fn the_launcher_starts_one_agent_per_node_and_judges_the_round() {
     );
     let post = seen.iter().find(|s| s.method == "POST").unwrap();
     assert_eq!(post.body["spec"]["completions"], 2);
+    // the agents run the launcher's image and carry its own labels (kustomize's reach them)
+    assert_eq!(
+        post.body["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/kpatrol:1.2.3"
+    );
+    let labels = &post.body["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(labels["kpatrol.dev/cluster"], "prod-eu1");
+    assert!(
+        labels.get("batch.kubernetes.io/job-name").is_none() && labels.get("app.kubernetes.io/component").is_none()
+    );
+    assert!(
+        post.body["metadata"]["ownerReferences"][0]
+            .get("blockOwnerDeletion")
+            .is_none()
+    );
     assert_eq!(post.body["spec"]["parallelism"], 2);
     assert_eq!(post.body["metadata"]["ownerReferences"][0]["uid"], "launcher-uid");
     assert_eq!(
@@ -280,11 +306,11 @@ async fn the_launcher_starts_one_agent_per_node_and_judges_the_round() {
     );
     let pods = seen
         .iter()
-        .find(|s| s.uri.starts_with("/api/v1/namespaces/kpatrol/pods"))
+        .find(|s| s.uri.starts_with("/api/v1/namespaces/kpatrol/pods?"))
         .unwrap();
     assert!(
         pods.uri
-            .contains("labelSelector=batch.kubernetes.io%2Fjob-name%3Ddns-29000-agents"),
+            .contains(&format!("labelSelector=batch.kubernetes.io%2Fjob-name%3D{agents}")),
         "{}",
         pods.uri
     );
@@ -292,45 +318,47 @@ async fn the_launcher_starts_one_agent_per_node_and_judges_the_round() {
 
 #[tokio::test]
 async fn the_last_counted_round_suspends_the_cronjob() {
-    let job = |name: &str, done: bool| {
-        json!({"metadata": {"name": name, "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "reg", "uid": "u"}]},
-            "spec": {"completions": 1, "template": {"spec": {"containers": []}}}, "status": if done { json!({"succeeded": 1}) } else { json!({"active": 1}) }})
-    };
-    let jobs = vec![job("reg-1", true), job("reg-2", true), job("reg-3", false)];
+    // the count lives on the CronJob: history limits and TTLs cannot lose it
     let route: Arc<Route> = Arc::new(move |method, uri, body| {
         let path = uri.split('?').next().unwrap();
         match (method, path) {
-            ("GET", "/apis/batch/v1/namespaces/kpatrol/jobs") => list("Job", jobs.clone()),
+            ("GET", "/apis/batch/v1/namespaces/kpatrol/cronjobs/reg") => (
+                200,
+                json!({"metadata": {"name": "reg", "annotations": {"kpatrol.dev/rounds-done": "2"}},
+                "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}}),
+            ),
             ("PATCH", "/apis/batch/v1/namespaces/kpatrol/cronjobs/reg") => (
                 200,
-                json!({"metadata": {"name": "reg"}, "spec": {"schedule": "* * * * *", "suspend": body["spec"]["suspend"], "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}}),
+                json!({"metadata": {"name": "reg", "annotations": body["metadata"]["annotations"]},
+                "spec": {"schedule": "* * * * *", "suspend": body["spec"]["suspend"], "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}}),
             ),
             _ => (500, json!({})),
         }
     });
-    let (client, seen) = fake(route.clone());
-    // two finished + this one = 3 of 4: keep going
+    let (client, seen) = fake(route);
+    // two done + this one = 3 of 4: count it, keep going
     assert!(
         !kpatrol::cluster::round::finish_round(&client, "kpatrol", "reg", 4)
             .await
             .unwrap()
     );
-    assert!(seen.lock().unwrap().iter().all(|s| s.method == "GET"));
-    // 3 of 3: suspend
+    // 3 of 3: count it and suspend
     assert!(
         kpatrol::cluster::round::finish_round(&client, "kpatrol", "reg", 3)
             .await
             .unwrap()
     );
     let seen = seen.lock().unwrap().clone();
-    let patch = seen.iter().find(|s| s.method == "PATCH").unwrap();
-    assert_eq!(patch.content_type, "application/merge-patch+json");
-    assert_eq!(patch.body, json!({"spec": {"suspend": true}}));
-    let list = seen.iter().find(|s| s.method == "GET").unwrap();
-    assert!(
-        list.uri.contains("labelSelector=kpatrol.dev%2Ftask%3Dreg"),
-        "{}",
-        list.uri
+    let patches: Vec<&Seen> = seen.iter().filter(|s| s.method == "PATCH").collect();
+    assert_eq!(patches.len(), 2);
+    assert_eq!(patches[0].content_type, "application/merge-patch+json");
+    assert_eq!(
+        patches[0].body,
+        json!({"metadata": {"annotations": {"kpatrol.dev/rounds-done": "3"}}})
+    );
+    assert_eq!(
+        patches[1].body,
+        json!({"metadata": {"annotations": {"kpatrol.dev/rounds-done": "3"}}, "spec": {"suspend": true}})
     );
 }
 

@@ -287,7 +287,6 @@ fn rbac_only_where_the_mode_needs_it() {
     assert_eq!(
         role["rules"],
         serde_json::json!([
-            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list"]},
             {"apiGroups": ["batch"], "resources": ["cronjobs"], "resourceNames": ["registry"], "verbs": ["get", "patch"]}
         ])
     );
@@ -325,8 +324,15 @@ fn workloads_follow_the_task() {
         ),
         (Some("Indexed"), Some(3), Some(3))
     );
-    assert_eq!(job["backoffLimit"], 0);
-    assert_eq!(job["activeDeadlineSeconds"], 120);
+    // no retries, and one agent's failure does not stop the others
+    assert_eq!(
+        (job["backoffLimitPerIndex"].as_u64(), job["maxFailedIndexes"].as_u64()),
+        (Some(0), Some(3))
+    );
+    assert!(job.get("backoffLimit").is_none());
+    // the round's timeout plus a minute to start and report
+    assert_eq!(job["activeDeadlineSeconds"], 180);
+    assert_eq!(job["ttlSecondsAfterFinished"], 86400);
     let pod = &job["template"]["spec"];
     let c = &pod["containers"][0];
     assert_eq!(c["command"], serde_json::json!(["kpatrol-probe"]));
@@ -501,4 +507,47 @@ fn stdout_rendering_for_plugins() {
         .map(|o| o["kind"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(kinds, ["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "CronJob"]);
+}
+
+#[test]
+fn names_fit_kubernetes_limits() {
+    let mut p = examples().into_iter().find(|p| p.name == "api-health").unwrap();
+    // a Secret named the cert-manager way, a long ConfigMap name
+    if let kpatrol::plan::Mode::Http(h) = &mut p.mode {
+        h.targets[0].tls.secret = Some("api.example.com-tls".into());
+        h.targets[1].body = kpatrol::plan::Body::ConfigMapKey {
+            name: "b".repeat(70),
+            key: "k".into(),
+        };
+    }
+    let r = render(&[p], &RenderOptions::default()).unwrap();
+    let text = r.files.values().find(|t| t.contains("CronJob")).unwrap();
+    let cj = docs(text).into_iter().find(|o| o["kind"] == "CronJob").unwrap();
+    let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    for v in pod["volumes"].as_array().unwrap() {
+        let name = v["name"].as_str().unwrap();
+        assert!(
+            name.len() <= 63
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "volume {name}"
+        );
+    }
+    let mounts: Vec<&str> = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect();
+    assert!(
+        mounts.contains(&"/etc/kpatrol/secrets/api.example.com-tls"),
+        "{mounts:?}"
+    );
+    // long kdoctor names: the CronJob's Jobs and their pods' hostnames stay within 63
+    let mut k = examples().into_iter().find(|p| p.name == "http-body").unwrap();
+    k.name = "app.http.checks.for.the.payment.service.in.eu-west-1.region".into();
+    let base = kpatrol::render::base_name(&k);
+    assert!(base.len() <= 46, "{base}");
+    assert!(base.len() + 11 + 1 + 5 <= 63);
 }

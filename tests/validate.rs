@@ -850,13 +850,13 @@ fn kubernetes_names() {
     };
     let n = |name: &str| named("kpatrol.dev/v1", "HttpCheck", name);
     let k = |name: &str| named("kdoctor.io/v1beta1", "NetReach", name);
-    let long = "a".repeat(53);
+    let long = "a".repeat(47);
     run_table(&[
-        ("upper case and underscore", n("Web_1"), vec!["t.yaml:4:9: metadata.name: `Web_1` is not a valid Kubernetes name: it contains 'W' (allowed: lower-case letters, digits and '-', starting with a letter, ending with a letter or digit, at most 52 characters (the CronJob limit))"]),
+        ("upper case and underscore", n("Web_1"), vec!["t.yaml:4:9: metadata.name: `Web_1` is not a valid Kubernetes name: it contains 'W' (allowed: lower-case letters, digits and '-', starting with a letter, ending with a letter or digit, at most 46 characters (a CronJob adds 11 to its Jobs' names and an Indexed Job its pods' index, within Kubernetes' 63))"]),
         ("dot in a native name", n("a.b"), vec!["t.yaml:4:9: metadata.name: `a.b` is not a valid Kubernetes name: it contains '.'"]),
         ("starts with a digit", n("1web"), vec!["t.yaml:4:9: metadata.name: `1web` is not a valid Kubernetes name: it does not start with a letter"]),
         ("ends with a dash", n("web-"), vec!["t.yaml:4:9: metadata.name: `web-` is not a valid Kubernetes name: it ends with '-'"]),
-        ("too long for a CronJob", n(&long), vec!["t.yaml:4:9: metadata.name: `aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa` is not a valid Kubernetes name: it has 53 characters"]),
+        ("too long for a CronJob", n(&long), vec!["t.yaml:4:9: metadata.name: `aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa` is not a valid Kubernetes name: it has 47 characters"]),
         ("empty", n("\"\""), vec!["t.yaml:4:9: metadata.name: `` is not a valid Kubernetes name: it is empty"]),
         ("number", n("42"), vec!["t.yaml:4:9: metadata.name: expected a string, found integer"]),
         ("kdoctor upper case", k("My_Task"), vec!["t.yaml:4:9: metadata.name: `My_Task` is not a valid Kubernetes name: it contains 'M' (allowed: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters)"]),
@@ -870,7 +870,7 @@ fn kubernetes_names() {
     ]);
     // kdoctor names are DNS subdomains: dots and a leading digit are fine there.
     assert_valid(&k("1st.check"));
-    assert_valid(&n(&"a".repeat(52)));
+    assert_valid(&n(&"a".repeat(46)));
 }
 
 // ---------------------------------------------------------------------------------------

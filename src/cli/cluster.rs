@@ -207,6 +207,7 @@ pub(super) async fn round(
         forward,
         env: vec![("TRACEPARENT".into(), crate::telemetry::traceparent(&ids))],
         own_job: own_job.clone(),
+        own_pod: std::env::var("KPATROL_POD_NAME").ok().filter(|s| !s.is_empty()),
         deadline: plan.round_timeout + std::time::Duration::from_secs(60),
         poll: std::time::Duration::from_secs(2),
     };

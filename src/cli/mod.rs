@@ -291,10 +291,14 @@ pub async fn probe(cli: Probe) -> Exit {
     watch_signals(stop.clone());
     match crate::local::execute_round(&plan, &Mounts::new(&args.opts.mounts), stop, false).await {
         Ok(finished) => {
+            // the report first: a slow collector must not cost the termination message
+            outln!(
+                "{}",
+                serde_json::to_string(&finished.report).expect("report serialises")
+            );
+            write_termination(log.as_deref(), &report::termination_message(&finished.report));
             send_telemetry(&plan, &finished).await;
-            let crate::local::Finished { report, verdict, .. } = finished;
-            outln!("{}", serde_json::to_string(&report).expect("report serialises"));
-            write_termination(log.as_deref(), &report::termination_message(&report));
+            let crate::local::Finished { verdict, .. } = finished;
             if std::env::var("KPATROL_ROUNDS").is_ok() && std::env::var("KPATROL_AGENT_INDEX").as_deref() == Ok("0") {
                 match crate::cluster::client().await {
                     Ok(client) => count_rounds(&client).await,
@@ -439,6 +443,13 @@ pub(super) fn check(paths: &[PathBuf], mut say: impl FnMut(String)) -> (Exit, Ve
 
 /// `kpatrol render`.
 pub fn render(paths: &[PathBuf], output: Option<&Path>, image: &str) -> Exit {
+    // an Argo CD plugin passes the Application's env with this prefix
+    let argocd = std::env::var("ARGOCD_ENV_KPATROL_IMAGE").ok().filter(|i| !i.is_empty());
+    let image = match argocd {
+        Some(i) if image == crate::render::DEFAULT_IMAGE => i,
+        _ => image.to_string(),
+    };
+    let image = image.as_str();
     let (exit, plans) = check(paths, |line| eprintln!("{line}"));
     if exit != Exit::Ok {
         eprintln!("kpatrol: nothing rendered");
@@ -594,13 +605,15 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> E
     watch_signals(stop.clone());
     match crate::local::execute_round(&plan, &Mounts::new(&opts.mounts), stop, progress).await {
         Ok(finished) => {
-            send_telemetry(&plan, &finished).await;
-            let crate::local::Finished { report, verdict, .. } = finished;
             match output {
-                Output::Table => out!("{}", report::table(&report)),
-                Output::Json => outln!("{}", serde_json::to_string_pretty(&report).expect("report serialises")),
+                Output::Table => out!("{}", report::table(&finished.report)),
+                Output::Json => outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&finished.report).expect("report serialises")
+                ),
             }
-            if verdict.pass { Exit::Ok } else { Exit::Fail }
+            send_telemetry(&plan, &finished).await;
+            if finished.verdict.pass { Exit::Ok } else { Exit::Fail }
         }
         Err(e) => {
             eprintln!("kpatrol: could not run {}: {e}", plan.name);

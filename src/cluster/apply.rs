@@ -97,12 +97,20 @@ pub fn identity(o: &Value) -> (String, String, String) {
     )
 }
 
-/// Live objects labelled as kpatrol's that no task produces any more. Objects owned by
-/// another (the Jobs a CronJob or a launcher created) and namespaces are never pruned. Pure.
-pub fn prune_candidates<'a>(desired: &[Value], live: &'a [Value]) -> Vec<&'a Value> {
+/// Live objects labelled as kpatrol's that no task produces any more, in `namespaces`
+/// (cluster-wide objects by their `kpatrol.dev/namespace` label). Objects owned by another
+/// (the Jobs a CronJob or a launcher created) and namespaces are never pruned. Pure.
+pub fn prune_candidates<'a>(desired: &[Value], live: &'a [Value], namespaces: &[String]) -> Vec<&'a Value> {
     let keep: BTreeSet<_> = desired.iter().map(identity).collect();
     live.iter()
         .filter(|o| o["kind"] != "Namespace")
+        // cluster-wide objects belong to the namespace their label names: only those pruned
+        .filter(|o| {
+            o["metadata"]["namespace"].is_string()
+                || o["metadata"]["labels"]["kpatrol.dev/namespace"]
+                    .as_str()
+                    .is_some_and(|n| namespaces.iter().any(|x| x == n))
+        })
         .filter(|o| o["metadata"]["ownerReferences"].as_array().is_none_or(|a| a.is_empty()))
         .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kpatrol")
         .filter(|o| !keep.contains(&identity(o)))
@@ -162,7 +170,11 @@ pub async fn apply(
         let (api, name) = api_of(client, o)?;
         let live = api.get_opt(name).await.map_err(|e| api_error(o, e))?;
         let live = live.map(|l| serde_json::to_value(l).unwrap_or(Value::Null));
-        let ch = change(o, live.as_ref());
+        let mut ch = change(o, live.as_ref());
+        if o["kind"] == "Namespace" && live.is_some() {
+            // an existing namespace is the cluster's: kpatrol neither labels nor adopts it
+            ch = Change::Unchanged;
+        }
         if !dry_run && ch != Change::Unchanged {
             let obj: DynamicObject =
                 serde_json::from_value(o.clone()).map_err(|e| ClusterError::Other(format!("{}: {e}", describe(o))))?;
@@ -217,7 +229,7 @@ pub async fn prune(
 ) -> Result<Vec<String>, ClusterError> {
     let live = live_objects(client, namespaces).await?;
     let mut out = Vec::new();
-    for o in prune_candidates(desired, &live) {
+    for o in prune_candidates(desired, &live, namespaces) {
         if !dry_run {
             let (api, name) = api_of(client, o)?;
             match api.delete(name, &DeleteParams::background()).await {
@@ -271,7 +283,10 @@ mod tests {
             json!({"kind": "Namespace", "metadata": {"name": "kpatrol", "labels": {"app.kubernetes.io/managed-by": "kpatrol"}}}),
             json!({"kind": "ConfigMap", "metadata": {"name": "theirs", "namespace": "kpatrol", "labels": {"app.kubernetes.io/managed-by": "helm"}}}),
         ];
-        let names: Vec<String> = prune_candidates(&desired, &live).iter().map(|o| describe(o)).collect();
+        let names: Vec<String> = prune_candidates(&desired, &live, &["kpatrol".into()])
+            .iter()
+            .map(|o| describe(o))
+            .collect();
         assert_eq!(names, ["CronJob kpatrol/gone", "ConfigMap kpatrol/gone-task"]);
     }
 }

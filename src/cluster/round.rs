@@ -87,11 +87,54 @@ pub fn agents_job(
         if let (Some(owner_name), Some(uid)) = (&owner.metadata.name, &owner.metadata.uid) {
             meta["ownerReferences"] = json!([{
                 "apiVersion": "batch/v1", "kind": "Job", "name": owner_name, "uid": uid,
-                "controller": true, "blockOwnerDeletion": true,
+                "controller": true,
             }]);
         }
     }
     json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec})
+}
+
+/// The agents' Job name: unique per round, short enough that `<name>-<index>` pod hostnames
+/// stay within 63 characters. Pure.
+pub fn agents_job_name(own_job: Option<&str>, now: std::time::SystemTime) -> String {
+    let own = match own_job {
+        Some(o) => o.to_string(),
+        None => format!(
+            "kpatrol-{}",
+            now.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        ),
+    };
+    let head: String = own.chars().take(38).collect();
+    format!(
+        "{}-{:08x}-a",
+        head.trim_end_matches('-'),
+        crate::render::fnv(&own) as u32
+    )
+}
+
+/// The agents run the launcher's image and carry its own labels (not the Job's). Pure.
+pub fn inherit(template: &mut Value, launcher: &Pod) {
+    if let Some(image) = launcher
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.image.clone())
+    {
+        template["template"]["spec"]["containers"][0]["image"] = json!(image);
+    }
+    if let Some(labels) = &launcher.metadata.labels {
+        for (k, v) in labels {
+            let job_owned = k.starts_with("batch.kubernetes.io/")
+                || k == "controller-uid"
+                || k == "job-name"
+                || k == "app.kubernetes.io/component";
+            if !job_owned && template["template"]["metadata"]["labels"].get(k).is_none() {
+                template["template"]["metadata"]["labels"][k] = json!(v);
+            }
+        }
+    }
 }
 
 /// Reads agents from the pods of their Job. Pure.
@@ -141,6 +184,9 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// The launcher's own Job (the owner of the agents' Job), when known.
     pub own_job: Option<String>,
+    /// The launcher's own pod: the agents run its image and carry its labels (so kustomize's
+    /// `images` and `labels` reach them).
+    pub own_pod: Option<String>,
     pub deadline: Duration,
     pub poll: Duration,
 }
@@ -171,17 +217,15 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
         Some(name) => jobs.get_opt(name).await.map_err(|e| api_err("Job", name, e))?,
         None => None,
     };
-    let name = match &l.own_job {
-        Some(own) => format!("{}-agents", own.chars().take(56).collect::<String>()),
-        None => format!(
-            "kpatrol-agents-{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-        ),
-    };
-    let job_value = agents_job(&l.template, &name, &l.namespace, n, &l.forward, &l.env, owner.as_ref());
+    let name = agents_job_name(l.own_job.as_deref(), std::time::SystemTime::now());
+    let mut template = l.template.clone();
+    if let Some(pod_name) = &l.own_pod {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &l.namespace);
+        if let Some(own) = pods.get_opt(pod_name).await.map_err(|e| api_err("Pod", pod_name, e))? {
+            inherit(&mut template, &own);
+        }
+    }
+    let job_value = agents_job(&template, &name, &l.namespace, n, &l.forward, &l.env, owner.as_ref());
     let job: Job =
         serde_json::from_value(job_value).map_err(|e| ClusterError::Other(format!("agents' Job template: {e}")))?;
     jobs.create(&PostParams::default(), &job)
@@ -203,45 +247,47 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
     Ok(judge(n, agents_from_pods(&list.items)))
 }
 
-/// Finished rounds among a CronJob's Jobs. Pure.
-pub fn rounds_done(jobs: &[Job], cronjob: &str) -> u64 {
-    jobs.iter()
-        .filter(|j| {
-            j.metadata
-                .owner_references
-                .as_ref()
-                .is_some_and(|o| o.iter().any(|r| r.kind == "CronJob" && r.name == cronjob))
-        })
-        .filter(|j| finished(j))
-        .count() as u64
+/// The annotation on a CronJob counting its finished rounds.
+pub const ROUNDS_DONE: &str = "kpatrol.dev/rounds-done";
+
+/// The merge patch that records one more finished round, suspending the CronJob after the
+/// last of `rounds`. Pure.
+pub fn round_patch(done_before: u64, rounds: u64) -> Value {
+    let done = done_before + 1;
+    let mut patch = json!({"metadata": {"annotations": {ROUNDS_DONE: done.to_string()}}});
+    if done >= rounds {
+        patch["spec"] = json!({"suspend": true});
+    }
+    patch
 }
 
-/// After a round: when this was the last of `rounds`, suspend the CronJob. The running
-/// round counts as done. Returns whether the CronJob was suspended.
+/// After a round: counts it on the CronJob and, when it was the last of `rounds`, suspends
+/// the CronJob. Returns whether it did.
 pub async fn finish_round(
     client: &kube::Client,
     namespace: &str,
     cronjob: &str,
     rounds: u64,
 ) -> Result<bool, ClusterError> {
-    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
-    let list = jobs
-        .list(&ListParams::default().labels(&format!("kpatrol.dev/task={cronjob}")))
-        .await
-        .map_err(|e| api_err("Job", "list", e))?;
-    if rounds_done(&list.items, cronjob) + 1 < rounds {
-        return Ok(false);
-    }
     let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), namespace);
-    cronjobs
-        .patch(
-            cronjob,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"suspend": true}})),
-        )
+    let cj = cronjobs
+        .get(cronjob)
         .await
         .map_err(|e| api_err("CronJob", cronjob, e))?;
-    Ok(true)
+    let done: u64 = cj
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ROUNDS_DONE))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let patch = round_patch(done, rounds);
+    let suspend = patch.get("spec").is_some();
+    cronjobs
+        .patch(cronjob, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(|e| api_err("CronJob", cronjob, e))?;
+    Ok(suspend)
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ pub struct TaskStatus {
     pub last_round: Option<String>,
     /// The Job of the last round (for `kpatrol report`).
     pub last_job: Option<String>,
+    /// Finished round Jobs still in the cluster (history limits and TTL remove old ones).
+    #[serde(skip)]
+    pub jobs_seen: u64,
 }
 
 fn label(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, key: &str) -> Option<String> {
@@ -85,10 +88,18 @@ pub fn summarize(cronjobs: &[CronJob], jobs: &[Job]) -> Vec<TaskStatus> {
                 kind: label(&c.metadata, "kpatrol.dev/kind").unwrap_or_default(),
                 schedule: spec.map(|s| s.schedule.clone()).unwrap_or_default(),
                 suspended: spec.and_then(|s| s.suspend).unwrap_or(false),
-                rounds_done: 0,
+                // counted on the CronJob when the task has a round count; else from the Jobs kept
+                rounds_done: c
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(super::round::ROUNDS_DONE))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
                 last_verdict: "-".into(),
                 last_round: None,
                 last_job: None,
+                jobs_seen: 0,
             },
         );
     }
@@ -109,15 +120,22 @@ pub fn summarize(cronjobs: &[CronJob], jobs: &[Job]) -> Vec<TaskStatus> {
             last_verdict: "-".into(),
             last_round: None,
             last_job: None,
+            jobs_seen: 0,
         });
         if finished(j) {
-            entry.rounds_done += 1;
+            entry.jobs_seen += 1;
         }
         entry.last_verdict = verdict_of(j).into();
         entry.last_round = when(j);
         entry.last_job = j.metadata.name.clone();
     }
-    tasks.into_values().collect()
+    tasks
+        .into_values()
+        .map(|mut t| {
+            t.rounds_done = t.rounds_done.max(t.jobs_seen);
+            t
+        })
+        .collect()
 }
 
 /// The status table. Pure.

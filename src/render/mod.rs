@@ -94,19 +94,56 @@ pub fn render(plans: &[Plan], opts: &RenderOptions) -> Result<Rendered, Vec<Diag
 }
 
 /// The name a task's objects carry: the task's name, or `<kind>-<name>` for kdoctor tasks
-/// (cluster-scoped there), shortened with a hash to fit a CronJob's 52 characters.
+/// (cluster-scoped there), shortened with a hash to 46 characters: a CronJob adds 11 to its
+/// Jobs' names and an Indexed Job its pods' index, and pod hostnames stay within 63.
 pub fn base_name(plan: &Plan) -> String {
     let raw = match plan.format {
         Format::Native => plan.name.clone(),
         Format::Kdoctor => format!("{}-{}", plan.kind.to_ascii_lowercase(), plan.name.replace('.', "-")),
     };
-    if raw.len() <= 52 {
-        return raw;
+    short_name(&raw, crate::task::NAME_MAX)
+}
+
+/// `name` when it fits in `max` characters, else its start and a hash of the whole.
+pub fn short_name(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_string();
     }
-    let hash = raw.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+    format!(
+        "{}-{:08x}",
+        name[..max - 9].trim_end_matches(['-', '.']),
+        fnv(name) as u32
+    )
+}
+
+/// FNV-1a, for stable short hashes of names.
+pub fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
-    format!("{}-{:08x}", raw[..43].trim_end_matches('-'), hash as u32)
+    })
+}
+
+/// A volume name (a DNS-1123 label) for a Secret or ConfigMap name, which may hold dots.
+pub fn volume_name(prefix: &str, name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let full = format!("{prefix}-{}", clean.trim_matches('-'));
+    if full == format!("{prefix}-{name}") && full.len() <= 63 {
+        return full;
+    }
+    format!(
+        "{}-{:08x}",
+        full[..full.len().min(50)].trim_end_matches('-'),
+        fnv(name) as u32
+    )
 }
 
 /// Labels every object of a task carries.
@@ -148,6 +185,18 @@ fn mounted(plan: &Plan, d: &mut Diagnostics) -> Mounted {
             "tls: {secret: NAME} (keys ca.crt, tls.crt, tls.key) in a cluster"
         });
     };
+    if let Some(ns) = plan.origin.document["spec"]["target"]["tlsSecretNamespace"].as_str() {
+        if ns != plan.namespace {
+            d.warn(
+                plan.origin.pos("spec.target.tlsSecretNamespace"),
+                "spec.target.tlsSecretNamespace",
+                format!(
+                    "pods mount Secrets of their own namespace: the TLS Secret is read from namespace {}, not {ns}",
+                    plan.namespace
+                ),
+            );
+        }
+    }
     let tls = |t: &crate::plan::Tls, d: &mut Diagnostics, secrets: &mut Vec<String>| {
         for f in [&t.ca, &t.cert, &t.key].into_iter().flatten() {
             file_ref(f, d, "TLS");
@@ -170,7 +219,7 @@ fn mounted(plan: &Plan, d: &mut Diagnostics) -> Mounted {
                     Body::ConfigMapKey { name, .. } => config_maps.push(name.clone()),
                     Body::ConfigMapJson { name, namespace } => {
                         if *namespace != plan.namespace {
-                            d.warn(plan.origin.name_pos, "spec.target.bodyConfigmapNamespace", format!(
+                            d.warn(plan.origin.pos("spec.target.bodyConfigmapNamespace"), "spec.target.bodyConfigmapNamespace", format!(
                                 "pods mount ConfigMaps of their own namespace: {name} is read from namespace {}, not {namespace}",
                                 plan.namespace
                             ));

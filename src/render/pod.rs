@@ -73,6 +73,15 @@ fn env(plan: &Plan, periodic: bool, count_rounds: bool) -> Vec<Value> {
     env
 }
 
+/// OTEL_* settings: the ConfigMap `kpatrol-otel`, and the Secret `kpatrol-otel` for what
+/// must not sit in a ConfigMap (OTEL_EXPORTER_OTLP_HEADERS with a token); both optional.
+fn otel_env_from() -> Value {
+    json!([
+        {"configMapRef": {"name": "kpatrol-otel", "optional": true}},
+        {"secretRef": {"name": "kpatrol-otel", "optional": true}},
+    ])
+}
+
 fn resources(plan: &Plan) -> Value {
     plan.agents.passthrough.get("resources").cloned().unwrap_or_else(
         || json!({"requests": {"cpu": "100m", "memory": "32Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}}),
@@ -99,14 +108,14 @@ pub fn agent_job_spec(plan: &Plan, opts: &RenderOptions, mounted: &Mounted, api_
     let mut volumes = vec![task_vol];
     let mut mounts = vec![task_mount];
     for s in &mounted.secrets {
-        volumes.push(json!({"name": format!("secret-{s}"), "secret": {"secretName": s}}));
-        mounts.push(
-            json!({"name": format!("secret-{s}"), "mountPath": format!("{MOUNT_ROOT}/secrets/{s}"), "readOnly": true}),
-        );
+        let v = super::volume_name("secret", s);
+        volumes.push(json!({"name": v, "secret": {"secretName": s}}));
+        mounts.push(json!({"name": v, "mountPath": format!("{MOUNT_ROOT}/secrets/{s}"), "readOnly": true}));
     }
     for c in &mounted.config_maps {
-        volumes.push(json!({"name": format!("configmap-{c}"), "configMap": {"name": c}}));
-        mounts.push(json!({"name": format!("configmap-{c}"), "mountPath": format!("{MOUNT_ROOT}/configmaps/{c}"), "readOnly": true}));
+        let v = super::volume_name("configmap", c);
+        volumes.push(json!({"name": v, "configMap": {"name": c}}));
+        mounts.push(json!({"name": v, "mountPath": format!("{MOUNT_ROOT}/configmaps/{c}"), "readOnly": true}));
     }
     let container = json!({
         "name": "probe",
@@ -115,7 +124,7 @@ pub fn agent_job_spec(plan: &Plan, opts: &RenderOptions, mounted: &Mounted, api_
         "command": ["kpatrol-probe"],
         "args": [plan.mode.name(), "--task", format!("{MOUNT_ROOT}/task/task.yaml"), "--mounts", MOUNT_ROOT],
         "env": env(plan, periodic, api_access),
-        "envFrom": [{"configMapRef": {"name": "kpatrol-otel", "optional": true}}],
+        "envFrom": otel_env_from(),
         "resources": resources(plan),
         "securityContext": container_security(),
         "terminationMessagePolicy": "File",
@@ -136,9 +145,12 @@ pub fn agent_job_spec(plan: &Plan, opts: &RenderOptions, mounted: &Mounted, api_
         pod["dnsPolicy"] = json!("ClusterFirstWithHostNet");
     }
     if let Placement::PerNode { node_selector } = &plan.agents.placement {
-        if !node_selector.is_empty() {
-            pod["nodeSelector"] = json!(node_selector);
-        }
+        // the probe is a Linux binary
+        let mut selector = node_selector.clone();
+        selector
+            .entry("kubernetes.io/os".into())
+            .or_insert_with(|| "linux".into());
+        pod["nodeSelector"] = json!(selector);
         // one agent per node
         pod["affinity"] = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
             "labelSelector": {"matchLabels": {"kpatrol.dev/task": base, "app.kubernetes.io/component": "probe"}},
@@ -155,25 +167,32 @@ pub fn agent_job_spec(plan: &Plan, opts: &RenderOptions, mounted: &Mounted, api_
     if !plan.agents.annotations.is_empty() {
         template_meta["annotations"] = json!(plan.agents.annotations);
     }
-    json!({
+    let mut spec = json!({
         "completionMode": "Indexed",
         "completions": count,
         "parallelism": count,
-        "backoffLimit": 0,
-        "activeDeadlineSeconds": plan.round_timeout.as_secs().max(1),
-        "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
+        // no retries, and one agent's failure does not stop the others
+        "backoffLimitPerIndex": 0,
+        "maxFailedIndexes": count,
+        // the round's timeout, plus a minute for scheduling, image pull and the report
+        "activeDeadlineSeconds": plan.round_timeout.as_secs().max(1) + 60,
         "template": {"metadata": template_meta, "spec": pod},
-    })
+    });
+    if periodic {
+        // a single round's Job stays (GitOps would recreate a deleted one)
+        spec["ttlSecondsAfterFinished"] = json!(JOB_TTL_SECONDS);
+    }
+    spec
 }
 
 /// The Job spec of the launcher (`kpatrol round`), which starts one agent per node.
 pub fn launcher_job_spec(plan: &Plan, opts: &RenderOptions) -> Value {
     let base = base_name(plan);
     let (task_vol, task_mount) = task_volume(plan);
-    json!({
+    let periodic = plan.rounds != 1 && plan.schedule != crate::task::schedule::Schedule::Once;
+    let mut spec = json!({
         "backoffLimit": 0,
         "activeDeadlineSeconds": plan.round_timeout.as_secs().max(1) + 120,
-        "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
         "template": {
             "metadata": {"labels": labels(plan, "launcher")},
             "spec": {
@@ -188,7 +207,7 @@ pub fn launcher_job_spec(plan: &Plan, opts: &RenderOptions) -> Value {
                     "command": ["kpatrol"],
                     "args": ["round", "--task", format!("{MOUNT_ROOT}/task/task.yaml"), "--agents-job", format!("{MOUNT_ROOT}/task/agents-job.yaml")],
                     "env": env(plan, plan.rounds != 1, plan.rounds > 1),
-                    "envFrom": [{"configMapRef": {"name": "kpatrol-otel", "optional": true}}],
+                    "envFrom": otel_env_from(),
                     "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "64Mi"}},
                     "securityContext": container_security(),
                     "terminationMessagePolicy": "File",
@@ -197,7 +216,11 @@ pub fn launcher_job_spec(plan: &Plan, opts: &RenderOptions) -> Value {
                 "volumes": [task_vol],
             },
         },
-    })
+    });
+    if periodic {
+        spec["ttlSecondsAfterFinished"] = json!(JOB_TTL_SECONDS);
+    }
+    spec
 }
 
 /// ServiceAccount, Roles and bindings: the launcher lists nodes and runs the agents' Job;
@@ -208,13 +231,12 @@ pub fn rbac(plan: &Plan, per_node: bool, counted_rounds: bool) -> Vec<Value> {
     let meta = |name: &str| json!({"name": name, "namespace": ns, "labels": labels(plan, "rbac")});
     let mut rules = Vec::new();
     if per_node {
-        rules.push(json!({"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "delete"]}));
+        // start the agents' Job and follow it; read its own pod (image, labels) and the agents'
+        rules.push(json!({"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get"]}));
         rules.push(json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}));
     }
     if counted_rounds {
-        if !per_node {
-            rules.push(json!({"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list"]}));
-        }
+        // the count of rounds done lives on the CronJob (an annotation)
         rules.push(json!({"apiGroups": ["batch"], "resources": ["cronjobs"], "resourceNames": [base], "verbs": ["get", "patch"]}));
     }
     let mut out = vec![
@@ -230,7 +252,10 @@ pub fn rbac(plan: &Plan, per_node: bool, counted_rounds: bool) -> Vec<Value> {
     ];
     if per_node {
         let cluster_name = format!("kpatrol-{ns}-{base}");
-        let cmeta = json!({"name": cluster_name, "labels": labels(plan, "rbac")});
+        let mut cluster_labels = labels(plan, "rbac");
+        // cluster-wide objects name their task's namespace, so prune spares other namespaces'
+        cluster_labels["kpatrol.dev/namespace"] = json!(ns);
+        let cmeta = json!({"name": cluster_name, "labels": cluster_labels});
         out.push(json!({
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",

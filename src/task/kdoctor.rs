@@ -84,6 +84,11 @@ fn common(
                     .allowed("-1 (forever) or a number ≥ 1");
             }
             if let Some(Schedule::Minutes { every_min, .. }) = &sched {
+                if schedule::interval_cron(Duration::from_secs(every_min * 60)).is_none() {
+                    cx.diags.warn(s.pos_of("schedule"), &s.path_of("schedule"), format!(
+                        "kdoctor takes every {every_min} minutes, but a CronJob cannot repeat it evenly: `kpatrol render` refuses it"
+                    ));
+                }
                 if rt > *every_min as i64 {
                     let pos = if s.has("roundTimeoutMinute") {
                         s.pos_of("roundTimeoutMinute")
@@ -527,6 +532,11 @@ fn domain_ok(host: &str) -> bool {
 }
 
 pub(crate) fn net_reach(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan> {
+    cx.diags.warn(
+        meta.origin.name_pos,
+        "kind",
+        "NetReach is valid, but its mode (reach, the mesh) cannot run or render in this version",
+    );
     let mut request = spec.map(cx, "request");
     let common = common(cx, spec, request.as_mut(), MAX_QPS_NET_REACH, true, "NetReach");
     if let Some(mut r) = request {

@@ -20,6 +20,9 @@ use read::{Cx, Fields};
 pub const NATIVE_API: &str = "kpatrol.dev/v1";
 pub const KDOCTOR_API: &str = "kdoctor.io/v1beta1";
 pub const NATIVE_KINDS: &[&str] = &["HttpCheck", "DnsCheck"];
+/// The longest native task name: its CronJob's Jobs add 11 characters, their pods the
+/// agent index, and pod hostnames stay within 63.
+pub const NAME_MAX: usize = 46;
 pub const KDOCTOR_KINDS: &[&str] = &["AppHttpHealthy", "NetReach", "Netdns"];
 
 /// Why a file could not be read at all (exit 2), as opposed to a task being invalid (exit 1).
@@ -255,14 +258,14 @@ fn metadata(cx: &mut Cx, m: &mut Fields, kdoctor: bool, path: &Path, doc_root: &
     }
     let name = m.required(cx, "name").and_then(|n| {
         let s = cx.string(n, "metadata.name")?;
-        let problem = if kdoctor { dns_subdomain_problem(&s) } else { dns_label_problem(&s, 52) };
+        let problem = if kdoctor { dns_subdomain_problem(&s) } else { dns_label_problem(&s, NAME_MAX) };
         match problem {
             None => Some(s),
             Some(p) => {
                 let allowed = if kdoctor {
                     "lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters"
                 } else {
-                    "lower-case letters, digits and '-', starting with a letter, ending with a letter or digit, at most 52 characters (the CronJob limit)"
+                    "lower-case letters, digits and '-', starting with a letter, ending with a letter or digit, at most 46 characters (a CronJob adds 11 to its Jobs' names and an Indexed Job its pods' index, within Kubernetes' 63)"
                 };
                 cx.diags.error(n.pos, "metadata.name", format!("`{s}` is not a valid Kubernetes name: {p}")).allowed(allowed);
                 None

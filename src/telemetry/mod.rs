@@ -100,7 +100,19 @@ pub fn config_from(env: impl Fn(&str) -> Option<String>) -> Result<Option<Config
     }
     let headers = match get("OTEL_EXPORTER_OTLP_HEADERS") {
         None => vec![],
-        Some(h) => pairs(&h).map_err(|e| format!("OTEL_EXPORTER_OTLP_HEADERS: {e}"))?,
+        Some(h) => {
+            let headers = pairs(&h).map_err(|e| format!("OTEL_EXPORTER_OTLP_HEADERS: {e}"))?;
+            for (k, v) in &headers {
+                if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
+                    || reqwest::header::HeaderValue::from_str(v).is_err()
+                {
+                    return Err(format!(
+                        "OTEL_EXPORTER_OTLP_HEADERS: `{k}` is not a valid header name and value"
+                    ));
+                }
+            }
+            headers
+        }
     };
     let timeout = match get("OTEL_EXPORTER_OTLP_TIMEOUT") {
         None => Duration::from_secs(2),
@@ -512,26 +524,32 @@ pub async fn export(
     agent: &Agent,
     ids: &TraceIds,
 ) -> Result<(), String> {
+    // traces and metrics side by side: one slow endpoint does not starve the other
     let work = async {
         let res = resource(cfg, plan);
-        let mut problems = Vec::new();
-        if let Some(ep) = &cfg.traces {
-            if let Err(e) = export_spans(
-                cfg,
-                ep,
-                res.clone(),
-                spans(ids, agent, plan, report, verdict, round.started_at),
-            )
-            .await
-            {
-                problems.push(format!("traces to {ep}: {e}"));
+        let traces = async {
+            match &cfg.traces {
+                Some(ep) => export_spans(
+                    cfg,
+                    ep,
+                    res.clone(),
+                    spans(ids, agent, plan, report, verdict, round.started_at),
+                )
+                .await
+                .map_err(|e| format!("traces to {ep}: {e}")),
+                None => Ok(()),
             }
-        }
-        if let Some(ep) = &cfg.metrics {
-            if let Err(e) = export_metrics(cfg, ep, res, plan, report, verdict, round, ids).await {
-                problems.push(format!("metrics to {ep}: {e}"));
+        };
+        let metrics = async {
+            match &cfg.metrics {
+                Some(ep) => export_metrics(cfg, ep, res.clone(), plan, report, verdict, round, ids)
+                    .await
+                    .map_err(|e| format!("metrics to {ep}: {e}")),
+                None => Ok(()),
             }
-        }
+        };
+        let (t, m) = tokio::join!(traces, metrics);
+        let problems: Vec<String> = [t.err(), m.err()].into_iter().flatten().collect();
         if problems.is_empty() {
             Ok(())
         } else {
@@ -798,6 +816,11 @@ mod tests {
                 "must be http:// or https://",
             ),
             ("OTEL_EXPORTER_OTLP_HEADERS", "novalue", "is not key=value"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "a=%0Ax",
+                "not a valid header name and value",
+            ),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "not supported"),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon", "not milliseconds"),
         ] {
