@@ -80,6 +80,7 @@ pub fn render(plans: &[Plan], opts: &RenderOptions) -> Result<Rendered, Vec<Diag
         }
     }
     if !errors.is_empty() {
+        errors.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
         return Err(errors);
     }
     out.objects.sort_by_key(order_key);
@@ -205,9 +206,28 @@ fn mounted(plan: &Plan, d: &mut Diagnostics) -> Mounted {
             secrets.push(s.clone());
         }
     };
+    let mut warned = std::collections::BTreeSet::new();
+    let mut loopback = |host: &str, d: &mut Diagnostics| {
+        let h = host.trim_matches(['[', ']']);
+        if (h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()))
+            && warned.insert(h.to_string())
+        {
+            d.warn(
+                plan.origin.name_pos,
+                "spec.targets",
+                format!("target {host} is loopback: in a pod it reaches the pod itself"),
+            );
+        }
+    };
     match &plan.mode {
         Mode::Http(h) => {
             for t in &h.targets {
+                if let Some(host) = reqwest::Url::parse(&t.url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(String::from))
+                {
+                    loopback(&host, d);
+                }
                 tls(&t.tls, d, &mut secrets);
                 for hdr in &t.headers {
                     if let HeaderValue::Secret { name, .. } = &hdr.value {
@@ -232,6 +252,9 @@ fn mounted(plan: &Plan, d: &mut Diagnostics) -> Mounted {
         }
         Mode::Dns(dns) => {
             for t in &dns.targets {
+                if let crate::plan::DnsServer::Address(a) = &t.server {
+                    loopback(&a.ip().to_string(), d);
+                }
                 tls(&t.tls, d, &mut secrets);
             }
         }
@@ -394,6 +417,19 @@ pub fn to_yaml(objs: &[Value]) -> String {
 /// kpatrol rendered it (it holds the marker file).
 pub fn write(rendered: &Rendered, dir: &Path) -> std::io::Result<()> {
     const MARKER: &str = ".kpatrol-rendered";
+    let here = std::env::current_dir().ok().and_then(|c| c.canonicalize().ok());
+    let target = dir.canonicalize().ok();
+    if dir.as_os_str().is_empty()
+        || (target.is_some()
+            && here
+                .as_ref()
+                .is_some_and(|h| h.starts_with(target.as_ref().expect("checked"))))
+    {
+        return Err(std::io::Error::other(format!(
+            "{} is the current directory (or holds it); render into a directory of its own, such as kustomize/base/tasks",
+            dir.display()
+        )));
+    }
     if dir.exists() && !dir.join(MARKER).exists() && std::fs::read_dir(dir)?.next().is_some() {
         return Err(std::io::Error::other(format!(
             "{} exists and was not rendered by kpatrol (no {MARKER}); render into an empty or new directory",

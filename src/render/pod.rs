@@ -73,6 +73,17 @@ fn env(plan: &Plan, periodic: bool, count_rounds: bool) -> Vec<Value> {
     env
 }
 
+/// The launcher's environment: as the agents', under its own service name.
+fn launcher_env(plan: &Plan) -> Vec<Value> {
+    let mut e = env(plan, plan.rounds != 1, plan.rounds > 1);
+    for v in &mut e {
+        if v["name"] == "OTEL_SERVICE_NAME" {
+            v["value"] = json!("kpatrol-launcher");
+        }
+    }
+    e
+}
+
 /// OTEL_* settings: the ConfigMap `kpatrol-otel`, and the Secret `kpatrol-otel` for what
 /// must not sit in a ConfigMap (OTEL_EXPORTER_OTLP_HEADERS with a token); both optional.
 fn otel_env_from() -> Value {
@@ -206,7 +217,7 @@ pub fn launcher_job_spec(plan: &Plan, opts: &RenderOptions) -> Value {
                     "imagePullPolicy": "IfNotPresent",
                     "command": ["kpatrol"],
                     "args": ["round", "--task", format!("{MOUNT_ROOT}/task/task.yaml"), "--agents-job", format!("{MOUNT_ROOT}/task/agents-job.yaml")],
-                    "env": env(plan, plan.rounds != 1, plan.rounds > 1),
+                    "env": launcher_env(plan),
                     "envFrom": otel_env_from(),
                     "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "64Mi"}},
                     "securityContext": container_security(),
