@@ -18,10 +18,10 @@ use crate::task::{self, read::parse_duration};
 pub(crate) fn emit(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
     }
 }
 
@@ -548,15 +548,15 @@ pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Pla
             plans.remove(i)
         }
     };
-    if let Some(m) = mode {
-        if plan.mode.name() != m {
-            return Err(format!(
-                "task {} ({}) runs in mode `{}`, not `{m}`",
-                plan.name,
-                plan.kind,
-                plan.mode.name()
-            ));
-        }
+    if let Some(m) = mode
+        && plan.mode.name() != m
+    {
+        return Err(format!(
+            "task {} ({}) runs in mode `{}`, not `{m}`",
+            plan.name,
+            plan.kind,
+            plan.mode.name()
+        ));
     }
     apply_overrides(&mut plan, opts)?;
     Ok(plan)

@@ -83,13 +83,13 @@ pub fn agents_job(
     }
     let labels = spec["template"]["metadata"]["labels"].clone();
     let mut meta = json!({"name": name, "namespace": namespace, "labels": labels});
-    if let Some(owner) = owner {
-        if let (Some(owner_name), Some(uid)) = (&owner.metadata.name, &owner.metadata.uid) {
-            meta["ownerReferences"] = json!([{
-                "apiVersion": "batch/v1", "kind": "Job", "name": owner_name, "uid": uid,
-                "controller": true,
-            }]);
-        }
+    if let Some(owner) = owner
+        && let (Some(owner_name), Some(uid)) = (&owner.metadata.name, &owner.metadata.uid)
+    {
+        meta["ownerReferences"] = json!([{
+            "apiVersion": "batch/v1", "kind": "Job", "name": owner_name, "uid": uid,
+            "controller": true,
+        }]);
     }
     json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec})
 }

@@ -160,10 +160,10 @@ pub fn judge<'a>(targets: impl IntoIterator<Item = (&'a str, &'a Expect, &'a Sta
             }
         }
     }
-    if n > 1 {
-        if let Some(m) = &merged {
-            checks.extend(judge_target("round", &round, m, ok_total));
-        }
+    if n > 1
+        && let Some(m) = &merged
+    {
+        checks.extend(judge_target("round", &round, m, ok_total));
     }
     let pass = n > 0 && checks.iter().all(|c| c.pass);
     Verdict { pass, checks }

@@ -177,10 +177,10 @@ pub async fn press<A: Attempt>(load: &Load, attempt: Arc<A>, start: Instant, sto
     }
     for h in handles {
         // A worker only ends by returning; a panic inside a mode is a bug worth surfacing.
-        if let Err(e) = h.await {
-            if e.is_panic() {
-                std::panic::resume_unwind(e.into_panic());
-            }
+        if let Err(e) = h.await
+            && e.is_panic()
+        {
+            std::panic::resume_unwind(e.into_panic());
         }
     }
     live.snapshot()

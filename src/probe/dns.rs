@@ -469,10 +469,10 @@ impl Drop for MuxConn {
 impl StreamMux {
     async fn conn(&self) -> Result<Arc<MuxConn>, ErrorKind> {
         let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
-            if !c.dead.load(Ordering::Acquire) {
-                return Ok(c.clone());
-            }
+        if let Some(c) = slot.as_ref()
+            && !c.dead.load(Ordering::Acquire)
+        {
+            return Ok(c.clone());
         }
         let stream = self.connector.connect().await?;
         let (read, write): (ReadHalf<Box<dyn Io>>, WriteHalf<Box<dyn Io>>) = tokio::io::split(stream);

@@ -209,15 +209,14 @@ impl Attempt for H1Attempt {
         if let Err(Failure {
             nothing_received: true, ..
         }) = &result
+            && was_pooled
         {
-            if was_pooled {
-                // The server closed this idle connection: retry once on a new one.
-                conn = match self.connect().await {
-                    Ok(c) => c,
-                    Err(f) => return self.failed(f),
-                };
-                result = self.exchange(&mut conn).await;
-            }
+            // The server closed this idle connection: retry once on a new one.
+            conn = match self.connect().await {
+                Ok(c) => c,
+                Err(f) => return self.failed(f),
+            };
+            result = self.exchange(&mut conn).await;
         }
         match result {
             Ok((status, keep)) => {

@@ -163,18 +163,18 @@ impl HttpAttempt {
             plan::Tls::default()
         };
         b = b.tls_backend_preconfigured(client_tls(&tls, alpn(t.version), mounts)?);
-        if url.scheme() == "https" {
-            if let Some(sni) = &t.tls.server_name {
-                // Connect to the URL's address but name the server `sni` (TLS and Host).
-                let ip: std::net::IpAddr = url
-                    .host_str()
-                    .and_then(|h| h.trim_matches(['[', ']']).parse().ok())
-                    .ok_or_else(|| "tls.serverName needs an IP address in the URL".to_string())?;
-                let port = url.port_or_known_default().unwrap_or(443);
-                url.set_host(Some(sni))
-                    .map_err(|e| format!("tls.serverName {sni}: {e}"))?;
-                b = b.resolve(sni, std::net::SocketAddr::new(ip, port));
-            }
+        if url.scheme() == "https"
+            && let Some(sni) = &t.tls.server_name
+        {
+            // Connect to the URL's address but name the server `sni` (TLS and Host).
+            let ip: std::net::IpAddr = url
+                .host_str()
+                .and_then(|h| h.trim_matches(['[', ']']).parse().ok())
+                .ok_or_else(|| "tls.serverName needs an IP address in the URL".to_string())?;
+            let port = url.port_or_known_default().unwrap_or(443);
+            url.set_host(Some(sni))
+                .map_err(|e| format!("tls.serverName {sni}: {e}"))?;
+            b = b.resolve(sni, std::net::SocketAddr::new(ip, port));
         }
         let client = b.build().map_err(|e| format!("HTTP client: {e}"))?;
         Ok(HttpAttempt {

@@ -186,17 +186,17 @@ fn mounted(plan: &Plan, d: &mut Diagnostics) -> Mounted {
             "tls: {secret: NAME} (keys ca.crt, tls.crt, tls.key) in a cluster"
         });
     };
-    if let Some(ns) = plan.origin.document["spec"]["target"]["tlsSecretNamespace"].as_str() {
-        if ns != plan.namespace {
-            d.warn(
-                plan.origin.pos("spec.target.tlsSecretNamespace"),
-                "spec.target.tlsSecretNamespace",
-                format!(
-                    "pods mount Secrets of their own namespace: the TLS Secret is read from namespace {}, not {ns}",
-                    plan.namespace
-                ),
-            );
-        }
+    if let Some(ns) = plan.origin.document["spec"]["target"]["tlsSecretNamespace"].as_str()
+        && ns != plan.namespace
+    {
+        d.warn(
+            plan.origin.pos("spec.target.tlsSecretNamespace"),
+            "spec.target.tlsSecretNamespace",
+            format!(
+                "pods mount Secrets of their own namespace: the TLS Secret is read from namespace {}, not {ns}",
+                plan.namespace
+            ),
+        );
     }
     let tls = |t: &crate::plan::Tls, d: &mut Diagnostics, secrets: &mut Vec<String>| {
         for f in [&t.ca, &t.cert, &t.key].into_iter().flatten() {

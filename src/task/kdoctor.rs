@@ -296,16 +296,16 @@ fn agent_spec(cx: &mut Cx, spec: &mut Fields) -> Option<Agents> {
             agents.passthrough.insert(key.to_string(), to_json(n));
         }
     }
-    if let Some(g) = a.int(cx, "terminationGracePeriodMinutes") {
-        if g < 0 {
-            cx.diags
-                .error(
-                    a.pos_of("terminationGracePeriodMinutes"),
-                    &a.path_of("terminationGracePeriodMinutes"),
-                    format!("{g} minutes"),
-                )
-                .allowed("0 or more");
-        }
+    if let Some(g) = a.int(cx, "terminationGracePeriodMinutes")
+        && g < 0
+    {
+        cx.diags
+            .error(
+                a.pos_of("terminationGracePeriodMinutes"),
+                &a.path_of("terminationGracePeriodMinutes"),
+                format!("{g} minutes"),
+            )
+            .allowed("0 or more");
     }
     if kind == "Deployment" {
         match replicas {
@@ -461,10 +461,10 @@ fn ahh_target(cx: &mut Cx, t: &mut Fields) -> Option<HttpTarget> {
         let path = t.path_of("header");
         for (i, item) in items.iter().enumerate() {
             let hpath = format!("{path}[{i}]");
-            if let Some(s) = cx.string(item, &hpath) {
-                if let Some(h) = header_line(cx, &s, item.pos, &hpath) {
-                    headers.push(h);
-                }
+            if let Some(s) = cx.string(item, &hpath)
+                && let Some(h) = header_line(cx, &s, item.pos, &hpath)
+            {
+                headers.push(h);
             }
         }
     }
@@ -604,82 +604,79 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan
         None => (String::new(), DnsProtocol::Udp),
     };
     let mut targets = Vec::new();
-    match spec.required(cx, "target") {
-        Some(n) => {
-            if let Some(mut t) = cx.fields(n, &spec.path_of("target")) {
-                let _ = t.bool(cx, "enableLatencyMetric");
-                let user = t.map(cx, "targetUser");
-                let dns = t.map(cx, "targetDns");
-                if user.is_some() && dns.is_some() {
-                    cx.diags
-                        .error(t.pos, &t.path, "`targetUser` and `targetDns` exclude each other")
-                        .allowed("one of targetUser, targetDns");
-                }
-                if let Some(mut u) = user {
-                    let port = u.int(cx, "port").unwrap_or(53);
-                    if !(1..=65535).contains(&port) {
+    if let Some(n) = spec.required(cx, "target")
+        && let Some(mut t) = cx.fields(n, &spec.path_of("target"))
+    {
+        let _ = t.bool(cx, "enableLatencyMetric");
+        let user = t.map(cx, "targetUser");
+        let dns = t.map(cx, "targetDns");
+        if user.is_some() && dns.is_some() {
+            cx.diags
+                .error(t.pos, &t.path, "`targetUser` and `targetDns` exclude each other")
+                .allowed("one of targetUser, targetDns");
+        }
+        if let Some(mut u) = user {
+            let port = u.int(cx, "port").unwrap_or(53);
+            if !(1..=65535).contains(&port) {
+                cx.diags
+                    .error(u.pos_of("port"), &u.path_of("port"), format!("port {port}"))
+                    .allowed("1–65535");
+            }
+            let server = u.required(cx, "server").and_then(|n| {
+                let path = u.path_of("server");
+                let s = cx.string(n, &path)?;
+                match s.parse::<IpAddr>() {
+                    Ok(ip) => Some(ip),
+                    Err(_) => {
                         cx.diags
-                            .error(u.pos_of("port"), &u.path_of("port"), format!("port {port}"))
-                            .allowed("1–65535");
-                    }
-                    let server = u.required(cx, "server").and_then(|n| {
-                        let path = u.path_of("server");
-                        let s = cx.string(n, &path)?;
-                        match s.parse::<IpAddr>() {
-                            Ok(ip) => Some(ip),
-                            Err(_) => {
-                                cx.diags
-                                    .error(n.pos, &path, format!("`{s}` is not an IP address"))
-                                    .allowed("an IPv4 or IPv6 address (kdoctor does not resolve names here)");
-                                None
-                            }
-                        }
-                    });
-                    u.finish(cx);
-                    if let Some(ip) = server {
-                        let addr = SocketAddr::new(ip, port.clamp(1, 65535) as u16);
-                        let rtype = if ip.is_ipv4() { "A" } else { "AAAA" };
-                        // kdoctor's name; the record type follows the server's family
-                        targets.push((format!("type{rtype}_{addr}_{domain}"), DnsServer::Address(addr), None));
+                            .error(n.pos, &path, format!("`{s}` is not an IP address"))
+                            .allowed("an IPv4 or IPv6 address (kdoctor does not resolve names here)");
+                        None
                     }
                 }
-                if let Some(mut d) = dns {
-                    let name = d.str(cx, "serviceName");
-                    let namespace = d.str(cx, "serviceNamespace");
-                    let ipv4 = d.bool(cx, "testIPv4").unwrap_or(true);
-                    let ipv6 = d.bool(cx, "testIPv6").unwrap_or(false);
-                    if name.is_some() && namespace.is_none() {
-                        cx.diags.error(
-                            d.pos_of("serviceName"),
-                            &d.path_of("serviceNamespace"),
-                            "required when serviceName is set",
-                        );
-                    }
-                    d.finish(cx);
-                    for (on, rtype) in [(ipv4, "A"), (ipv6, "AAAA")] {
-                        if on {
-                            let ns = namespace.clone().unwrap_or_else(|| "kube-system".into());
-                            let shown = match &name {
-                                Some(n) => format!("{n}.{ns}:53"),
-                                None => "cluster-dns:53".into(),
-                            };
-                            targets.push((
-                                format!("type{rtype}_{shown}_{domain}"),
-                                DnsServer::ClusterService {
-                                    name: name.clone(),
-                                    namespace: ns,
-                                    ipv4: rtype == "A",
-                                    ipv6: rtype == "AAAA",
-                                },
-                                Some(rtype.to_string()),
-                            ));
-                        }
-                    }
-                }
-                t.finish(cx);
+            });
+            u.finish(cx);
+            if let Some(ip) = server {
+                let addr = SocketAddr::new(ip, port.clamp(1, 65535) as u16);
+                let rtype = if ip.is_ipv4() { "A" } else { "AAAA" };
+                // kdoctor's name; the record type follows the server's family
+                targets.push((format!("type{rtype}_{addr}_{domain}"), DnsServer::Address(addr), None));
             }
         }
-        None => {}
+        if let Some(mut d) = dns {
+            let name = d.str(cx, "serviceName");
+            let namespace = d.str(cx, "serviceNamespace");
+            let ipv4 = d.bool(cx, "testIPv4").unwrap_or(true);
+            let ipv6 = d.bool(cx, "testIPv6").unwrap_or(false);
+            if name.is_some() && namespace.is_none() {
+                cx.diags.error(
+                    d.pos_of("serviceName"),
+                    &d.path_of("serviceNamespace"),
+                    "required when serviceName is set",
+                );
+            }
+            d.finish(cx);
+            for (on, rtype) in [(ipv4, "A"), (ipv6, "AAAA")] {
+                if on {
+                    let ns = namespace.clone().unwrap_or_else(|| "kube-system".into());
+                    let shown = match &name {
+                        Some(n) => format!("{n}.{ns}:53"),
+                        None => "cluster-dns:53".into(),
+                    };
+                    targets.push((
+                        format!("type{rtype}_{shown}_{domain}"),
+                        DnsServer::ClusterService {
+                            name: name.clone(),
+                            namespace: ns,
+                            ipv4: rtype == "A",
+                            ipv6: rtype == "AAAA",
+                        },
+                        Some(rtype.to_string()),
+                    ));
+                }
+            }
+        }
+        t.finish(cx);
     }
     spec.ignore("sourceAgentNodeSelector");
     spec.finish(cx);

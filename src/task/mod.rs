@@ -280,16 +280,16 @@ fn metadata(cx: &mut Cx, m: &mut Fields, kdoctor: bool, path: &Path, doc_root: &
             "kdoctor tasks are cluster-scoped; kpatrol runs them in namespace kpatrol",
         );
     }
-    if let Some(ns) = &namespace {
-        if let Some(p) = dns_label_problem(ns, 63) {
-            cx.diags
-                .error(
-                    m.pos_of("namespace"),
-                    "metadata.namespace",
-                    format!("`{ns}` is not a valid namespace: {p}"),
-                )
-                .allowed("a DNS-1123 label");
-        }
+    if let Some(ns) = &namespace
+        && let Some(p) = dns_label_problem(ns, 63)
+    {
+        cx.diags
+            .error(
+                m.pos_of("namespace"),
+                "metadata.namespace",
+                format!("`{ns}` is not a valid namespace: {p}"),
+            )
+            .allowed("a DNS-1123 label");
     }
     let labels = m.string_map(cx, "labels").unwrap_or_default();
     let _annotations = m.string_map(cx, "annotations");

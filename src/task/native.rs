@@ -232,14 +232,18 @@ pub(crate) fn common(cx: &mut Cx, spec: &mut Fields) -> Option<Common> {
                 )
                 .allowed(format!("at least {}", format_duration(need)));
         }
-        if let Some(interval) = schedule.as_ref().and_then(|s| s.interval()) {
-            if rt > interval {
-                cx.diags.warn(spec.pos_of("roundTimeout"), &spec.path_of("roundTimeout"), format!(
+        if let Some(interval) = schedule.as_ref().and_then(|s| s.interval())
+            && rt > interval
+        {
+            cx.diags.warn(
+                spec.pos_of("roundTimeout"),
+                &spec.path_of("roundTimeout"),
+                format!(
                     "round timeout {} is longer than the schedule's interval {}: a slow round makes the next one skip",
                     format_duration(rt),
                     format_duration(interval)
-                ));
-            }
+                ),
+            );
         }
     }
     let round_timeout = round_timeout.or_else(|| {
@@ -597,16 +601,17 @@ fn http_target(cx: &mut Cx, f: &mut Fields, index: usize, base: &ExpectSpec, tas
         .map(cx, "tls")
         .map(|mut t| tls(cx, &mut t, task_dir))
         .unwrap_or_default();
-    if let Some(u) = &url {
-        if !u.starts_with("https://") && f.get("tls").is_some() {
-            cx.diags
-                .error(
-                    f.pos_of("tls"),
-                    &f.path_of("tls"),
-                    "TLS settings on a plain http:// URL",
-                )
-                .allowed("https:// URLs");
-        }
+    if let Some(u) = &url
+        && !u.starts_with("https://")
+        && f.get("tls").is_some()
+    {
+        cx.diags
+            .error(
+                f.pos_of("tls"),
+                &f.path_of("tls"),
+                "TLS settings on a plain http:// URL",
+            )
+            .allowed("https:// URLs");
     }
     let version = match f.one_of(cx, "http", &["auto", "1.1", "2"]) {
         Some("1.1") => HttpVersion::Http1,
@@ -1009,39 +1014,36 @@ fn dns_target(cx: &mut Cx, f: &mut Fields, base: &ExpectSpec, task_dir: &Path) -
             .allowed("protocol: https");
     }
     let mut queries = Vec::new();
-    match f.required(cx, "queries") {
-        Some(n) => {
-            let qpath = f.path_of("queries");
-            if let Some(items) = cx.list(n, &qpath) {
-                if items.is_empty() {
-                    cx.diags.error(n.pos, &qpath, "at least one query is needed");
-                }
-                for (i, item) in items.iter().enumerate() {
-                    let p = format!("{qpath}[{i}]");
-                    let Some(mut q) = cx.fields(item, &p) else { continue };
-                    let qname = q.required(cx, "name").and_then(|n| {
-                        let s = cx.string(n, &q.path_of("name"))?;
-                        if hickory_proto::rr::Name::from_ascii(&s).is_ok() && !s.is_empty() && s.len() <= 253 {
-                            Some(s)
-                        } else {
-                            cx.diags
-                                .error(n.pos, &q.path_of("name"), format!("`{s}` is not a domain name"))
-                                .allowed("labels of 1–63 characters, 253 in all");
-                            None
-                        }
-                    });
-                    let rtype = q.one_of(cx, "type", RECORD_TYPES).unwrap_or("A");
-                    q.finish(cx);
-                    if let Some(qname) = qname {
-                        queries.push(DnsQuery {
-                            name: qname,
-                            record_type: Some(rtype.to_string()),
-                        });
+    if let Some(n) = f.required(cx, "queries") {
+        let qpath = f.path_of("queries");
+        if let Some(items) = cx.list(n, &qpath) {
+            if items.is_empty() {
+                cx.diags.error(n.pos, &qpath, "at least one query is needed");
+            }
+            for (i, item) in items.iter().enumerate() {
+                let p = format!("{qpath}[{i}]");
+                let Some(mut q) = cx.fields(item, &p) else { continue };
+                let qname = q.required(cx, "name").and_then(|n| {
+                    let s = cx.string(n, &q.path_of("name"))?;
+                    if hickory_proto::rr::Name::from_ascii(&s).is_ok() && !s.is_empty() && s.len() <= 253 {
+                        Some(s)
+                    } else {
+                        cx.diags
+                            .error(n.pos, &q.path_of("name"), format!("`{s}` is not a domain name"))
+                            .allowed("labels of 1–63 characters, 253 in all");
+                        None
                     }
+                });
+                let rtype = q.one_of(cx, "type", RECORD_TYPES).unwrap_or("A");
+                q.finish(cx);
+                if let Some(qname) = qname {
+                    queries.push(DnsQuery {
+                        name: qname,
+                        record_type: Some(rtype.to_string()),
+                    });
                 }
             }
         }
-        None => {}
     }
     let edns = f.bool(cx, "edns").unwrap_or(true);
     let tls = f

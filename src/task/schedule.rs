@@ -39,7 +39,7 @@ impl fmt::Display for Schedule {
 /// minutes dividing an hour, hours dividing a day, or a day.
 pub fn interval_cron(every: Duration) -> Option<String> {
     let secs = every.as_secs();
-    if secs == 0 || secs % 60 != 0 || every.subsec_nanos() != 0 {
+    if secs == 0 || !secs.is_multiple_of(60) || every.subsec_nanos() != 0 {
         return None;
     }
     let m = secs / 60;
@@ -133,13 +133,13 @@ pub fn parse_native(text: &str) -> Result<Schedule, ScheduleError> {
     match fields.len() {
         2 => {
             let m = minutes(&fields, NATIVE_ALLOWED)?;
-            if let Some(every) = m.interval() {
-                if interval_cron(every).is_none() {
-                    return Err(err(
-                        format!("every {} minutes has no CronJob equivalent", every.as_secs() / 60),
-                        INTERVAL_ALLOWED,
-                    ));
-                }
+            if let Some(every) = m.interval()
+                && interval_cron(every).is_none()
+            {
+                return Err(err(
+                    format!("every {} minutes has no CronJob equivalent", every.as_secs() / 60),
+                    INTERVAL_ALLOWED,
+                ));
             }
             Ok(m)
         }

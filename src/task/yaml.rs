@@ -303,29 +303,27 @@ fn resolve_plain(text: &Cow<'_, str>) -> Value {
     }
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let unsigned = t.strip_prefix(['-', '+']).unwrap_or(t);
-    if digits(unsigned) {
-        if let Ok(i) = t.parse::<i64>() {
-            return Value::Int(i);
-        }
+    if digits(unsigned)
+        && let Ok(i) = t.parse::<i64>()
+    {
+        return Value::Int(i);
     }
-    if let Some(hex) = t.strip_prefix("0x") {
-        if let Ok(i) = i64::from_str_radix(hex, 16) {
-            return Value::Int(i);
-        }
+    if let Some(hex) = t.strip_prefix("0x")
+        && let Ok(i) = i64::from_str_radix(hex, 16)
+    {
+        return Value::Int(i);
     }
-    if let Some(oct) = t.strip_prefix("0o") {
-        if let Ok(i) = i64::from_str_radix(oct, 8) {
-            return Value::Int(i);
-        }
+    if let Some(oct) = t.strip_prefix("0o")
+        && let Ok(i) = i64::from_str_radix(oct, 8)
+    {
+        return Value::Int(i);
     }
     let looks_float = unsigned.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.')
         && unsigned
             .bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
-    if looks_float {
-        if let Ok(f) = t.parse::<f64>() {
-            return Value::Float(f);
-        }
+    if looks_float && let Ok(f) = t.parse::<f64>() {
+        return Value::Float(f);
     }
     Value::Str(t.to_string())
 }
