@@ -56,7 +56,7 @@ async fn changes(
     crate::cluster::apply::apply(&client, &objects, dry_run)
         .await
         .map_err(|e| {
-            eprintln!("kpatrol: apply stopped: {e}");
+            eprintln!("kpatrol: {e}; nothing more was applied");
             Exit::Trouble
         })
 }
