@@ -216,6 +216,11 @@ impl std::fmt::Display for CodeRange {
 }
 
 impl Plan {
+    /// Whether rounds repeat on a schedule (a CronJob), rather than one round now (a Job).
+    pub fn is_periodic(&self) -> bool {
+        self.rounds != 1 && self.schedule != Schedule::Once
+    }
+
     /// Each target's name and expectations, in task order.
     pub fn targets(&self) -> Vec<(&str, &Expect)> {
         match &self.mode {

@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::oneshot;
 
-use super::Mounts;
+use super::{Mounts, io_kind};
 use crate::plan::{AnswerCheck, Connections, DnsProtocol, DnsServer, DnsTarget, Pressure, WRONG_ANSWER};
 use crate::pressure::{Attempt, ErrorKind, Outcome};
 
@@ -530,17 +530,4 @@ async fn doh(client: &reqwest::Client, url: &reqwest::Url, query: &[u8]) -> Repl
         .await
         .map(|b| b.to_vec())
         .map_err(|e| super::http::classify(&e))
-}
-
-fn io_kind(e: &std::io::Error) -> ErrorKind {
-    use std::io::ErrorKind as K;
-    if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
-        return ErrorKind::Tls;
-    }
-    match e.kind() {
-        K::ConnectionRefused => ErrorKind::Refused,
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => ErrorKind::Reset,
-        K::TimedOut => ErrorKind::Timeout,
-        _ => ErrorKind::Other,
-    }
 }

@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::http::Resolved;
+use super::io_kind;
 use crate::pressure::{Attempt, ErrorKind, Outcome};
 
 pub struct H1Attempt {
@@ -344,15 +345,5 @@ async fn read_line(c: &mut Conn) -> Result<Vec<u8>, ErrorKind> {
             return Err(ErrorKind::Protocol);
         }
         fill(c).await?;
-    }
-}
-
-fn io_kind(e: &std::io::Error) -> ErrorKind {
-    use std::io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionRefused => ErrorKind::Refused,
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => ErrorKind::Reset,
-        K::TimedOut => ErrorKind::Timeout,
-        _ => ErrorKind::Other,
     }
 }

@@ -342,22 +342,9 @@ pub fn classify(e: &reqwest::Error) -> ErrorKind {
             return ErrorKind::Tls;
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-            {
-                return ErrorKind::Tls;
-            }
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return ErrorKind::Refused,
-                std::io::ErrorKind::ConnectionReset
-                | std::io::ErrorKind::ConnectionAborted
-                | std::io::ErrorKind::BrokenPipe
-                | std::io::ErrorKind::UnexpectedEof => {
-                    return ErrorKind::Reset;
-                }
-                std::io::ErrorKind::TimedOut => return ErrorKind::Timeout,
-                _ => {}
+            match super::io_kind(io) {
+                ErrorKind::Other => {}
+                kind => return kind,
             }
         }
         if let Some(h) = s.downcast_ref::<hyper::Error>() {

@@ -197,6 +197,22 @@ async fn press<A: pressure::Attempt>(
     (stats, samples)
 }
 
+/// The error kind of an I/O error, for every mode: a TLS failure inside it, a refusal, a
+/// reset or early end, a timeout; anything else is `Other`.
+pub(crate) fn io_kind(e: &std::io::Error) -> pressure::ErrorKind {
+    use pressure::ErrorKind;
+    use std::io::ErrorKind as K;
+    if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
+        return ErrorKind::Tls;
+    }
+    match e.kind() {
+        K::ConnectionRefused => ErrorKind::Refused,
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => ErrorKind::Reset,
+        K::TimedOut => ErrorKind::Timeout,
+        _ => ErrorKind::Other,
+    }
+}
+
 /// Reads a file for a target, naming the file and what it was for on failure.
 pub(crate) fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::plan::{Agents, Body, Format, HeaderValue, Mode, Placement, Plan};
+use crate::plan::{Body, Format, HeaderValue, Mode, Placement, Plan};
 use crate::task::schedule::{Schedule, interval_cron};
 
 /// The image rendered manifests run unless `--image` says otherwise.
@@ -310,7 +310,7 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
     let mut objs = Vec::new();
     let task_yaml = serde_yaml_ng::to_string(&plan.origin.document).unwrap_or_default();
     let per_node = matches!(plan.agents.placement, Placement::PerNode { .. });
-    let periodic = plan.rounds != 1 && plan.schedule != Schedule::Once;
+    let periodic = plan.is_periodic();
     let counted_rounds = periodic && plan.rounds > 1;
     // agents need the API only to count rounds, and not when a launcher does it for them
     let agent_job = pod::agent_job_spec(plan, opts, &mounted, counted_rounds && !per_node);
@@ -357,7 +357,7 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
     if per_node || counted_rounds {
         objs.extend(pod::rbac(plan, per_node, counted_rounds));
     }
-    if agents_host_network(&plan.agents) {
+    if plan.agents.host_network {
         d.warn(
             plan.origin.name_pos,
             "spec.agentSpec.hostNetwork",
@@ -365,10 +365,6 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
         );
     }
     Some(objs)
-}
-
-fn agents_host_network(a: &Agents) -> bool {
-    a.host_network
 }
 
 fn kind_rank(kind: &str) -> u8 {

@@ -75,7 +75,7 @@ fn env(plan: &Plan, periodic: bool, count_rounds: bool) -> Vec<Value> {
 
 /// The launcher's environment: as the agents', under its own service name.
 fn launcher_env(plan: &Plan) -> Vec<Value> {
-    let mut e = env(plan, plan.rounds != 1, plan.rounds > 1);
+    let mut e = env(plan, plan.is_periodic(), plan.rounds > 1);
     for v in &mut e {
         if v["name"] == "OTEL_SERVICE_NAME" {
             v["value"] = json!("kpatrol-launcher");
@@ -114,7 +114,7 @@ pub fn agent_job_spec(plan: &Plan, opts: &RenderOptions, mounted: &Mounted, api_
         // the launcher sets completions and parallelism to the number of nodes
         Placement::PerNode { .. } => 1,
     };
-    let periodic = plan.rounds != 1 && plan.schedule != crate::task::schedule::Schedule::Once;
+    let periodic = plan.is_periodic();
     let (task_vol, task_mount) = task_volume(plan);
     let mut volumes = vec![task_vol];
     let mut mounts = vec![task_mount];
@@ -200,7 +200,7 @@ pub fn agent_job_spec(plan: &Plan, opts: &RenderOptions, mounted: &Mounted, api_
 pub fn launcher_job_spec(plan: &Plan, opts: &RenderOptions) -> Value {
     let base = base_name(plan);
     let (task_vol, task_mount) = task_volume(plan);
-    let periodic = plan.rounds != 1 && plan.schedule != crate::task::schedule::Schedule::Once;
+    let periodic = plan.is_periodic();
     let mut spec = json!({
         "backoffLimit": 0,
         "activeDeadlineSeconds": plan.round_timeout.as_secs().max(1) + 120,

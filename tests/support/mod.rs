@@ -289,6 +289,15 @@ pub async fn closed_port() -> SocketAddr {
     a
 }
 
+/// Waits, at most `within`, until something accepts on `port` of 127.0.0.1.
+pub fn wait_port(port: u16, what: &str, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not open port {port}");
+        std::thread::sleep(Duration::from_millis(20)); // polling the port, bounded
+    }
+}
+
 /// Writes `text` as a task file in `dir` and returns its path.
 pub fn task_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);

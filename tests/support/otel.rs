@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::wait_port;
+
 pub struct Pipeline {
     children: Vec<Child>,
     pub grpc: String,
@@ -37,14 +39,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn wait_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not open port {port}");
-        std::thread::sleep(Duration::from_millis(20)); // polling the port, bounded
-    }
-}
-
 impl Pipeline {
     pub fn start() -> Pipeline {
         let python = venv().join("bin/python");
@@ -66,7 +60,7 @@ impl Pipeline {
             .spawn()
             .unwrap();
         let mut children = vec![sink];
-        wait_port(sink_grpc, "the OTLP sink");
+        wait_port(sink_grpc, "the OTLP sink", Duration::from_secs(20));
         let rotel = Command::new(&python)
             .args([
                 "-c",
@@ -97,8 +91,8 @@ impl Pipeline {
             .spawn()
             .unwrap();
         children.push(collector);
-        wait_port(grpc, "rotel (gRPC)");
-        wait_port(http, "rotel (HTTP)");
+        wait_port(grpc, "rotel (gRPC)", Duration::from_secs(20));
+        wait_port(http, "rotel (HTTP)", Duration::from_secs(20));
         Pipeline {
             children,
             grpc: format!("http://127.0.0.1:{grpc}"),
