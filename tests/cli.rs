@@ -422,3 +422,126 @@ async fn reports_say_why_attempts_failed_and_have_no_latency_without_answers() {
         "{text}"
     );
 }
+
+#[test]
+fn a_panic_still_writes_the_termination_message_and_exits_2() {
+    // Debug builds panic on purpose with KPATROL_TEST_PANIC (no input makes them panic).
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let f = task_file(dir.path(), "t.yaml", &task("http://127.0.0.1:9/", "{qps: 1}", "{}"));
+    let out = Command::new(PROBE)
+        .args(["http", "--task"])
+        .arg(&f)
+        .arg("--termination-log")
+        .arg(&log)
+        .env("KPATROL_TEST_PANIC", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let brief: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    assert_eq!(brief["verdict"], "error");
+    let error = brief["error"].as_str().unwrap();
+    assert!(error.starts_with("internal error at src/cli/mod.rs:"), "{error}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a bug"));
+}
+
+/// A child whose stdout is a pipe nobody reads: the read end is closed at once.
+fn with_closed_stdout(cmd: &mut Command) -> std::process::Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn a_closed_stdout_does_not_change_the_verdict() {
+    let s = http(Behaviour::Status(503)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &task(&s.url("http", "/"), "{qps: 20, duration: 200ms}", "{successRate: 1}"),
+    );
+    let f2 = f.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        with_closed_stdout(Command::new(KPATROL).args(["run", "-o", "json"]).arg(&f2))
+    })
+    .await
+    .unwrap();
+    assert_eq!(run.status.code(), Some(1), "{}", String::from_utf8_lossy(&run.stderr));
+    let log = dir.path().join("log");
+    let log2 = log.clone();
+    let probe = tokio::task::spawn_blocking(move || {
+        with_closed_stdout(
+            Command::new(PROBE)
+                .args(["http", "--task"])
+                .arg(&f)
+                .arg("--termination-log")
+                .arg(&log2),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        probe.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let brief: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    assert_eq!(brief["verdict"], "fail");
+}
+
+#[tokio::test]
+async fn a_second_signal_quits_at_once_and_the_probe_still_says_so() {
+    let s = http(Behaviour::Delay(Duration::from_secs(30))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    // answers take 30 s and the timeout is 60 s: only a second signal ends this quickly
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &task(
+            &s.url("http", "/"),
+            "{qps: 20, duration: 60s, timeout: 60s}",
+            "{successRate: 1}",
+        ),
+    );
+    let mut child = tokio::process::Command::new(PROBE)
+        .args(["http", "--task"])
+        .arg(&f)
+        .arg("--termination-log")
+        .arg(&log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.seen.requests.load(Ordering::SeqCst) < 2 {
+        assert!(std::time::Instant::now() < deadline, "no traffic");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    // the second signal once the first one was taken
+    while let Some(line) = stderr.next_line().await.unwrap() {
+        if line.starts_with("stopping") {
+            break;
+        }
+    }
+    let started = std::time::Instant::now();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(2));
+    let brief: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    assert_eq!(brief["verdict"], "error");
+    assert!(brief["error"].as_str().unwrap().contains("second signal"), "{brief}");
+}

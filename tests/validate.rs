@@ -404,12 +404,12 @@ fn native_qps_and_round_timeout() {
         (
             "timeout zero",
             native(&format!("  pressure: {{timeout: 0s}}\n{TARGETS}")),
-            vec!["t.yaml:6:23: spec.pressure.timeout: 0ms is out of range (allowed: above 0 and at most 10m)"],
+            vec!["t.yaml:6:23: spec.pressure.timeout: 0ms is out of range (allowed: 1ms to 10m)"],
         ),
         (
             "duration over a day",
             native(&format!("  pressure: {{duration: 25h}}\n{TARGETS}")),
-            vec!["t.yaml:6:24: spec.pressure.duration: 25h is out of range (allowed: above 0 and at most 24h)"],
+            vec!["t.yaml:6:24: spec.pressure.duration: 25h is out of range (allowed: 1ms to 24h)"],
         ),
         (
             "maxInFlight zero",
@@ -1080,9 +1080,7 @@ fn kdoctor_request_limits() {
         (
             "Netdns empty domain",
             dns("{perRequestTimeoutInMS: 500, domain: \"\"}"),
-            vec![
-                "t.yaml:7:49: spec.request.domain: `` is not a domain name (allowed: labels of 1–63 characters, 253 in all)",
-            ],
+            vec!["t.yaml:7:49: spec.request.domain: `` is not a valid host name: it is blank"],
         ),
         (
             "Netdns label longer than 63",
@@ -2224,7 +2222,7 @@ fn review_findings_are_reported() {
     let errs = errors(&native(&format!("  timeZone: \"Mars Olympus\"\n{TARGETS}")));
     assert!(
         errs.iter()
-            .any(|e| e.contains("spec.timeZone: `Mars Olympus` is not a time zone name")),
+            .any(|e| e.contains("spec.timeZone: `Mars Olympus` is not a time zone of the tz database")),
         "{errs:?}"
     );
     let ft = loaded(&native(&format!(

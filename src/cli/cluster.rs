@@ -157,6 +157,7 @@ pub(super) async fn round(
     log: Option<&Path>,
 ) -> Exit {
     let log = termination_path(log);
+    super::crash_report_to(log.as_deref(), &task.display().to_string());
     let fail = |msg: String| {
         eprintln!("kpatrol round: {msg}");
         write_termination(log.as_deref(), &error_message(&task.display().to_string(), &msg));

@@ -13,15 +13,74 @@ use crate::probe::{DEFAULT_MOUNTS, Mounts};
 use crate::report;
 use crate::task::{self, read::parse_duration};
 
-/// Writes to stdout; a reader that went away (`kpatrol validate | head`) ends the
-/// process quietly instead of a panic.
+/// Writes to stdout. A reader that went away (`kpatrol validate | head`) or any other write
+/// error is not the verdict's business: the rest of the output is dropped quietly and the
+/// command goes on (the probe still writes its termination message and telemetry), so the
+/// exit code stays the verdict.
 pub(crate) fn emit(text: &str) {
     use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static GONE: AtomicBool = AtomicBool::new(false);
+    if GONE.load(Ordering::Relaxed) {
+        return;
+    }
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush())
-        && e.kind() == std::io::ErrorKind::BrokenPipe
-    {
-        std::process::exit(0);
+    if out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_err() {
+        GONE.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Where a crash reports itself: the termination log and the task, once known.
+static CRASH_REPORT: std::sync::Mutex<Option<(PathBuf, String)>> = std::sync::Mutex::new(None);
+
+/// Installs the panic hook of both binaries. A panic is a bug, but a pod must still say
+/// what happened: the hook prints where it happened, writes an `error` termination message
+/// when a termination log is known (or `KPATROL_TERMINATION_LOG` / /dev/termination-log),
+/// and ends the process with exit code 2 (could not run) instead of an abort.
+pub fn install_panic_hook(binary: &'static str) {
+    std::panic::set_hook(Box::new(move |info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let place = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_else(|| "unknown place".into());
+        let error = format!("internal error at {place}: {what}");
+        eprintln!("{binary}: {error} (a bug: please report it)");
+        let known = CRASH_REPORT.lock().ok().and_then(|g| g.clone());
+        let (log, task) = match known {
+            Some((log, task)) => (Some(log), task),
+            None => (
+                termination_path(
+                    std::env::var_os("KPATROL_TERMINATION_LOG")
+                        .map(PathBuf::from)
+                        .as_deref(),
+                ),
+                std::env::var("KPATROL_TASK").unwrap_or_default(),
+            ),
+        };
+        write_termination(log.as_deref(), &error_message(&task, &error));
+        std::process::exit(Exit::Trouble as i32);
+    }));
+}
+
+/// Tells the panic hook where this run's termination message goes.
+fn crash_report_to(log: Option<&Path>, task: &str) {
+    if let (Some(log), Ok(mut g)) = (log, CRASH_REPORT.lock()) {
+        *g = Some((log.to_path_buf(), task.to_string()));
+    }
+}
+
+/// Debug builds only: `KPATROL_TEST_PANIC=1` panics here, so tests can check the panic hook
+/// (no input makes kpatrol panic on purpose).
+fn test_panic() {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("KPATROL_TEST_PANIC").is_some() {
+        panic!("KPATROL_TEST_PANIC asked for a panic");
     }
 }
 
@@ -279,6 +338,8 @@ pub async fn probe(cli: Probe) -> Exit {
         ProbeMode::Dns(a) => (a, "dns"),
     };
     let log = termination_path(args.termination_log.as_deref());
+    crash_report_to(log.as_deref(), &args.task.display().to_string());
+    test_panic();
     let plan = match load_one(&args.task, &args.opts, Some(mode)) {
         Ok(p) => p,
         Err(e) => {
@@ -288,8 +349,17 @@ pub async fn probe(cli: Probe) -> Exit {
         }
     };
     let stop = Stop::new();
-    watch_signals(stop.clone());
-    match crate::local::execute_round(&plan, &Mounts::new(&args.opts.mounts), stop, false).await {
+    let quit = watch_signals(stop.clone());
+    let mounts = Mounts::new(&args.opts.mounts);
+    let round = tokio::select! {
+        r = crate::local::execute_round(&plan, &mounts, stop, false) => r,
+        _ = quit.stopped() => {
+            eprintln!("kpatrol-probe: {QUIT}");
+            write_termination(log.as_deref(), &error_message(&plan.name, QUIT));
+            return Exit::Trouble;
+        }
+    };
+    match round {
         Ok(finished) => {
             // the report first: a slow collector must not cost the termination message
             outln!(
@@ -348,18 +418,26 @@ pub(super) fn write_termination(path: Option<&Path>, text: &str) {
     }
 }
 
-/// Ctrl-C and SIGTERM stop the round; what was measured is still judged. A second Ctrl-C
-/// quits at once.
-fn watch_signals(stop: Stop) {
-    watch_stop_signals(stop.clone());
+/// Ctrl-C and SIGTERM stop the round; what was measured is still judged. A second signal
+/// quits at once: the returned [`Stop`] fires, and the caller abandons the round (the probe
+/// still writes an `error` termination message).
+fn watch_signals(stop: Stop) -> Stop {
+    let quit = Stop::new();
+    let q = quit.clone();
+    let mut signals = Signals::new();
     tokio::spawn(async move {
-        stop.stopped().await;
+        signals.next().await;
         eprintln!("stopping: finishing requests in flight, then reporting (Ctrl-C again to quit at once)");
-        let _ = tokio::signal::ctrl_c().await;
+        stop.stop();
+        signals.next().await;
         eprintln!("quitting without a report");
-        std::process::exit(Exit::Trouble as i32);
+        q.stop();
     });
+    quit
 }
+
+/// What a second signal leaves of a round.
+const QUIT: &str = "quit by a second signal before the round was judged; no report";
 
 /// `kpatrol validate`.
 pub fn validate(paths: &[PathBuf]) -> Exit {
@@ -562,31 +640,30 @@ pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Pla
     Ok(plan)
 }
 
-/// Command-line overrides of the task's pressure. Pure.
+/// Command-line overrides of the task's pressure, held to the same bounds as the task file.
+/// Pure.
 pub fn apply_overrides(plan: &mut Plan, opts: &RoundOpts) -> Result<(), String> {
+    use task::native::{DURATION_RANGE, QPS_ALLOWED, duration_problem, max_in_flight_problem, qps_problem};
     if let Some(q) = &opts.qps {
         plan.pressure.rate = if q == "max" {
             Rate::Max
         } else {
             match q.parse::<f64>() {
-                Ok(v) if v > 0.0 && v <= task::native::MAX_QPS => Rate::Fixed(v),
-                _ => {
-                    return Err(format!(
-                        "--qps {q}: expected a number above 0 and at most {}, or `max`",
-                        task::native::MAX_QPS
-                    ));
-                }
+                Ok(v) if qps_problem(v).is_none() => Rate::Fixed(v),
+                _ => return Err(format!("--qps {q}: expected a number {QPS_ALLOWED}")),
             }
         };
     }
     if let Some(d) = &opts.duration {
-        plan.pressure.duration = parse_duration(d)
-            .filter(|d| !d.is_zero() && *d <= std::time::Duration::from_secs(24 * 3600))
-            .ok_or_else(|| format!("--duration {d}: expected a duration above 0 and at most 24h, such as 30s"))?;
+        let parsed = parse_duration(d).ok_or_else(|| format!("--duration {d}: expected a duration such as 30s"))?;
+        if let Some((problem, allowed)) = duration_problem(parsed, DURATION_RANGE) {
+            return Err(format!("--duration {d}: {problem} (allowed: {allowed})"));
+        }
+        plan.pressure.duration = parsed;
     }
     if let Some(m) = opts.max_in_flight {
-        if m == 0 {
-            return Err("--max-in-flight must be at least 1".into());
+        if let Some(problem) = max_in_flight_problem(m.into()) {
+            return Err(format!("--max-in-flight {problem}"));
         }
         plan.pressure.max_in_flight = m;
     }
@@ -602,8 +679,16 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> E
         }
     };
     let stop = Stop::new();
-    watch_signals(stop.clone());
-    match crate::local::execute_round(&plan, &Mounts::new(&opts.mounts), stop, progress).await {
+    let quit = watch_signals(stop.clone());
+    let mounts = Mounts::new(&opts.mounts);
+    let round = tokio::select! {
+        r = crate::local::execute_round(&plan, &mounts, stop, progress) => r,
+        _ = quit.stopped() => {
+            eprintln!("kpatrol: {QUIT}");
+            return Exit::Trouble;
+        }
+    };
+    match round {
         Ok(finished) => {
             match output {
                 Output::Table => out!("{}", report::table(&finished.report)),
@@ -651,27 +736,55 @@ async fn serve(listen: &str) -> Exit {
 
 /// Ctrl-C and SIGTERM call `stop`.
 fn watch_stop_signals(stop: Stop) {
+    let mut signals = Signals::new();
     tokio::spawn(async move {
+        signals.next().await;
+        stop.stop();
+    });
+}
+
+/// Ctrl-C and SIGTERM, listened to from creation on, so a second signal is never missed.
+struct Signals {
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let term_fut = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// The next Ctrl-C or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
                     }
                     None => std::future::pending::<()>().await,
                 }
-            };
+            }
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term_fut => {}
+                _ = one(&mut self.int) => {}
+                _ = one(&mut self.term) => {}
             }
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-        stop.stop();
-    });
+    }
 }
 
 /// Sends the round over OTLP when the OTEL_* variables ask for it. Bounded; a failure is one

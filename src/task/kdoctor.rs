@@ -8,7 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::Meta;
-use super::native::{header_line, to_json};
+use super::k8s::NameRule;
+use super::native::{field_name, header_line, named, to_json};
 use super::read::{Cx, Fields};
 use super::schedule::{self, MAX_MINUTES, Schedule};
 use crate::plan::*;
@@ -17,6 +18,9 @@ use crate::plan::*;
 pub const MAX_QPS_APP_HTTP: i64 = 100;
 pub const MAX_QPS_NET_REACH: i64 = 20;
 pub const MAX_QPS_NET_DNS: i64 = 100;
+
+/// An Indexed Job's completions limit: the most agents one round can have.
+const MAX_AGENTS: i64 = 100_000;
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "PATCH", "HEAD"];
 
@@ -309,7 +313,18 @@ fn agent_spec(cx: &mut Cx, spec: &mut Fields) -> Option<Agents> {
     }
     if kind == "Deployment" {
         match replicas {
-            Some(r) if (1..=i32::MAX as i64).contains(&r) => agents.placement = Placement::Count(r as u32),
+            Some(r) if (1..=MAX_AGENTS).contains(&r) => agents.placement = Placement::Count(r as u32),
+            Some(r) if r > MAX_AGENTS => {
+                cx.diags
+                    .error(
+                        a.pos_of("deploymentReplicas"),
+                        &a.path_of("deploymentReplicas"),
+                        format!(
+                            "{r} replicas: a round is one Indexed Job, and Kubernetes stops those at {MAX_AGENTS} pods"
+                        ),
+                    )
+                    .allowed(format!("1–{MAX_AGENTS}"));
+            }
             Some(r) => {
                 cx.diags
                     .error(
@@ -468,11 +483,11 @@ fn ahh_target(cx: &mut Cx, t: &mut Fields) -> Option<HttpTarget> {
             }
         }
     }
-    let body_name = t.str(cx, "bodyConfigmapName");
-    let body_ns = t.str(cx, "bodyConfigmapNamespace");
+    let body_name = field_name(cx, t, "bodyConfigmapName", NameRule::Object);
+    let body_ns = field_name(cx, t, "bodyConfigmapNamespace", NameRule::Namespace);
     let body = match (body_name, body_ns) {
         (Some(name), Some(namespace)) => Body::ConfigMapJson { name, namespace },
-        (Some(_), None) => {
+        (Some(_), None) if !t.has("bodyConfigmapNamespace") => {
             cx.diags.error(
                 t.pos_of("bodyConfigmapName"),
                 &t.path_of("bodyConfigmapNamespace"),
@@ -482,15 +497,15 @@ fn ahh_target(cx: &mut Cx, t: &mut Fields) -> Option<HttpTarget> {
         }
         _ => Body::None,
     };
-    let tls_name = t.str(cx, "tlsSecretName");
-    let tls_ns = t.str(cx, "tlsSecretNamespace");
+    let tls_name = field_name(cx, t, "tlsSecretName", NameRule::Object);
+    let tls_ns = field_name(cx, t, "tlsSecretNamespace", NameRule::Namespace);
     let tls = match (tls_name, tls_ns) {
         (Some(name), Some(_)) => Tls {
             secret: Some(name),
             verify_only_with_ca: true,
             ..Default::default()
         },
-        (Some(_), None) => {
+        (Some(_), None) if !t.has("tlsSecretNamespace") => {
             cx.diags.error(
                 t.pos_of("tlsSecretName"),
                 &t.path_of("tlsSecretNamespace"),
@@ -581,18 +596,10 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &mut Fields) -> Option<Plan
     let common = common(cx, spec, request.as_mut(), MAX_QPS_NET_DNS, false, "Netdns");
     let (domain, protocol) = match request {
         Some(mut r) => {
-            let domain = r
-                .str(cx, "domain")
-                .unwrap_or_else(|| "kubernetes.default.svc.cluster.local".into());
-            if domain.is_empty() || domain.len() > 253 || domain.split('.').any(|l| l.len() > 63) {
-                cx.diags
-                    .error(
-                        r.pos_of("domain"),
-                        &r.path_of("domain"),
-                        format!("`{domain}` is not a domain name"),
-                    )
-                    .allowed("labels of 1–63 characters, 253 in all");
-            }
+            let domain = match r.get("domain") {
+                Some(n) => named(cx, n, &r.path_of("domain"), NameRule::Host).unwrap_or_default(),
+                None => "kubernetes.default.svc.cluster.local".into(),
+            };
             let protocol = match r.one_of(cx, "protocol", &["udp", "tcp", "tcp-tls"]) {
                 Some("tcp") => DnsProtocol::Tcp,
                 Some("tcp-tls") => DnsProtocol::Tls,

@@ -4,10 +4,12 @@
 //!
 //! Everything here but [`collect_files`] and [`load_file`] is pure.
 
+pub mod k8s;
 pub mod kdoctor;
 pub mod native;
 pub mod read;
 pub mod schedule;
+mod time_zones;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Diagnostics, Pos, did_you_mean};
 use crate::plan::{FileRef, Origin, Plan};
+pub use k8s::{dns_label_problem, dns_subdomain_problem};
 use read::{Cx, Fields};
 
 pub const NATIVE_API: &str = "kpatrol.dev/v1";
@@ -291,7 +294,7 @@ fn metadata(cx: &mut Cx, m: &mut Fields, kdoctor: bool, path: &Path, doc_root: &
             )
             .allowed("a DNS-1123 label");
     }
-    let labels = m.string_map(cx, "labels").unwrap_or_default();
+    let labels = native::labels(cx, m, "labels").unwrap_or_default();
     let _annotations = m.string_map(cx, "annotations");
     Some(Meta {
         name: name?,
@@ -317,52 +320,6 @@ fn metadata(cx: &mut Cx, m: &mut Fields, kdoctor: bool, path: &Path, doc_root: &
             },
         },
     })
-}
-
-/// Why `s` is not a DNS-1123 label of at most `max` characters starting with a letter.
-pub fn dns_label_problem(s: &str, max: usize) -> Option<String> {
-    if s.is_empty() {
-        return Some("it is empty".into());
-    }
-    if s.len() > max {
-        return Some(format!("it has {} characters", s.len()));
-    }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-    {
-        return Some(format!("it contains {c:?}"));
-    }
-    if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return Some("it does not start with a letter".into());
-    }
-    if s.ends_with('-') {
-        return Some("it ends with '-'".into());
-    }
-    None
-}
-
-/// Why `s` is not a DNS-1123 subdomain.
-pub fn dns_subdomain_problem(s: &str) -> Option<String> {
-    if s.is_empty() {
-        return Some("it is empty".into());
-    }
-    if s.len() > 253 {
-        return Some(format!("it has {} characters", s.len()));
-    }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
-    {
-        return Some(format!("it contains {c:?}"));
-    }
-    for label in s.split('.') {
-        let ok_ends = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-        if label.is_empty() || !label.starts_with(ok_ends) || !label.ends_with(ok_ends) {
-            return Some(format!("part `{label}` must start and end with a letter or digit"));
-        }
-    }
-    None
 }
 
 /// Checks what reading cannot, because it needs the file system: files named in tasks exist.

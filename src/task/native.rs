@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::Meta;
+use super::k8s::{self, NameRule};
 use super::read::{Cx, Fields, format_duration, join};
 use super::schedule::{self, Schedule};
 use super::yaml::{Node, Value};
@@ -14,6 +15,35 @@ use crate::plan::*;
 /// Highest qps per target per agent a native task may ask for.
 pub const MAX_QPS: f64 = 1_000_000.0;
 pub const MAX_IN_FLIGHT: i64 = 65_536;
+/// The smallest latency limit: a limit under it can never be met.
+pub const MIN_LATENCY_LIMIT: Duration = Duration::from_micros(10);
+/// What `pressure.qps` (and `--qps`) may be.
+pub const QPS_ALLOWED: &str = "above 0 and at most 1000000, or `max`";
+/// `pressure.duration` (and `--duration`): under a millisecond no slot leaves on time.
+pub const DURATION_RANGE: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(24 * 3600));
+/// `pressure.timeout`.
+pub const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(600));
+
+/// The pressure bounds, one set for task files and command-line overrides: why `qps` is
+/// refused.
+pub fn qps_problem(q: f64) -> Option<String> {
+    (!(q > 0.0 && q <= MAX_QPS)).then(|| format!("qps {q} is out of range"))
+}
+
+/// Why a duration is outside `range`, and what is allowed.
+pub fn duration_problem(d: Duration, range: (Duration, Duration)) -> Option<(String, String)> {
+    (d < range.0 || d > range.1).then(|| {
+        (
+            format!("{} is out of range", format_duration(d)),
+            format!("{} to {}", format_duration(range.0), format_duration(range.1)),
+        )
+    })
+}
+
+/// Why `maxInFlight` (and `--max-in-flight`) is refused.
+pub fn max_in_flight_problem(m: i64) -> Option<String> {
+    (!(1..=MAX_IN_FLIGHT).contains(&m)).then(|| format!("{m} is out of range (allowed: 1–{MAX_IN_FLIGHT})"))
+}
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// Expectation fields as written; unset fields fall back to the enclosing level.
@@ -165,21 +195,16 @@ pub(crate) fn common(cx: &mut Cx, spec: &mut Fields) -> Option<Common> {
         None => Some(Schedule::Once),
     };
     let time_zone = spec.str(cx, "timeZone");
-    if let Some(tz) = &time_zone {
-        let ok = !tz.is_empty()
-            && tz.len() <= 64
-            && !tz.starts_with('/')
-            && !tz.contains("..")
-            && tz.chars().all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
-        if !ok {
-            cx.diags
-                .error(
-                    spec.pos_of("timeZone"),
-                    &spec.path_of("timeZone"),
-                    format!("`{tz}` is not a time zone name"),
-                )
-                .allowed("an IANA time zone such as UTC, Europe/Berlin, America/New_York");
-        }
+    if let Some(tz) = &time_zone
+        && !k8s::is_time_zone(tz)
+    {
+        cx.diags
+            .error(
+                spec.pos_of("timeZone"),
+                &spec.path_of("timeZone"),
+                format!("`{tz}` is not a time zone of the tz database"),
+            )
+            .allowed("an IANA time zone such as UTC, Europe/Berlin, America/New_York");
     }
     let rounds = spec.int(cx, "rounds");
     if let Some(r) = rounds {
@@ -291,7 +316,7 @@ fn agents(cx: &mut Cx, f: &mut Fields) -> Option<Agents> {
         }
         (Some(c), None) => Some(Placement::Count(c as u32)),
         (None, Some(mut p)) => {
-            let node_selector = p.string_map(cx, "nodeSelector").unwrap_or_default();
+            let node_selector = labels(cx, &mut p, "nodeSelector").unwrap_or_default();
             p.finish(cx);
             Some(Placement::PerNode { node_selector })
         }
@@ -314,13 +339,10 @@ fn pressure(cx: &mut Cx, f: &mut Fields) -> Option<Pressure> {
         Some(n) => {
             let path = f.path_of("qps");
             match &n.value {
-                Value::Int(_) | Value::Float(_) => cx.float(n, &path).and_then(|q| {
-                    if q > 0.0 && q <= MAX_QPS {
-                        Some(Rate::Fixed(q))
-                    } else {
-                        cx.diags
-                            .error(n.pos, &path, format!("qps {q} is out of range"))
-                            .allowed(format!("above 0 and at most {MAX_QPS}, or `max`"));
+                Value::Int(_) | Value::Float(_) => cx.float(n, &path).and_then(|q| match qps_problem(q) {
+                    None => Some(Rate::Fixed(q)),
+                    Some(p) => {
+                        cx.diags.error(n.pos, &path, p).allowed(QPS_ALLOWED);
                         None
                     }
                 }),
@@ -331,28 +353,14 @@ fn pressure(cx: &mut Cx, f: &mut Fields) -> Option<Pressure> {
                             &path,
                             format!("expected a number or `max`, found {}", n.type_name()),
                         )
-                        .allowed(format!("above 0 and at most {MAX_QPS}, or `max`"));
+                        .allowed(QPS_ALLOWED);
                     None
                 }
             }
         }
     };
-    let duration = positive(
-        cx,
-        f,
-        "duration",
-        Duration::from_secs(10),
-        Duration::from_secs(24 * 3600),
-        &mut ok,
-    );
-    let timeout = positive(
-        cx,
-        f,
-        "timeout",
-        Duration::from_secs(1),
-        Duration::from_secs(600),
-        &mut ok,
-    );
+    let duration = bounded(cx, f, "duration", Duration::from_secs(10), DURATION_RANGE, &mut ok);
+    let timeout = bounded(cx, f, "timeout", Duration::from_secs(1), TIMEOUT_RANGE, &mut ok);
     let connections = match f.one_of(cx, "connections", &["reuse", "fresh"]) {
         Some("fresh") => Connections::Fresh,
         Some(_) => Connections::Reuse,
@@ -363,18 +371,14 @@ fn pressure(cx: &mut Cx, f: &mut Fields) -> Option<Pressure> {
         None => Connections::Reuse,
     };
     let max_in_flight = match f.int(cx, "maxInFlight") {
-        Some(m) if (1..=MAX_IN_FLIGHT).contains(&m) => m as u32,
-        Some(m) => {
-            cx.diags
-                .error(
-                    f.pos_of("maxInFlight"),
-                    &f.path_of("maxInFlight"),
-                    format!("{m} is out of range"),
-                )
-                .allowed(format!("1–{MAX_IN_FLIGHT}"));
-            ok = false;
-            0
-        }
+        Some(m) => match max_in_flight_problem(m) {
+            None => m as u32,
+            Some(p) => {
+                cx.diags.error(f.pos_of("maxInFlight"), &f.path_of("maxInFlight"), p);
+                ok = false;
+                0
+            }
+        },
         None => 256,
     };
     f.finish(cx);
@@ -390,28 +394,24 @@ fn pressure(cx: &mut Cx, f: &mut Fields) -> Option<Pressure> {
     })
 }
 
-fn positive(
+fn bounded(
     cx: &mut Cx,
     f: &mut Fields,
     key: &'static str,
     default: Duration,
-    max: Duration,
+    range: (Duration, Duration),
     ok: &mut bool,
 ) -> Option<Duration> {
     let present = f.get(key).is_some();
     match f.duration(cx, key) {
-        Some(d) if d.is_zero() || d > max => {
-            cx.diags
-                .error(
-                    f.pos_of(key),
-                    &f.path_of(key),
-                    format!("{} is out of range", format_duration(d)),
-                )
-                .allowed(format!("above 0 and at most {}", format_duration(max)));
-            *ok = false;
-            None
-        }
-        Some(d) => Some(d),
+        Some(d) => match duration_problem(d, range) {
+            None => Some(d),
+            Some((problem, allowed)) => {
+                cx.diags.error(f.pos_of(key), &f.path_of(key), problem).allowed(allowed);
+                *ok = false;
+                None
+            }
+        },
         None if present => {
             *ok = false;
             None
@@ -450,6 +450,29 @@ pub(crate) fn expect(cx: &mut Cx, f: &mut Fields, kind: Codes) -> ExpectSpec {
         lat.p95 = l.duration(cx, "p95");
         lat.p99 = l.duration(cx, "p99");
         lat.max = l.duration(cx, "max");
+        for (key, limit) in [
+            ("mean", lat.mean),
+            ("p50", lat.p50),
+            ("p90", lat.p90),
+            ("p95", lat.p95),
+            ("p99", lat.p99),
+            ("max", lat.max),
+        ] {
+            if let Some(d) = limit
+                && d < MIN_LATENCY_LIMIT
+            {
+                cx.diags
+                    .error(
+                        l.pos_of(key),
+                        &l.path_of(key),
+                        format!(
+                            "a latency limit of {} can never be met: no answer over a socket comes that fast",
+                            format_duration(d)
+                        ),
+                    )
+                    .allowed(format!("at least {}", format_duration(MIN_LATENCY_LIMIT)));
+            }
+        }
         l.finish(cx);
     }
     if kind == Codes::Dns {
@@ -457,6 +480,15 @@ pub(crate) fn expect(cx: &mut Cx, f: &mut Fields, kind: Codes) -> ExpectSpec {
             let path = f.path_of("rcodes");
             let mut codes = Vec::new();
             let names: Vec<&str> = RCODES.iter().map(|(n, _)| *n).collect();
+            if items.is_empty() {
+                cx.diags
+                    .error(
+                        f.pos_of("rcodes"),
+                        &path,
+                        "an empty list would count every reply as a success",
+                    )
+                    .allowed("the rcodes that count as success, e.g. [NOERROR]; leave `rcodes` out for any reply");
+            }
             for (i, n) in items.iter().enumerate() {
                 if let Some(name) = cx.one_of(n, &format!("{path}[{i}]"), &names) {
                     let c = RCODES.iter().find(|(n, _)| *n == name).expect("listed").1;
@@ -493,6 +525,15 @@ pub(crate) fn expect(cx: &mut Cx, f: &mut Fields, kind: Codes) -> ExpectSpec {
     }
     if let Some(items) = f.list(cx, "status") {
         let path = f.path_of("status");
+        if items.is_empty() {
+            cx.diags
+                .error(
+                    f.pos_of("status"),
+                    &path,
+                    "an empty list would count every status, 503 too, as a success",
+                )
+                .allowed("the statuses that count as success, e.g. [200] or [2xx]; leave `status` out for 2xx and 3xx");
+        }
         let mut codes = Vec::new();
         for (i, n) in items.iter().enumerate() {
             if let Some(c) = code_range(cx, n, &format!("{path}[{i}]")) {
@@ -710,8 +751,10 @@ pub(crate) fn headers(cx: &mut Cx, n: &Node, path: &str) -> Vec<Header> {
                         };
                         let secret = f
                             .required(cx, "secret")
-                            .and_then(|n| cx.string(n, &join(&hpath, "secret")));
-                        let key = f.required(cx, "key").and_then(|n| cx.string(n, &join(&hpath, "key")));
+                            .and_then(|n| named(cx, n, &join(&hpath, "secret"), NameRule::Object));
+                        let key = f
+                            .required(cx, "key")
+                            .and_then(|n| named(cx, n, &join(&hpath, "key"), NameRule::Key));
                         f.finish(cx);
                         match (secret, key) {
                             (Some(name), Some(key)) => HeaderValue::Secret { name, key },
@@ -793,6 +836,55 @@ fn valid_header_value(s: &str) -> bool {
     reqwest::header::HeaderValue::from_str(s).is_ok()
 }
 
+/// A string at `n` that must follow `rule` (it names a Kubernetes object, a key that becomes
+/// a file name, a host); reported with the rule when it does not.
+pub(crate) fn named(cx: &mut Cx, n: &Node, path: &str, rule: NameRule) -> Option<String> {
+    let s = cx.string(n, path)?;
+    match rule.problem(&s) {
+        None => Some(s),
+        Some(p) => {
+            cx.diags
+                .error(n.pos, path, format!("`{s}` is not a valid {}: {p}", rule.what()))
+                .allowed(rule.allowed());
+            None
+        }
+    }
+}
+
+/// `key` of `f`, when present, read with [`named`].
+pub(crate) fn field_name(cx: &mut Cx, f: &mut Fields, key: &'static str, rule: NameRule) -> Option<String> {
+    let path = f.path_of(key);
+    f.get(key).and_then(|n| named(cx, n, &path, rule))
+}
+
+/// A mapping of label keys to values (metadata labels, node selectors), each checked as the
+/// API server checks labels.
+pub(crate) fn labels(
+    cx: &mut Cx,
+    f: &mut Fields,
+    key: &'static str,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let map = f.string_map(cx, key)?;
+    if let Some(Value::Map(entries)) = f.get(key).map(|n| &n.value) {
+        for (k, v) in entries {
+            let path = join(&f.path_of(key), &k.name);
+            if let Some(p) = k8s::label_key_problem(&k.name) {
+                cx.diags
+                    .error(k.pos, &path, format!("`{}` is not a valid label key: {p}", k.name))
+                    .allowed(k8s::LABEL_KEY_ALLOWED);
+            }
+            if let Some(value) = map.get(&k.name)
+                && let Some(p) = k8s::label_value_problem(value)
+            {
+                cx.diags
+                    .error(v.pos, &path, format!("`{value}` is not a valid label value: {p}"))
+                    .allowed(k8s::LABEL_VALUE_ALLOWED);
+            }
+        }
+    }
+    Some(map)
+}
+
 fn body(cx: &mut Cx, f: &mut Fields, task_dir: &Path) -> Body {
     let inline = f.str(cx, "body");
     let file = f
@@ -801,8 +893,10 @@ fn body(cx: &mut Cx, f: &mut Fields, task_dir: &Path) -> Body {
     let from = f.map(cx, "bodyFrom").and_then(|mut b| {
         let name = b
             .required(cx, "configMap")
-            .and_then(|n| cx.string(n, &b.path_of("configMap")));
-        let key = b.required(cx, "key").and_then(|n| cx.string(n, &b.path_of("key")));
+            .and_then(|n| named(cx, n, &b.path_of("configMap"), NameRule::Object));
+        let key = b
+            .required(cx, "key")
+            .and_then(|n| named(cx, n, &b.path_of("key"), NameRule::Key));
         b.finish(cx);
         Some(Body::ConfigMapKey { name: name?, key: key? })
     });
@@ -840,9 +934,9 @@ fn tls(cx: &mut Cx, f: &mut Fields, task_dir: &Path) -> Tls {
         .get("cert")
         .and_then(|n| file_ref(cx, n, &f.path_of("cert"), task_dir));
     let key = f.get("key").and_then(|n| file_ref(cx, n, &f.path_of("key"), task_dir));
-    let secret = f.str(cx, "secret");
+    let secret = field_name(cx, f, "secret", NameRule::Object);
     let insecure_skip_verify = f.bool(cx, "insecureSkipVerify").unwrap_or(false);
-    let server_name = f.str(cx, "serverName");
+    let server_name = field_name(cx, f, "serverName", NameRule::Host);
     if cert.is_some() != key.is_some() {
         cx.diags
             .error(f.pos, &f.path, "a client certificate needs both `cert` and `key`")
@@ -953,8 +1047,11 @@ fn dns_target(cx: &mut Cx, f: &mut Fields, base: &ExpectSpec, task_dir: &Path) -
     let default_port = if protocol == DnsProtocol::Tls { 853 } else { 53 };
     let server_text = f.str(cx, "server");
     let service = f.map(cx, "service").and_then(|mut s| {
-        let name = s.required(cx, "name").and_then(|n| cx.string(n, &s.path_of("name")));
-        let namespace = s.str(cx, "namespace").unwrap_or_else(|| "kube-system".into());
+        let name = s
+            .required(cx, "name")
+            .and_then(|n| named(cx, n, &s.path_of("name"), NameRule::Namespace));
+        let namespace =
+            field_name(cx, &mut s, "namespace", NameRule::Namespace).unwrap_or_else(|| "kube-system".into());
         s.finish(cx);
         Some(DnsServer::ClusterService {
             name: Some(name?),
@@ -1023,17 +1120,9 @@ fn dns_target(cx: &mut Cx, f: &mut Fields, base: &ExpectSpec, task_dir: &Path) -
             for (i, item) in items.iter().enumerate() {
                 let p = format!("{qpath}[{i}]");
                 let Some(mut q) = cx.fields(item, &p) else { continue };
-                let qname = q.required(cx, "name").and_then(|n| {
-                    let s = cx.string(n, &q.path_of("name"))?;
-                    if hickory_proto::rr::Name::from_ascii(&s).is_ok() && !s.is_empty() && s.len() <= 253 {
-                        Some(s)
-                    } else {
-                        cx.diags
-                            .error(n.pos, &q.path_of("name"), format!("`{s}` is not a domain name"))
-                            .allowed("labels of 1–63 characters, 253 in all");
-                        None
-                    }
-                });
+                let qname = q
+                    .required(cx, "name")
+                    .and_then(|n| named(cx, n, &q.path_of("name"), NameRule::Host));
                 let rtype = q.one_of(cx, "type", RECORD_TYPES).unwrap_or("A");
                 q.finish(cx);
                 if let Some(qname) = qname {
