@@ -36,24 +36,68 @@ pub struct Diagnostic {
     pub suggestion: Option<String>,
 }
 
+/// A diagnostic prints as one line whatever the task holds: control characters in echoed
+/// values and keys are escaped, and each value quoted in `backticks` and each field-path
+/// part is cut to [`SHOWN_MAX`] characters.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file.display(), self.pos.line, self.pos.col)?;
+        let file = self.file.display().to_string();
+        write!(f, "{}:{}:{}: ", escape(&file), self.pos.line, self.pos.col)?;
         if self.severity == Severity::Warning {
             write!(f, "warning: ")?;
         }
         if !self.path.is_empty() {
-            write!(f, "{}: ", self.path)?;
+            let parts: Vec<String> = self.path.split('.').map(shown).collect();
+            write!(f, "{}: ", parts.join("."))?;
         }
-        write!(f, "{}", self.message)?;
+        write!(f, "{}", one_line(&self.message))?;
         if let Some(s) = &self.suggestion {
-            write!(f, " (did you mean `{s}`?)")?;
+            write!(f, " (did you mean `{}`?)", shown(s))?;
         }
         if let Some(a) = &self.allowed {
-            write!(f, " (allowed: {a})")?;
+            write!(f, " (allowed: {})", escape(a))?;
         }
         Ok(())
     }
+}
+
+/// The longest echo of a value in a diagnostic, in characters.
+pub const SHOWN_MAX: usize = 80;
+
+/// `s` with control characters escaped (`\n`, `\t`, `\u{1b}`), so it stays on one line.
+pub fn escape(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `s` as echoed in a message: escaped, and cut to [`SHOWN_MAX`] characters with an ellipsis.
+pub fn shown(s: &str) -> String {
+    let e = escape(s);
+    match e.char_indices().nth(SHOWN_MAX) {
+        Some((i, _)) => format!("{}…", e.get(..i).unwrap_or_default()),
+        None => e,
+    }
+}
+
+/// `message` as one line: escaped, with every part between a pair of backticks (an echoed
+/// value) cut to [`SHOWN_MAX`] characters.
+pub fn one_line(message: &str) -> String {
+    message
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 1 { shown(part) } else { escape(part) })
+        .collect::<Vec<_>>()
+        .join("`")
 }
 
 /// Every problem found so far, in the order found.
@@ -117,11 +161,20 @@ impl Diagnostic {
     }
 }
 
+/// The longest word (in bytes) for which a "did you mean" is looked for.
+const SUGGEST_MAX: usize = 64;
+
 /// The candidate closest to `word`, when it is close enough to be a likely misspelling.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    // Names are short: a long word is no misspelling, and its distance would cost
+    // time and memory in proportion to its length.
+    if word.len() > SUGGEST_MAX {
+        return None;
+    }
     let lower = word.to_ascii_lowercase();
     candidates
         .into_iter()
+        .filter(|c| c.len() <= SUGGEST_MAX)
         .map(|c| (edit_distance(&lower, &c.to_ascii_lowercase()), c))
         .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
         .min_by_key(|(d, _)| *d)

@@ -188,12 +188,12 @@ fn kind_and_api_version() {
         (
             "document is not a mapping",
             "42\n".into(),
-            vec!["t.yaml:1:1: expected a mapping, found integer"],
+            vec!["t.yaml:1:1: (document): expected a mapping (a task), found integer"],
         ),
         (
             "document is a list",
             "- apiVersion: kpatrol.dev/v1\n".into(),
-            vec!["t.yaml:1:1: expected a mapping, found list"],
+            vec!["t.yaml:1:1: (document): expected a mapping (a task), found list"],
         ),
     ]);
 }
@@ -1146,13 +1146,14 @@ fn kdoctor_schedules() {
             "double space",
             sch("0  1"),
             vec![
-                "t.yaml:6:24: spec.schedule.schedule: `0  1` has 3 space-separated parts; kdoctor takes two or five (allowed: \"M N\" (start after M minutes, then every N minutes, N ≥ 1) or a 5-field cron expression, fields separated by single spaces)",
+                "t.yaml:6:24: spec.schedule.schedule: `0  1` has a doubled, leading or trailing space; kdoctor separates parts by single spaces (allowed: \"M N\" (start after M minutes, then every N minutes, N ≥ 1) or a 5-field cron expression, fields separated by single spaces)",
             ],
         ),
         (
             "tab",
             sch("0\\t1"),
-            vec!["t.yaml:6:24: spec.schedule.schedule: `0\t1` has 1 space-separated parts; kdoctor takes two or five"],
+            // the tab is echoed escaped: a diagnostic is one line
+            vec!["t.yaml:6:24: spec.schedule.schedule: `0\\t1` has 1 space-separated parts; kdoctor takes two or five"],
         ),
         (
             "@every",
@@ -2249,5 +2250,306 @@ fn review_findings_are_reported() {
         errs.iter()
             .any(|e| e.contains("spec.target.host: the URL has spaces around it")),
         "{errs:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// hardening (issue 9): schedules with stray spaces, large and odd inputs, scalars kept as
+// written, one-line diagnostics
+
+#[test]
+fn kdoctor_schedule_with_stray_spaces_is_refused_not_a_panic() {
+    let sch = |text: &str| {
+        kd(
+            "NetReach",
+            &format!("  schedule: {{schedule: \"{text}\", roundTimeoutMinute: 1}}\n"),
+        )
+    };
+    for text in ["0  * * *", "0 1 * * ", " 0 1 * *", "0 1 *  *", "0 1 ", " 0 1"] {
+        let errs = errors(&sch(text));
+        assert_eq!(
+            errs,
+            vec![format!(
+                "t.yaml:6:24: spec.schedule.schedule: `{text}` has a doubled, leading or trailing space; kdoctor separates parts by single spaces (allowed: \"M N\" (start after M minutes, then every N minutes, N ≥ 1) or a 5-field cron expression, fields separated by single spaces)"
+            )],
+            "{text:?}"
+        );
+    }
+    // and through the binary: an invalid task (1), not an abort (134)
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "k.yaml", sch("0 1 * * "));
+    let o = kpatrol(&[&f]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+}
+
+#[test]
+fn many_keys_are_checked_for_duplicates_in_linear_time() {
+    // 50,000 annotations and one repeated key at the end
+    let n = 50_000;
+    let mut text =
+        String::from("apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata:\n  name: web\n  annotations:\n");
+    for i in 0..n {
+        text += &format!("    k{i}: v\n");
+    }
+    text += "    k17: again\n";
+    let started = std::time::Instant::now();
+    let (line, col, message) = syntax(&text);
+    let took = started.elapsed();
+    assert_eq!((line, col), (n + 6, 5), "{message}");
+    assert!(message.contains("duplicate key `k17`"), "{message}");
+    // quadratic took 11 s in release; linear takes milliseconds, even in a debug build
+    assert!(took < std::time::Duration::from_secs(4), "took {took:?}");
+}
+
+/// Runs `kpatrol validate` with a deadline: a hang fails the test instead of stalling it.
+fn kpatrol_within(args: &[&Path], within: std::time::Duration) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_kpatrol"))
+        .arg("validate")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kpatrol runs");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(within) {
+        Ok(o) => o.expect("kpatrol output"),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("kpatrol validate did not finish within {within:?}");
+        }
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let ok = Command::new("mkfifo").arg(path).status().expect("mkfifo runs");
+    assert!(ok.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn a_fifo_in_a_directory_is_skipped_and_a_named_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.yaml", named_native("a"));
+    let fifo = dir.path().join("pipe.yaml");
+    mkfifo(&fifo);
+    let o = kpatrol_within(&[dir.path()], std::time::Duration::from_secs(8));
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("1 file(s), 1 valid task(s)"), "{out}");
+
+    let o = kpatrol_within(&[&fifo], std::time::Duration::from_secs(8));
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains(&format!("{}: cannot read: not a regular file", fifo.display())),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_unreadable_subdirectory_is_one_problem_and_the_rest_is_validated() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.yaml", named_native("a"));
+    write(dir.path(), "z/b.yaml", named_native("b"));
+    let locked = dir.path().join("m");
+    write(&locked, "c.yaml", named_native("c"));
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // root reads a 0o000 directory all the same: then there is nothing unreadable to report
+    let as_root = std::fs::read_dir(&locked).is_ok();
+    let o = kpatrol_within(&[dir.path()], std::time::Duration::from_secs(8));
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = stdout(&o);
+    if as_root {
+        eprintln!("running as root: a 0o000 directory is readable, the unreadable case is not checked");
+        assert_eq!(o.status.code(), Some(0), "{out}");
+        return;
+    }
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains(&format!("{}: cannot read: ", locked.display())), "{out}");
+    // the files beside it and after it were validated
+    assert!(
+        out.contains("2 file(s), 2 valid task(s), 0 error(s), 0 warning(s), 1 file(s) unreadable"),
+        "{out}"
+    );
+}
+
+#[test]
+fn scalars_read_as_strings_keep_their_source_text() {
+    use kpatrol::plan::{HeaderValue, Mode};
+    let text = native(
+        "  targets:\n  - url: \"http://x/\"\n    headers: {X-Version: 1.10, X-Agent: 007, X-Hex: 0x1f, X-Yes: true, X-Exp: 1e3}\n",
+    )
+    .replace("  name: web\n", "  name: web\n  labels: {release: 1.10, build: 007}\n");
+    let ft = loaded(&text);
+    assert!(ft.diagnostics.is_empty(), "{:?}", ft.diagnostics);
+    let plan = &ft.plans[0];
+    let Mode::Http(h) = &plan.mode else {
+        panic!("an http plan")
+    };
+    let headers: Vec<(String, String)> = h.targets[0]
+        .headers
+        .iter()
+        .map(|hd| match &hd.value {
+            HeaderValue::Inline(v) => (hd.name.clone(), v.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    for (name, value) in [
+        ("X-Version", "1.10"),
+        ("X-Agent", "007"),
+        ("X-Hex", "0x1f"),
+        ("X-Yes", "true"),
+        ("X-Exp", "1e3"),
+    ] {
+        assert!(
+            headers.contains(&(name.to_string(), value.to_string())),
+            "{name}: {value} expected in {headers:?}"
+        );
+    }
+    assert_eq!(plan.labels["release"], "1.10");
+    assert_eq!(plan.labels["build"], "007");
+    // the task a pod reads (the rendered ConfigMap) keeps them too, and still reads back the same
+    let rendered = kpatrol::render::render(
+        &ft.plans,
+        &kpatrol::render::RenderOptions {
+            image: "registry.example/kpatrol:test".into(),
+        },
+    )
+    .expect("renders");
+    let cm = rendered
+        .objects
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap")
+        .expect("a ConfigMap");
+    let task_yaml = cm["data"]["task.yaml"].as_str().unwrap();
+    let again = loaded(task_yaml);
+    let Mode::Http(h2) = &again.plans[0].mode else {
+        panic!("an http plan")
+    };
+    let sorted = |hs: &[kpatrol::plan::Header]| {
+        let mut v: Vec<String> = hs.iter().map(|h| format!("{h:?}")).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(&h2.targets[0].headers),
+        sorted(&h.targets[0].headers),
+        "{task_yaml}"
+    );
+    assert_eq!(again.plans[0].labels, plan.labels, "{task_yaml}");
+    // numbers read as numbers are still numbers
+    let ft = loaded(&native(&format!(
+        "  pressure: {{qps: 0x1f, maxInFlight: 010}}\n{TARGETS}"
+    )));
+    assert!(ft.diagnostics.is_empty(), "{:?}", ft.diagnostics);
+}
+
+#[test]
+fn an_echoed_value_with_a_newline_stays_on_one_line() {
+    let errs = errors(&native(
+        "  targets:\n  - url: \"http://x/\"\n    method: \"GET\\nX-Evil: 1\"\n",
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("t.yaml:8:13: spec.targets[0].method: `GET\\nX-Evil: 1` is not allowed"),
+        "{errs:?}"
+    );
+    assert!(!errs[0].contains('\n'), "{errs:?}");
+    // a key with a control character: the field path is escaped too
+    let errs = errors(&native(&format!("{TARGETS}  \"a\\tb\\e\": 1\n")));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("t.yaml:7:3: spec.a\\tb\\u{1b}: unknown field"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_huge_echoed_value_is_cut() {
+    let huge = "x".repeat(1 << 20);
+    let errs = errors(&native(&format!("{TARGETS}  schedule: \"{huge}\"\n")));
+    assert_eq!(errs.len(), 1);
+    let cut = format!("`{}…` has 1 fields", "x".repeat(80));
+    assert!(errs[0].contains(&cut), "{}", &errs[0][..200]);
+    assert!(errs[0].len() < 1000, "{} bytes", errs[0].len());
+    // a huge unknown key (explicit: an implicit key has at most 1024 characters), in the field path
+    let errs = errors(&native(&format!("{TARGETS}  ? {huge}\n  : 1\n")));
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].len() < 1000, "{} bytes", errs[0].len());
+    assert!(
+        errs[0].contains(&format!("spec.{}…: unknown field", "x".repeat(80))),
+        "{}",
+        &errs[0][..200]
+    );
+}
+
+#[test]
+fn a_file_that_is_not_utf8_gets_the_position_of_the_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "b.yaml",
+        b"apiVersion: kpatrol.dev/v1\nkind: \xc3\xa9\xff HttpCheck\n",
+    );
+    match kpatrol::task::load_file(&f) {
+        Err(e @ LoadError::Encoding { .. }) => assert_eq!(
+            e.to_string(),
+            format!("{}:2:8: not UTF-8 text: byte 0xff is not valid UTF-8", f.display())
+        ),
+        other => panic!("{other:?}"),
+    }
+    let o = kpatrol(&[&f]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("{}:2:8: not UTF-8 text", f.display())),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn nan_and_infinity_are_not_finite_numbers() {
+    for (v, col) in [(".nan", 25), (".inf", 25), ("-.inf", 25)] {
+        let errs = errors(&native(&format!("  expect: {{successRate: {v}}}\n{TARGETS}")));
+        assert_eq!(
+            errs,
+            vec![format!(
+                "t.yaml:6:{col}: spec.expect.successRate: `{v}` is not a finite number"
+            )],
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn a_null_spec_is_reported_where_it_is() {
+    for (text, pos) in [
+        (
+            "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata:\n  name: web\nspec: null\n",
+            "5:7",
+        ),
+        (
+            "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata:\n  name: web\nspec: ~\n",
+            "5:7",
+        ),
+        (
+            "apiVersion: kdoctor.io/v1beta1\nkind: Netdns\nmetadata:\n  name: t1\nspec:\n",
+            "5:5",
+        ),
+    ] {
+        assert_eq!(
+            errors(text),
+            vec![format!("t.yaml:{pos}: spec: spec is null; expected a mapping")],
+            "{text}"
+        );
+    }
+    // absent is still missing, at the document
+    assert_eq!(
+        errors("apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata:\n  name: web\n"),
+        vec!["t.yaml:1:1: spec: required field is missing"]
     );
 }

@@ -447,14 +447,17 @@ pub fn validate(paths: &[PathBuf]) -> Exit {
 /// Loads every task of `paths`, reporting every problem through `say`, with a summary line.
 /// Returns the exit code `validate` would give and the tasks when all are valid.
 pub(super) fn check(paths: &[PathBuf], mut say: impl FnMut(String)) -> (Exit, Vec<Plan>) {
-    let files = match task::collect_files(paths) {
-        Ok(f) => f,
+    let (files, dirs_unreadable) = match task::collect(paths) {
+        Ok(c) => (c.files, c.unreadable),
         Err(e) => {
             eprintln!("kpatrol: {e}");
             return (Exit::Trouble, vec![]);
         }
     };
-    let (mut errors, mut warnings, mut unreadable) = (0, 0, 0);
+    let (mut errors, mut warnings, mut unreadable) = (0, 0, dirs_unreadable.len());
+    for e in &dirs_unreadable {
+        say(e.to_string());
+    }
     let mut plans: Vec<Plan> = Vec::new();
     for f in &files {
         match task::load_file(f) {

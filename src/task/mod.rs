@@ -33,10 +33,23 @@ pub const KDOCTOR_KINDS: &[&str] = &["AppHttpHealthy", "NetReach", "Netdns"];
 pub enum LoadError {
     #[error("{}: cannot read: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{}:{}:{}: YAML syntax error: {message}", path.display(), pos.line, pos.col)]
+    #[error("{}:{}:{}: YAML syntax error: {}", path.display(), pos.line, pos.col, crate::diag::one_line(message))]
     Syntax { path: PathBuf, pos: Pos, message: String },
     #[error("{}: no task files (*.yaml, *.yml) found", path.display())]
     Empty { path: PathBuf },
+    #[error("{}:{}:{}: not UTF-8 text: byte 0x{byte:02x} is not valid UTF-8", path.display(), pos.line, pos.col)]
+    Encoding { path: PathBuf, pos: Pos, byte: u8 },
+}
+
+/// The position just after `valid`, a UTF-8 prefix of a file: its line, and its column in
+/// characters as every other position counts them.
+fn text_pos(valid: &[u8]) -> Pos {
+    let text = std::str::from_utf8(valid).unwrap_or_default();
+    let line_start = text.rfind('\n').map_or(0, |i| i + 1);
+    Pos {
+        line: text.matches('\n').count() + 1,
+        col: text.get(line_start..).unwrap_or_default().chars().count() + 1,
+    }
 }
 
 /// The tasks of one file and every problem found in it.
@@ -56,9 +69,30 @@ pub(crate) struct Meta {
     pub origin: Origin,
 }
 
+/// The task files found under the paths given, and the directories that could not be
+/// read (each one problem; the walk goes on with the rest).
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub files: Vec<PathBuf>,
+    pub unreadable: Vec<LoadError>,
+}
+
 /// Expands directories into their `*.yaml`/`*.yml` files (recursively, sorted); files stay as given.
+/// Fails on the first directory that cannot be read; [`collect`] reports them and goes on.
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
-    let mut out = Vec::new();
+    let mut c = collect(paths)?;
+    match c.unreadable.pop() {
+        Some(e) => Err(e),
+        None => Ok(c.files),
+    }
+}
+
+/// Expands directories into their regular `*.yaml`/`*.yml` files (recursively, sorted),
+/// each file once; files named stay as given. A path that does not exist, or a directory
+/// without task files, fails; a subdirectory that cannot be read is one problem in
+/// [`Collected::unreadable`].
+pub fn collect(paths: &[PathBuf]) -> Result<Collected, LoadError> {
+    let mut c = Collected::default();
     let mut seen = std::collections::HashSet::new();
     let mut dirs = std::collections::HashSet::new();
     for p in paths {
@@ -67,32 +101,39 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
             source: e,
         })?;
         if meta.is_dir() {
-            let before = seen.len();
-            walk(p, &mut out, &mut seen, &mut dirs)?;
-            if seen.len() == before && !out.iter().any(|f: &PathBuf| f.starts_with(p)) {
+            let (files, problems) = (c.files.len(), c.unreadable.len());
+            walk(p, &mut c, &mut seen, &mut dirs);
+            if c.files.len() == files && c.unreadable.len() == problems && !c.files.iter().any(|f| f.starts_with(p)) {
                 return Err(LoadError::Empty { path: p.clone() });
             }
         } else if seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())) {
-            out.push(p.clone());
+            c.files.push(p.clone());
         }
     }
-    Ok(out)
+    Ok(c)
 }
 
 /// Walks `dir` for task files, each file once, each directory once (symlink loops end).
+/// Only regular files are taken: a FIFO named `*.yaml` would block the reader forever.
 fn walk(
     dir: &Path,
-    out: &mut Vec<PathBuf>,
+    c: &mut Collected,
     seen: &mut std::collections::HashSet<PathBuf>,
     dirs: &mut std::collections::HashSet<PathBuf>,
-) -> Result<(), LoadError> {
+) {
     if !dirs.insert(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())) {
-        return Ok(());
+        return;
     }
-    let rd = std::fs::read_dir(dir).map_err(|e| LoadError::Read {
-        path: dir.to_path_buf(),
-        source: e,
-    })?;
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            c.unreadable.push(LoadError::Read {
+                path: dir.to_path_buf(),
+                source: e,
+            });
+            return;
+        }
+    };
     let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for e in entries {
@@ -100,26 +141,44 @@ fn walk(
         if name.starts_with('.') {
             continue;
         }
-        if e.is_dir() {
-            walk(&e, out, seen, dirs)?;
-        } else if (name.ends_with(".yaml") || name.ends_with(".yml"))
+        // follows symlinks, as reading does; a dangling link is skipped like any non-task file
+        let Ok(meta) = std::fs::metadata(&e) else { continue };
+        if meta.is_dir() {
+            walk(&e, c, seen, dirs);
+        } else if meta.is_file()
+            && (name.ends_with(".yaml") || name.ends_with(".yml"))
             && seen.insert(std::fs::canonicalize(&e).unwrap_or_else(|_| e.clone()))
         {
-            out.push(e);
+            c.files.push(e);
         }
     }
-    Ok(())
 }
 
 /// Reads and loads one file.
 pub fn load_file(path: &Path) -> Result<FileTasks, LoadError> {
+    // Opening a FIFO or a device blocks or never ends: only regular files are read.
+    let meta = std::fs::metadata(path).map_err(|e| LoadError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    if !meta.is_file() {
+        return Err(LoadError::Read {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+        });
+    }
     let bytes = std::fs::read(path).map_err(|e| LoadError::Read {
         path: path.to_path_buf(),
         source: e,
     })?;
-    let text = String::from_utf8(bytes).map_err(|e| LoadError::Read {
-        path: path.to_path_buf(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text ({e})")),
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        LoadError::Encoding {
+            path: path.to_path_buf(),
+            pos: text_pos(bytes.get(..at).unwrap_or_default()),
+            byte: bytes.get(at).copied().unwrap_or_default(),
+        }
     })?;
     load_str(path, &text)
 }
@@ -152,12 +211,54 @@ pub fn load_str(path: &Path, text: &str) -> Result<FileTasks, LoadError> {
 
 fn load_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<Plan> {
     let errors_before = cx.diags.error_count();
-    let plan = read_doc(cx, path, root, dir);
+    let mut plan = read_doc(cx, path, root, dir);
+    if let Some(p) = &mut plan
+        && !cx.as_text.is_empty()
+    {
+        keep_text(root, &mut p.origin.document, &cx.as_text);
+    }
     // A document with any error yields no task, whichever reader found it.
     plan.filter(|_| cx.diags.error_count() == errors_before)
 }
 
+/// Writes the scalars read as strings (at `at`) into `doc` as the text they were written
+/// as, so the task a pod reads sends the header `1.10`, not `1.1`. `doc` mirrors `n`.
+fn keep_text(n: &yaml::Node, doc: &mut serde_json::Value, at: &std::collections::BTreeSet<Pos>) {
+    match (&n.value, doc) {
+        (yaml::Value::Map(entries), serde_json::Value::Object(o)) => {
+            for (k, v) in entries {
+                if let Some(d) = o.get_mut(&k.name) {
+                    keep_text(v, d, at);
+                }
+            }
+        }
+        (yaml::Value::Seq(items), serde_json::Value::Array(a)) => {
+            for (v, d) in items.iter().zip(a.iter_mut()) {
+                keep_text(v, d, at);
+            }
+        }
+        (_, d) => {
+            if let Some(text) = &n.text
+                && at.contains(&n.pos)
+            {
+                *d = serde_json::Value::String(text.clone());
+            }
+        }
+    }
+}
+
+/// The field path of a whole document, for problems with the document itself.
+const DOCUMENT: &str = "(document)";
+
 fn read_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<Plan> {
+    if !matches!(root.value, yaml::Value::Map(_)) {
+        cx.diags.error(
+            root.pos,
+            DOCUMENT,
+            format!("expected a mapping (a task), found {}", root.type_name()),
+        );
+        return None;
+    }
     let mut top = cx.fields(root, "")?;
     let api = top
         .required(cx, "apiVersion")
@@ -205,11 +306,16 @@ fn read_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<P
         });
     top.ignore("status");
     let spec_node = top.get("spec");
+    let spec_null = top.has("spec").then(|| top.pos_of("spec"));
     top.finish(cx);
     let kind = kind?;
-    let spec_node = match spec_node {
-        Some(n) => n.clone(),
-        None => {
+    let spec_node = match (spec_node, spec_null) {
+        (Some(n), _) => n.clone(),
+        (None, Some(pos)) => {
+            cx.diags.error(pos, "spec", "spec is null; expected a mapping");
+            return None;
+        }
+        (None, None) => {
             cx.diags.error(root.pos, "spec", "required field is missing");
             return None;
         }

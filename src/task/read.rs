@@ -14,6 +14,9 @@ pub struct Cx<'d> {
     pub diags: &'d mut Diagnostics,
     /// Files the task names, to be checked for existence at the edge (reading stays pure).
     pub files: Vec<crate::plan::FileRef>,
+    /// Where a plain number or boolean was read as a string: the task a pod reads keeps
+    /// these as the text written (`1.10`, not `1.1`).
+    pub as_text: std::collections::BTreeSet<Pos>,
 }
 
 /// The fields of one mapping, with the ones read so far.
@@ -25,8 +28,9 @@ pub struct Fields<'n> {
     ignored: Vec<&'static str>,
 }
 
-/// Joins a field path and a key.
+/// Joins a field path and a key; an empty key shows as `""`, so every path names something.
 pub fn join(path: &str, key: &str) -> String {
+    let key = if key.is_empty() { "\"\"" } else { key };
     if path.is_empty() {
         key.to_string()
     } else {
@@ -149,6 +153,7 @@ impl<'d> Cx<'d> {
         Self {
             diags,
             files: Vec::new(),
+            as_text: Default::default(),
         }
     }
 
@@ -201,8 +206,13 @@ impl<'d> Cx<'d> {
         }
     }
 
-    /// A string, or a number or boolean written as text (for header values and labels).
+    /// A string, or a number or boolean written as text (for header values and labels),
+    /// exactly as written: `1.10`, `007` and `0x1f` stay themselves.
     pub fn scalar_string(&mut self, n: &Node, path: &str) -> Option<String> {
+        if let (Value::Int(_) | Value::Float(_) | Value::Bool(_), Some(text)) = (&n.value, &n.text) {
+            self.as_text.insert(n.pos);
+            return Some(text.clone());
+        }
         match &n.value {
             Value::Str(s) => Some(s.clone()),
             Value::Int(i) => Some(i.to_string()),
@@ -229,6 +239,12 @@ impl<'d> Cx<'d> {
         match &n.value {
             Value::Int(i) => Some(*i as f64),
             Value::Float(f) if f.is_finite() => Some(*f),
+            Value::Float(_) => {
+                let shown = n.text.as_deref().unwrap_or("it");
+                self.diags
+                    .error(n.pos, path, format!("`{shown}` is not a finite number"));
+                None
+            }
             _ => {
                 self.wrong_type(n, path, "a number");
                 None

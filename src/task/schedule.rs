@@ -160,6 +160,14 @@ pub fn parse_kdoctor(text: &str) -> Result<Schedule, ScheduleError> {
         ));
     }
     let fields: Vec<&str> = text.split(' ').collect();
+    // kdoctor splits on single spaces: a doubled, leading or trailing space makes an empty
+    // part, which kdoctor refuses and which must not reach the cron parser.
+    if fields.len() > 1 && fields.iter().any(|f| f.is_empty()) {
+        return Err(err(
+            format!("`{text}` has a doubled, leading or trailing space; kdoctor separates parts by single spaces"),
+            KDOCTOR_ALLOWED,
+        ));
+    }
     match fields.len() {
         2 => minutes(&fields, KDOCTOR_ALLOWED),
         5 => cron(text, KDOCTOR_ALLOWED),
@@ -174,12 +182,15 @@ pub fn parse_kdoctor(text: &str) -> Result<Schedule, ScheduleError> {
 pub const MAX_MINUTES: u64 = 525_600;
 
 fn minutes(fields: &[&str], allowed: &'static str) -> Result<Schedule, ScheduleError> {
-    let first = fields[0]
+    let [first, every] = fields else {
+        return Err(err("\"M N\" has two parts", allowed));
+    };
+    let first = first
         .parse::<u64>()
-        .map_err(|_| err(format!("`{}` is not a whole number of minutes", fields[0]), allowed))?;
-    let every = fields[1]
+        .map_err(|_| err(format!("`{first}` is not a whole number of minutes"), allowed))?;
+    let every = every
         .parse::<u64>()
-        .map_err(|_| err(format!("`{}` is not a whole number of minutes", fields[1]), allowed))?;
+        .map_err(|_| err(format!("`{every}` is not a whole number of minutes"), allowed))?;
     if every < 1 {
         return Err(err("the interval N in \"M N\" must be at least 1 minute", allowed));
     }
@@ -197,7 +208,13 @@ fn minutes(fields: &[&str], allowed: &'static str) -> Result<Schedule, ScheduleE
 
 fn cron(text: &str, allowed: &'static str) -> Result<Schedule, ScheduleError> {
     let fields: Vec<&str> = text.split_whitespace().collect();
-    let (dom, dow) = (fields[2].to_ascii_uppercase(), fields[4].to_ascii_uppercase());
+    let [_, _, dom, _, dow] = fields.as_slice() else {
+        return Err(err(
+            format!("`{text}` has {} fields; a cron expression has 5", fields.len()),
+            allowed,
+        ));
+    };
+    let (dom, dow) = (dom.to_ascii_uppercase(), dow.to_ascii_uppercase());
     // Only day of month and day of week can hold L, W or #; day names hold no L, and month
     // names (JUL) or WED in the day of week are fine.
     if text.contains('#') || dom.contains('L') || dom.contains('W') || dow.contains('L') {

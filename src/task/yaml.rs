@@ -3,6 +3,7 @@
 //! (so `yes` is a string, `0 1` is a string, `10` an integer).
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
@@ -17,6 +18,9 @@ const MAX_DEPTH: usize = 128;
 pub struct Node {
     pub pos: Pos,
     pub value: Value,
+    /// The source text of a plain scalar that resolved to something other than a string
+    /// (`1.10`, `007`, `0x1f`, `true`, `~`), so a field read as a string keeps what was written.
+    pub text: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -179,12 +183,15 @@ impl<'a> Builder<'a> {
         let (node, anchor) = match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let tagged_str = tag.as_ref().is_some_and(|t| t.suffix == "str");
-                let value = if style == ScalarStyle::Plain && !tagged_str {
-                    resolve_plain(&text)
+                let (value, text) = if style == ScalarStyle::Plain && !tagged_str {
+                    match resolve_plain(&text) {
+                        v @ Value::Str(_) => (v, None),
+                        v => (v, Some(text.into_owned())),
+                    }
                 } else {
-                    Value::Str(text.into_owned())
+                    (Value::Str(text.into_owned()), None)
                 };
-                (Node { pos, value }, anchor)
+                (Node { pos, value, text }, anchor)
             }
             Event::SequenceStart(anchor, _) => {
                 let mut items = Vec::new();
@@ -199,24 +206,31 @@ impl<'a> Builder<'a> {
                     Node {
                         pos,
                         value: Value::Seq(items),
+                        text: None,
                     },
                     anchor,
                 )
             }
             Event::MappingStart(anchor, _) => {
                 let mut entries: Vec<(Key, Node)> = Vec::new();
+                // a set, so a mapping with many keys is checked in linear time
+                let mut names: HashSet<String> = HashSet::new();
                 loop {
                     let (ev, sp) = self.next()?;
                     if ev == Event::MappingEnd {
                         break;
                     }
                     let key_node = self.node(ev, sp)?;
-                    let name = match &key_node.value {
-                        Value::Str(s) => s.clone(),
-                        Value::Int(i) => i.to_string(),
-                        Value::Bool(b) => b.to_string(),
-                        Value::Float(f) => f.to_string(),
-                        Value::Null => "null".to_string(),
+                    // a plain key is its source text: `007:` is the key "007", not "7"
+                    let name = match (&key_node.value, &key_node.text) {
+                        (Value::Str(s), _) => s.clone(),
+                        (Value::Int(_) | Value::Bool(_) | Value::Float(_) | Value::Null, Some(t)) if !t.is_empty() => {
+                            t.clone()
+                        }
+                        (Value::Int(i), None) => i.to_string(),
+                        (Value::Bool(b), None) => b.to_string(),
+                        (Value::Float(f), None) => f.to_string(),
+                        (Value::Null, None) => "null".to_string(),
                         _ => {
                             return Err(SyntaxError {
                                 pos: key_node.pos,
@@ -224,7 +238,7 @@ impl<'a> Builder<'a> {
                             });
                         }
                     };
-                    if entries.iter().any(|(k, _)| k.name == name) {
+                    if !names.insert(name.clone()) {
                         return Err(SyntaxError {
                             pos: key_node.pos,
                             message: format!("duplicate key `{name}` in the same mapping"),
@@ -244,6 +258,7 @@ impl<'a> Builder<'a> {
                     Node {
                         pos,
                         value: Value::Map(entries),
+                        text: None,
                     },
                     anchor,
                 )
