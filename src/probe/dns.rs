@@ -25,7 +25,7 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -616,7 +616,7 @@ impl StreamMux {
             return Ok(c.clone());
         }
         let stream = self.connector.connect().await?;
-        let (read, write): (ReadHalf<Box<dyn Io>>, WriteHalf<Box<dyn Io>>) = tokio::io::split(stream);
+        let (read, write) = tokio::io::split(stream);
         let pending = Arc::new(Pending::default());
         let dead = Arc::new(AtomicBool::new(false));
         let (p2, d2) = (pending.clone(), dead.clone());
