@@ -1,10 +1,13 @@
 //! The DNS mode against a real unbound on loopback: UDP on 127.0.0.1 and ::1, TCP
 //! (pipelined and fresh), DNS over TLS (right and wrong CA), DNS over HTTPS, rcodes,
 //! answer checks, truncation, a server that drops queries, a refusing port, and kdoctor's
-//! Netdns unchanged.
+//! Netdns unchanged. Impostors on loopback (a UDP echo service, servers answering another
+//! question with the right ID, over UDP and TCP) must not pass.
 
 mod support;
 
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kpatrol::judge::Verdict;
@@ -358,4 +361,179 @@ fn bad_dns_tasks_name_the_file_line_and_field() {
             .any(|e| e.contains("spec.target.targetUser.server: `dns.example` is not an IP address")),
         "{errs:#?}"
     );
+}
+
+/// What an impostor does with one query: the datagrams (or TCP messages) it sends back.
+type Answer = fn(&[u8]) -> Vec<Vec<u8>>;
+
+/// A UDP server on loopback answering every query with `answer`; records the query IDs.
+async fn udp_impostor(answer: Answer) -> (SocketAddr, Arc<Mutex<Vec<u16>>>) {
+    let s = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = s.local_addr().unwrap();
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let seen = ids.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok((n, from)) = s.recv_from(&mut buf).await {
+            seen.lock().unwrap().push(u16::from_be_bytes([buf[0], buf[1]]));
+            for r in answer(&buf[..n]) {
+                let _ = s.send_to(&r, from).await;
+            }
+        }
+    });
+    (addr, ids)
+}
+
+/// The same over TCP (length-prefixed messages, any number per connection).
+async fn tcp_impostor(answer: Answer) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            tokio::spawn(async move {
+                while let Ok(len) = c.read_u16().await {
+                    let mut q = vec![0u8; len as usize];
+                    if c.read_exact(&mut q).await.is_err() {
+                        return;
+                    }
+                    for r in answer(&q) {
+                        let mut f = (r.len() as u16).to_be_bytes().to_vec();
+                        f.extend_from_slice(&r);
+                        if c.write_all(&f).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A NOERROR reply to `query` (its ID, its question) with one A record 127.0.0.10.
+fn good_reply(query: &[u8]) -> Vec<u8> {
+    let mut end = 12;
+    while query[end] != 0 {
+        end += 1 + query[end] as usize;
+    }
+    end += 5;
+    let mut r = query[..end].to_vec();
+    r[2] = 0x81; // QR, RD
+    r[3] = 0x80; // RA, NOERROR
+    r[4..12].copy_from_slice(&[0, 1, 0, 1, 0, 0, 0, 0]);
+    r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 10]);
+    r
+}
+
+/// The right ID, another name: `xeb.kpatrol.test` for `web.kpatrol.test`.
+fn other_name(q: &[u8]) -> Vec<Vec<u8>> {
+    let mut r = good_reply(q);
+    r[13] = b'x';
+    vec![r]
+}
+
+/// The right ID and name, another type (AAAA).
+fn other_type(q: &[u8]) -> Vec<Vec<u8>> {
+    let mut r = good_reply(q);
+    let n = r.len() - 16;
+    r[n - 3] = 28;
+    vec![r]
+}
+
+/// A reply to another question first, then the real answer with the name's case changed
+/// (as resolvers using 0x20 do).
+fn wrong_then_right(q: &[u8]) -> Vec<Vec<u8>> {
+    let mut right = good_reply(q);
+    right[13..16].copy_from_slice(b"WeB");
+    vec![other_name(q).remove(0), right]
+}
+
+fn echo(q: &[u8]) -> Vec<Vec<u8>> {
+    vec![q.to_vec()]
+}
+
+// a timeout that a loaded machine's scheduling stalls do not reach
+const IMPOSTOR: &str = "{qps: 100, duration: 500ms, timeout: 1s}";
+
+fn web_at(addr: SocketAddr, protocol: &str) -> String {
+    format!("    - server: \"{addr}\"\n      protocol: {protocol}\n      queries: [{{name: web.kpatrol.test}}]\n")
+}
+
+#[tokio::test]
+async fn a_udp_echo_service_is_not_a_dns_server() {
+    let (addr, _) = udp_impostor(echo).await;
+    let started = std::time::Instant::now();
+    let (r, v) = round(&check(
+        &web_at(addr, "udp"),
+        IMPOSTOR,
+        "{successRate: 1, rcodes: [NOERROR]}",
+    ))
+    .await;
+    assert!(!v.pass, "{:#?}", v.checks);
+    let t = &r.targets[0];
+    assert_eq!(t.answered, 0, "{:?}", t.codes);
+    assert_eq!(t.errors.get("protocol"), Some(&50), "{:?}", t.errors);
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_reply_to_another_question_with_the_right_id_does_not_count() {
+    for (what, answer) in [("name", other_name as Answer), ("type", other_type)] {
+        let (addr, _) = udp_impostor(answer).await;
+        let (r, v) = round(&check(
+            &web_at(addr, "udp"),
+            IMPOSTOR,
+            "{successRate: 1, answers: {contain: [127.0.0.10]}}",
+        ))
+        .await;
+        assert!(!v.pass, "another {what}: {:#?}", v.checks);
+        let t = &r.targets[0];
+        assert_eq!(
+            (t.answered, t.errors.get("protocol")),
+            (0, Some(&50)),
+            "another {what}: {t:?}"
+        );
+    }
+    // the same over TCP: a pipelined connection waits for the real answer, a fresh one
+    // knows at once that none will come
+    let addr = tcp_impostor(other_name).await;
+    for conn in ["reuse", "fresh"] {
+        let (r, v) = round(&check(
+            &web_at(addr, "tcp"),
+            &format!("{{qps: 100, duration: 500ms, timeout: 1s, connections: {conn}}}"),
+            "{successRate: 1}",
+        ))
+        .await;
+        assert!(!v.pass, "tcp {conn}: {:#?}", v.checks);
+        let t = &r.targets[0];
+        assert_eq!(
+            (t.answered, t.errors.get("protocol")),
+            (0, Some(&50)),
+            "tcp {conn}: {t:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_real_answer_after_a_mismatched_one_counts() {
+    let (addr, ids) = udp_impostor(wrong_then_right).await;
+    let (r, v) = round(&check(
+        &web_at(addr, "udp"),
+        IMPOSTOR,
+        "{successRate: 1, answers: {contain: [127.0.0.10]}}",
+    ))
+    .await;
+    assert!(v.pass, "{:#?} {:?}", v.checks, r.targets[0]);
+    assert_eq!(r.targets[0].codes.get("NOERROR"), Some(&50));
+    let addr = tcp_impostor(wrong_then_right).await;
+    let (r, v) = round(&check(&web_at(addr, "tcp"), IMPOSTOR, "{successRate: 1}")).await;
+    assert!(v.pass, "tcp: {:#?} {:?}", v.checks, r.targets[0]);
+    // query IDs are random, not a counter an off-path spoofer can follow
+    let ids = ids.lock().unwrap().clone();
+    assert_eq!(ids.len(), 50);
+    let steps = ids.windows(2).filter(|w| w[1] == w[0].wrapping_add(1)).count();
+    assert!(steps < 5, "{steps} sequential IDs: {ids:?}");
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert!(distinct.len() >= 48, "{} distinct IDs: {ids:?}", distinct.len());
 }

@@ -2,7 +2,8 @@
 //! reads. Spans (names, parents, attributes, one trace id across agents) and metrics
 //! (names, values matching the round's own counts), over gRPC and HTTP; a collector that is
 //! down or a malformed endpoint changes neither the verdict nor the exit code, and costs at
-//! most the bounded flush.
+//! most the bounded flush (or the per-export timeout, over either protocol). Malformed
+//! settings never crash the probe, and no credential in them reaches any output.
 
 mod support;
 
@@ -343,4 +344,174 @@ async fn a_launchers_round_span_parents_its_agents_through_traceparent() {
         assert_eq!(a["parentSpanId"], round["spanId"]);
         assert_eq!(a["traceId"], round["traceId"]);
     }
+}
+
+fn one_target(url: &str) -> String {
+    format!(
+        "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: web}}\nspec:\n  pressure: {{qps: 10, duration: 200ms}}\n  targets: [{{url: \"{url}\"}}]\n"
+    )
+}
+
+/// What a `kpatrol-probe http` run printed: exit code, stdout, stderr, termination message.
+async fn probe_run(task: &std::path::Path, env: &[(&str, String)]) -> (Option<i32>, String, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("termination-log");
+    let mut cmd = tokio::process::Command::new(PROBE);
+    cmd.args(["http", "--task"])
+        .arg(task)
+        .arg("--termination-log")
+        .arg(&log)
+        .env("KPATROL_TELEMETRY_FLUSH", "2s")
+        .env_remove("KPATROL_JOB_NAME")
+        .env_remove("TRACEPARENT");
+    for k in [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "KPATROL_RESOURCE_ATTRIBUTES",
+    ] {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        std::fs::read_to_string(&log).unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn a_malformed_percent_sequence_in_a_setting_does_not_crash_the_probe() {
+    let ok = http(Behaviour::Ok).await;
+    let closed = closed_port().await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(dir.path(), "t.yaml", &one_target(&ok.url("http", "/")));
+    for var in [
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "KPATROL_RESOURCE_ATTRIBUTES",
+    ] {
+        let (code, _, err, log) = probe_run(
+            &f,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{closed}")),
+                (var, "k=%1ü".into()),
+            ],
+        )
+        .await;
+        assert_eq!(code, Some(0), "{var}: {err}");
+        assert!(!err.contains("panic"), "{var}: {err}");
+        let msg: Value =
+            serde_json::from_str(&log).unwrap_or_else(|e| panic!("{var}: termination message {e}: {log:?}"));
+        assert_eq!(msg["verdict"], "pass", "{var}: {log}");
+        // the setting was read: telemetry was attempted or turned off with a warning
+        assert!(err.contains("telemetry"), "{var}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn credentials_in_telemetry_settings_appear_in_no_output() {
+    let ok = http(Behaviour::Ok).await;
+    let closed = closed_port().await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(dir.path(), "t.yaml", &one_target(&ok.url("http", "/")));
+    let down = format!("http://{closed}");
+    let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
+        (
+            "S3cr3tT0ken1",
+            vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", down.clone()),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "Authorization: Bearer S3cr3tT0ken1".into(),
+                ),
+            ],
+        ),
+        (
+            "S3cr3tT0ken2",
+            vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", down.clone()),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "Authorization Bearer S3cr3tT0ken2=x".into(),
+                ),
+            ],
+        ),
+        (
+            "S3cr3tPass3",
+            vec![("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://kp:S3cr3tPass3@{closed}"))],
+        ),
+        (
+            "S3cr3tPass4",
+            vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://kp:S3cr3tPass4@{closed}")),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+            ],
+        ),
+        (
+            "S3cr3tPass5",
+            vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "http://kp:S3cr3tPass5@".into())],
+        ),
+        (
+            "S3cr3tT0ken6",
+            vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", down.clone()),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "authorization=Bearer%20S3cr3tT0ken6".into(),
+                ),
+            ],
+        ),
+    ];
+    for (secret, env) in cases {
+        let (code, out, err, log) = probe_run(&f, &env).await;
+        assert_eq!(code, Some(0), "{secret}: {err}");
+        assert!(err.contains("telemetry"), "{secret}: nothing reported: {err}");
+        for (what, text) in [("stdout", &out), ("stderr", &err), ("termination log", &log)] {
+            assert!(!text.contains(secret), "{secret} in {what}: {text}");
+            // nor the start of it
+            assert!(!text.contains(&secret[..6]), "part of {secret} in {what}: {text}");
+        }
+        assert!(!err.contains("kp:"), "{secret}: userinfo in {err}");
+    }
+}
+
+#[tokio::test]
+async fn the_per_export_timeout_holds_over_both_protocols() {
+    let ok = http(Behaviour::Ok).await;
+    let bad = http(Behaviour::Status(500)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &two_targets(&ok.url("http", "/"), &bad.url("http", "/")),
+    );
+    // accepts connections (the kernel's backlog), never answers
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    for protocol in ["http/protobuf", "grpc"] {
+        let started = Instant::now();
+        let mut cmd = tokio::process::Command::new(KPATROL);
+        cmd.args(["run", "-o", "json"])
+            .arg(&f)
+            .env("OTEL_EXPORTER_OTLP_TIMEOUT", "300")
+            .env("KPATROL_TELEMETRY_FLUSH", "20s");
+        otel_env(&mut cmd, &endpoint, protocol);
+        let out = cmd.output().await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(out.status.code(), Some(1), "{protocol}: the verdict stands");
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["verdict"], "fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.matches("telemetry not sent").count(), 1, "{protocol}: {err}");
+        // a 500 ms round, two exports side by side bounded at 300 ms, and process start-up
+        assert!(took < Duration::from_secs(3), "{protocol}: took {took:?}: {err}");
+    }
+    drop(silent);
 }

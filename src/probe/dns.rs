@@ -4,20 +4,31 @@
 //! HTTPS (RFC 8484 POST). A reply's code is the answer; truncated replies, resets, refusals
 //! and TLS failures are error kinds; a NOERROR reply that misses the expected records is
 //! recorded as [`WRONG_ANSWER`].
+//!
+//! A reply counts only when it answers the query ([`is_reply_to`]): the query's random ID,
+//! the QR bit, the same opcode and the same question (name case-insensitively, type,
+//! class). On a shared socket or connection (UDP, pipelined TCP/DoT) a reply that does not
+//! is ignored, since the real answer may still come; if none does, the attempt is
+//! `protocol` rather than `timeout` (an echo service, or a server answering something
+//! else). On a connection or HTTP exchange that carries only this query, a mismatched
+//! reply is `protocol` at once: nothing else can arrive there.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::{Mounts, io_kind};
 use crate::plan::{AnswerCheck, Connections, DnsProtocol, DnsServer, DnsTarget, Pressure, WRONG_ANSWER};
@@ -32,9 +43,91 @@ pub struct DnsAttempt {
     samples: crate::pressure::ErrorSamples,
     server: String,
     transport: Transport,
-    queries: Vec<Vec<u8>>,
+    queries: Vec<Arc<Template>>,
     next: AtomicUsize,
     check: AnswerCheck,
+    timeout: Duration,
+}
+
+/// A query in wire format, ID 0 (patched per attempt), and where its question ends.
+pub struct Template {
+    wire: Vec<u8>,
+    question_end: usize,
+}
+
+impl Template {
+    /// `wire` must hold one question after the 12-byte header.
+    fn new(wire: Vec<u8>) -> Option<Template> {
+        let mut i = 12;
+        loop {
+            let len = *wire.get(i)? as usize;
+            i += 1;
+            if len == 0 {
+                break;
+            }
+            if len >= 0xc0 {
+                return None; // a compressed question name: never built here
+            }
+            i += len;
+        }
+        let question_end = i + 4;
+        (question_end <= wire.len()).then_some(Template { wire, question_end })
+    }
+}
+
+/// Whether `reply` answers `query` sent with `id`: a response (QR) with that ID and opcode,
+/// echoing the question (the name case-insensitively, since resolvers may randomise case;
+/// type and class exactly). An error reply may leave the question out. Pure.
+pub fn is_reply_to(query: &Template, id: u16, reply: &[u8]) -> bool {
+    let (Some(head), Some(qhead)) = (reply.get(..12), query.wire.get(..12)) else {
+        return false;
+    };
+    let opcode = |flags: u8| (flags >> 3) & 0x0f;
+    if u16::from_be_bytes([head[0], head[1]]) != id || head[2] & 0x80 == 0 || opcode(head[2]) != opcode(qhead[2]) {
+        return false;
+    }
+    let rcode = head[3] & 0x0f;
+    match u16::from_be_bytes([head[4], head[5]]) {
+        0 => rcode != 0,
+        1 => {
+            let (Some(want), Some(got)) = (
+                query.wire.get(12..query.question_end),
+                reply.get(12..query.question_end),
+            ) else {
+                return false;
+            };
+            // type and class: the last 4 bytes; the name's length bytes (< 64) are not letters
+            let (want_name, want_tc) = want.split_at(want.len() - 4);
+            let (got_name, got_tc) = got.split_at(got.len() - 4);
+            want_name.eq_ignore_ascii_case(got_name) && want_tc == got_tc
+        }
+        _ => false,
+    }
+}
+
+/// A query ID an off-path spoofer cannot guess: from the system's CSPRNG, drawn 256 at a
+/// time per thread so a busy round does not make a system call per query.
+fn random_id() -> u16 {
+    thread_local! {
+        static IDS: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
+    }
+    IDS.with_borrow_mut(|ids| {
+        if ids.is_empty() {
+            let mut b = [0u8; 512];
+            if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_ok() {
+                ids.extend(b.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])));
+            } else {
+                // no CSPRNG: SipHash under std's randomly seeded keys is still unpredictable
+                let h = std::collections::hash_map::RandomState::new().build_hasher().finish();
+                ids.extend(
+                    h.to_be_bytes()
+                        .chunks_exact(2)
+                        .map(|c| u16::from_be_bytes([c[0], c[1]])),
+                );
+            }
+        }
+        ids.pop().unwrap_or_default()
+    })
 }
 
 enum Transport {
@@ -82,7 +175,7 @@ pub async fn resolve_server(server: &DnsServer, protocol: DnsProtocol) -> Result
 }
 
 /// Wire-format queries (ID 0, patched per attempt).
-fn templates(t: &DnsTarget, server: Option<SocketAddr>) -> Result<Vec<Vec<u8>>, String> {
+fn templates(t: &DnsTarget, server: Option<SocketAddr>) -> Result<Vec<Arc<Template>>, String> {
     let mut out = Vec::new();
     for q in &t.queries {
         let rtype = match &q.record_type {
@@ -105,7 +198,10 @@ fn templates(t: &DnsTarget, server: Option<SocketAddr>) -> Result<Vec<Vec<u8>>, 
             e.set_max_payload(1232);
             m.set_edns(e);
         }
-        out.push(m.to_vec().map_err(|e| format!("query {}: {e}", q.name))?);
+        let wire = m.to_vec().map_err(|e| format!("query {}: {e}", q.name))?;
+        out.push(Arc::new(
+            Template::new(wire).ok_or_else(|| format!("query {}: malformed", q.name))?,
+        ));
     }
     if out.is_empty() {
         return Err("no queries".into());
@@ -183,6 +279,7 @@ impl DnsAttempt {
             queries,
             next: AtomicUsize::new(0),
             check: t.answers.clone(),
+            timeout: p.timeout,
         })
     }
 
@@ -226,11 +323,17 @@ pub fn answers_match(m: &Message, check: &AnswerCheck) -> bool {
 
 impl Attempt for DnsAttempt {
     async fn attempt(&self) -> Outcome {
+        // The engine's own timeout (started just before this) ends the attempt as `timeout`;
+        // a mismatched reply must turn it into `protocol` a little before that: tokio's timer
+        // ticks in milliseconds, and this thread may be descheduled between the two.
+        let mismatch_deadline = Instant::now() + self.timeout - (self.timeout / 4).min(Duration::from_millis(5));
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.queries.len();
-        let query = &self.queries[i];
+        let Some(query) = self.queries.get(i) else {
+            return Outcome::Failed(ErrorKind::Other);
+        };
         let reply = match &self.transport {
-            Transport::Udp(pool) => pool.exchange(query).await,
-            Transport::Stream(mux) => mux.exchange(query).await,
+            Transport::Udp(pool) => pool.exchange(query, mismatch_deadline).await,
+            Transport::Stream(mux) => mux.exchange(query, mismatch_deadline).await,
             Transport::Fresh(c) => fresh_exchange(c, query).await,
             Transport::Https { client, url } => doh(client, url, query).await,
         };
@@ -245,7 +348,9 @@ impl Attempt for DnsAttempt {
                     ErrorKind::Reset => "connection closed before the reply",
                     ErrorKind::Tls => "TLS handshake failed (certificate not trusted, wrong name, or not TLS)",
                     ErrorKind::Truncated => "reply truncated (TC bit): it does not fit in UDP; use tcp or edns",
-                    ErrorKind::Protocol => "malformed reply, or an HTTP error status from the DoH server",
+                    ErrorKind::Protocol => {
+                        "malformed reply, a reply to another query (ID, QR bit, opcode or question differ), or an HTTP error status from the DoH server"
+                    }
                     ErrorKind::Dns => "the DoH server's name does not resolve",
                     ErrorKind::Timeout => "no reply within the timeout",
                     ErrorKind::Other => "network error",
@@ -266,8 +371,14 @@ type Reply = Result<Vec<u8>, ErrorKind>;
 /// Queries waiting for their reply, by ID.
 #[derive(Default)]
 struct Pending {
-    waiting: Mutex<HashMap<u16, oneshot::Sender<Reply>>>,
-    next_id: AtomicU16,
+    waiting: Mutex<HashMap<u16, Waiter>>,
+}
+
+struct Waiter {
+    tx: oneshot::Sender<Reply>,
+    query: Arc<Template>,
+    /// A reply with this ID arrived that does not answer the query.
+    mismatched: bool,
 }
 
 /// Removes a query's entry when its attempt ends (answered, timed out or cancelled).
@@ -278,51 +389,74 @@ struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.pending.waiting.lock().expect("pending lock").remove(&self.id);
+        self.pending.lock().remove(&self.id);
+    }
+}
+
+impl Registration<'_> {
+    /// The reply to the query; `Protocol` once `mismatch_deadline` passes when only replies
+    /// that do not answer it came. Otherwise the engine's timeout ends the wait.
+    async fn wait(&self, mut rx: oneshot::Receiver<Reply>, mismatch_deadline: Instant) -> Reply {
+        match tokio::time::timeout_at(mismatch_deadline, &mut rx).await {
+            Ok(r) => r.unwrap_or(Err(ErrorKind::Reset)),
+            Err(_) if self.pending.lock().get(&self.id).is_some_and(|w| w.mismatched) => Err(ErrorKind::Protocol),
+            Err(_) => rx.await.unwrap_or(Err(ErrorKind::Reset)),
+        }
     }
 }
 
 impl Pending {
-    fn register(&self) -> Result<(Registration<'_>, oneshot::Receiver<Reply>), ErrorKind> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u16, Waiter>> {
+        // a panic elsewhere cannot leave the map inconsistent: every change is one call
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn register(&self, query: &Arc<Template>) -> Result<(Registration<'_>, oneshot::Receiver<Reply>), ErrorKind> {
         let (tx, rx) = oneshot::channel();
-        let mut w = self.waiting.lock().expect("pending lock");
+        let mut w = self.lock();
         if w.len() >= 60_000 {
             return Err(ErrorKind::Other);
         }
         loop {
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let id = random_id();
             if let std::collections::hash_map::Entry::Vacant(e) = w.entry(id) {
-                e.insert(tx);
+                e.insert(Waiter {
+                    tx,
+                    query: query.clone(),
+                    mismatched: false,
+                });
                 return Ok((Registration { pending: self, id }, rx));
             }
         }
     }
 
     fn deliver(&self, reply: &[u8]) {
-        if reply.len() < 2 {
+        let Some(&[a, b]) = reply.get(..2) else { return };
+        let id = u16::from_be_bytes([a, b]);
+        let mut w = self.lock();
+        let Some(waiter) = w.get_mut(&id) else { return };
+        if !is_reply_to(&waiter.query, id, reply) {
+            waiter.mismatched = true;
             return;
         }
-        let id = u16::from_be_bytes([reply[0], reply[1]]);
-        if let Some(tx) = self.waiting.lock().expect("pending lock").remove(&id) {
-            let _ = tx.send(Ok(reply.to_vec()));
+        if let Some(waiter) = w.remove(&id) {
+            let _ = waiter.tx.send(Ok(reply.to_vec()));
         }
     }
 
     fn fail_all(&self, kind: ErrorKind) {
-        for (_, tx) in self.waiting.lock().expect("pending lock").drain() {
-            let _ = tx.send(Err(kind));
+        for (_, waiter) in self.lock().drain() {
+            let _ = waiter.tx.send(Err(kind));
         }
     }
 }
 
 fn with_id(query: &[u8], id: u16) -> Vec<u8> {
     let mut q = query.to_vec();
-    q[..2].copy_from_slice(&id.to_be_bytes());
+    if let Some(head) = q.get_mut(..2) {
+        head.copy_from_slice(&id.to_be_bytes());
+    }
     q
-}
-
-async fn wait(rx: oneshot::Receiver<Reply>) -> Reply {
-    rx.await.unwrap_or(Err(ErrorKind::Reset))
 }
 
 struct UdpSock {
@@ -346,10 +480,10 @@ impl UdpPool {
     fn new(server: SocketAddr, n: usize) -> Result<Self, String> {
         let mut socks = Vec::new();
         for _ in 0..n {
-            let local: SocketAddr = if server.is_ipv4() {
-                "0.0.0.0:0".parse().expect("addr")
+            let local = if server.is_ipv4() {
+                SocketAddr::from(([0u8; 4], 0))
             } else {
-                "[::]:0".parse().expect("addr")
+                SocketAddr::from(([0u16; 8], 0))
             };
             let std_sock = std::net::UdpSocket::bind(local).map_err(|e| format!("UDP socket: {e}"))?;
             std_sock
@@ -382,13 +516,16 @@ impl UdpPool {
         })
     }
 
-    async fn exchange(&self, query: &[u8]) -> Reply {
-        let s = &self.socks[self.next.fetch_add(1, Ordering::Relaxed) % self.socks.len()];
-        let (reg, rx) = s.pending.register()?;
-        if let Err(e) = s.socket.send(&with_id(query, reg.id)).await {
+    async fn exchange(&self, query: &Arc<Template>, mismatch_deadline: Instant) -> Reply {
+        let s = self
+            .socks
+            .get(self.next.fetch_add(1, Ordering::Relaxed) % self.socks.len())
+            .ok_or(ErrorKind::Other)?;
+        let (reg, rx) = s.pending.register(query)?;
+        if let Err(e) = s.socket.send(&with_id(&query.wire, reg.id)).await {
             return Err(io_kind(&e));
         }
-        wait(rx).await
+        reg.wait(rx, mismatch_deadline).await
     }
 }
 
@@ -439,11 +576,15 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>>
 }
 
 /// One connection, a query per attempt, closed after the reply.
-async fn fresh_exchange(c: &Connector, query: &[u8]) -> Reply {
+async fn fresh_exchange(c: &Connector, query: &Template) -> Reply {
     let mut s = c.connect().await?;
-    s.write_all(&frame(query, 1)).await.map_err(|e| io_kind(&e))?;
+    let id = random_id();
+    s.write_all(&frame(&query.wire, id)).await.map_err(|e| io_kind(&e))?;
     let reply = read_frame(&mut s).await.map_err(|e| io_kind(&e))?;
     let _ = s.shutdown().await;
+    if !is_reply_to(query, id, &reply) {
+        return Err(ErrorKind::Protocol);
+    }
     Ok(reply)
 }
 
@@ -475,7 +616,7 @@ impl StreamMux {
             return Ok(c.clone());
         }
         let stream = self.connector.connect().await?;
-        let (read, write): (ReadHalf<Box<dyn Io>>, WriteHalf<Box<dyn Io>>) = tokio::io::split(stream);
+        let (read, write) = tokio::io::split(stream);
         let pending = Arc::new(Pending::default());
         let dead = Arc::new(AtomicBool::new(false));
         let (p2, d2) = (pending.clone(), dead.clone());
@@ -502,32 +643,101 @@ impl StreamMux {
         Ok(c)
     }
 
-    async fn exchange(&self, query: &[u8]) -> Reply {
+    async fn exchange(&self, query: &Arc<Template>, mismatch_deadline: Instant) -> Reply {
         let c = self.conn().await?;
-        let (reg, rx) = c.pending.register()?;
-        let sent = c.writer.lock().await.write_all(&frame(query, reg.id)).await;
+        let (reg, rx) = c.pending.register(query)?;
+        let sent = c.writer.lock().await.write_all(&frame(&query.wire, reg.id)).await;
         if let Err(e) = sent {
             c.dead.store(true, Ordering::Release);
             return Err(io_kind(&e));
         }
-        wait(rx).await
+        reg.wait(rx, mismatch_deadline).await
     }
 }
 
-async fn doh(client: &reqwest::Client, url: &reqwest::Url, query: &[u8]) -> Reply {
+/// RFC 8484: the query goes with ID 0 (caches key on the body), so the reply must carry 0.
+async fn doh(client: &reqwest::Client, url: &reqwest::Url, query: &Template) -> Reply {
     let resp = client
         .post(url.clone())
         .header("content-type", "application/dns-message")
         .header("accept", "application/dns-message")
-        .body(query.to_vec())
+        .body(query.wire.clone())
         .send()
         .await
         .map_err(|e| super::http::classify(&e))?;
     if !resp.status().is_success() {
         return Err(ErrorKind::Protocol);
     }
-    resp.bytes()
-        .await
-        .map(|b| b.to_vec())
-        .map_err(|e| super::http::classify(&e))
+    let reply = resp.bytes().await.map_err(|e| super::http::classify(&e))?;
+    if !is_reply_to(query, 0, &reply) {
+        return Err(ErrorKind::Protocol);
+    }
+    Ok(reply.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template() -> Template {
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii("web.kpatrol.test.").unwrap(),
+            RecordType::A,
+        ));
+        Template::new(m.to_vec().unwrap()).unwrap()
+    }
+
+    /// The query as a server would answer it: ID, QR and RA set, the question echoed.
+    fn reply(t: &Template, id: u16) -> Vec<u8> {
+        let mut r = with_id(&t.wire[..t.question_end], id);
+        r[2] |= 0x80;
+        r[3] = 0x80;
+        r[6..12].fill(0);
+        r
+    }
+
+    #[test]
+    fn a_reply_must_answer_the_query_it_claims_to() {
+        let t = template();
+        let ok = reply(&t, 0x1234);
+        assert!(is_reply_to(&t, 0x1234, &ok));
+        assert!(!is_reply_to(&t, 0x1235, &ok), "another ID");
+        let mut upper = ok.clone();
+        upper[13..16].copy_from_slice(b"WeB");
+        assert!(is_reply_to(&t, 0x1234, &upper), "names compare case-insensitively");
+        let echo = with_id(&t.wire, 0x1234);
+        assert!(!is_reply_to(&t, 0x1234, &echo), "the query itself (no QR bit)");
+        let mut other_name = ok.clone();
+        other_name[13] = b'x';
+        assert!(!is_reply_to(&t, 0x1234, &other_name));
+        let n = t.question_end;
+        let mut other_type = ok.clone();
+        other_type[n - 3] = 28; // AAAA
+        assert!(!is_reply_to(&t, 0x1234, &other_type));
+        let mut other_class = ok.clone();
+        other_class[n - 1] = 3; // CH
+        assert!(!is_reply_to(&t, 0x1234, &other_class));
+        let mut other_opcode = ok.clone();
+        other_opcode[2] |= 2 << 3; // STATUS
+        assert!(!is_reply_to(&t, 0x1234, &other_opcode));
+        // no question: only an error reply may leave it out
+        let mut bare = ok[..12].to_vec();
+        bare[5] = 0;
+        assert!(!is_reply_to(&t, 0x1234, &bare));
+        bare[3] |= 1; // FORMERR
+        assert!(is_reply_to(&t, 0x1234, &bare));
+        for cut in 0..ok.len() {
+            assert!(!is_reply_to(&t, 0x1234, &ok[..cut]), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn query_ids_are_not_sequential() {
+        let ids: Vec<u16> = (0..1000).map(|_| random_id()).collect();
+        let steps = ids.windows(2).filter(|w| w[1] == w[0].wrapping_add(1)).count();
+        assert!(steps < 10, "{steps} sequential steps");
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert!(distinct.len() > 950, "{} distinct", distinct.len());
+    }
 }

@@ -3,6 +3,11 @@
 //! variables say. Configuration and span building are pure; the export is bounded by a
 //! flush deadline and never changes a verdict: a collector that is down, slow or refusing
 //! costs at most that deadline and one log line.
+//!
+//! Headers and endpoints may carry credentials, so no message here shows a setting's value:
+//! a malformed one is named by its variable (and entry), endpoints are shown without
+//! userinfo, and export errors from the libraries are scrubbed of every header value and
+//! userinfo before they are printed ([`Config::scrub`]).
 
 pub mod names;
 
@@ -20,8 +25,9 @@ use crate::report::RoundReport;
 use crate::task::read::parse_duration;
 use names::*;
 
-/// How to send telemetry, from the environment.
-#[derive(Clone, Debug, PartialEq)]
+/// How to send telemetry, from the environment. Its `Debug` shows no header value and no
+/// userinfo.
+#[derive(Clone, PartialEq)]
 pub struct Config {
     pub protocol: Protocol,
     /// Full endpoint of each signal (`None`: that signal is off).
@@ -35,6 +41,65 @@ pub struct Config {
     pub service_name: String,
     /// Resource attributes: KPATROL_RESOURCE_ATTRIBUTES then OTEL_RESOURCE_ATTRIBUTES.
     pub resource: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let header_names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Config")
+            .field("protocol", &self.protocol)
+            .field("traces", &self.traces.as_deref().map(shown_endpoint))
+            .field("metrics", &self.metrics.as_deref().map(shown_endpoint))
+            .field("headers (values hidden)", &header_names)
+            .field("timeout", &self.timeout)
+            .field("flush", &self.flush)
+            .field("service_name", &self.service_name)
+            .field("resource", &self.resource)
+            .finish()
+    }
+}
+
+impl Config {
+    /// `text` (a library's error) with every header value and endpoint userinfo, in any
+    /// encoding it could be printed in, replaced by `***`.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut secrets: Vec<String> = Vec::new();
+        for ep in self.traces.iter().chain(&self.metrics) {
+            if let Ok(url) = reqwest::Url::parse(ep) {
+                for part in [url.username(), url.password().unwrap_or("")] {
+                    secrets.push(part.to_string());
+                    secrets.push(String::from_utf8_lossy(&percent_decode(part)).into_owned());
+                }
+            }
+            // as given, in case a library prints it unparsed
+            if let Some((userinfo, _)) = ep.split_once("://").and_then(|(_, rest)| rest.rsplit_once('@')) {
+                secrets.push(userinfo.to_string());
+                secrets.extend(userinfo.split(':').map(str::to_string));
+            }
+        }
+        secrets.extend(self.headers.iter().map(|(_, v)| v.clone()));
+        // the longest first, so a secret containing another is replaced whole
+        secrets.retain(|s| !s.trim().is_empty());
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut out = text.to_string();
+        for s in &secrets {
+            out = out.replace(s.as_str(), "***");
+        }
+        out
+    }
+}
+
+/// `endpoint` for messages: without userinfo (which may hold a password).
+pub fn shown_endpoint(endpoint: &str) -> String {
+    match reqwest::Url::parse(endpoint) {
+        Ok(url) if url.username().is_empty() && url.password().is_none() => endpoint.to_string(),
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        Err(_) => "(not a URL)".into(),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,10 +119,8 @@ pub fn config_from(env: impl Fn(&str) -> Option<String>) -> Result<Option<Config
     let protocol = match get("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
         None | Some("grpc") => Protocol::Grpc,
         Some("http/protobuf") => Protocol::HttpProtobuf,
-        Some(other) => {
-            return Err(format!(
-                "OTEL_EXPORTER_OTLP_PROTOCOL={other} is not supported (allowed: grpc, http/protobuf)"
-            ));
+        Some(_) => {
+            return Err("OTEL_EXPORTER_OTLP_PROTOCOL is not supported (allowed: grpc, http/protobuf)".into());
         }
     };
     let base = get("OTEL_EXPORTER_OTLP_ENDPOINT");
@@ -65,22 +128,23 @@ pub fn config_from(env: impl Fn(&str) -> Option<String>) -> Result<Option<Config
         if get(exporter).is_some_and(|v| v == "none") {
             return Ok(None);
         }
-        let endpoint = match (get(specific), &base) {
-            (Some(e), _) => e,
-            (None, Some(b)) if protocol == Protocol::HttpProtobuf => format!("{}/{path}", b.trim_end_matches('/')),
-            (None, Some(b)) => b.clone(),
+        let (var, endpoint) = match (get(specific), &base) {
+            (Some(e), _) => (specific, e),
+            (None, Some(b)) if protocol == Protocol::HttpProtobuf => (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("{}/{path}", b.trim_end_matches('/')),
+            ),
+            (None, Some(b)) => ("OTEL_EXPORTER_OTLP_ENDPOINT", b.clone()),
             (None, None) => return Ok(None),
         };
-        let url =
-            reqwest::Url::parse(&endpoint).map_err(|e| format!("OTLP endpoint `{endpoint}` is not a URL: {e}"))?;
+        // the URL parser's reasons name no part of the value
+        let url = reqwest::Url::parse(&endpoint).map_err(|e| format!("{var} is not a URL ({e})"))?;
         if url.scheme() != "http" && url.scheme() != "https" || url.host_str().is_none() {
-            return Err(format!(
-                "OTLP endpoint `{endpoint}` must be http:// or https:// with a host"
-            ));
+            return Err(format!("{var} must be an http:// or https:// URL with a host"));
         }
         if protocol == Protocol::Grpc && url.scheme() == "https" {
             return Err(format!(
-                "OTLP endpoint `{endpoint}`: gRPC over TLS is not built in; use OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+                "{var}: gRPC over TLS is not built in; use OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
             ));
         }
         Ok(Some(endpoint))
@@ -102,12 +166,13 @@ pub fn config_from(env: impl Fn(&str) -> Option<String>) -> Result<Option<Config
         None => vec![],
         Some(h) => {
             let headers = pairs(&h).map_err(|e| format!("OTEL_EXPORTER_OTLP_HEADERS: {e}"))?;
-            for (k, v) in &headers {
+            for (i, (k, v)) in headers.iter().enumerate() {
                 if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
                     || reqwest::header::HeaderValue::from_str(v).is_err()
                 {
                     return Err(format!(
-                        "OTEL_EXPORTER_OTLP_HEADERS: `{k}` is not a valid header name and value"
+                        "OTEL_EXPORTER_OTLP_HEADERS: entry {} is not a valid header name and value",
+                        i + 1
                     ));
                 }
             }
@@ -118,13 +183,13 @@ pub fn config_from(env: impl Fn(&str) -> Option<String>) -> Result<Option<Config
         None => Duration::from_secs(2),
         Some(ms) => Duration::from_millis(
             ms.parse::<u64>()
-                .map_err(|_| format!("OTEL_EXPORTER_OTLP_TIMEOUT={ms} is not milliseconds"))?,
+                .map_err(|_| "OTEL_EXPORTER_OTLP_TIMEOUT is not a whole number of milliseconds".to_string())?,
         ),
     };
     let flush = match get("KPATROL_TELEMETRY_FLUSH") {
         None => Duration::from_secs(2),
         Some(d) => {
-            parse_duration(&d).ok_or_else(|| format!("KPATROL_TELEMETRY_FLUSH={d} is not a duration such as 2s"))?
+            parse_duration(&d).ok_or_else(|| "KPATROL_TELEMETRY_FLUSH is not a duration such as 2s".to_string())?
         }
     };
     let mut resource = Vec::new();
@@ -146,39 +211,50 @@ pub fn config_from(env: impl Fn(&str) -> Option<String>) -> Result<Option<Config
     }))
 }
 
-/// `k=v,k2=v2` with percent-encoded values.
+/// `k=v,k2=v2` with percent-encoded values. Errors name the entry by position: an entry
+/// may be a header holding a credential.
 fn pairs(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for (i, part) in text.split(',').map(str::trim).filter(|p| !p.is_empty()).enumerate() {
+        let n = i + 1;
         let (k, v) = part
             .split_once('=')
-            .ok_or_else(|| format!("`{part}` is not key=value"))?;
+            .ok_or_else(|| format!("entry {n} is not key=value (values are not shown)"))?;
         let k = k.trim();
         if k.is_empty() || k.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("`{part}` has no valid key"));
+            return Err(format!("entry {n} has no valid key (values are not shown)"));
         }
-        out.push((k.to_string(), percent_decode(v.trim())));
+        out.push((
+            k.to_string(),
+            String::from_utf8_lossy(&percent_decode(v.trim())).into_owned(),
+        ));
     }
     Ok(out)
 }
 
-fn percent_decode(s: &str) -> String {
+/// Decodes `%XX` sequences; a `%` not followed by two hex digits stays as it is (the W3C
+/// baggage format the OTEL variables use has no other escape). Works on bytes: a sequence
+/// may be cut short by any character, multi-byte ones included. Pure.
+fn percent_decode(s: &str) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16);
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
         {
-            out.push(b);
+            out.push((hi * 16 + lo) as u8);
             i += 3;
             continue;
         }
-        out.push(bytes[i]);
+        out.push(b);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// Where this round's spans belong.
@@ -272,6 +348,7 @@ fn span_id(seed: &TraceIds, n: u64) -> SpanId {
     SpanId::from_bytes(d.as_ref()[..8].try_into().expect("8 bytes"))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn span(
     ids: &TraceIds,
     id: SpanId,
@@ -439,7 +516,7 @@ pub fn launcher_span(
 pub async fn export_launcher_span(cfg: &Config, plan: &Plan, span: SpanData) -> Result<(), String> {
     let Some(ep) = &cfg.traces else { return Ok(()) };
     match tokio::time::timeout(cfg.flush, export_spans(cfg, ep, resource(cfg, plan), vec![span])).await {
-        Ok(r) => r,
+        Ok(r) => r.map_err(|e| format!("traces to {}: {}", shown_endpoint(ep), cfg.scrub(&e))),
         Err(_) => Err("the collector did not take the round span in time".into()),
     }
 }
@@ -494,14 +571,16 @@ macro_rules! exporter {
                 .with_endpoint($endpoint)
                 .with_timeout($cfg.timeout)
                 .with_headers($cfg.headers.iter().cloned().collect::<HashMap<_, _>>())
-                .with_http_client(http_client()?)
+                .with_http_client(http_client($cfg.timeout)?)
                 .build(),
         }
         .map_err(|e| e.to_string())?
     };
 }
 
-fn http_client() -> Result<reqwest::Client, String> {
+/// The HTTP client of the http/protobuf exporter. The exporter's own timeout does not reach
+/// a client handed to it, so the client carries the per-export timeout itself.
+fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
     let tls = crate::probe::http::client_tls(
         &crate::plan::Tls::default(),
         vec![b"http/1.1".to_vec()],
@@ -510,8 +589,24 @@ fn http_client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .no_proxy()
         .tls_backend_preconfigured(tls)
+        .timeout(timeout)
+        .connect_timeout(timeout)
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// One export call, bounded by the per-export timeout whatever the protocol and library.
+async fn bounded(
+    timeout: Duration,
+    f: impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult>,
+) -> Result<(), String> {
+    match tokio::time::timeout(timeout, f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "no answer within OTEL_EXPORTER_OTLP_TIMEOUT ({})",
+            crate::task::read::format_duration(timeout)
+        )),
+    }
 }
 
 /// Sends one round's spans and metrics. Bounded by `cfg.flush`; errors come back as text
@@ -537,7 +632,7 @@ pub async fn export(
                     spans(ids, agent, plan, report, verdict, round.started_at),
                 )
                 .await
-                .map_err(|e| format!("traces to {ep}: {e}")),
+                .map_err(|e| format!("traces to {}: {}", shown_endpoint(ep), cfg.scrub(&e))),
                 None => Ok(()),
             }
         };
@@ -545,7 +640,7 @@ pub async fn export(
             match &cfg.metrics {
                 Some(ep) => export_metrics(cfg, ep, res.clone(), plan, report, verdict, round, ids)
                     .await
-                    .map_err(|e| format!("metrics to {ep}: {e}")),
+                    .map_err(|e| format!("metrics to {}: {}", shown_endpoint(ep), cfg.scrub(&e))),
                 None => Ok(()),
             }
         };
@@ -571,7 +666,7 @@ async fn export_spans(cfg: &Config, endpoint: &str, res: Resource, batch: Vec<Sp
     use opentelemetry_sdk::trace::SpanExporter as _;
     let mut exporter = exporter!(SpanExporter, cfg, endpoint);
     exporter.set_resource(&res);
-    exporter.export(batch).await.map_err(|e| e.to_string())
+    bounded(cfg.timeout, exporter.export(batch)).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -599,7 +694,7 @@ async fn export_metrics(
     let mut rm = opentelemetry_sdk::metrics::data::ResourceMetrics::default();
     reader.collect(&mut rm).map_err(|e| e.to_string())?;
     let exporter = exporter!(MetricExporter, cfg, endpoint);
-    let r = exporter.export(&rm).await.map_err(|e| e.to_string());
+    let r = bounded(cfg.timeout, exporter.export(&rm)).await;
     drop(provider);
     r
 }
@@ -700,7 +795,7 @@ fn record(
                 ]),
             );
         }
-        let attrs = with(&[target.clone()]);
+        let attrs = with(std::slice::from_ref(&target));
         for v in r.stats.hist.iter_recorded() {
             let secs = v.value_iterated_to() as f64 / 1e6;
             for _ in 0..v.count_at_value() {
@@ -814,7 +909,7 @@ mod tests {
             (
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
                 "ftp://c:4317",
-                "must be http:// or https://",
+                "must be an http:// or https:// URL",
             ),
             ("OTEL_EXPORTER_OTLP_HEADERS", "novalue", "is not key=value"),
             (
@@ -823,7 +918,11 @@ mod tests {
                 "not a valid header name and value",
             ),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "not supported"),
-            ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon", "not milliseconds"),
+            (
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+                "soon",
+                "not a whole number of milliseconds",
+            ),
         ] {
             let mut e = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"), (k, v)];
             e.dedup_by_key(|p| p.0);
@@ -833,6 +932,87 @@ mod tests {
             let err = config_from(env(&e)).unwrap_err();
             assert!(err.contains(want), "{k}={v}: {err}");
         }
+    }
+
+    #[test]
+    fn malformed_percent_sequences_stay_as_they_are() {
+        for (text, want) in [
+            ("%1ü", "%1ü"),
+            ("%ü1", "%ü1"),
+            ("a%41%4", "aA%4"),
+            ("%", "%"),
+            ("%%41", "%A"),
+            ("%zz", "%zz"),
+            ("%e2%9c%93", "✓"),
+        ] {
+            assert_eq!(String::from_utf8_lossy(&percent_decode(text)), want, "{text}");
+        }
+        for var in [
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "KPATROL_RESOURCE_ATTRIBUTES",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+        ] {
+            let c = config_from(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"), (var, "k=%1ü")]))
+                .unwrap()
+                .unwrap();
+            let got = if var == "OTEL_EXPORTER_OTLP_HEADERS" {
+                c.headers
+            } else {
+                c.resource
+            };
+            assert_eq!(got, vec![("k".to_string(), "%1ü".to_string())], "{var}");
+        }
+    }
+
+    #[test]
+    fn warnings_name_the_variable_never_the_value() {
+        for (k, v) in [
+            ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization: Bearer SECRET"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization Bearer SECRET=x"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "a=b,Authorization=Bearer%0ASECRET"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://user:SECRET@"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://user:SECRET@c:4317"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://user:SECRET@c:4317"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "user:SECRET@c:4317"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "SECRET"),
+            ("KPATROL_RESOURCE_ATTRIBUTES", "SECRET x=1"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "SECRET"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "SECRET"),
+            ("KPATROL_TELEMETRY_FLUSH", "SECRET"),
+        ] {
+            let mut e = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"), (k, v)];
+            e.dedup_by_key(|p| p.0);
+            if k == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+                e = vec![(k, v)];
+            }
+            let err = config_from(env(&e)).unwrap_err();
+            assert!(err.starts_with(k), "{k}={v}: {err}");
+            assert!(!err.contains("SECRET") && !err.contains("user"), "{k}={v}: {err}");
+        }
+    }
+
+    #[test]
+    fn export_errors_are_scrubbed_of_credentials() {
+        let c = config_from(env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://us%65r:p%40ss@c:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20TOKEN"),
+        ]))
+        .unwrap()
+        .unwrap();
+        let ep = c.traces.clone().unwrap();
+        assert_eq!(shown_endpoint(&ep), "http://c:4318/v1/traces");
+        let text = format!("error sending request for url ({ep}): user p@ss us%65r:p%40ss header Bearer TOKEN");
+        let got = c.scrub(&text);
+        for secret in ["us%65r", "p%40ss", "user", "p@ss", "TOKEN"] {
+            assert!(!got.contains(secret), "{secret} in {got}");
+        }
+        assert!(
+            got.starts_with("error sending request for url (http://***@c:4318/v1/traces)"),
+            "{got}"
+        );
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("TOKEN") && !debug.contains("p%40ss"), "{debug}");
     }
 
     #[test]
