@@ -532,3 +532,187 @@ async fn https_to_a_plain_http_port_is_a_tls_error() {
         r.targets[0].error_samples
     );
 }
+
+#[tokio::test]
+async fn secret_header_values_never_show_in_error_samples() {
+    // A target that echoes the request: its "answer" starts with our own request, Secret
+    // headers included. No sample may show any of a Secret's value, not even a part.
+    let s = raw_answering(Answer::Echo, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("mounts/secrets/vhost");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("host"), "zq9hv-7kqx.w4t\n").unwrap();
+    std::fs::write(secret.join("token"), "Bearer Kx7Tqz9Wv3\n").unwrap();
+    let secrets = ["zq9hv-7kqx.w4t", "Bearer Kx7Tqz9Wv3"];
+    // the lean HTTP/1.1 path, and reqwest's (redirects take it)
+    for extra in ["", "      followRedirects: true\n"] {
+        let yaml = check(
+            &format!(
+                "    - url: {}\n      headers: {{Host: {{secret: vhost, key: host}}, X: {{secret: vhost, key: token}}}}\n{extra}",
+                s.url("http", "/")
+            ),
+            "{qps: 10, duration: 300ms}",
+            "{successRate: 1}",
+        );
+        let (r, v) = round_in(dir.path(), &yaml).await;
+        assert!(!v.pass);
+        let t = &r.targets[0];
+        assert_eq!(t.errors.get("protocol"), Some(&3), "{extra}: {:?}", t.errors);
+        let json = serde_json::to_string(&r).unwrap();
+        for secret in secrets {
+            for part in secret.as_bytes().windows(4) {
+                let part = std::str::from_utf8(part).unwrap();
+                assert!(
+                    !json.contains(part),
+                    "{extra}: `{part}` of a Secret in {:?}",
+                    t.error_samples
+                );
+            }
+        }
+    }
+    // the lean path's sample still shows what came back, redacted
+    let (r, _) = round_in(
+        dir.path(),
+        &check(
+            &format!(
+                "    - url: {}\n      headers: {{Host: {{secret: vhost, key: host}}}}\n",
+                s.url("http", "/")
+            ),
+            "{qps: 10, duration: 300ms}",
+            "{successRate: 1}",
+        ),
+    )
+    .await;
+    let sample = &r.targets[0].error_samples["protocol"];
+    assert!(
+        sample.contains("GET / HTTP/1.1") && sample.contains("redacted"),
+        "{sample}"
+    );
+}
+
+#[tokio::test]
+async fn a_host_header_from_the_task_is_sent_once_and_wins() {
+    let s = http(Behaviour::Ok).await;
+    // the lean path (auto, 1.1) and reqwest's (redirects take it)
+    for extra in ["", "      http: \"1.1\"\n", "      followRedirects: true\n"] {
+        let (_, v) = round(&check(
+            &format!(
+                "    - url: {}\n      headers: {{Host: vhost.example}}\n{extra}",
+                s.url("http", "/")
+            ),
+            "{qps: 10, duration: 300ms}",
+            "{successRate: 1}",
+        ))
+        .await;
+        assert!(v.pass, "{:#?}", v.checks);
+        let (_, _, headers, _) = s.seen.last.lock().unwrap().clone().unwrap();
+        let hosts: Vec<&str> = headers
+            .iter()
+            .filter(|(k, _)| k == "host")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(hosts, ["vhost.example"], "{extra}");
+    }
+}
+
+#[tokio::test]
+async fn answers_later_than_the_timeout_are_timeouts() {
+    // Answers 5.3 ms after each request, with a 5 ms timeout (kdoctor's default): every one
+    // is late. The timer's millisecond steps must not let some through as successes.
+    let addr = raw_delayed(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        Duration::from_micros(5300),
+    );
+    for extra in ["", "      followRedirects: true\n"] {
+        let (r, v) = round(&check(
+            &format!("    - url: http://{addr}/\n{extra}"),
+            "{qps: 50, duration: 1s, timeout: 5ms}",
+            "{successRate: 1}",
+        ))
+        .await;
+        let t = &r.targets[0];
+        assert!(!v.pass);
+        assert_eq!((t.sent, t.answered), (50, 0), "{extra}: {:?}", t.errors);
+        assert_eq!(t.errors.get("timeout"), Some(&50), "{extra}: {:?}", t.errors);
+    }
+    // and answers within the timeout still count
+    let (r, v) = round(&check(
+        &format!("    - url: http://{addr}/\n"),
+        "{qps: 50, duration: 500ms, timeout: 100ms}",
+        "{successRate: 1}",
+    ))
+    .await;
+    assert!(v.pass, "{:?}", r.targets[0].errors);
+}
+
+/// Peak RSS of a finished child, from wait4's rusage (the kernel's VmHWM of the process).
+fn wait_peak_rss(child: std::process::Child) -> (std::process::ExitStatus, u64) {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: plain wait4 on our own child, with valid pointers to locals.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+    std::mem::forget(child); // reaped above
+    (
+        std::process::ExitStatus::from_raw(status),
+        usage.ru_maxrss as u64 * 1024,
+    )
+}
+
+/// Runs `kpatrol run` on `targets` targets of `s` at 10 qps for 1 s; returns its peak RSS.
+async fn peak_rss_of_a_run(s: &Server, targets: u64) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let list: String = (0..targets)
+        .map(|i| format!("    - {{name: t{i}, url: \"{}\"}}\n", s.url("http", &format!("/{i}"))))
+        .collect();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &check(&list, "{qps: 10, duration: 1s, timeout: 1s}", "{successRate: 0}"),
+    );
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kpatrol"))
+        .args(["run", "-o", "json"])
+        .arg(&f)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (status, peak) = tokio::task::spawn_blocking(move || wait_peak_rss(child)).await.unwrap();
+    assert_eq!(status.code(), Some(0), "the round must run and pass");
+    peak
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_targets_fit_in_a_small_pod() {
+    // The goal: 20 MB plus 64 KiB per target. The per-target part is measured as the growth
+    // from one target to 100 (at 10 qps each, through the real binary); the base is checked
+    // on its own, with room for the unoptimised code a debug build maps.
+    const TARGETS: u64 = 100;
+    let s = http(Behaviour::Ok).await;
+    let base = peak_rss_of_a_run(&s, 1).await;
+    let peak = peak_rss_of_a_run(&s, TARGETS).await;
+    assert!(s.seen.requests.load(Ordering::SeqCst) >= (TARGETS + 1) * 9);
+    let base_goal: u64 = if cfg!(debug_assertions) { 32_000_000 } else { 20_000_000 };
+    assert!(base < base_goal, "one target: peak RSS {} KiB", base / 1024);
+    let growth = peak.saturating_sub(base);
+    eprintln!(
+        "peak RSS: {} KiB with one target, {} KiB with {TARGETS}",
+        base / 1024,
+        peak / 1024
+    );
+    assert!(
+        growth < (TARGETS - 1) * 64 * 1024,
+        "{TARGETS} targets: peak RSS {} KiB, {} KiB over one target",
+        peak / 1024,
+        growth / 1024
+    );
+    let estimate =
+        |n| kpatrol::pressure::memory_estimate(kpatrol::plan::Rate::Fixed(10.0), Duration::from_secs(1), 256, n);
+    assert!(
+        growth < estimate(TARGETS as usize) - estimate(1),
+        "growth {} KiB over the estimate",
+        growth / 1024
+    );
+}

@@ -13,7 +13,7 @@ mod stats;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -42,25 +42,74 @@ pub trait Attempt: Send + Sync + 'static {
     }
 }
 
-/// The first message of each error kind, kept without locking once set.
+/// The first message of each error kind, kept without locking once set, with the values
+/// of Secret-sourced headers redacted: samples end up in reports, logs and termination
+/// messages, and a target that echoes the request would otherwise show them.
 #[derive(Default)]
-pub struct ErrorSamples([std::sync::OnceLock<String>; 8]);
+pub struct ErrorSamples {
+    samples: [std::sync::OnceLock<String>; 8],
+    secrets: Vec<String>,
+}
 
 impl ErrorSamples {
+    /// Samples that never show any of `secrets`.
+    pub fn redacting(secrets: Vec<String>) -> Self {
+        ErrorSamples {
+            samples: Default::default(),
+            secrets: secrets.into_iter().filter(|s| !s.is_empty()).collect(),
+        }
+    }
+
+    /// The secrets this redacts, for messages built from fragments (see [`redact_fragment`]).
+    pub fn secrets(&self) -> &[String] {
+        &self.secrets
+    }
+
     /// Keeps `message()` as the example of `kind` unless one is kept already.
     pub fn note(&self, kind: ErrorKind, message: impl FnOnce() -> String) {
-        let slot = &self.0[kind as usize];
+        let slot = &self.samples[kind as usize];
         if slot.get().is_none() {
-            let _ = slot.set(message());
+            let _ = slot.set(redact(&message(), &self.secrets));
         }
     }
 
     pub fn all(&self) -> Vec<(ErrorKind, String)> {
         ErrorKind::ALL
             .iter()
-            .filter_map(|k| self.0[*k as usize].get().map(|m| (*k, m.clone())))
+            .filter_map(|k| self.samples[*k as usize].get().map(|m| (*k, m.clone())))
             .collect()
     }
+}
+
+/// What stands in for a secret in a sample.
+pub const REDACTED: &str = "<redacted>";
+
+/// `text` with every occurrence of every secret replaced by [`REDACTED`].
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), REDACTED);
+        }
+    }
+    out
+}
+
+/// Like [`redact`], for text cut from a stream (bytes a target sent back): it may end
+/// inside a secret, so a tail that begins a secret is redacted as well.
+pub fn redact_fragment(text: &str, secrets: &[String]) -> String {
+    let mut out = redact(text, secrets);
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        // the longest tail of `out` that is a proper beginning of `s`
+        let tail = (1..s.len().min(out.len() + 1))
+            .rev()
+            .find(|&n| s.is_char_boundary(n) && out.ends_with(&s[..n]));
+        if let Some(n) = tail {
+            out.truncate(out.len() - n);
+            out.push_str(REDACTED);
+        }
+    }
+    out
 }
 
 /// How to press one target.
@@ -112,13 +161,19 @@ impl Stop {
     }
 }
 
+/// Shards at the most: enough that workers at the maximum rate rarely meet on a lock.
 const SHARDS: usize = 8;
+
+/// Rate one shard takes at a fixed rate. A record holds its shard's lock for well under a
+/// microsecond, so even this many per second keep a lock free almost all the time.
+const RATE_PER_SHARD: f64 = 5000.0;
 
 /// The shards a target's workers record into, readable while the target is pressed
 /// (for progress lines), and per-shard counts of attempts sent, each on its own cache line.
 pub struct Live {
     shards: Vec<std::sync::Mutex<Stats>>,
     started: Vec<Padded>,
+    highest: Duration,
 }
 
 #[repr(align(64))]
@@ -128,9 +183,11 @@ struct Padded(AtomicU64);
 impl Live {
     pub fn new(load: &Load) -> Arc<Self> {
         let max = highest_latency(load);
+        let n = shards(load.rate);
         Arc::new(Live {
-            shards: (0..SHARDS).map(|_| std::sync::Mutex::new(Stats::new(max))).collect(),
-            started: (0..SHARDS).map(|_| Padded::default()).collect(),
+            shards: (0..n).map(|_| std::sync::Mutex::new(Stats::new(max))).collect(),
+            started: (0..n).map(|_| Padded::default()).collect(),
+            highest: max,
         })
     }
 
@@ -141,11 +198,34 @@ impl Live {
 
     /// Everything recorded so far, merged.
     pub fn snapshot(&self) -> Stats {
-        let mut all = self.shards[0].lock().expect("shard lock").clone();
+        let mut all = Stats::new(self.highest);
+        for s in &self.shards {
+            all.merge(&s.lock().expect("shard lock"));
+        }
+        all
+    }
+
+    /// Everything recorded, merged, once nothing records any more: the first shard's
+    /// statistics are moved out rather than copied, since every target finishes at about
+    /// the same time and a copy each would double the histograms' memory at its peak.
+    fn finish(&self) -> Stats {
+        let mut all = {
+            let mut first = self.shards[0].lock().expect("shard lock");
+            let taken = first.taken();
+            std::mem::replace(&mut *first, taken)
+        };
         for s in &self.shards[1..] {
             all.merge(&s.lock().expect("shard lock"));
         }
         all
+    }
+}
+
+/// Shards for a rate: each costs a histogram, so a target at a modest rate gets one.
+fn shards(rate: Rate) -> usize {
+    match rate {
+        Rate::Fixed(q) => ((q / RATE_PER_SHARD).ceil() as usize).clamp(1, SHARDS),
+        Rate::Max => SHARDS,
     }
 }
 
@@ -154,28 +234,79 @@ fn highest_latency(load: &Load) -> Duration {
     (load.duration + load.timeout) * 2 + Duration::from_secs(1)
 }
 
+/// Workers a target may need at once: `max_in_flight`, or fewer when fewer slots are planned.
+fn worker_cap(load: &Load) -> usize {
+    match load.planned() {
+        Some(n) => (load.max_in_flight as u64).min(n) as usize,
+        None => load.max_in_flight as usize,
+    }
+}
+
+/// What every worker of one target shares.
+struct Crew<A> {
+    load: Load,
+    attempt: Arc<A>,
+    start: Instant,
+    stop: Stop,
+    live: Arc<Live>,
+    /// The next slot to claim (fixed rate).
+    next: AtomicU64,
+    /// Workers started so far, and how many may be.
+    spawned: AtomicUsize,
+    cap: usize,
+    /// Workers not busy with an attempt (waiting for a slot, or about to claim one).
+    idle: AtomicUsize,
+    /// Every worker's handle, for [`press`] to wait on (and surface a panic).
+    handles: tokio::sync::mpsc::UnboundedSender<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts worker `w` of the crew.
+fn spawn_worker<A: Attempt>(crew: &Arc<Crew<A>>, w: usize) {
+    let c = crew.clone();
+    let handle = tokio::spawn(async move {
+        match c.load.rate {
+            Rate::Fixed(qps) => fixed_worker(w, qps, &c).await,
+            Rate::Max => max_worker(w, &c).await,
+        }
+    });
+    // The receiver lives until every worker has ended, this one included.
+    let _ = crew.handles.send(handle);
+}
+
 /// Presses one target with `attempt` under `load`, starting at `start`, until the
 /// sending window closes or `stop` fires; waits for attempts in flight (each bounded by
 /// the timeout) and returns the merged statistics.
+///
+/// At the maximum rate every worker starts at once (the loop is closed at
+/// `max_in_flight`). At a fixed rate workers start as they are needed: one waits for the
+/// next slot, and a worker leaving on a slot while none is left waiting starts another,
+/// up to `max_in_flight`. A target at 10 qps answering in a millisecond keeps one or two,
+/// where a worker per slot of `max_in_flight` would cost memory for nothing.
 pub async fn press<A: Attempt>(load: &Load, attempt: Arc<A>, start: Instant, stop: Stop, live: Arc<Live>) -> Stats {
-    let planned = load.planned();
-    let workers = match planned {
-        Some(n) => (load.max_in_flight as u64).min(n) as usize,
-        None => load.max_in_flight as usize,
+    let cap = worker_cap(load);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let first = match load.rate {
+        Rate::Fixed(_) => cap.min(1),
+        Rate::Max => cap,
     };
-    let next = Arc::new(AtomicU64::new(0));
-    let mut handles = Vec::with_capacity(workers);
-    for w in 0..workers {
-        let (attempt, next, stop, live, load) =
-            (attempt.clone(), next.clone(), stop.clone(), live.clone(), load.clone());
-        handles.push(tokio::spawn(async move {
-            match load.rate {
-                Rate::Fixed(qps) => fixed_worker(w, qps, &load, &*attempt, &next, start, &stop, &live).await,
-                Rate::Max => max_worker(w, &load, &*attempt, start, &stop, &live).await,
-            }
-        }));
+    let crew = Arc::new(Crew {
+        load: load.clone(),
+        attempt,
+        start,
+        stop,
+        live: live.clone(),
+        next: AtomicU64::new(0),
+        spawned: AtomicUsize::new(first),
+        cap,
+        idle: AtomicUsize::new(first),
+        handles: tx,
+    });
+    for w in 0..first {
+        spawn_worker(&crew, w);
     }
-    for h in handles {
+    // Only workers hold the crew now: the channel closes when the last one ends.
+    drop(crew);
+    while let Some(h) = rx.recv().await {
         // A worker only ends by returning; a panic inside a mode is a bug worth surfacing.
         if let Err(e) = h.await
             && e.is_panic()
@@ -183,28 +314,32 @@ pub async fn press<A: Attempt>(load: &Load, attempt: Arc<A>, start: Instant, sto
             std::panic::resume_unwind(e.into_panic());
         }
     }
-    live.snapshot()
+    live.finish()
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn fixed_worker<A: Attempt>(
-    w: usize,
-    qps: f64,
-    load: &Load,
-    attempt: &A,
-    next: &AtomicU64,
-    start: Instant,
-    stop: &Stop,
-    live: &Live,
-) {
+/// Called by a worker about to run an attempt: when no other worker is left waiting for
+/// the next slot, starts one (up to the cap), so that slot still leaves on time.
+fn leaving<A: Attempt>(crew: &Arc<Crew<A>>) {
+    if crew.idle.fetch_sub(1, Ordering::AcqRel) == 1 && crew.spawned.load(Ordering::Relaxed) < crew.cap {
+        let w = crew.spawned.fetch_add(1, Ordering::AcqRel);
+        if w < crew.cap {
+            crew.idle.fetch_add(1, Ordering::AcqRel);
+            spawn_worker(crew, w);
+        }
+    }
+}
+
+async fn fixed_worker<A: Attempt>(w: usize, qps: f64, crew: &Arc<Crew<A>>) {
+    let (load, start, stop, live) = (&crew.load, crew.start, &crew.stop, &*crew.live);
     let total = load.planned().unwrap_or(0);
     let window_end = start + load.duration;
-    let shard = &live.shards[w % SHARDS];
+    let shard = &live.shards[w % live.shards.len()];
+    let started = &live.started[w % live.started.len()];
     loop {
         if stop.is_stopped() {
             return;
         }
-        let i = next.fetch_add(1, Ordering::Relaxed);
+        let i = crew.next.fetch_add(1, Ordering::Relaxed);
         if i >= total {
             return;
         }
@@ -226,28 +361,75 @@ async fn fixed_worker<A: Attempt>(
         } else {
             due
         };
-        live.started[w % SHARDS].0.fetch_add(1, Ordering::Relaxed);
-        one(load, attempt, from, shard).await;
+        started.0.fetch_add(1, Ordering::Relaxed);
+        leaving(crew);
+        one(load, &*crew.attempt, from, shard).await;
+        crew.idle.fetch_add(1, Ordering::AcqRel);
     }
 }
 
-async fn max_worker<A: Attempt>(w: usize, load: &Load, attempt: &A, start: Instant, stop: &Stop, live: &Live) {
-    let window_end = start + load.duration;
-    let shard = &live.shards[w % SHARDS];
+async fn max_worker<A: Attempt>(w: usize, crew: &Crew<A>) {
+    let (load, stop, live) = (&crew.load, &crew.stop, &*crew.live);
+    let window_end = crew.start + load.duration;
+    let shard = &live.shards[w % live.shards.len()];
+    let started = &live.started[w % live.started.len()];
     while !stop.is_stopped() && Instant::now() < window_end {
-        live.started[w % SHARDS].0.fetch_add(1, Ordering::Relaxed);
-        one(load, attempt, Instant::now(), shard).await;
+        started.0.fetch_add(1, Ordering::Relaxed);
+        one(load, &*crew.attempt, Instant::now(), shard).await;
     }
 }
 
-/// Sends one attempt and records it, latency counted from `from`.
+/// Sends one attempt and records it, latency counted from `from`. An answer that came
+/// later than the timeout is a timeout: the timer fires on whole milliseconds and late
+/// when the runtime is busy, so the attempt's own time is measured as well.
 async fn one<A: Attempt>(load: &Load, attempt: &A, from: Instant, shard: &std::sync::Mutex<Stats>) {
-    let outcome = match tokio::time::timeout(load.timeout, attempt.attempt()).await {
+    let left = Instant::now();
+    let outcome = tokio::time::timeout(load.timeout, attempt.attempt()).await;
+    let end = Instant::now();
+    let outcome = match outcome {
+        Ok(Outcome::Answered(_)) if end - left > load.timeout => Outcome::Failed(ErrorKind::Timeout),
         Ok(o) => o,
         Err(_) => Outcome::Failed(ErrorKind::Timeout),
     };
-    let latency = from.elapsed();
-    shard.lock().expect("shard lock").record(outcome, latency);
+    shard.lock().expect("shard lock").record(outcome, end - from);
+}
+
+/// Memory of the process besides the targets: code, runtime, task and report (a release
+/// build pressing one target peaks at about 9 MB).
+const BASE_BYTES: u64 = 12 << 20;
+/// Per target besides histograms and attempts in flight: the prepared attempt, its live
+/// counters, its result, report and checks (about 10 KB measured).
+const TARGET_BYTES: u64 = 16 << 10;
+/// Per attempt in flight: its worker task and connection (a 4 KiB read buffer among it).
+const IN_FLIGHT_BYTES: u64 = 8 << 10;
+
+/// Bytes a round may take at most, for a warning when a task cannot fit its pod's memory
+/// limit: a base, plus per target its histograms (one per shard, sized for latencies up to
+/// the timeout) and the attempts it can have in flight. A fixed rate has at most about
+/// `qps × timeout` in flight (every attempt ends by its timeout), the maximum rate
+/// `max_in_flight`. That is the bound for targets that answer slowly or not at all; targets
+/// that answer quickly take much less (measured: about 40 KiB per target at 10 qps).
+/// Calibrated against peak RSS of `kpatrol run` with 1 to 500 targets against `kpatrol serve`.
+pub fn memory_estimate(rate: Rate, timeout: Duration, max_in_flight: u32, targets: usize) -> u64 {
+    let in_flight = match rate {
+        Rate::Fixed(q) => ((q * timeout.as_secs_f64()).ceil() as u64 + 1).min(max_in_flight as u64),
+        Rate::Max => max_in_flight as u64,
+    };
+    let per_target = TARGET_BYTES + shards(rate) as u64 * histogram_bytes(timeout) + in_flight * IN_FLIGHT_BYTES;
+    BASE_BYTES + targets as u64 * per_target
+}
+
+/// Bytes of a latency histogram (3 significant digits, microseconds, 32-bit counts) that
+/// holds latencies up to `highest`: 2048 values in the first bucket, 1024 more per doubling.
+fn histogram_bytes(highest: Duration) -> u64 {
+    let us = highest.as_micros().min(u64::MAX as u128) as u64;
+    let mut buckets = 1;
+    let mut covered: u64 = 2048;
+    while covered <= us {
+        covered = covered.saturating_mul(2);
+        buckets += 1;
+    }
+    (buckets + 1) * 1024 * 4
 }
 
 #[cfg(test)]
@@ -343,6 +525,66 @@ mod tests {
         )
         .await;
         assert_eq!(s.sent, 5);
+    }
+
+    #[test]
+    fn histogram_bytes_match_what_a_histogram_allocates() {
+        for ms in [1, 100, 1000, 30_000] {
+            let mut s = Stats::new(Duration::from_secs(60));
+            s.record(Outcome::Answered(200), Duration::from_millis(ms));
+            let real = s.hist.distinct_values() as u64 * 4;
+            assert_eq!(histogram_bytes(Duration::from_millis(ms)), real, "{ms} ms");
+        }
+    }
+
+    #[test]
+    fn memory_estimate_grows_with_targets_rate_and_timeout() {
+        let one = memory_estimate(Rate::Fixed(10.0), Duration::from_secs(1), 256, 1);
+        let many = memory_estimate(Rate::Fixed(10.0), Duration::from_secs(1), 256, 500);
+        assert!(one > BASE_BYTES && one < BASE_BYTES + (256 << 10));
+        assert!(many - one < 499 * (256 << 10), "{many}");
+        let fast = memory_estimate(Rate::Fixed(1000.0), Duration::from_secs(1), 256, 500);
+        let slow = memory_estimate(Rate::Fixed(10.0), Duration::from_secs(30), 256, 500);
+        assert!(fast > many && slow > many);
+        // in flight is bounded by max_in_flight whatever the rate
+        assert_eq!(
+            memory_estimate(Rate::Fixed(1000.0), Duration::from_secs(1), 16, 500),
+            memory_estimate(Rate::Fixed(2000.0), Duration::from_secs(1), 16, 500)
+        );
+        assert!(memory_estimate(Rate::Max, Duration::from_secs(1), 256, 500) > fast);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn workers_started_as_needed_keep_every_slot_on_time() {
+        // Workers start one at a time, as slots find none waiting: quick answers need two,
+        // slow ones about rate × latency, and no slot may wait for a worker to start.
+        let l = load(Rate::Fixed(100.0), 1000, 1000, 64);
+        let live = Live::new(&l);
+        let attempt = Arc::new(Fixed(Outcome::Answered(200), Duration::from_millis(1)));
+        let s = press(&l, attempt, Instant::now(), Stop::new(), live).await;
+        assert_eq!((s.sent, s.unsent), (100, 0));
+        assert!(s.summary().max <= Duration::from_millis(2), "{:?}", s.summary());
+        let slow = Arc::new(Fixed(Outcome::Answered(200), Duration::from_millis(95)));
+        let l = load(Rate::Fixed(100.0), 500, 1000, 64);
+        let s = press(&l, slow, Instant::now(), Stop::new(), Live::new(&l)).await;
+        // 95 ms answers every 10 ms: about ten in flight, every slot on time
+        assert_eq!((s.sent, s.unsent), (50, 0));
+        assert!(s.summary().max < Duration::from_millis(97), "{:?}", s.summary());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_after_the_timeout_is_a_timeout() {
+        // 5 ms timeout, answers at 5.5 ms: the timer may fire after the answer is in
+        struct Late;
+        impl Attempt for Late {
+            async fn attempt(&self) -> Outcome {
+                tokio::time::advance(Duration::from_micros(5500)).await;
+                Outcome::Answered(200)
+            }
+        }
+        let l = load(Rate::Fixed(10.0), 500, 5, 4);
+        let s = press(&l, Arc::new(Late), Instant::now(), Stop::new(), Live::new(&l)).await;
+        assert_eq!((s.answered(), s.error(ErrorKind::Timeout)), (0, 5));
     }
 
     #[tokio::test(start_paused = true)]

@@ -52,12 +52,16 @@ impl ErrorKind {
 
 #[derive(Clone, Debug)]
 pub struct Stats {
-    /// Latency of answered attempts, microseconds.
-    pub hist: Histogram<u64>,
+    /// Latency of answered attempts, microseconds. Counts are 32-bit (half the memory of
+    /// 64-bit ones, per target and shard): a count saturates at 4.29 billion in one bucket,
+    /// out of reach of a round.
+    pub hist: Histogram<u32>,
     pub codes: BTreeMap<u16, u64>,
     errors: [u64; 8],
     pub sent: u64,
     pub unsent: u64,
+    /// Latencies above this (microseconds) are recorded as this.
+    highest: u64,
 }
 
 /// Latency figures of answered attempts.
@@ -104,14 +108,32 @@ pub mod ms {
 
 impl Stats {
     /// Empty statistics able to hold latencies up to `highest`.
+    ///
+    /// The histogram starts small and grows to the largest latency recorded (a few times
+    /// over a target's life, never per request): sized for `highest` at once it would cost
+    /// about 128 KiB per shard for a 10 s window, most of it for latencies that never come.
     pub fn new(highest: Duration) -> Self {
         let high = (highest.as_micros() as u64).max(1_000);
         Stats {
-            hist: Histogram::new_with_bounds(1, high, 3).expect("valid histogram bounds"),
+            hist: Histogram::new(3).expect("valid histogram precision"),
+            highest: high,
             codes: BTreeMap::new(),
             errors: [0; 8],
             sent: 0,
             unsent: 0,
+        }
+    }
+
+    /// What is left where statistics were taken away whole (see `Live::finish`): empty,
+    /// with the smallest histogram there is.
+    pub(super) fn taken(&self) -> Self {
+        Stats {
+            hist: Histogram::new_with_bounds(1, 2, 0).expect("valid histogram bounds"),
+            codes: BTreeMap::new(),
+            errors: [0; 8],
+            sent: 0,
+            unsent: 0,
+            highest: self.highest,
         }
     }
 
@@ -120,9 +142,28 @@ impl Stats {
         match outcome {
             Outcome::Answered(code) => {
                 *self.codes.entry(code).or_default() += 1;
-                self.hist.saturating_record((latency.as_micros() as u64).max(1));
+                let us = (latency.as_micros() as u64).clamp(1, self.highest);
+                let size = self.hist.distinct_values();
+                if self.hist.record(us).is_err() {
+                    self.hist.saturating_record(us); // growing failed: keep the count
+                }
+                if self.hist.distinct_values() != size {
+                    self.compact();
+                }
             }
             Outcome::Failed(kind) => self.errors[kind as usize] += 1,
+        }
+    }
+
+    /// After the histogram grew: a copy allocated to its new size. Growing in place
+    /// doubles the allocation as vectors do, up to twice what the counts need, in every
+    /// target's histogram; this happens a few times in a round, never per request.
+    fn compact(&mut self) {
+        if let Ok(mut h) = Histogram::new_with_bounds(1, self.hist.high().max(2), 3) {
+            h.auto(true);
+            if h.add(&self.hist).is_ok() {
+                self.hist = h;
+            }
         }
     }
 
@@ -141,6 +182,7 @@ impl Stats {
         }
         self.sent += other.sent;
         self.unsent += other.unsent;
+        self.highest = self.highest.max(other.highest);
     }
 
     pub fn answered(&self) -> u64 {
@@ -199,5 +241,22 @@ mod tests {
         let s = a.summary();
         assert_eq!(s.min, Duration::from_millis(1));
         assert!(s.max >= Duration::from_millis(5) && s.max < Duration::from_micros(5010));
+    }
+
+    #[test]
+    fn the_histogram_grows_with_what_is_recorded_up_to_its_bound() {
+        let mut s = Stats::new(Duration::from_secs(30));
+        s.record(Outcome::Answered(200), Duration::from_micros(800));
+        let small = s.hist.distinct_values();
+        s.record(Outcome::Answered(200), Duration::from_secs(20));
+        s.record(Outcome::Answered(200), Duration::from_secs(3600));
+        assert!(s.hist.distinct_values() > small);
+        let sum = s.summary();
+        assert!(sum.min >= Duration::from_micros(799) && sum.min <= Duration::from_micros(801));
+        // beyond the bound: recorded at the bound
+        assert!(
+            sum.max >= Duration::from_secs(30) && sum.max < Duration::from_secs(31),
+            "{sum:?}"
+        );
     }
 }

@@ -3,6 +3,9 @@
 //! with httparse and their bodies skipped without copying. It costs about half of what a
 //! general client does per request, which decides the maximum rate when the target shares
 //! the machine. TLS, HTTP/2 and redirects go through reqwest ([`super::http`]).
+//!
+//! Whatever a target sends, an attempt stays bounded: the head at [`MAX_HEAD`] (as hyper
+//! does), everything else by the engine's per-attempt timeout.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -56,16 +59,21 @@ impl H1Attempt {
     pub fn new(r: &Resolved, reuse: bool, connect_timeout: Duration) -> Self {
         let host = r.url.host_str().unwrap_or("localhost");
         let port = r.url.port_or_known_default().unwrap_or(80);
-        let host_header = match r.url.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.to_string(),
-        };
         let mut path = r.url.path().to_string();
         if let Some(q) = r.url.query() {
             path.push('?');
             path.push_str(q);
         }
-        let mut req = format!("{} {path} HTTP/1.1\r\nHost: {host_header}\r\n", r.method).into_bytes();
+        let mut req = format!("{} {path} HTTP/1.1\r\nHost: ", r.method).into_bytes();
+        // One Host line: the task's when it gives one (a virtual host), else the URL's.
+        match r.headers.get(reqwest::header::HOST) {
+            Some(v) => req.extend_from_slice(v.as_bytes()),
+            None => match r.url.port() {
+                Some(p) => req.extend_from_slice(format!("{host}:{p}").as_bytes()),
+                None => req.extend_from_slice(host.as_bytes()),
+            },
+        }
+        req.extend_from_slice(b"\r\n");
         let has = |name: &str| r.headers.contains_key(name);
         if !has("user-agent") {
             req.extend_from_slice(concat!("User-Agent: kpatrol/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes());
@@ -73,7 +81,7 @@ impl H1Attempt {
         if !has("accept") {
             req.extend_from_slice(b"Accept: */*\r\n");
         }
-        for (name, value) in &r.headers {
+        for (name, value) in r.headers.iter().filter(|(n, _)| *n != reqwest::header::HOST) {
             req.extend_from_slice(name.as_str().as_bytes());
             req.extend_from_slice(b": ");
             req.extend_from_slice(value.as_bytes());
@@ -94,7 +102,7 @@ impl H1Attempt {
             format!("{host}:{port}")
         };
         H1Attempt {
-            samples: Default::default(),
+            samples: crate::pressure::ErrorSamples::redacting(r.secrets.clone()),
             authority,
             request: req,
             head: r.method == "HEAD",
@@ -142,14 +150,22 @@ impl H1Attempt {
             let head = parse_head(&c.buf).map_err(|_| Failure {
                 kind: ErrorKind::Protocol,
                 nothing_received: false,
-                detail: format!(
-                    "not an HTTP/1.x answer: {:?}",
-                    String::from_utf8_lossy(&c.buf[..c.buf.len().min(40)])
-                ),
+                detail: format!("not an HTTP/1.x answer: {}", self.shown(&c.buf)),
             })?;
             let Some(h) = head else {
+                if c.buf.len() >= MAX_HEAD {
+                    return Err(Failure {
+                        kind: ErrorKind::Protocol,
+                        nothing_received: false,
+                        detail: format!(
+                            "the answer's head is over {} KiB: {}",
+                            MAX_HEAD / 1024,
+                            self.shown(&c.buf)
+                        ),
+                    });
+                }
                 let empty = c.buf.is_empty();
-                fill(c).await.map_err(|kind| Failure {
+                fill(c, !empty).await.map_err(|kind| Failure {
                     kind,
                     nothing_received: empty,
                     detail: closed(kind, "before the answer's head"),
@@ -178,6 +194,7 @@ impl H1Attempt {
                 // no length: the body runs to the end of the connection
                 loop {
                     c.buf.clear();
+                    quick_ack(&c.stream);
                     match c.stream.read_buf(&mut c.buf).await {
                         Ok(0) => break,
                         Ok(_) => {}
@@ -240,7 +257,25 @@ impl H1Attempt {
         self.samples.note(f.kind, || f.detail);
         Outcome::Failed(f.kind)
     }
+
+    /// The start of what a target sent, for a sample: Secret values redacted first (a
+    /// target may echo the request), then cut, quoted and escaped.
+    fn shown(&self, bytes: &[u8]) -> String {
+        let text = String::from_utf8_lossy(bytes);
+        let text = crate::pressure::redact_fragment(&text, self.samples.secrets());
+        let end = text.floor_char_boundary(SHOWN);
+        format!("{:?}", &text[..end])
+    }
 }
+
+/// The longest answer head read; a longer one is a `protocol` error (hyper's bound too).
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// Bytes of an answer a sample shows.
+const SHOWN: usize = 40;
+
+/// Header fields parsed without allocating; an answer with more gets an array sized to it.
+const FEW_HEADERS: usize = 64;
 
 fn closed(kind: ErrorKind, when: &str) -> String {
     match kind {
@@ -259,15 +294,34 @@ struct Head {
 }
 
 fn parse_head(buf: &[u8]) -> Result<Option<Head>, ()> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(buf).map_err(|_| ())? {
-        httparse::Status::Complete(n) => n,
-        httparse::Status::Partial => return Ok(None),
+    let mut headers = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    match parse_with(buf, &mut headers) {
+        Err(Bad::TooManyHeaders) => {
+            // Every field takes a line of its own: that many fit, and the head is bounded.
+            let lines = buf.iter().filter(|b| **b == b'\n').count();
+            let mut headers = vec![httparse::EMPTY_HEADER; lines];
+            parse_with(buf, &mut headers).map_err(|_| ())
+        }
+        r => r.map_err(|_| ()),
+    }
+}
+
+enum Bad {
+    TooManyHeaders,
+    Malformed,
+}
+
+fn parse_with<'b>(buf: &'b [u8], headers: &mut [httparse::Header<'b>]) -> Result<Option<Head>, Bad> {
+    let mut resp = httparse::Response::new(headers);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(Bad::TooManyHeaders),
+        Err(_) => return Err(Bad::Malformed),
     };
     let mut h = Head {
         len,
-        status: resp.code.ok_or(())?,
+        status: resp.code.ok_or(Bad::Malformed)?,
         content_length: None,
         chunked: false,
         keep_alive: resp.version == Some(1),
@@ -275,8 +329,8 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, ()> {
     for header in resp.headers.iter() {
         let v = header.value;
         if header.name.eq_ignore_ascii_case("content-length") {
-            let s = std::str::from_utf8(v).map_err(|_| ())?;
-            h.content_length = Some(s.trim().parse().map_err(|_| ())?);
+            let s = std::str::from_utf8(v).map_err(|_| Bad::Malformed)?;
+            h.content_length = Some(s.trim().parse().map_err(|_| Bad::Malformed)?);
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
             h.chunked = v.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
         } else if header.name.eq_ignore_ascii_case("connection") {
@@ -290,10 +344,14 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, ()> {
     Ok(Some(h))
 }
 
-/// Reads more bytes into the buffer; the end of the stream is a reset.
-async fn fill(c: &mut Conn) -> Result<(), ErrorKind> {
+/// Reads more bytes into the buffer; the end of the stream is a reset. `started`: part
+/// of this answer is in already (see [`quick_ack`]).
+async fn fill(c: &mut Conn, started: bool) -> Result<(), ErrorKind> {
     if c.buf.capacity() - c.buf.len() < 1024 {
         c.buf.reserve(4096);
+    }
+    if started {
+        quick_ack(&c.stream);
     }
     match c.stream.read_buf(&mut c.buf).await {
         Ok(0) => Err(ErrorKind::Reset),
@@ -311,7 +369,7 @@ async fn skip(c: &mut Conn, mut n: u64) -> Result<(), ErrorKind> {
         if n == 0 {
             return Ok(());
         }
-        fill(c).await?;
+        fill(c, true).await?;
     }
 }
 
@@ -341,9 +399,35 @@ async fn read_line(c: &mut Conn) -> Result<Vec<u8>, ErrorKind> {
             c.buf.advance(i + 2);
             return Ok(line);
         }
-        if c.buf.len() > 64 * 1024 {
+        if c.buf.len() > MAX_HEAD {
             return Err(ErrorKind::Protocol);
         }
-        fill(c).await?;
+        fill(c, true).await?;
     }
 }
+
+/// Acknowledges at once what arrived, before waiting for the rest of an answer. A server
+/// with Nagle's algorithm on (Python's http.server, many small ones) holds the rest of an
+/// answer written in two parts until the first is acknowledged, and Linux delays that ACK
+/// up to 40 ms on a busy connection: we would measure our own ACK policy, not the server.
+/// The kernel drops the flag as it goes, so it is set again before each such read; an
+/// answer that arrives in one read (the usual case) costs no call.
+#[cfg(target_os = "linux")]
+fn quick_ack(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt on a socket this connection owns, with a pointer to a live c_int
+    // and its size; a failure only leaves the kernel's ACK policy as it was.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn quick_ack(_: &TcpStream) {}

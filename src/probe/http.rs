@@ -83,6 +83,8 @@ pub struct Resolved {
     pub body: Option<Bytes>,
     pub http2: bool,
     pub redirects: u32,
+    /// Header values read from Secrets: error samples never show them.
+    pub secrets: Vec<String>,
 }
 
 /// Reads header values from Secrets and the body from its file or ConfigMap.
@@ -90,6 +92,7 @@ pub fn resolve(t: &HttpTarget, mounts: &Mounts) -> Result<Resolved, String> {
     let url = reqwest::Url::parse(&t.url).map_err(|e| format!("invalid URL {}: {e}", t.url))?;
     let method = reqwest::Method::from_bytes(t.method.as_bytes()).map_err(|e| format!("method {}: {e}", t.method))?;
     let mut headers = HeaderMap::new();
+    let mut secrets = Vec::new();
     for h in &t.headers {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| format!("header {}: {e}", h.name))?;
         let value = match &h.value {
@@ -97,7 +100,9 @@ pub fn resolve(t: &HttpTarget, mounts: &Mounts) -> Result<Resolved, String> {
             plan::HeaderValue::Secret { name: secret, key } => {
                 let path = mounts.secret_dir(secret).join(key);
                 let raw = read_file(&path, &format!("header {} from Secret {secret}", h.name))?;
-                String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).to_string()
+                let v = String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).to_string();
+                secrets.push(v.clone());
+                v
             }
         };
         let mut value = HeaderValue::from_str(&value).map_err(|_| format!("header {} has an invalid value", h.name))?;
@@ -123,6 +128,7 @@ pub fn resolve(t: &HttpTarget, mounts: &Mounts) -> Result<Resolved, String> {
         body,
         http2: t.version == HttpVersion::Http2,
         redirects: t.redirects,
+        secrets,
     })
 }
 
@@ -134,6 +140,7 @@ impl HttpAttempt {
             method,
             headers,
             body,
+            secrets,
             ..
         } = r;
         let mut b = reqwest::Client::builder()
@@ -178,7 +185,7 @@ impl HttpAttempt {
         }
         let client = b.build().map_err(|e| format!("HTTP client: {e}"))?;
         Ok(HttpAttempt {
-            samples: Default::default(),
+            samples: crate::pressure::ErrorSamples::redacting(secrets),
             client,
             method,
             url,

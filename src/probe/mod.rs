@@ -146,8 +146,10 @@ pub async fn run_round(prepared: &Prepared, stop: Stop) -> RoundResult {
     let started_at = SystemTime::now();
     let start = Instant::now();
     let mut handles = Vec::new();
-    for ((name, target), live) in prepared.targets.iter().zip(&prepared.live) {
+    let n = prepared.targets.len();
+    for (k, ((name, target), live)) in prepared.targets.iter().zip(&prepared.live).enumerate() {
         let (load, stop, live) = (prepared.load.clone(), stop.clone(), live.live.clone());
+        let start = start + phase(&load, k, n);
         let name = name.clone();
         let handle = match target {
             PreparedTarget::Http(a) => tokio::spawn(press(load, a.clone(), start, stop, live)),
@@ -174,6 +176,17 @@ pub async fn run_round(prepared: &Prepared, stop: Stop) -> RoundResult {
         started_at,
         elapsed: start.elapsed(),
         stopped: stop.is_stopped(),
+    }
+}
+
+/// When target `k` of `n` starts, after the round's start: at a fixed rate the targets'
+/// first slots are spread over one interval (1/qps), each target keeping its own rate.
+/// Started in the same instant, hundreds of targets would open their connections at once
+/// and measure kpatrol's own burst (and grow every histogram for it).
+fn phase(load: &Load, k: usize, n: usize) -> Duration {
+    match load.rate {
+        crate::plan::Rate::Fixed(q) if n > 1 => Duration::from_secs_f64(k as f64 / n as f64 / q),
+        _ => Duration::ZERO,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Real servers on loopback for the integration tests: HTTP/1.1 + h2c, HTTPS (with and
 //! without a client-certificate requirement), a server that stalls for a window, one that
-//! resets connections, and a port nobody listens on. Certificates come from rcgen.
+//! resets connections, raw servers that answer in odd shapes (echoes, endless heads and
+//! bodies, split writes, precise delays), and a port nobody listens on. Certificates come
+//! from rcgen.
 #![allow(dead_code)]
 
 use std::convert::Infallible;
@@ -309,6 +311,30 @@ pub fn task_file(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// with `response` verbatim, and closes the connection after each answer when
 /// `close_after` is set (without saying so, like a server whose keep-alive timed out).
 pub async fn raw(response: &'static [u8], close_after: bool) -> Server {
+    raw_answering(Answer::Once(response), close_after).await
+}
+
+/// How [`raw_answering`] answers each request.
+#[derive(Clone, Copy)]
+pub enum Answer {
+    /// These bytes in one write.
+    Once(&'static [u8]),
+    /// A head and a body in two writes, with Nagle's algorithm left on (as Python's
+    /// http.server does): the body waits for the client to acknowledge the head.
+    Split(&'static [u8], &'static [u8]),
+    /// The request itself, byte for byte, and nothing else.
+    Echo,
+    /// `start`, then `chunk` again and again until the client goes away, pausing `pause`
+    /// between chunks (a trickle) when it is not zero.
+    Endless {
+        start: &'static [u8],
+        chunk: &'static [u8],
+        pause: Duration,
+    },
+}
+
+/// A raw server answering every request as `answer` says; see [`raw`].
+pub async fn raw_answering(answer: Answer, close_after: bool) -> Server {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -319,6 +345,9 @@ pub async fn raw(response: &'static [u8], close_after: bool) -> Server {
             let Ok((mut stream, _)) = listener.accept().await else {
                 return;
             };
+            if matches!(answer, Answer::Split(..)) {
+                stream.set_nodelay(false).unwrap();
+            }
             s2.connections.fetch_add(1, Ordering::SeqCst);
             let seen = s2.clone();
             tokio::spawn(async move {
@@ -345,12 +374,27 @@ pub async fn raw(response: &'static [u8], close_after: bool) -> Server {
                             Ok(n) => buf.extend_from_slice(&chunk[..n]),
                         }
                     }
-                    buf.drain(..head_end + len);
+                    let request: Vec<u8> = buf.drain(..head_end + len).collect();
                     seen.requests.fetch_add(1, Ordering::SeqCst);
-                    if stream.write_all(response).await.is_err() {
-                        return;
-                    }
-                    if close_after {
+                    let written = match answer {
+                        Answer::Once(r) => stream.write_all(r).await,
+                        Answer::Split(head, body) => match stream.write_all(head).await {
+                            Ok(()) => stream.write_all(body).await,
+                            e => e,
+                        },
+                        Answer::Echo => stream.write_all(&request).await,
+                        Answer::Endless { start, chunk, pause } => {
+                            let mut r = stream.write_all(start).await;
+                            while r.is_ok() {
+                                if !pause.is_zero() {
+                                    tokio::time::sleep(pause).await; // plays slow
+                                }
+                                r = stream.write_all(chunk).await;
+                            }
+                            r
+                        }
+                    };
+                    if written.is_err() || close_after {
                         return;
                     }
                 }
@@ -358,4 +402,37 @@ pub async fn raw(response: &'static [u8], close_after: bool) -> Server {
         }
     });
     Server { addr, seen, task }
+}
+
+/// A plain-thread HTTP/1.1 server answering every request with `response` after `delay`,
+/// slept precisely (well under a millisecond of error, where tokio's timer rounds up to
+/// whole milliseconds): for answers that arrive just after a short timeout.
+pub fn raw_delayed(response: &'static [u8], delay: Duration) -> SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let _ = stream.set_nodelay(true);
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..i + 4);
+                        std::thread::sleep(delay); // plays slow
+                        if stream.write_all(response).is_err() {
+                            return;
+                        }
+                    }
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    addr
 }
