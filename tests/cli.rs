@@ -545,3 +545,55 @@ async fn a_second_signal_quits_at_once_and_the_probe_still_says_so() {
     assert_eq!(brief["verdict"], "error");
     assert!(brief["error"].as_str().unwrap().contains("second signal"), "{brief}");
 }
+
+#[tokio::test]
+async fn sigterm_drains_within_the_drain_and_still_reports() {
+    let s = http(Behaviour::Delay(Duration::from_secs(30))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    // answers take 30 s and the timeout is 60 s: a pod's grace would run out before them
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &task(
+            &s.url("http", "/"),
+            "{qps: 20, duration: 60s, timeout: 60s}",
+            "{successRate: 1}",
+        ),
+    );
+    let child = tokio::process::Command::new(PROBE)
+        .args(["http", "--task"])
+        .arg(&f)
+        .arg("--termination-log")
+        .arg(&log)
+        .env("KPATROL_DRAIN", "300ms")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.seen.requests.load(Ordering::SeqCst) < 2 {
+        assert!(std::time::Instant::now() < deadline, "no traffic");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = std::time::Instant::now();
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["stopped"], true);
+    let t = &r["targets"][0];
+    assert!(t["sent"].as_u64().unwrap() >= 2, "{t}");
+    assert_eq!(t["answered"], 0, "{t}");
+    let brief: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    assert_eq!(brief["verdict"], "fail");
+}

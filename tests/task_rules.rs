@@ -251,3 +251,38 @@ fn command_line_overrides_keep_the_task_file_bounds() {
         assert!(stderr.contains(says), "{flag} {value}: {stderr}");
     }
 }
+
+#[test]
+fn validate_and_render_warn_when_an_agent_cannot_fit_its_pod() {
+    let dir = tempfile::tempdir().unwrap();
+    let targets: String = (0..300)
+        .map(|i| format!("    - {{name: t{i}, url: \"http://127.0.0.1:9/{i}\"}}\n"))
+        .collect();
+    let big = format!(
+        "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: big}}\nspec:\n  pressure: {{qps: max, maxInFlight: 512}}\n  targets:\n{targets}"
+    );
+    let f = support::task_file(dir.path(), "big.yaml", &big);
+    let validate = Command::new(KPATROL).arg("validate").arg(&f).output().unwrap();
+    let stdout = String::from_utf8_lossy(&validate.stdout);
+    assert_eq!(validate.status.code(), Some(0), "a warning is not an error: {stdout}");
+    assert!(
+        stdout.contains("big.yaml:5:13: warning: spec.pressure: an agent may need about")
+            && stdout.contains("above its pod's memory limit of 128Mi"),
+        "{stdout}"
+    );
+    let render = Command::new(KPATROL).arg("render").arg(&f).output().unwrap();
+    assert_eq!(render.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&render.stderr).contains("above its pod's memory limit of 128Mi"));
+    // with room for it, or at a modest rate, no warning
+    let roomy = big.replace(
+        "maxInFlight: 512}",
+        "maxInFlight: 512}\n  agents: {count: 1, resources: {limits: {memory: 4Gi}}}",
+    );
+    let modest = big.replace("qps: max, maxInFlight: 512", "qps: 10");
+    for text in [roomy, modest] {
+        let f = support::task_file(dir.path(), "ok.yaml", &text);
+        let out = Command::new(KPATROL).arg("validate").arg(&f).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && !stdout.contains("memory limit"), "{stdout}");
+    }
+}

@@ -348,7 +348,14 @@ pub async fn probe(cli: Probe) -> Exit {
             return Exit::Trouble;
         }
     };
-    let stop = Stop::new();
+    let stop = match round_stop() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kpatrol-probe: {e}");
+            write_termination(log.as_deref(), &error_message(&plan.name, &e));
+            return Exit::Trouble;
+        }
+    };
     let quit = watch_signals(stop.clone());
     let mounts = Mounts::new(&args.opts.mounts);
     let round = tokio::select! {
@@ -436,6 +443,17 @@ fn watch_signals(stop: Stop) -> Stop {
     quit
 }
 
+/// The stop of a round, with the drain `KPATROL_DRAIN` asks for (default 20 s: a pod's
+/// grace period, as rendered, leaves 10 s more for the report and telemetry).
+fn round_stop() -> Result<Stop, String> {
+    match std::env::var("KPATROL_DRAIN") {
+        Err(_) => Ok(Stop::new()),
+        Ok(d) => parse_duration(&d)
+            .map(Stop::with_drain)
+            .ok_or_else(|| "KPATROL_DRAIN is not a duration such as 20s".to_string()),
+    }
+}
+
 /// What a second signal leaves of a round.
 const QUIT: &str = "quit by a second signal before the round was judged; no report";
 
@@ -469,6 +487,17 @@ pub(super) fn check(paths: &[PathBuf], mut say: impl FnMut(String)) -> (Exit, Ve
                 let mut diags = ft.diagnostics;
                 diags.extend(task::check_files(f, &ft.files));
                 for p in ft.plans {
+                    if let Some(problem) = crate::render::pod::memory_problem(&p) {
+                        diags.push(crate::diag::Diagnostic {
+                            severity: Severity::Warning,
+                            file: p.origin.file.clone(),
+                            pos: p.origin.pos("spec.pressure"),
+                            path: "spec.pressure".into(),
+                            message: problem,
+                            allowed: Some(crate::render::MEMORY_ALLOWED.into()),
+                            suggestion: None,
+                        });
+                    }
                     let prev = plans
                         .iter()
                         .find(|q| (&q.namespace, &q.kind, &q.name) == (&p.namespace, &p.kind, &p.name));
@@ -681,7 +710,13 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> E
             return Exit::Trouble;
         }
     };
-    let stop = Stop::new();
+    let stop = match round_stop() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kpatrol: {e}");
+            return Exit::Trouble;
+        }
+    };
     let quit = watch_signals(stop.clone());
     let mounts = Mounts::new(&opts.mounts);
     let round = tokio::select! {

@@ -131,33 +131,66 @@ impl Load {
     }
 }
 
-/// A stop signal, passed in so callers (Ctrl-C, SIGTERM, tests) control it.
-#[derive(Clone, Default)]
-pub struct Stop(Arc<(AtomicBool, Notify)>);
+/// How long attempts in flight may go on after a stop, whatever their timeout: a pod gets
+/// 30 s between SIGTERM and SIGKILL by default, and rendering gives agents this plus 10 s
+/// for the report and telemetry.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(20);
+
+/// A stop signal, passed in so callers (Ctrl-C, SIGTERM, tests) control it, with the time
+/// attempts in flight get to finish once it fired (the drain).
+#[derive(Clone)]
+pub struct Stop(Arc<StopInner>);
+
+struct StopInner {
+    stopped: AtomicBool,
+    notify: Notify,
+    drain: Duration,
+}
+
+impl Default for Stop {
+    fn default() -> Self {
+        Stop::with_drain(DEFAULT_DRAIN)
+    }
+}
 
 impl Stop {
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A stop after which attempts in flight get at most `drain`.
+    pub fn with_drain(drain: Duration) -> Self {
+        Stop(Arc::new(StopInner {
+            stopped: AtomicBool::new(false),
+            notify: Notify::new(),
+            drain,
+        }))
+    }
+
     pub fn stop(&self) {
-        self.0.0.store(true, Ordering::SeqCst);
-        self.0.1.notify_waiters();
+        self.0.stopped.store(true, Ordering::SeqCst);
+        self.0.notify.notify_waiters();
     }
 
     pub fn is_stopped(&self) -> bool {
-        self.0.0.load(Ordering::SeqCst)
+        self.0.stopped.load(Ordering::SeqCst)
     }
 
     /// Resolves once `stop` was called.
     pub async fn stopped(&self) {
         loop {
-            let notified = self.0.1.notified();
+            let notified = self.0.notify.notified();
             if self.is_stopped() {
                 return;
             }
             notified.await;
         }
+    }
+
+    /// Resolves when the drain after a stop is over.
+    pub async fn drained(&self) {
+        self.stopped().await;
+        tokio::time::sleep(self.0.drain).await;
     }
 }
 
@@ -305,8 +338,30 @@ pub async fn press<A: Attempt>(load: &Load, attempt: Arc<A>, start: Instant, sto
         spawn_worker(&crew, w);
     }
     // Only workers hold the crew now: the channel closes when the last one ends.
+    let drained = crew.stop.clone();
     drop(crew);
-    while let Some(h) = rx.recv().await {
+    // Workers end by themselves, or are cut when the drain after a stop is over.
+    let mut handles = Vec::new();
+    let mut cut = false;
+    let drain = drained.drained();
+    tokio::pin!(drain);
+    loop {
+        tokio::select! {
+            h = rx.recv() => match h {
+                Some(h) if cut => {
+                    h.abort();
+                    handles.push(h);
+                }
+                Some(h) => handles.push(h),
+                None => break,
+            },
+            _ = &mut drain, if !cut => {
+                cut = true;
+                handles.iter().for_each(|h| h.abort());
+            }
+        }
+    }
+    for h in handles {
         // A worker only ends by returning; a panic inside a mode is a bug worth surfacing.
         if let Err(e) = h.await
             && e.is_panic()
@@ -314,7 +369,12 @@ pub async fn press<A: Attempt>(load: &Load, attempt: Arc<A>, start: Instant, sto
             std::panic::resume_unwind(e.into_panic());
         }
     }
-    live.finish()
+    let mut stats = live.finish();
+    // attempts the drain cut got no answer in the time they had
+    for _ in stats.sent..live.sent() {
+        stats.record(Outcome::Failed(ErrorKind::Timeout), Duration::ZERO);
+    }
+    stats
 }
 
 /// Called by a worker about to run an attempt: when no other worker is left waiting for
@@ -503,6 +563,30 @@ mod tests {
         )
         .await;
         assert_eq!(s.error(ErrorKind::Timeout), 10);
+        assert_eq!(s.answered(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_cuts_attempts_in_flight_after_the_drain() {
+        // answers take 100 s and the timeout is 600 s: only the drain ends them
+        let l = load(Rate::Fixed(10.0), 10_000, 600_000, 64);
+        let live = Live::new(&l);
+        let stop = Stop::with_drain(Duration::from_millis(300));
+        let s2 = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(450)).await;
+            s2.stop();
+        });
+        let t0 = Instant::now();
+        let attempt = Arc::new(Fixed(Outcome::Answered(200), Duration::from_secs(100)));
+        let s = press(&l, attempt, t0, stop, live).await;
+        assert_eq!(
+            t0.elapsed(),
+            Duration::from_millis(750),
+            "stop at 450 ms, then a 300 ms drain"
+        );
+        assert_eq!(s.sent, 5);
+        assert_eq!(s.error(ErrorKind::Timeout), 5);
         assert_eq!(s.answered(), 0);
     }
 

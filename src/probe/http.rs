@@ -98,7 +98,7 @@ pub fn resolve(t: &HttpTarget, mounts: &Mounts) -> Result<Resolved, String> {
         let value = match &h.value {
             plan::HeaderValue::Inline(v) => v.clone(),
             plan::HeaderValue::Secret { name: secret, key } => {
-                let path = mounts.secret_dir(secret).join(key);
+                let path = Mounts::key(&mounts.secret_dir(secret)?, key)?;
                 let raw = read_file(&path, &format!("header {} from Secret {secret}", h.name))?;
                 let v = String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).to_string();
                 secrets.push(v.clone());
@@ -116,10 +116,10 @@ pub fn resolve(t: &HttpTarget, mounts: &Mounts) -> Result<Resolved, String> {
         Body::Inline(s) => Some(Bytes::from(s.clone())),
         Body::File(f) => Some(Bytes::from(read_file(&f.path, "body file")?)),
         Body::ConfigMapKey { name, key } => Some(Bytes::from(read_file(
-            &mounts.configmap_dir(name).join(key),
+            &Mounts::key(&mounts.configmap_dir(name)?, key)?,
             &format!("body from ConfigMap {name}"),
         )?)),
-        Body::ConfigMapJson { name, .. } => Some(Bytes::from(configmap_json(&mounts.configmap_dir(name))?)),
+        Body::ConfigMapJson { name, .. } => Some(Bytes::from(configmap_json(&mounts.configmap_dir(name)?)?)),
     };
     Ok(Resolved {
         url,
@@ -233,7 +233,7 @@ pub(crate) fn client_tls(tls: &plan::Tls, alpn: Vec<Vec<u8>>, mounts: &Mounts) -
         key = Some((read_file(&k.path, "client key")?, k.path.display().to_string()));
     }
     if let Some(secret) = &tls.secret {
-        let dir = mounts.secret_dir(secret);
+        let dir = mounts.secret_dir(secret)?;
         if !dir.is_dir() {
             return Err(format!("TLS Secret {secret} is not mounted at {}", dir.display()));
         }

@@ -43,11 +43,31 @@ impl Mounts {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Mounts { root: root.into() }
     }
-    pub fn secret_dir(&self, name: &str) -> PathBuf {
-        self.root.join("secrets").join(name)
+
+    /// `<root>/secrets/<name>`. Names were checked when the task was read; they are checked
+    /// again here, where they become paths, so nothing opens a path outside the root.
+    pub fn secret_dir(&self, name: &str) -> Result<PathBuf, String> {
+        self.dir("secrets", "Secret", name)
     }
-    pub fn configmap_dir(&self, name: &str) -> PathBuf {
-        self.root.join("configmaps").join(name)
+
+    /// `<root>/configmaps/<name>`, checked as [`Mounts::secret_dir`] is.
+    pub fn configmap_dir(&self, name: &str) -> Result<PathBuf, String> {
+        self.dir("configmaps", "ConfigMap", name)
+    }
+
+    /// `<dir>/<key>` for a key of a Secret or ConfigMap, which cannot leave `dir`.
+    pub fn key(dir: &Path, key: &str) -> Result<PathBuf, String> {
+        match crate::task::k8s::config_key_problem(key) {
+            None => Ok(dir.join(key)),
+            Some(p) => Err(format!("key `{key}` cannot be read from the mounts: {p}")),
+        }
+    }
+
+    fn dir(&self, folder: &str, what: &str, name: &str) -> Result<PathBuf, String> {
+        match crate::task::k8s::dns_subdomain_problem(name) {
+            None => Ok(self.root.join(folder).join(name)),
+            Some(p) => Err(format!("{what} `{name}` cannot be read from the mounts: {p}")),
+        }
     }
 }
 
@@ -229,4 +249,27 @@ pub(crate) fn io_kind(e: &std::io::Error) -> pressure::ErrorKind {
 /// Reads a file for a target, naming the file and what it was for on failure.
 pub(crate) fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod mounts_tests {
+    use super::Mounts;
+
+    #[test]
+    fn nothing_outside_the_mounts_root_is_opened() {
+        let m = Mounts::new("/etc/kpatrol");
+        assert_eq!(
+            m.secret_dir("api-token").unwrap(),
+            std::path::Path::new("/etc/kpatrol/secrets/api-token")
+        );
+        for name in ["../../../../etc", "/etc", "..", "a/b", ""] {
+            assert!(m.secret_dir(name).is_err(), "{name:?}");
+            assert!(m.configmap_dir(name).is_err(), "{name:?}");
+        }
+        let dir = m.secret_dir("s").unwrap();
+        for key in ["/etc/hostname", "..", ".", "../x", "a/b", ""] {
+            assert!(Mounts::key(&dir, key).is_err(), "{key:?}");
+        }
+        assert!(Mounts::key(&dir, "..data").is_ok());
+    }
 }

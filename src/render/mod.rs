@@ -4,7 +4,7 @@
 //! for agents that follow the nodes, a launcher (`kpatrol round`) with just the RBAC it
 //! needs. Pods meet Pod Security "restricted". See `docs/render.md`.
 
-mod pod;
+pub(crate) mod pod;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,6 +43,10 @@ pub struct Rendered {
     pub objects: Vec<Value>,
     pub warnings: Vec<Diagnostic>,
 }
+
+/// What to do about an agent that may not fit its pod.
+pub const MEMORY_ALLOWED: &str =
+    "a lower qps, timeout or maxInFlight, fewer targets per task, or agents.resources.limits.memory to match";
 
 /// Renders every plan; either every task renders or nothing does.
 pub fn render(plans: &[Plan], opts: &RenderOptions) -> Result<Rendered, Vec<Diagnostic>> {
@@ -302,6 +306,10 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
         )
         .allowed("HttpCheck, DnsCheck, AppHttpHealthy, Netdns");
         return None;
+    }
+    if let Some(problem) = pod::memory_problem(plan) {
+        d.warn(plan.origin.pos("spec.pressure"), "spec.pressure", problem)
+            .allowed(MEMORY_ALLOWED);
     }
     let base = base_name(plan);
     let ns = plan.namespace.clone();

@@ -93,6 +93,44 @@ fn otel_env_from() -> Value {
     ])
 }
 
+/// Why an agent of `plan` may not fit its pod's memory limit: the engine's estimate for its
+/// targets at its rate, timeout and in-flight bound against the limit the pod gets (the
+/// default 128Mi, or `agents.resources.limits.memory`). `None` when it fits or the limit is
+/// not a quantity kpatrol reads. Pure; `validate` and `render` both warn with it.
+pub fn memory_problem(plan: &Plan) -> Option<String> {
+    let limit_text = resources(plan)["limits"]["memory"].as_str()?.to_string();
+    let limit = quantity_bytes(&limit_text)?;
+    let p = &plan.pressure;
+    let targets = plan.targets().len();
+    let need = crate::pressure::memory_estimate(p.rate, p.timeout, p.max_in_flight, targets);
+    (need > limit).then(|| {
+        format!(
+            "an agent may need about {} MiB for {targets} target(s) at this rate, timeout and maxInFlight, above its pod's memory limit of {limit_text}",
+            need.div_ceil(1 << 20)
+        )
+    })
+}
+
+/// Bytes of a Kubernetes quantity such as `128Mi`, `1G` or `1e9`; `None` for what it cannot read.
+fn quantity_bytes(q: &str) -> Option<u64> {
+    const SUFFIXES: &[(&str, f64)] = &[
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+    ];
+    let (number, factor) = SUFFIXES
+        .iter()
+        .find_map(|(s, f)| q.strip_suffix(s).map(|n| (n, *f)))
+        .unwrap_or((q, 1.0));
+    let v = number.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)? * factor;
+    (v < u64::MAX as f64).then_some(v as u64)
+}
+
 fn resources(plan: &Plan) -> Value {
     plan.agents.passthrough.get("resources").cloned().unwrap_or_else(
         || json!({"requests": {"cpu": "100m", "memory": "32Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}}),
@@ -143,6 +181,8 @@ pub fn agent_job_spec(plan: &Plan, opts: &RenderOptions, mounted: &Mounted, api_
     });
     let mut pod = json!({
         "restartPolicy": "Never",
+        // SIGTERM to SIGKILL: the probe's drain, then 10 s for the report and telemetry
+        "terminationGracePeriodSeconds": crate::pressure::DEFAULT_DRAIN.as_secs() + 10,
         "automountServiceAccountToken": api_access,
         "securityContext": pod_security(),
         "containers": [container],
@@ -282,4 +322,19 @@ pub fn rbac(plan: &Plan, per_node: bool, counted_rounds: bool) -> Vec<Value> {
         }));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quantity_bytes;
+
+    #[test]
+    fn quantities_read_as_kubernetes_writes_them() {
+        assert_eq!(quantity_bytes("128Mi"), Some(128 << 20));
+        assert_eq!(quantity_bytes("1G"), Some(1_000_000_000));
+        assert_eq!(quantity_bytes("1e9"), Some(1_000_000_000));
+        assert_eq!(quantity_bytes("512"), Some(512));
+        assert_eq!(quantity_bytes("lots"), None);
+        assert_eq!(quantity_bytes("-1Mi"), None);
+    }
 }

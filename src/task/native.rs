@@ -148,13 +148,21 @@ fn check(
     };
     spec.finish(cx);
     let (common, mode) = (common?, mode?);
+    let mut origin = meta.origin;
+    // where a warning about the pressure (an agent too big for its pod) points
+    let pressure_pos = if spec.has("pressure") {
+        spec.pos_of("pressure")
+    } else {
+        spec.pos
+    };
+    origin.positions.insert("spec.pressure".into(), pressure_pos);
     Some(Plan {
         name: meta.name,
         namespace: meta.namespace,
         labels: meta.labels,
         kind: kind.into(),
         format: Format::Native,
-        origin: meta.origin,
+        origin,
         time_zone: common.time_zone,
         schedule: common.schedule,
         rounds: common.rounds,
