@@ -491,12 +491,15 @@ async fn a_closed_stdout_does_not_change_the_verdict() {
     assert_eq!(brief["verdict"], "fail");
 }
 
-#[tokio::test]
-async fn a_second_signal_quits_at_once_and_the_probe_still_says_so() {
+/// A probe pressing a target whose answers take 30 s, with a 60 s timeout, once the target
+/// has seen its first requests: only a signal ends it soon. Returns the target (keep it),
+/// the folder, the termination log and the child (stdout and stderr piped).
+async fn probe_on_a_stalled_target(
+    env: &[(&str, &str)],
+) -> (Server, tempfile::TempDir, std::path::PathBuf, tokio::process::Child) {
     let s = http(Behaviour::Delay(Duration::from_secs(30))).await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
-    // answers take 30 s and the timeout is 60 s: only a second signal ends this quickly
     let f = task_file(
         dir.path(),
         "t.yaml",
@@ -506,12 +509,13 @@ async fn a_second_signal_quits_at_once_and_the_probe_still_says_so() {
             "{successRate: 1}",
         ),
     );
-    let mut child = tokio::process::Command::new(PROBE)
+    let child = tokio::process::Command::new(PROBE)
         .args(["http", "--task"])
         .arg(&f)
         .arg("--termination-log")
         .arg(&log)
-        .stdout(Stdio::null())
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -520,9 +524,19 @@ async fn a_second_signal_quits_at_once_and_the_probe_still_says_so() {
         assert!(std::time::Instant::now() < deadline, "no traffic");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    (s, dir, log, child)
+}
+
+fn kill(signal: &str, child: &tokio::process::Child) {
     let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
+}
+
+#[tokio::test]
+async fn a_second_signal_quits_at_once_and_the_probe_still_says_so() {
+    let (_s, _dir, log, mut child) = probe_on_a_stalled_target(&[]).await;
     let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    kill("-INT", &child);
     // the second signal once the first one was taken
     while let Some(line) = stderr.next_line().await.unwrap() {
         if line.starts_with("stopping") {
@@ -530,7 +544,7 @@ async fn a_second_signal_quits_at_once_and_the_probe_still_says_so() {
         }
     }
     let started = std::time::Instant::now();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    kill("-INT", &child);
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await
         .unwrap()
@@ -548,37 +562,10 @@ async fn a_second_signal_quits_at_once_and_the_probe_still_says_so() {
 
 #[tokio::test]
 async fn sigterm_drains_within_the_drain_and_still_reports() {
-    let s = http(Behaviour::Delay(Duration::from_secs(30))).await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("log");
-    // answers take 30 s and the timeout is 60 s: a pod's grace would run out before them
-    let f = task_file(
-        dir.path(),
-        "t.yaml",
-        &task(
-            &s.url("http", "/"),
-            "{qps: 20, duration: 60s, timeout: 60s}",
-            "{successRate: 1}",
-        ),
-    );
-    let child = tokio::process::Command::new(PROBE)
-        .args(["http", "--task"])
-        .arg(&f)
-        .arg("--termination-log")
-        .arg(&log)
-        .env("KPATROL_DRAIN", "300ms")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while s.seen.requests.load(Ordering::SeqCst) < 2 {
-        assert!(std::time::Instant::now() < deadline, "no traffic");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // the drain is 300 ms: the stalled answers are cut long before their timeout
+    let (_s, _dir, log, child) = probe_on_a_stalled_target(&[("KPATROL_DRAIN", "300ms")]).await;
     let started = std::time::Instant::now();
-    let pid = child.id().unwrap().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    kill("-TERM", &child);
     let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
         .await
         .unwrap()

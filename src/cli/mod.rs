@@ -30,6 +30,29 @@ pub(crate) fn emit(text: &str) {
     }
 }
 
+/// The whole `main` of both binaries: the panic hook, the command line, the runtime, and the
+/// one mapping of outcomes to exit codes (0 pass, 1 fail, 2 could not run).
+pub fn main<C: Parser, F: std::future::Future<Output = Exit>>(
+    binary: &'static str,
+    run: impl FnOnce(C) -> F,
+) -> std::process::ExitCode {
+    install_panic_hook(binary);
+    let cli = C::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let exit = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => {
+            let exit = rt.block_on(run(cli));
+            rt.shutdown_timeout(std::time::Duration::from_millis(100));
+            exit
+        }
+        Err(e) => {
+            eprintln!("{binary}: cannot start the async runtime: {e}");
+            Exit::Trouble
+        }
+    };
+    std::process::ExitCode::from(exit as u8)
+}
+
 /// Where a crash reports itself: the termination log and the task, once known.
 static CRASH_REPORT: std::sync::Mutex<Option<(PathBuf, String)>> = std::sync::Mutex::new(None);
 
@@ -37,7 +60,7 @@ static CRASH_REPORT: std::sync::Mutex<Option<(PathBuf, String)>> = std::sync::Mu
 /// what happened: the hook prints where it happened, writes an `error` termination message
 /// when a termination log is known (or `KPATROL_TERMINATION_LOG` / /dev/termination-log),
 /// and ends the process with exit code 2 (could not run) instead of an abort.
-pub fn install_panic_hook(binary: &'static str) {
+fn install_panic_hook(binary: &'static str) {
     std::panic::set_hook(Box::new(move |info| {
         let what = info
             .payload()
