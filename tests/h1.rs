@@ -2,6 +2,9 @@
 //! chunked bodies with trailers, bodies that run to the end of the connection, 1xx before
 //! the answer, `Connection: close`, and idle connections the server closed (retried once).
 
+// Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 mod support;
 
 use std::sync::atomic::Ordering;
