@@ -135,6 +135,8 @@ impl Diagnostics {
             allowed: None,
             suggestion: None,
         });
+        // the diagnostic was pushed on the line above (Vec::push_mut needs Rust 1.93)
+        #[allow(clippy::expect_used)]
         self.list.last_mut().expect("just pushed")
     }
 
@@ -183,15 +185,19 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 
 /// Edit distance counting insertions, deletions, substitutions and swaps of two
 /// neighbouring characters (optimal string alignment).
+// The table is (a.len() + 1) × (b.len() + 1) and every index below stays inside it: the
+// textbook recurrence reads best with plain indices.
+#[allow(clippy::indexing_slicing)]
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for j in 0..=b.len() {
-        d[0][j] = j;
-    }
+    // row 0 and column 0: the distance from an empty prefix is the other prefix's length
+    let mut d: Vec<Vec<usize>> = (0..=a.len())
+        .map(|i| {
+            (0..=b.len())
+                .map(|j| if i == 0 || j == 0 { i + j } else { 0 })
+                .collect()
+        })
+        .collect();
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);

@@ -2,6 +2,9 @@
 //! Ctrl-C), `kpatrol-probe http` (JSON on stdout, the bounded termination message,
 //! exit codes), `kpatrol serve`.
 
+// Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 mod support;
 
 use std::process::{Command, Stdio};

@@ -2,6 +2,9 @@
 //! round launcher and round counting send (method, path, field manager, content type, body),
 //! answered with the shapes a real API server returns.
 
+// Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 use std::sync::{Arc, Mutex};
 
 use http::{Request, Response};

@@ -4,6 +4,9 @@
 //! Netdns unchanged. Impostors on loopback (a UDP echo service, servers answering another
 //! question with the right ID, over UDP and TCP) must not pass.
 
+// Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 mod support;
 
 use std::net::SocketAddr;

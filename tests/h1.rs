@@ -4,6 +4,9 @@
 //! header fields, and heads and bodies in separate writes; and in shapes it does not: heads
 //! that never end, bodies that trickle or never end.
 
+// Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 mod support;
 
 use std::sync::atomic::Ordering;

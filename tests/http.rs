@@ -2,6 +2,9 @@
 //! CA, mTLS, kdoctor's TLS Secret rule, a stalling server (latency from the intended send
 //! time), 500s, resets, refused connections, timeouts, bodies, headers and redirects.
 
+// Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 mod support;
 
 use std::path::Path;

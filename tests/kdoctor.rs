@@ -2,6 +2,9 @@
 //! Netdns lands in the plan with kdoctor's meaning and defaults (CRD defaults inside a
 //! present block, the mutating webhook's defaults for an absent one).
 
+// Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;

@@ -2,6 +2,9 @@
 //! `kubectl kustomize` and passes the Kubernetes schema; the committed base matches a fresh
 //! render of jobs/cluster; the GitOps examples have the fields Argo CD and Flux need.
 
+// Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -10,6 +10,9 @@
 //! and its mutations; replay one case with `KPATROL_MUTATION_CASE=<seed> cargo test --test
 //! mutation`. `KPATROL_MUTATION_SEED` picks another run, `KPATROL_MUTATIONS` another count.
 
+// Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};

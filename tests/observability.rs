@@ -2,6 +2,9 @@
 //! emits (as they arrive in Prometheus through the collector), the ConfigMap builds with
 //! kustomize and passes the schema, the collector example has the pipeline it describes.
 
+// Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 use std::path::PathBuf;
 use std::process::Command;
 

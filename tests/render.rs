@@ -3,6 +3,9 @@
 //! every pod against Pod Security "restricted", snapshots of the output, determinism, and
 //! the all-or-nothing write.
 
+// Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -4,6 +4,9 @@
 //! selectors, time zones, TLS server names, replica counts, domains). Every case is refused
 //! at validation with file:line:col, the field path and what is allowed.
 
+// Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 mod support;
 
 use std::path::Path;

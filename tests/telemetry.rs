@@ -5,6 +5,9 @@
 //! most the bounded flush (or the per-export timeout, over either protocol). Malformed
 //! settings never crash the probe, and no credential in them reaches any output.
 
+// Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 mod support;
 
 use std::time::{Duration, Instant};

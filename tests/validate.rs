@@ -3,6 +3,9 @@
 //! syntax errors, named files that do not exist, the binary's exit codes, and garbage
 //! that must never make the loader panic.
 
+// Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -216,7 +216,10 @@ pub(super) async fn round(
         Ok(v) => v,
         Err(e) => return fail(e.to_string()),
     };
-    outln!("{}", serde_json::to_string(&verdict).expect("verdict serialises"));
+    match serde_json::to_string(&verdict) {
+        Ok(text) => outln!("{text}"),
+        Err(e) => return fail(format!("the verdict as JSON: {e}")),
+    }
     match crate::telemetry::config_from(|k| std::env::var(k).ok()) {
         Ok(Some(cfg)) => {
             let problems = (!verdict.pass).then(|| {
@@ -295,7 +298,7 @@ pub(super) async fn status(namespace: Option<&str>, output: Output) -> Exit {
             match output {
                 Output::Table if tasks.is_empty() => outln!("no kpatrol tasks found"),
                 Output::Table => out!("{}", crate::cluster::status::status_table(&tasks)),
-                Output::Json => outln!("{}", serde_json::to_string_pretty(&tasks).expect("status serialises")),
+                Output::Json => return print_json(&tasks, Exit::Ok),
             }
             Exit::Ok
         }
@@ -316,12 +319,31 @@ pub(super) async fn report_cmd(task: &str, namespace: &str, output: Output) -> E
         Ok(detail) => {
             match output {
                 Output::Table => out!("{}", crate::cluster::status::report_table(&detail)),
-                Output::Json => outln!("{}", serde_json::to_string_pretty(&detail).expect("report serialises")),
+                Output::Json => return print_json(&detail, detail_exit(&detail)),
             }
-            if detail.verdict == "fail" { Exit::Fail } else { Exit::Ok }
+            detail_exit(&detail)
         }
         Err(e) => {
             eprintln!("kpatrol: {e}");
+            Exit::Trouble
+        }
+    }
+}
+
+fn detail_exit(detail: &crate::cluster::status::RoundDetail) -> Exit {
+    if detail.verdict == "fail" { Exit::Fail } else { Exit::Ok }
+}
+
+/// Prints `v` as pretty JSON and exits with `exit`; a value that cannot be serialised
+/// (none of these can: plain structs with string keys) could not be reported (exit 2).
+fn print_json(v: &impl serde::Serialize, exit: Exit) -> Exit {
+    match serde_json::to_string_pretty(v) {
+        Ok(text) => {
+            outln!("{text}");
+            exit
+        }
+        Err(e) => {
+            eprintln!("kpatrol: as JSON: {e}");
             Exit::Trouble
         }
     }

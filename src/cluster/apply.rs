@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
-use super::{ClusterError, FIELD_MANAGER, KINDS, MANAGED, api_for, describe};
+use super::{ClusterError, FIELD_MANAGER, KINDS, MANAGED, api_for, at, describe, str_at};
 
 /// What applying one object does (or did).
 #[derive(Clone, Debug, PartialEq)]
@@ -91,9 +91,9 @@ fn strip_metadata(m: &Value) -> Value {
 /// Identity of an object: (kind, namespace, name).
 pub fn identity(o: &Value) -> (String, String, String) {
     (
-        o["kind"].as_str().unwrap_or("").to_string(),
-        o["metadata"]["namespace"].as_str().unwrap_or("").to_string(),
-        o["metadata"]["name"].as_str().unwrap_or("").to_string(),
+        str_at(o, &["kind"]).unwrap_or("").to_string(),
+        str_at(o, &["metadata", "namespace"]).unwrap_or("").to_string(),
+        str_at(o, &["metadata", "name"]).unwrap_or("").to_string(),
     )
 }
 
@@ -103,16 +103,19 @@ pub fn identity(o: &Value) -> (String, String, String) {
 pub fn prune_candidates<'a>(desired: &[Value], live: &'a [Value], namespaces: &[String]) -> Vec<&'a Value> {
     let keep: BTreeSet<_> = desired.iter().map(identity).collect();
     live.iter()
-        .filter(|o| o["kind"] != "Namespace")
+        .filter(|o| str_at(o, &["kind"]) != Some("Namespace"))
         // cluster-wide objects belong to the namespace their label names: only those pruned
         .filter(|o| {
-            o["metadata"]["namespace"].is_string()
-                || o["metadata"]["labels"]["kpatrol.dev/namespace"]
-                    .as_str()
+            str_at(o, &["metadata", "namespace"]).is_some()
+                || str_at(o, &["metadata", "labels", "kpatrol.dev/namespace"])
                     .is_some_and(|n| namespaces.iter().any(|x| x == n))
         })
-        .filter(|o| o["metadata"]["ownerReferences"].as_array().is_none_or(|a| a.is_empty()))
-        .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kpatrol")
+        .filter(|o| {
+            at(o, &["metadata", "ownerReferences"])
+                .and_then(Value::as_array)
+                .is_none_or(|a| a.is_empty())
+        })
+        .filter(|o| str_at(o, &["metadata", "labels", "app.kubernetes.io/managed-by"]) == Some("kpatrol"))
         .filter(|o| !keep.contains(&identity(o)))
         .collect()
 }
@@ -121,7 +124,7 @@ pub fn prune_candidates<'a>(desired: &[Value], live: &'a [Value], namespaces: &[
 pub fn namespaces(objects: &[Value]) -> Vec<Value> {
     let names: BTreeSet<&str> = objects
         .iter()
-        .filter_map(|o| o["metadata"]["namespace"].as_str())
+        .filter_map(|o| str_at(o, &["metadata", "namespace"]))
         .collect();
     names
         .into_iter()
@@ -142,11 +145,11 @@ pub fn namespaces(objects: &[Value]) -> Vec<Value> {
 fn api_of<'a>(client: &kube::Client, o: &'a Value) -> Result<(kube::Api<DynamicObject>, &'a str), ClusterError> {
     let api = api_for(
         client,
-        o["apiVersion"].as_str().unwrap_or(""),
-        o["kind"].as_str().unwrap_or(""),
-        o["metadata"]["namespace"].as_str(),
+        str_at(o, &["apiVersion"]).unwrap_or(""),
+        str_at(o, &["kind"]).unwrap_or(""),
+        str_at(o, &["metadata", "namespace"]),
     )?;
-    Ok((api, o["metadata"]["name"].as_str().unwrap_or("")))
+    Ok((api, str_at(o, &["metadata", "name"]).unwrap_or("")))
 }
 
 fn api_error(o: &Value, e: kube::Error) -> ClusterError {
@@ -171,7 +174,7 @@ pub async fn apply(
         let live = api.get_opt(name).await.map_err(|e| api_error(o, e))?;
         let live = live.map(|l| serde_json::to_value(l).unwrap_or(Value::Null));
         let mut ch = change(o, live.as_ref());
-        if o["kind"] == "Namespace" && live.is_some() {
+        if str_at(o, &["kind"]) == Some("Namespace") && live.is_some() {
             // an existing namespace is the cluster's: kpatrol neither labels nor adopts it
             ch = Change::Unchanged;
         }
@@ -210,10 +213,13 @@ pub async fn live_objects(client: &kube::Client, namespaces: &[String]) -> Resul
                     source: e,
                 })?;
             for item in list.items {
-                let mut v = serde_json::to_value(item).unwrap_or(Value::Null);
-                v["apiVersion"] = Value::String(version.to_string());
-                v["kind"] = Value::String(kind.to_string());
-                out.push(v);
+                let mut v = match serde_json::to_value(item) {
+                    Ok(Value::Object(m)) => m,
+                    _ => serde_json::Map::new(),
+                };
+                v.insert("apiVersion".into(), Value::String(version.to_string()));
+                v.insert("kind".into(), Value::String(kind.to_string()));
+                out.push(Value::Object(v));
             }
         }
     }

@@ -73,11 +73,22 @@ pub fn api_for(
     })
 }
 
+/// The value at `path` in nested JSON objects, `None` where a step is missing or not an
+/// object: what `o["a"]["b"]` reads, without indexing.
+pub fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, k| v.get(k))
+}
+
+/// The string at `path` (see [`at`]).
+pub fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    at(v, path).and_then(Value::as_str)
+}
+
 /// A short name for messages: `CronJob kpatrol/api-health`.
 pub fn describe(o: &Value) -> String {
-    let kind = o["kind"].as_str().unwrap_or("?");
-    let name = o["metadata"]["name"].as_str().unwrap_or("?");
-    match o["metadata"]["namespace"].as_str() {
+    let kind = str_at(o, &["kind"]).unwrap_or("?");
+    let name = str_at(o, &["metadata", "name"]).unwrap_or("?");
+    match str_at(o, &["metadata", "namespace"]) {
         Some(ns) => format!("{kind} {ns}/{name}"),
         None => format!("{kind} {name}"),
     }

@@ -57,6 +57,9 @@ pub fn judge(expected: usize, agents: Vec<AgentResult>) -> RoundVerdict {
 
 /// The agents' Job: the rendered template with one completion per node, the launcher's
 /// overrides forwarded to each probe and `env` (the round's trace) added. Pure.
+///
+/// The template is a mounted file a user may have patched: one that is not a Job spec with
+/// a container is an error, not a panic.
 pub fn agents_job(
     template: &Value,
     name: &str,
@@ -65,33 +68,67 @@ pub fn agents_job(
     forward: &[String],
     env: &[(String, String)],
     owner: Option<&Job>,
-) -> Value {
+) -> Result<Value, ClusterError> {
     let mut spec = template.clone();
-    spec["completions"] = json!(nodes);
-    spec["parallelism"] = json!(nodes);
-    if let Some(args) = spec["template"]["spec"]["containers"][0]["args"].as_array_mut() {
+    let fields = spec
+        .as_object_mut()
+        .ok_or_else(|| bad_template("it is not a mapping"))?;
+    fields.insert("completions".into(), json!(nodes));
+    fields.insert("parallelism".into(), json!(nodes));
+    let container = first_container(&mut spec).ok_or_else(|| bad_template("no template.spec.containers[0]"))?;
+    if let Some(args) = container.get_mut("args").and_then(Value::as_array_mut) {
         args.extend(forward.iter().map(|a| json!(a)));
     }
-    let container = &mut spec["template"]["spec"]["containers"][0];
     if !env.is_empty() {
-        if !container["env"].is_array() {
-            container["env"] = json!([]);
+        let list = container.entry("env").or_insert_with(|| json!([]));
+        if !list.is_array() {
+            *list = json!([]);
         }
-        if let Some(list) = container["env"].as_array_mut() {
+        if let Some(list) = list.as_array_mut() {
             list.extend(env.iter().map(|(k, v)| json!({"name": k, "value": v})));
         }
     }
-    let labels = spec["template"]["metadata"]["labels"].clone();
-    let mut meta = json!({"name": name, "namespace": namespace, "labels": labels});
-    if let Some(owner) = owner
-        && let (Some(owner_name), Some(uid)) = (&owner.metadata.name, &owner.metadata.uid)
-    {
-        meta["ownerReferences"] = json!([{
+    let labels = super::at(&spec, &["template", "metadata", "labels"])
+        .cloned()
+        .unwrap_or(Value::Null);
+    let meta = match owner.and_then(|o| o.metadata.name.as_ref().zip(o.metadata.uid.as_ref())) {
+        Some((owner_name, uid)) => json!({"name": name, "namespace": namespace, "labels": labels,
+        "ownerReferences": [{
             "apiVersion": "batch/v1", "kind": "Job", "name": owner_name, "uid": uid,
             "controller": true,
-        }]);
+        }]}),
+        None => json!({"name": name, "namespace": namespace, "labels": labels}),
+    };
+    Ok(json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}))
+}
+
+fn bad_template(why: &str) -> ClusterError {
+    ClusterError::Other(format!("agents' Job template: {why}"))
+}
+
+/// The first container of a Job spec (`template.spec.containers[0]`), when there is one.
+fn first_container(spec: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
+    spec.get_mut("template")?
+        .get_mut("spec")?
+        .get_mut("containers")?
+        .get_mut(0)?
+        .as_object_mut()
+}
+
+/// The object at `path` in `v`, created where missing or null (as `v["a"]["b"]` assigned
+/// to would), or `None` where a value on the way is something else.
+fn object_at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut serde_json::Map<String, Value>> {
+    let mut v = v;
+    for k in path {
+        if v.is_null() {
+            *v = Value::Object(serde_json::Map::new());
+        }
+        v = v.as_object_mut()?.entry(*k).or_insert(Value::Null);
     }
-    json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec})
+    if v.is_null() {
+        *v = Value::Object(serde_json::Map::new());
+    }
+    v.as_object_mut()
 }
 
 /// The agents' Job name: unique per round, short enough that `<name>-<index>` pod hostnames
@@ -121,18 +158,29 @@ pub fn inherit(template: &mut Value, launcher: &Pod) {
         .as_ref()
         .and_then(|s| s.containers.first())
         .and_then(|c| c.image.clone())
+        && let Some(container) = first_container(template)
     {
-        template["template"]["spec"]["containers"][0]["image"] = json!(image);
+        container.insert("image".into(), json!(image));
     }
-    if let Some(labels) = &launcher.metadata.labels {
-        for (k, v) in labels {
+    let own: Vec<(&String, &String)> = launcher
+        .metadata
+        .labels
+        .iter()
+        .flatten()
+        .filter(|(k, _)| {
             let job_owned = k.starts_with("batch.kubernetes.io/")
-                || k == "controller-uid"
-                || k == "job-name"
-                || k == "app.kubernetes.io/component";
-            if !job_owned && template["template"]["metadata"]["labels"].get(k).is_none() {
-                template["template"]["metadata"]["labels"][k] = json!(v);
-            }
+                || *k == "controller-uid"
+                || *k == "job-name"
+                || *k == "app.kubernetes.io/component";
+            !job_owned
+        })
+        .collect();
+    // only a launcher with labels of its own creates the template's labels
+    if !own.is_empty()
+        && let Some(labels) = object_at(template, &["template", "metadata", "labels"])
+    {
+        for (k, v) in own {
+            labels.entry(k.as_str()).or_insert_with(|| json!(v));
         }
     }
 }
@@ -225,7 +273,7 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
             inherit(&mut template, &own);
         }
     }
-    let job_value = agents_job(&template, &name, &l.namespace, n, &l.forward, &l.env, owner.as_ref());
+    let job_value = agents_job(&template, &name, &l.namespace, n, &l.forward, &l.env, owner.as_ref())?;
     let job: Job =
         serde_json::from_value(job_value).map_err(|e| ClusterError::Other(format!("agents' Job template: {e}")))?;
     jobs.create(&PostParams::default(), &job)
@@ -254,11 +302,12 @@ pub const ROUNDS_DONE: &str = "kpatrol.dev/rounds-done";
 /// last of `rounds`. Pure.
 pub fn round_patch(done_before: u64, rounds: u64) -> Value {
     let done = done_before + 1;
-    let mut patch = json!({"metadata": {"annotations": {ROUNDS_DONE: done.to_string()}}});
+    let metadata = json!({"annotations": {ROUNDS_DONE: done.to_string()}});
     if done >= rounds {
-        patch["spec"] = json!({"suspend": true});
+        json!({"metadata": metadata, "spec": {"suspend": true}})
+    } else {
+        json!({"metadata": metadata})
     }
-    patch
 }
 
 /// After a round: counts it on the CronJob and, when it was the last of `rounds`, suspends
@@ -324,7 +373,8 @@ mod tests {
             &["--qps".into(), "50".into()],
             &[("TRACEPARENT".into(), "00-x-y-01".into())],
             None,
-        );
+        )
+        .unwrap();
         assert_eq!(
             j["spec"]["template"]["spec"]["containers"][0]["env"],
             json!([{"name": "TRACEPARENT", "value": "00-x-y-01"}])
@@ -337,5 +387,49 @@ mod tests {
         );
         assert_eq!(j["metadata"]["labels"]["kpatrol.dev/task"], "t");
         let _: Job = serde_json::from_value(j).unwrap();
+    }
+
+    #[test]
+    fn a_template_without_a_container_is_an_error_not_a_panic() {
+        let owner: Job = serde_json::from_value(json!({"metadata": {"name": "l", "uid": "u"}})).unwrap();
+        let launcher: Pod = serde_json::from_value(json!({"metadata": {"labels": {"team": "a"}},
+            "spec": {"containers": [{"name": "l", "image": "img"}]}}))
+        .unwrap();
+        for bad in [
+            json!({}),
+            json!([]),
+            json!("job"),
+            json!({"template": {"metadata": "x", "spec": {"containers": []}}}),
+            json!({"template": {"spec": {"containers": [7]}}}),
+        ] {
+            let mut t = bad.clone();
+            inherit(&mut t, &launcher);
+            let env = [("TRACEPARENT".to_string(), "x".to_string())];
+            let e = agents_job(&t, "a", "ns", 2, &["--qps".into()], &env, Some(&owner)).unwrap_err();
+            assert!(e.to_string().starts_with("agents' Job template: "), "{bad}: {e}");
+        }
+        // a container with no labels anywhere: the launcher's labels create them
+        let mut t = json!({"template": {"spec": {"containers": [{"args": ["dns"], "env": "x"}]}}});
+        inherit(&mut t, &launcher);
+        let j = agents_job(&t, "a", "ns", 2, &[], &[("K".into(), "V".into())], Some(&owner)).unwrap();
+        assert_eq!(j["metadata"]["labels"], json!({"team": "a"}));
+        assert_eq!(j["metadata"]["ownerReferences"][0]["uid"], "u");
+        let c = &j["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            (&c["image"], &c["env"]),
+            (&json!("img"), &json!([{"name": "K", "value": "V"}]))
+        );
+    }
+
+    #[test]
+    fn the_last_round_suspends_the_cron_job() {
+        assert_eq!(
+            round_patch(1, 3),
+            json!({"metadata": {"annotations": {ROUNDS_DONE: "2"}}})
+        );
+        assert_eq!(
+            round_patch(2, 3),
+            json!({"metadata": {"annotations": {ROUNDS_DONE: "3"}}, "spec": {"suspend": true}})
+        );
     }
 }

@@ -175,11 +175,7 @@ fn table(rows: &[Vec<String>]) -> String {
         .collect();
     let mut out = String::new();
     for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         out += line.join("  ").trim_end();
         out.push('\n');
     }
@@ -212,11 +208,9 @@ pub fn report_table(d: &RoundDetail) -> String {
             .to_vec(),
     ];
     for a in &d.agents {
-        let m = a.message.clone().unwrap_or(Value::Null);
-        let targets: Vec<String> = m["targets"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let m = a.message.as_ref().unwrap_or(&Value::Null);
+        let list = |key: &str| m.get(key).and_then(Value::as_array).into_iter().flatten();
+        let targets: Vec<String> = list("targets")
             .map(|t| {
                 format!(
                     "{} sent {} ok {} p99 {}ms",
@@ -227,10 +221,7 @@ pub fn report_table(d: &RoundDetail) -> String {
                 )
             })
             .collect();
-        let failed: Vec<String> = m["failed"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let failed: Vec<String> = list("failed")
             .map(|c| {
                 format!(
                     "{} {}: {} (want {})",
@@ -245,7 +236,7 @@ pub fn report_table(d: &RoundDetail) -> String {
             a.node.clone(),
             a.pod.clone(),
             a.exit_code.map_or("-".into(), |c| c.to_string()),
-            m["verdict"].as_str().unwrap_or("-").to_string(),
+            super::str_at(m, &["verdict"]).unwrap_or("-").to_string(),
             targets.join("; "),
             if failed.is_empty() {
                 "-".into()

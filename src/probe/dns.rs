@@ -79,7 +79,7 @@ impl Template {
 /// echoing the question (the name case-insensitively, since resolvers may randomise case;
 /// type and class exactly). An error reply may leave the question out. Pure.
 pub fn is_reply_to(query: &Template, id: u16, reply: &[u8]) -> bool {
-    let (Some(head), Some(qhead)) = (reply.get(..12), query.wire.get(..12)) else {
+    let (Some(head), Some(qhead)) = (reply.first_chunk::<12>(), query.wire.first_chunk::<12>()) else {
         return false;
     };
     let opcode = |flags: u8| (flags >> 3) & 0x0f;
@@ -97,8 +97,11 @@ pub fn is_reply_to(query: &Template, id: u16, reply: &[u8]) -> bool {
                 return false;
             };
             // type and class: the last 4 bytes; the name's length bytes (< 64) are not letters
-            let (want_name, want_tc) = want.split_at(want.len() - 4);
-            let (got_name, got_tc) = got.split_at(got.len() - 4);
+            let (Some((want_name, want_tc)), Some((got_name, got_tc))) =
+                (want.split_last_chunk::<4>(), got.split_last_chunk::<4>())
+            else {
+                return false;
+            };
             want_name.eq_ignore_ascii_case(got_name) && want_tc == got_tc
         }
         _ => false,
@@ -115,15 +118,12 @@ fn random_id() -> u16 {
         if ids.is_empty() {
             let mut b = [0u8; 512];
             if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_ok() {
-                ids.extend(b.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])));
+                ids.extend(b.as_chunks::<2>().0.iter().map(|&c| u16::from_be_bytes(c)));
             } else {
                 // no CSPRNG: SipHash under std's randomly seeded keys is still unpredictable
                 let h = std::collections::hash_map::RandomState::new().build_hasher().finish();
-                ids.extend(
-                    h.to_be_bytes()
-                        .chunks_exact(2)
-                        .map(|c| u16::from_be_bytes([c[0], c[1]])),
-                );
+                let b = h.to_be_bytes();
+                ids.extend(b.as_chunks::<2>().0.iter().map(|&c| u16::from_be_bytes(c)));
             }
         }
         ids.pop().unwrap_or_default()
@@ -284,13 +284,13 @@ impl DnsAttempt {
     }
 
     fn judge(&self, reply: &[u8]) -> Outcome {
-        if reply.len() < 12 {
+        let Some(head) = reply.first_chunk::<12>() else {
             return Outcome::Failed(ErrorKind::Protocol);
-        }
-        if reply[2] & 0x02 != 0 {
+        };
+        if head[2] & 0x02 != 0 {
             return Outcome::Failed(ErrorKind::Truncated);
         }
-        let rcode = (reply[3] & 0x0f) as u16;
+        let rcode = (head[3] & 0x0f) as u16;
         if rcode == 0 && self.check.is_active() {
             return match Message::from_vec(reply) {
                 Ok(m) if answers_match(&m, &self.check) => Outcome::Answered(0),
@@ -497,7 +497,7 @@ impl UdpPool {
                 let mut buf = vec![0u8; 65_535];
                 loop {
                     match s2.recv(&mut buf).await {
-                        Ok(n) => p2.deliver(&buf[..n]),
+                        Ok(n) => p2.deliver(buf.get(..n).unwrap_or_default()),
                         // ICMP port unreachable for this socket: every query on it was refused
                         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => p2.fail_all(ErrorKind::Refused),
                         Err(_) => p2.fail_all(ErrorKind::Other),

@@ -50,11 +50,13 @@ async fn answer(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byt
     } else {
         Bytes::from_static(b"kpatrol ok\n")
     };
-    Ok(Response::builder()
-        .status(status)
-        .header("content-type", "text/plain")
-        .body(Full::new(body))
-        .expect("static response"))
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain"),
+    );
+    Ok(response)
 }
 
 /// A listener with a deep accept queue, so bursts of new connections are not dropped.

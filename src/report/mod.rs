@@ -263,8 +263,12 @@ pub fn termination_message(r: &RoundReport) -> String {
         failed: r.checks.iter().filter(|c| !c.pass).collect(),
         truncated: false,
     };
+    // Serialising these plain structs cannot fail; if it did, the bare verdict still goes out.
+    let bare = || serde_json::json!({"v": SCHEMA_VERSION, "verdict": r.verdict, "truncated": true}).to_string();
     loop {
-        let s = serde_json::to_string(&b).expect("report serialises");
+        let Ok(s) = serde_json::to_string(&b) else {
+            return bare();
+        };
         if s.len() <= TERMINATION_LIMIT {
             return s;
         }
@@ -275,7 +279,7 @@ pub fn termination_message(r: &RoundReport) -> String {
             b.targets.pop();
         } else {
             // Only an absurdly long task name can get here.
-            return serde_json::json!({"v": SCHEMA_VERSION, "verdict": r.verdict, "truncated": true}).to_string();
+            return bare();
         }
     }
 }

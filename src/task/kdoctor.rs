@@ -536,13 +536,13 @@ fn ahh_target(cx: &mut Cx, t: &mut Fields) -> Option<HttpTarget> {
 
 /// kdoctor's domain rule: `^[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*\.[a-zA-Z]{2,}$`.
 fn domain_ok(host: &str) -> bool {
-    let labels: Vec<&str> = host.split('.').collect();
-    let (tld, rest) = labels.split_last().expect("split gives at least one");
+    let Some((rest, tld)) = host.rsplit_once('.') else {
+        return false;
+    };
     tld.len() >= 2
         && tld.chars().all(|c| c.is_ascii_alphabetic())
-        && !rest.is_empty()
         && rest
-            .iter()
+            .split('.')
             .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
 }
 

@@ -28,6 +28,35 @@ pub const NATIVE_KINDS: &[&str] = &["HttpCheck", "DnsCheck"];
 pub const NAME_MAX: usize = 46;
 pub const KDOCTOR_KINDS: &[&str] = &["AppHttpHealthy", "NetReach", "Netdns"];
 
+/// A kind kpatrol reads (one of [`NATIVE_KINDS`] and [`KDOCTOR_KINDS`]): which reader
+/// reads its spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    HttpCheck,
+    DnsCheck,
+    AppHttpHealthy,
+    NetReach,
+    Netdns,
+}
+
+impl Kind {
+    /// The kind named `name` when `kinds` (an apiVersion's kinds) lists it.
+    fn among(kinds: &[&str], name: &str) -> Option<Kind> {
+        kinds.contains(&name).then(|| Kind::named(name)).flatten()
+    }
+
+    fn named(name: &str) -> Option<Kind> {
+        Some(match name {
+            "HttpCheck" => Kind::HttpCheck,
+            "DnsCheck" => Kind::DnsCheck,
+            "AppHttpHealthy" => Kind::AppHttpHealthy,
+            "NetReach" => Kind::NetReach,
+            "Netdns" => Kind::Netdns,
+            _ => return None,
+        })
+    }
+}
+
 /// Why a file could not be read at all (exit 2), as opposed to a task being invalid (exit 1).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -270,30 +299,28 @@ fn read_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<P
         None => &[],
     };
     let kind = match (kind_node, api) {
-        (Some(n), Some(a)) => cx
-            .string(n, "kind")
-            .and_then(|k| match kinds.iter().find(|x| **x == k) {
-                Some(k) => Some(*k),
-                None => {
-                    let other_api = if a == NATIVE_API { KDOCTOR_API } else { NATIVE_API };
-                    let other_kinds = if a == NATIVE_API { KDOCTOR_KINDS } else { NATIVE_KINDS };
-                    if other_kinds.contains(&k.as_str()) {
-                        cx.diags
-                            .error(
-                                n.pos,
-                                "kind",
-                                format!("kind `{k}` belongs to apiVersion {other_api}, not {a}"),
-                            )
-                            .allowed(kinds.join(", "));
-                    } else {
-                        cx.diags
-                            .error(n.pos, "kind", format!("unknown kind `{k}` for apiVersion {a}"))
-                            .suggest(did_you_mean(&k, kinds.iter().chain(other_kinds).copied()))
-                            .allowed(kinds.join(", "));
-                    }
-                    None
+        (Some(n), Some(a)) => cx.string(n, "kind").and_then(|k| match Kind::among(kinds, &k) {
+            Some(kind) => Some(kind),
+            None => {
+                let other_api = if a == NATIVE_API { KDOCTOR_API } else { NATIVE_API };
+                let other_kinds = if a == NATIVE_API { KDOCTOR_KINDS } else { NATIVE_KINDS };
+                if other_kinds.contains(&k.as_str()) {
+                    cx.diags
+                        .error(
+                            n.pos,
+                            "kind",
+                            format!("kind `{k}` belongs to apiVersion {other_api}, not {a}"),
+                        )
+                        .allowed(kinds.join(", "));
+                } else {
+                    cx.diags
+                        .error(n.pos, "kind", format!("unknown kind `{k}` for apiVersion {a}"))
+                        .suggest(did_you_mean(&k, kinds.iter().chain(other_kinds).copied()))
+                        .allowed(kinds.join(", "));
                 }
-            }),
+                None
+            }
+        }),
         _ => None,
     };
     let meta = top
@@ -336,12 +363,11 @@ fn read_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<P
         },
     });
     let plan = match kind {
-        "HttpCheck" => native::http_check(cx, meta, &mut spec, dir),
-        "DnsCheck" => native::dns_check(cx, meta, &mut spec, dir),
-        "AppHttpHealthy" => kdoctor::app_http_healthy(cx, meta, &mut spec),
-        "NetReach" => kdoctor::net_reach(cx, meta, &mut spec),
-        "Netdns" => kdoctor::net_dns(cx, meta, &mut spec),
-        _ => unreachable!("kind checked above"),
+        Kind::HttpCheck => native::http_check(cx, meta, &mut spec, dir),
+        Kind::DnsCheck => native::dns_check(cx, meta, &mut spec, dir),
+        Kind::AppHttpHealthy => kdoctor::app_http_healthy(cx, meta, &mut spec),
+        Kind::NetReach => kdoctor::net_reach(cx, meta, &mut spec),
+        Kind::Netdns => kdoctor::net_dns(cx, meta, &mut spec),
     };
     plan.filter(|_| meta_ok)
 }
@@ -447,4 +473,19 @@ pub fn check_files(file: &Path, refs: &[FileRef]) -> Vec<Diagnostic> {
         }
     }
     d.list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_kind_has_a_reader() {
+        for name in NATIVE_KINDS.iter().chain(KDOCTOR_KINDS) {
+            assert!(Kind::named(name).is_some(), "{name}");
+        }
+        assert_eq!(Kind::named("Mesh"), None);
+        assert_eq!(Kind::among(NATIVE_KINDS, "DnsCheck"), Some(Kind::DnsCheck));
+        assert_eq!(Kind::among(NATIVE_KINDS, "Netdns"), None);
+    }
 }

@@ -498,8 +498,10 @@ pub(crate) fn expect(cx: &mut Cx, f: &mut Fields, kind: Codes) -> ExpectSpec {
                     .allowed("the rcodes that count as success, e.g. [NOERROR]; leave `rcodes` out for any reply");
             }
             for (i, n) in items.iter().enumerate() {
-                if let Some(name) = cx.one_of(n, &format!("{path}[{i}]"), &names) {
-                    let c = RCODES.iter().find(|(n, _)| *n == name).expect("listed").1;
+                if let Some(&(_, c)) = cx
+                    .one_of(n, &format!("{path}[{i}]"), &names)
+                    .and_then(|name| RCODES.iter().find(|(n, _)| *n == name))
+                {
                     codes.push(CodeRange { from: c, to: c });
                 }
             }

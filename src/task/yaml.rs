@@ -2,7 +2,6 @@
 //! built from saphyr-parser's events. Scalars are resolved by the YAML 1.2 core schema
 //! (so `yes` is a string, `0 1` is a string, `10` an integer).
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
@@ -303,8 +302,7 @@ fn size(n: &Node) -> usize {
 }
 
 /// Resolves a plain scalar by the YAML 1.2 core schema.
-fn resolve_plain(text: &Cow<'_, str>) -> Value {
-    let t = text.as_ref();
+fn resolve_plain(t: &str) -> Value {
     match t {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),

@@ -279,41 +279,54 @@ pub fn trace_ids(traceparent: Option<&str>, namespace: &str, job: Option<&str>, 
             emit_round: false,
         };
     }
-    match job {
-        Some(job) => {
-            let d = ring::digest::digest(
-                &ring::digest::SHA256,
-                format!("kpatrol/round/{namespace}/{job}").as_bytes(),
-            );
-            let b = d.as_ref();
-            let trace = TraceId::from_bytes(b[..16].try_into().expect("16 bytes"));
-            let span = SpanId::from_bytes(b[16..24].try_into().expect("8 bytes"));
-            TraceIds {
-                trace_id: trace,
-                round_span: span,
-                emit_round: agent_index == 0,
-            }
-        }
+    let derived = job.and_then(|job| {
+        let d = ring::digest::digest(
+            &ring::digest::SHA256,
+            format!("kpatrol/round/{namespace}/{job}").as_bytes(),
+        );
+        ids_from(d.as_ref())
+    });
+    match derived {
+        Some((trace_id, round_span)) => TraceIds {
+            trace_id,
+            round_span,
+            emit_round: agent_index == 0,
+        },
         None => {
-            let mut b = [0u8; 24];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap_or(());
+            let (mut trace, mut span) = ([0u8; 16], [0u8; 8]);
+            let rng = ring::rand::SystemRandom::new();
+            ring::rand::SecureRandom::fill(&rng, &mut trace).unwrap_or(());
+            ring::rand::SecureRandom::fill(&rng, &mut span).unwrap_or(());
             TraceIds {
-                trace_id: TraceId::from_bytes(b[..16].try_into().expect("16 bytes")),
-                round_span: SpanId::from_bytes(b[16..24].try_into().expect("8 bytes")),
+                trace_id: TraceId::from_bytes(trace),
+                round_span: SpanId::from_bytes(span),
                 emit_round: true,
             }
         }
     }
 }
 
+/// A trace id from the first 16 bytes and a span id from the next 8; `None` when fewer
+/// than 24 (a SHA-256 digest always has 32).
+fn ids_from(b: &[u8]) -> Option<(TraceId, SpanId)> {
+    let (trace, rest) = b.split_first_chunk::<16>()?;
+    let span = rest.first_chunk::<8>()?;
+    Some((TraceId::from_bytes(*trace), SpanId::from_bytes(*span)))
+}
+
 /// `00-<trace id>-<span id>-<flags>`.
 pub fn parse_traceparent(tp: &str) -> Option<(TraceId, SpanId)> {
-    let parts: Vec<&str> = tp.trim().split('-').collect();
-    if parts.len() != 4 || parts[0] != "00" || parts[1].len() != 32 || parts[2].len() != 16 {
+    let mut parts = tp.trim().split('-');
+    let (Some("00"), Some(trace), Some(span), Some(_flags), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    if trace.len() != 32 || span.len() != 16 {
         return None;
     }
-    let t = TraceId::from_hex(parts[1]).ok().filter(|t| *t != TraceId::INVALID)?;
-    let s = SpanId::from_hex(parts[2]).ok().filter(|s| *s != SpanId::INVALID)?;
+    let t = TraceId::from_hex(trace).ok().filter(|t| *t != TraceId::INVALID)?;
+    let s = SpanId::from_hex(span).ok().filter(|s| *s != SpanId::INVALID)?;
     Some((t, s))
 }
 
@@ -345,7 +358,10 @@ fn span_id(seed: &TraceIds, n: u64) -> SpanId {
         ]
         .concat(),
     );
-    SpanId::from_bytes(d.as_ref()[..8].try_into().expect("8 bytes"))
+    // a SHA-256 digest always has 8 bytes
+    d.as_ref()
+        .first_chunk::<8>()
+        .map_or(SpanId::INVALID, |b| SpanId::from_bytes(*b))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -30,8 +30,11 @@ pub struct Seen {
     pub connections: AtomicU64,
     pub http2: AtomicU64,
     /// Method, path, headers and body of the last request.
-    pub last: Mutex<Option<(String, String, Vec<(String, String)>, Vec<u8>)>>,
+    pub last: Mutex<Option<SeenRequest>>,
 }
+
+/// A request as a test server saw it: method, path, headers and body.
+pub type SeenRequest = (String, String, Vec<(String, String)>, Vec<u8>);
 
 /// How a test server answers.
 #[derive(Clone)]
