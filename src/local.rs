@@ -46,9 +46,10 @@ pub async fn execute_round(plan: &Plan, mounts: &Mounts, stop: Stop, progress: b
             loop {
                 tick.tick().await;
                 let elapsed = start.elapsed();
-                let mut all = live[0].snapshot();
-                for l in &live[1..] {
-                    all.merge(&l.snapshot());
+                let mut snapshots = live.iter().map(|l| l.snapshot());
+                let Some(mut all) = snapshots.next() else { continue };
+                for s in snapshots {
+                    all.merge(&s);
                 }
                 let s = all.summary();
                 let sent: u64 = live.iter().map(|l| l.sent()).sum();
@@ -94,9 +95,9 @@ pub fn judge_round(plan: &Plan, round: &probe::RoundResult) -> Verdict {
 
 fn start_progress(plan: &Plan) -> ProgressBar {
     let bar = ProgressBar::new(plan.pressure.duration.as_millis() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:20} {msg}").expect("valid template"),
-    );
+    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:20} {msg}") {
+        bar.set_style(style);
+    }
     let rate = match plan.pressure.rate {
         Rate::Fixed(q) => format!("{q} qps"),
         Rate::Max => "max rate".into(),

@@ -333,7 +333,7 @@ fn bad_dns_tasks_name_the_file_line_and_field() {
         ),
         (
             "    - server: 127.0.0.1\n      queries: [{name: \"bad..name\"}]\n",
-            "d.yaml:9:24: spec.targets[0].queries[0].name: `bad..name` is not a domain name",
+            "d.yaml:9:24: spec.targets[0].queries[0].name: `bad..name` is not a valid host name",
         ),
     ];
     for (target, want) in cases {

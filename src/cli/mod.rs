@@ -100,6 +100,7 @@ fn crash_report_to(log: Option<&Path>, task: &str) {
 
 /// Debug builds only: `KPATROL_TEST_PANIC=1` panics here, so tests can check the panic hook
 /// (no input makes kpatrol panic on purpose).
+#[allow(clippy::panic)] // on purpose, and only when asked
 fn test_panic() {
     #[cfg(debug_assertions)]
     if std::env::var_os("KPATROL_TEST_PANIC").is_some() {
@@ -392,10 +393,10 @@ pub async fn probe(cli: Probe) -> Exit {
     match round {
         Ok(finished) => {
             // the report first: a slow collector must not cost the termination message
-            outln!(
-                "{}",
-                serde_json::to_string(&finished.report).expect("report serialises")
-            );
+            match serde_json::to_string(&finished.report) {
+                Ok(json) => outln!("{json}"),
+                Err(e) => eprintln!("kpatrol-probe: the report did not serialise: {e}"),
+            }
             write_termination(log.as_deref(), &report::termination_message(&finished.report));
             send_telemetry(&plan, &finished).await;
             let crate::local::Finished { verdict, .. } = finished;
@@ -644,8 +645,8 @@ pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Pla
     errors.sort_by_key(|e| {
         ft.diagnostics
             .iter()
-            .position(|d| d.to_string() == *e)
-            .map(|i| ft.diagnostics[i].pos)
+            .find(|d| d.to_string() == *e)
+            .map(|d| d.pos)
             .unwrap_or_default()
     });
     if errors.is_empty() {
@@ -753,10 +754,13 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> E
         Ok(finished) => {
             match output {
                 Output::Table => out!("{}", report::table(&finished.report)),
-                Output::Json => outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&finished.report).expect("report serialises")
-                ),
+                Output::Json => match serde_json::to_string_pretty(&finished.report) {
+                    Ok(json) => outln!("{json}"),
+                    Err(e) => {
+                        eprintln!("kpatrol: the report did not serialise: {e}");
+                        return Exit::Trouble;
+                    }
+                },
             }
             send_telemetry(&plan, &finished).await;
             if finished.verdict.pass { Exit::Ok } else { Exit::Fail }

@@ -67,8 +67,9 @@ impl ErrorSamples {
 
     /// Keeps `message()` as the example of `kind` unless one is kept already.
     pub fn note(&self, kind: ErrorKind, message: impl FnOnce() -> String) {
-        let slot = &self.samples[kind as usize];
-        if slot.get().is_none() {
+        if let Some(slot) = self.samples.get(kind as usize)
+            && slot.get().is_none()
+        {
             let _ = slot.set(redact(&message(), &self.secrets));
         }
     }
@@ -76,7 +77,7 @@ impl ErrorSamples {
     pub fn all(&self) -> Vec<(ErrorKind, String)> {
         ErrorKind::ALL
             .iter()
-            .filter_map(|k| self.samples[*k as usize].get().map(|m| (*k, m.clone())))
+            .filter_map(|k| self.samples.get(*k as usize)?.get().map(|m| (*k, m.clone())))
             .collect()
     }
 }
@@ -233,7 +234,7 @@ impl Live {
     pub fn snapshot(&self) -> Stats {
         let mut all = Stats::new(self.highest);
         for s in &self.shards {
-            all.merge(&s.lock().expect("shard lock"));
+            all.merge(&lock(s));
         }
         all
     }
@@ -242,16 +243,34 @@ impl Live {
     /// statistics are moved out rather than copied, since every target finishes at about
     /// the same time and a copy each would double the histograms' memory at its peak.
     fn finish(&self) -> Stats {
+        let Some((first, rest)) = self.shards.split_first() else {
+            return Stats::new(self.highest);
+        };
         let mut all = {
-            let mut first = self.shards[0].lock().expect("shard lock");
+            let mut first = lock(first);
             let taken = first.taken();
             std::mem::replace(&mut *first, taken)
         };
-        for s in &self.shards[1..] {
-            all.merge(&s.lock().expect("shard lock"));
+        for s in rest {
+            all.merge(&lock(s));
         }
         all
     }
+
+    /// Worker `w`'s shard and its count of attempts sent.
+    #[allow(clippy::indexing_slicing)] // `new` makes at least one shard, and as many counts
+    fn shard(&self, w: usize) -> (&std::sync::Mutex<Stats>, &Padded) {
+        (
+            &self.shards[w % self.shards.len()],
+            &self.started[w % self.started.len()],
+        )
+    }
+}
+
+/// A lock that a panicking holder cannot take away: the statistics and connections behind
+/// it are valid between any two statements, so a poisoned lock is used as it is.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Shards for a rate: each costs a histogram, so a target at a modest rate gets one.
@@ -393,8 +412,7 @@ async fn fixed_worker<A: Attempt>(w: usize, qps: f64, crew: &Arc<Crew<A>>) {
     let (load, start, stop, live) = (&crew.load, crew.start, &crew.stop, &*crew.live);
     let total = load.planned().unwrap_or(0);
     let window_end = start + load.duration;
-    let shard = &live.shards[w % live.shards.len()];
-    let started = &live.started[w % live.started.len()];
+    let (shard, started) = live.shard(w);
     loop {
         if stop.is_stopped() {
             return;
@@ -416,7 +434,7 @@ async fn fixed_worker<A: Attempt>(w: usize, qps: f64, crew: &Arc<Crew<A>>) {
             }
             Instant::now()
         } else if now >= window_end {
-            shard.lock().expect("shard lock").unsent += 1;
+            lock(shard).unsent += 1;
             continue;
         } else {
             due
@@ -431,8 +449,7 @@ async fn fixed_worker<A: Attempt>(w: usize, qps: f64, crew: &Arc<Crew<A>>) {
 async fn max_worker<A: Attempt>(w: usize, crew: &Crew<A>) {
     let (load, stop, live) = (&crew.load, &crew.stop, &*crew.live);
     let window_end = crew.start + load.duration;
-    let shard = &live.shards[w % live.shards.len()];
-    let started = &live.started[w % live.started.len()];
+    let (shard, started) = live.shard(w);
     while !stop.is_stopped() && Instant::now() < window_end {
         started.0.fetch_add(1, Ordering::Relaxed);
         one(load, &*crew.attempt, Instant::now(), shard).await;
@@ -451,7 +468,7 @@ async fn one<A: Attempt>(load: &Load, attempt: &A, from: Instant, shard: &std::s
         Ok(o) => o,
         Err(_) => Outcome::Failed(ErrorKind::Timeout),
     };
-    shard.lock().expect("shard lock").record(outcome, end - from);
+    lock(shard).record(outcome, end - from);
 }
 
 /// Memory of the process besides the targets: code, runtime, task and report (a release

@@ -64,6 +64,13 @@ pub struct Stats {
     highest: u64,
 }
 
+/// A histogram made with constant, valid settings (precision 3 or 0, bounds 1..2), which
+/// hdrhistogram only refuses for a precision above 5 or a low bound of 0.
+#[allow(clippy::expect_used)]
+fn histogram(made: Result<Histogram<u32>, hdrhistogram::CreationError>) -> Histogram<u32> {
+    made.expect("constant histogram settings are valid")
+}
+
 /// Latency figures of answered attempts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct LatencySummary {
@@ -115,7 +122,7 @@ impl Stats {
     pub fn new(highest: Duration) -> Self {
         let high = (highest.as_micros() as u64).max(1_000);
         Stats {
-            hist: Histogram::new(3).expect("valid histogram precision"),
+            hist: histogram(Histogram::new(3)),
             highest: high,
             codes: BTreeMap::new(),
             errors: [0; 8],
@@ -128,7 +135,7 @@ impl Stats {
     /// with the smallest histogram there is.
     pub(super) fn taken(&self) -> Self {
         Stats {
-            hist: Histogram::new_with_bounds(1, 2, 0).expect("valid histogram bounds"),
+            hist: histogram(Histogram::new_with_bounds(1, 2, 0)),
             codes: BTreeMap::new(),
             errors: [0; 8],
             sent: 0,
@@ -151,7 +158,11 @@ impl Stats {
                     self.compact();
                 }
             }
-            Outcome::Failed(kind) => self.errors[kind as usize] += 1,
+            Outcome::Failed(kind) => {
+                if let Some(n) = self.errors.get_mut(kind as usize) {
+                    *n += 1;
+                }
+            }
         }
     }
 
@@ -194,7 +205,7 @@ impl Stats {
     }
 
     pub fn error(&self, kind: ErrorKind) -> u64 {
-        self.errors[kind as usize]
+        self.errors.get(kind as usize).copied().unwrap_or(0)
     }
 
     /// Error kinds with a non-zero count.

@@ -211,7 +211,7 @@ impl H1Attempt {
 impl Attempt for H1Attempt {
     async fn attempt(&self) -> Outcome {
         let pooled = if self.reuse {
-            self.pool.lock().expect("pool lock").pop()
+            crate::pressure::lock(&self.pool).pop()
         } else {
             None
         };
@@ -239,7 +239,7 @@ impl Attempt for H1Attempt {
         match result {
             Ok((status, keep)) => {
                 if keep && self.reuse {
-                    self.pool.lock().expect("pool lock").push(conn);
+                    crate::pressure::lock(&self.pool).push(conn);
                 }
                 Outcome::Answered(status)
             }
@@ -395,8 +395,8 @@ async fn skip_chunked(c: &mut Conn) -> Result<(), ErrorKind> {
 async fn read_line(c: &mut Conn) -> Result<Vec<u8>, ErrorKind> {
     loop {
         if let Some(i) = c.buf.windows(2).position(|w| w == b"\r\n") {
-            let line = c.buf[..i].to_vec();
-            c.buf.advance(i + 2);
+            let line = c.buf.split_to(i).to_vec();
+            c.buf.advance(2);
             return Ok(line);
         }
         if c.buf.len() > MAX_HEAD {

@@ -190,7 +190,11 @@ fn mounted(plan: &Plan, d: &mut Diagnostics) -> Mounted {
             "tls: {secret: NAME} (keys ca.crt, tls.crt, tls.key) in a cluster"
         });
     };
-    if let Some(ns) = plan.origin.document["spec"]["target"]["tlsSecretNamespace"].as_str()
+    if let Some(ns) = plan
+        .origin
+        .document
+        .pointer("/spec/target/tlsSecretNamespace")
+        .and_then(Value::as_str)
         && ns != plan.namespace
     {
         d.warn(
@@ -281,7 +285,7 @@ fn cron(plan: &Plan, d: &mut Diagnostics) -> Option<String> {
         Schedule::Cron(c) => return Some(c.clone()),
         Schedule::Once => return Some("@once".into()),
         Schedule::Every(e) => *e,
-        Schedule::Minutes { .. } => plan.schedule.interval().expect("minutes have an interval"),
+        Schedule::Minutes { every_min, .. } => std::time::Duration::from_secs(every_min * 60),
     };
     match interval_cron(every) {
         Some(c) => Some(c),
@@ -344,7 +348,11 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
     let mut meta =
         json!({"name": base, "namespace": ns, "labels": labels(plan, if per_node { "launcher" } else { "probe" })});
     if counted_rounds {
-        meta["annotations"] = json!({"kpatrol.dev/rounds": plan.rounds.to_string()});
+        set(
+            &mut meta,
+            "annotations",
+            json!({"kpatrol.dev/rounds": plan.rounds.to_string()}),
+        );
     }
     if periodic {
         let mut spec = json!({
@@ -356,7 +364,7 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
             "jobTemplate": {"metadata": {"labels": labels(plan, if per_node { "launcher" } else { "probe" })}, "spec": job_spec},
         });
         if let Some(tz) = &plan.time_zone {
-            spec["timeZone"] = json!(tz);
+            set(&mut spec, "timeZone", json!(tz));
         }
         objs.push(json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta, "spec": spec}));
     } else {
@@ -392,10 +400,10 @@ fn kind_rank(kind: &str) -> u8 {
 /// Objects in the order they can be applied: namespaces and RBAC first, workloads last.
 pub fn order_key(o: &Value) -> (u8, String, String, String) {
     (
-        kind_rank(o["kind"].as_str().unwrap_or("")),
-        o["kind"].as_str().unwrap_or("").to_string(),
-        o["metadata"]["namespace"].as_str().unwrap_or("").to_string(),
-        o["metadata"]["name"].as_str().unwrap_or("").to_string(),
+        kind_rank(text(o, "/kind")),
+        text(o, "/kind").to_string(),
+        text(o, "/metadata/namespace").to_string(),
+        text(o, "/metadata/name").to_string(),
     )
 }
 
@@ -404,16 +412,32 @@ pub fn to_yaml(objs: &[Value]) -> String {
     let mut sorted: Vec<&Value> = objs.iter().collect();
     sorted.sort_by_key(|o| {
         (
-            kind_rank(o["kind"].as_str().unwrap_or("")),
-            o["kind"].as_str().unwrap_or("").to_string(),
-            o["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            kind_rank(text(o, "/kind")),
+            text(o, "/kind").to_string(),
+            text(o, "/metadata/name").to_string(),
         )
     });
-    let docs: Vec<String> = sorted
-        .iter()
-        .map(|o| serde_yaml_ng::to_string(o).expect("JSON values serialise"))
-        .collect();
+    let docs: Vec<String> = sorted.iter().map(|o| yaml(o)).collect();
     docs.join("---\n")
+}
+
+/// One JSON value as YAML. JSON has only string keys and finite numbers, so this cannot
+/// fail; an object that did would show as an empty document rather than be lost silently.
+#[allow(clippy::expect_used)]
+fn yaml(v: &Value) -> String {
+    serde_yaml_ng::to_string(v).expect("a JSON value serialises as YAML")
+}
+
+/// The string at `pointer` (`/a/b`) of a JSON value, or "".
+fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Sets `key` of an object built here (values built with `json!({..})` are objects).
+pub(crate) fn set(v: &mut Value, key: &str, value: Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.insert(key.to_string(), value);
+    }
 }
 
 /// Writes `rendered` into `dir`: all files go to a temporary directory beside it first and
@@ -423,12 +447,8 @@ pub fn write(rendered: &Rendered, dir: &Path) -> std::io::Result<()> {
     const MARKER: &str = ".kpatrol-rendered";
     let here = std::env::current_dir().ok().and_then(|c| c.canonicalize().ok());
     let target = dir.canonicalize().ok();
-    if dir.as_os_str().is_empty()
-        || (target.is_some()
-            && here
-                .as_ref()
-                .is_some_and(|h| h.starts_with(target.as_ref().expect("checked"))))
-    {
+    let holds_here = matches!((&here, &target), (Some(h), Some(t)) if h.starts_with(t));
+    if dir.as_os_str().is_empty() || holds_here {
         return Err(std::io::Error::other(format!(
             "{} is the current directory (or holds it); render into a directory of its own, such as kustomize/base/tasks",
             dir.display()

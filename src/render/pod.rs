@@ -2,6 +2,8 @@
 
 use serde_json::{Value, json};
 
+use super::set;
+
 use super::{JOB_TTL_SECONDS, MOUNT_ROOT, Mounted, RenderOptions, base_name, labels};
 use crate::plan::{Placement, Plan};
 
@@ -77,8 +79,8 @@ fn env(plan: &Plan, periodic: bool, count_rounds: bool) -> Vec<Value> {
 fn launcher_env(plan: &Plan) -> Vec<Value> {
     let mut e = env(plan, plan.is_periodic(), plan.rounds > 1);
     for v in &mut e {
-        if v["name"] == "OTEL_SERVICE_NAME" {
-            v["value"] = json!("kpatrol-launcher");
+        if v.get("name").and_then(Value::as_str) == Some("OTEL_SERVICE_NAME") {
+            set(v, "value", json!("kpatrol-launcher"));
         }
     }
     e
@@ -98,7 +100,7 @@ fn otel_env_from() -> Value {
 /// default 128Mi, or `agents.resources.limits.memory`). `None` when it fits or the limit is
 /// not a quantity kpatrol reads. Pure; `validate` and `render` both warn with it.
 pub fn memory_problem(plan: &Plan) -> Option<String> {
-    let limit_text = resources(plan)["limits"]["memory"].as_str()?.to_string();
+    let limit_text = resources(plan).pointer("/limits/memory")?.as_str()?.to_string();
     let limit = quantity_bytes(&limit_text)?;
     let p = &plan.pressure;
     let targets = plan.targets().len();
@@ -189,11 +191,11 @@ pub fn agent_job_spec(plan: &Plan, opts: &RenderOptions, mounted: &Mounted, api_
         "volumes": volumes,
     });
     if api_access {
-        pod["serviceAccountName"] = json!(base);
+        set(&mut pod, "serviceAccountName", json!(base));
     }
     if plan.agents.host_network {
-        pod["hostNetwork"] = json!(true);
-        pod["dnsPolicy"] = json!("ClusterFirstWithHostNet");
+        set(&mut pod, "hostNetwork", json!(true));
+        set(&mut pod, "dnsPolicy", json!("ClusterFirstWithHostNet"));
     }
     if let Placement::PerNode { node_selector } = &plan.agents.placement {
         // the probe is a Linux binary
@@ -201,22 +203,26 @@ pub fn agent_job_spec(plan: &Plan, opts: &RenderOptions, mounted: &Mounted, api_
         selector
             .entry("kubernetes.io/os".into())
             .or_insert_with(|| "linux".into());
-        pod["nodeSelector"] = json!(selector);
+        set(&mut pod, "nodeSelector", json!(selector));
         // one agent per node
-        pod["affinity"] = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
-            "labelSelector": {"matchLabels": {"kpatrol.dev/task": base, "app.kubernetes.io/component": "probe"}},
-            "topologyKey": "kubernetes.io/hostname",
-        }]}});
-        pod["tolerations"] = json!([{"operator": "Exists"}]);
+        set(
+            &mut pod,
+            "affinity",
+            json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+                "labelSelector": {"matchLabels": {"kpatrol.dev/task": base, "app.kubernetes.io/component": "probe"}},
+                "topologyKey": "kubernetes.io/hostname",
+            }]}}),
+        );
+        set(&mut pod, "tolerations", json!([{"operator": "Exists"}]));
     }
     for key in ["affinity", "tolerations"] {
         if let Some(v) = plan.agents.passthrough.get(key) {
-            pod[key] = v.clone();
+            set(&mut pod, key, v.clone());
         }
     }
     let mut template_meta = json!({"labels": labels(plan, "probe")});
     if !plan.agents.annotations.is_empty() {
-        template_meta["annotations"] = json!(plan.agents.annotations);
+        set(&mut template_meta, "annotations", json!(plan.agents.annotations));
     }
     let mut spec = json!({
         "completionMode": "Indexed",
@@ -231,7 +237,7 @@ pub fn agent_job_spec(plan: &Plan, opts: &RenderOptions, mounted: &Mounted, api_
     });
     if periodic {
         // a single round's Job stays (GitOps would recreate a deleted one)
-        spec["ttlSecondsAfterFinished"] = json!(JOB_TTL_SECONDS);
+        set(&mut spec, "ttlSecondsAfterFinished", json!(JOB_TTL_SECONDS));
     }
     spec
 }
@@ -269,7 +275,7 @@ pub fn launcher_job_spec(plan: &Plan, opts: &RenderOptions) -> Value {
         },
     });
     if periodic {
-        spec["ttlSecondsAfterFinished"] = json!(JOB_TTL_SECONDS);
+        set(&mut spec, "ttlSecondsAfterFinished", json!(JOB_TTL_SECONDS));
     }
     spec
 }
@@ -305,7 +311,7 @@ pub fn rbac(plan: &Plan, per_node: bool, counted_rounds: bool) -> Vec<Value> {
         let cluster_name = format!("kpatrol-{ns}-{base}");
         let mut cluster_labels = labels(plan, "rbac");
         // cluster-wide objects name their task's namespace, so prune spares other namespaces'
-        cluster_labels["kpatrol.dev/namespace"] = json!(ns);
+        set(&mut cluster_labels, "kpatrol.dev/namespace", json!(ns));
         let cmeta = json!({"name": cluster_name, "labels": cluster_labels});
         out.push(json!({
             "apiVersion": "rbac.authorization.k8s.io/v1",
