@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -372,9 +372,13 @@ type Reply = Result<Vec<u8>, ErrorKind>;
 #[derive(Default)]
 struct Pending {
     waiting: Mutex<HashMap<u16, Waiter>>,
+    /// Tells registrations apart when an ID is reused: a delivered reply frees its ID while
+    /// the attempt that sent it still holds its [`Registration`].
+    next_token: AtomicU64,
 }
 
 struct Waiter {
+    token: u64,
     tx: oneshot::Sender<Reply>,
     query: Arc<Template>,
     /// A reply with this ID arrived that does not answer the query.
@@ -385,11 +389,16 @@ struct Waiter {
 struct Registration<'a> {
     pending: &'a Pending,
     id: u16,
+    token: u64,
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.pending.lock().remove(&self.id);
+        let mut w = self.pending.lock();
+        // only its own entry: the ID may already belong to a newer query
+        if w.get(&self.id).is_some_and(|waiter| waiter.token == self.token) {
+            w.remove(&self.id);
+        }
     }
 }
 
@@ -399,7 +408,15 @@ impl Registration<'_> {
     async fn wait(&self, mut rx: oneshot::Receiver<Reply>, mismatch_deadline: Instant) -> Reply {
         match tokio::time::timeout_at(mismatch_deadline, &mut rx).await {
             Ok(r) => r.unwrap_or(Err(ErrorKind::Reset)),
-            Err(_) if self.pending.lock().get(&self.id).is_some_and(|w| w.mismatched) => Err(ErrorKind::Protocol),
+            Err(_)
+                if self
+                    .pending
+                    .lock()
+                    .get(&self.id)
+                    .is_some_and(|w| w.token == self.token && w.mismatched) =>
+            {
+                Err(ErrorKind::Protocol)
+            }
             Err(_) => rx.await.unwrap_or(Err(ErrorKind::Reset)),
         }
     }
@@ -412,20 +429,38 @@ impl Pending {
     }
 
     fn register(&self, query: &Arc<Template>) -> Result<(Registration<'_>, oneshot::Receiver<Reply>), ErrorKind> {
+        self.register_with(query, random_id)
+    }
+
+    /// As [`register`](Self::register), with IDs drawn from `next_id` until one is free.
+    fn register_with(
+        &self,
+        query: &Arc<Template>,
+        mut next_id: impl FnMut() -> u16,
+    ) -> Result<(Registration<'_>, oneshot::Receiver<Reply>), ErrorKind> {
         let (tx, rx) = oneshot::channel();
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let mut w = self.lock();
         if w.len() >= 60_000 {
             return Err(ErrorKind::Other);
         }
         loop {
-            let id = random_id();
+            let id = next_id();
             if let std::collections::hash_map::Entry::Vacant(e) = w.entry(id) {
                 e.insert(Waiter {
+                    token,
                     tx,
                     query: query.clone(),
                     mismatched: false,
                 });
-                return Ok((Registration { pending: self, id }, rx));
+                return Ok((
+                    Registration {
+                        pending: self,
+                        id,
+                        token,
+                    },
+                    rx,
+                ));
             }
         }
     }
@@ -730,6 +765,23 @@ mod tests {
         for cut in 0..ok.len() {
             assert!(!is_reply_to(&t, 0x1234, &ok[..cut]), "cut at {cut}");
         }
+    }
+
+    /// A delivered reply frees its ID while its attempt still runs; a newer query that draws
+    /// the same ID must keep its entry when the older attempt ends (it used to lose it and
+    /// count a `reset`: about a hundred per max-rate run).
+    #[tokio::test]
+    async fn an_ended_attempt_leaves_a_reused_id_to_its_new_query() {
+        let t = Arc::new(template());
+        let pending = Pending::default();
+        let (older, older_rx) = pending.register_with(&t, || 7).unwrap();
+        pending.deliver(&reply(&t, 7));
+        let far = Instant::now() + Duration::from_secs(5);
+        assert!(older.wait(older_rx, far).await.is_ok());
+        let (newer, newer_rx) = pending.register_with(&t, || 7).unwrap();
+        drop(older);
+        pending.deliver(&reply(&t, 7));
+        assert_eq!(newer.wait(newer_rx, far).await, Ok(reply(&t, 7)));
     }
 
     #[test]
