@@ -518,7 +518,7 @@ fn names_fit_kubernetes_limits() {
     // a Secret named the cert-manager way, a long ConfigMap name
     if let kpatrol::plan::Mode::Http(h) = &mut p.mode {
         h.targets[0].tls.secret = Some("api.example.com-tls".into());
-        h.targets[1].body = kpatrol::plan::Body::ConfigMapKey {
+        h.targets[1].body = kpatrol::modes::http::Body::ConfigMapKey {
             name: "b".repeat(70),
             key: "k".into(),
         };

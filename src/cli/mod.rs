@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::diag::Severity;
+use crate::duration::parse_duration;
 use crate::plan::{Plan, Rate};
 use crate::pressure::Stop;
 use crate::probe::{DEFAULT_MOUNTS, Mounts};
 use crate::report;
-use crate::task::{self, read::parse_duration};
+use crate::task;
 
 /// Writes to stdout. A reader that went away (`kpatrol validate | head`) or any other write
 /// error is not the verdict's business: the rest of the output is dropped quietly and the
@@ -299,12 +300,50 @@ pub struct Probe {
     pub mode: ProbeMode,
 }
 
-#[derive(Subcommand, Debug)]
-pub enum ProbeMode {
-    /// HTTP checks (HttpCheck, kdoctor AppHttpHealthy).
-    Http(ProbeArgs),
-    /// DNS checks over UDP, TCP, TLS and HTTPS (DnsCheck, kdoctor Netdns).
-    Dns(ProbeArgs),
+/// `kpatrol-probe <mode>`: one subcommand per mode registered in `crate::modes` that runs.
+#[derive(Debug)]
+pub struct ProbeMode {
+    pub name: &'static str,
+    pub args: ProbeArgs,
+}
+
+impl clap::FromArgMatches for ProbeMode {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let Some((name, sub)) = m.subcommand() else {
+            return Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand));
+        };
+        let Some(mode) = crate::modes::probe_modes().find(|mode| mode.name == name) else {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::InvalidSubcommand,
+                format!("unknown mode `{name}`\n"),
+            ));
+        };
+        Ok(ProbeMode {
+            name: mode.name,
+            args: ProbeArgs::from_arg_matches(sub)?,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Subcommand for ProbeMode {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        crate::modes::probe_modes().fold(cmd, |cmd, mode| {
+            cmd.subcommand(ProbeArgs::augment_args(clap::Command::new(mode.name).about(mode.about)))
+        })
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_subcommands(cmd)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        crate::modes::probe_modes().any(|mode| mode.name == name)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -357,10 +396,7 @@ pub async fn kpatrol(cli: Kpatrol) -> Exit {
 
 /// `kpatrol-probe` entry point.
 pub async fn probe(cli: Probe) -> Exit {
-    let (args, mode) = match cli.mode {
-        ProbeMode::Http(a) => (a, "http"),
-        ProbeMode::Dns(a) => (a, "dns"),
-    };
+    let ProbeMode { name: mode, args } = cli.mode;
     let log = termination_path(args.termination_log.as_deref());
     crash_report_to(log.as_deref(), &args.task.display().to_string());
     test_panic();

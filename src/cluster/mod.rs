@@ -99,11 +99,11 @@ pub async fn client() -> Result<kube::Client, ClusterError> {
     let config = tokio::time::timeout(std::time::Duration::from_secs(10), kube::Config::infer())
         .await
         .map_err(|_| ClusterError::Connect("reading the kubeconfig timed out".into()))?
-        .map_err(|e| ClusterError::Connect(crate::probe::http::error_text(&e)))?;
+        .map_err(|e| ClusterError::Connect(crate::probe::client::error_text(&e)))?;
     let mut config = config;
     config.connect_timeout = Some(std::time::Duration::from_secs(10));
     config.read_timeout = Some(std::time::Duration::from_secs(30));
     let server = config.cluster_url.to_string();
     kube::Client::try_from(config)
-        .map_err(|e| ClusterError::Connect(format!("{server}: {}", crate::probe::http::error_text(&e))))
+        .map_err(|e| ClusterError::Connect(format!("{server}: {}", crate::probe::client::error_text(&e))))
 }

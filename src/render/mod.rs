@@ -12,7 +12,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::plan::{Body, Format, HeaderValue, Mode, Placement, Plan};
+use crate::plan::{Format, Placement, Plan};
 use crate::task::schedule::{Schedule, interval_cron};
 
 /// The image rendered manifests run unless `--image` says otherwise.
@@ -176,20 +176,6 @@ pub(crate) struct Mounted {
 }
 
 fn mounted(plan: &Plan, d: &mut Diagnostics) -> Mounted {
-    let mut secrets = Vec::new();
-    let mut config_maps = Vec::new();
-    let file_ref = |f: &crate::plan::FileRef, d: &mut Diagnostics, what: &str| {
-        d.error(
-            f.pos,
-            &f.field,
-            format!("{what} names a local file, which a pod cannot read"),
-        )
-        .allowed(if what == "body file" {
-            "bodyFrom: {configMap: NAME, key: KEY} in a cluster"
-        } else {
-            "tls: {secret: NAME} (keys ca.crt, tls.crt, tls.key) in a cluster"
-        });
-    };
     if let Some(ns) = plan
         .origin
         .document
@@ -206,68 +192,13 @@ fn mounted(plan: &Plan, d: &mut Diagnostics) -> Mounted {
             ),
         );
     }
-    let tls = |t: &crate::plan::Tls, d: &mut Diagnostics, secrets: &mut Vec<String>| {
-        for f in [&t.ca, &t.cert, &t.key].into_iter().flatten() {
-            file_ref(f, d, "TLS");
-        }
-        if let Some(s) = &t.secret {
-            secrets.push(s.clone());
-        }
-    };
-    let mut warned = std::collections::BTreeSet::new();
-    let mut loopback = |host: &str, d: &mut Diagnostics| {
-        let h = host.trim_matches(['[', ']']);
-        if (h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()))
-            && warned.insert(h.to_string())
-        {
-            d.warn(
-                plan.origin.name_pos,
-                "spec.targets",
-                format!("target {host} is loopback: in a pod it reaches the pod itself"),
-            );
-        }
-    };
-    match &plan.mode {
-        Mode::Http(h) => {
-            for t in &h.targets {
-                if let Some(host) = reqwest::Url::parse(&t.url)
-                    .ok()
-                    .and_then(|u| u.host_str().map(String::from))
-                {
-                    loopback(&host, d);
-                }
-                tls(&t.tls, d, &mut secrets);
-                for hdr in &t.headers {
-                    if let HeaderValue::Secret { name, .. } = &hdr.value {
-                        secrets.push(name.clone());
-                    }
-                }
-                match &t.body {
-                    Body::File(f) => file_ref(f, d, "body file"),
-                    Body::ConfigMapKey { name, .. } => config_maps.push(name.clone()),
-                    Body::ConfigMapJson { name, namespace } => {
-                        if *namespace != plan.namespace {
-                            d.warn(plan.origin.pos("spec.target.bodyConfigmapNamespace"), "spec.target.bodyConfigmapNamespace", format!(
-                                "pods mount ConfigMaps of their own namespace: {name} is read from namespace {}, not {namespace}",
-                                plan.namespace
-                            ));
-                        }
-                        config_maps.push(name.clone());
-                    }
-                    Body::None | Body::Inline(_) => {}
-                }
-            }
-        }
-        Mode::Dns(dns) => {
-            for t in &dns.targets {
-                if let crate::plan::DnsServer::Address(a) = &t.server {
-                    loopback(&a.ip().to_string(), d);
-                }
-                tls(&t.tls, d, &mut secrets);
-            }
-        }
-        Mode::Reach(_) => {}
-    }
+    let mut needs = crate::modes::Needs::new(plan, d);
+    plan.mode.mounts(&mut needs);
+    let crate::modes::Needs {
+        mut secrets,
+        mut config_maps,
+        ..
+    } = needs;
     secrets.sort();
     secrets.dedup();
     config_maps.sort();
@@ -299,16 +230,17 @@ fn cron(plan: &Plan, d: &mut Diagnostics) -> Option<String> {
 
 /// Every object of one task.
 pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option<Vec<Value>> {
-    if let Mode::Reach(_) = plan.mode {
+    if !plan.mode.runs() {
         d.error(
             plan.origin.name_pos,
             "kind",
             format!(
-                "{} runs in the `reach` mode (the mesh), which this version cannot render yet",
-                plan.kind
+                "{} runs in the `{}` mode, which this version cannot render yet",
+                plan.kind,
+                plan.mode.name()
             ),
         )
-        .allowed("HttpCheck, DnsCheck, AppHttpHealthy, Netdns");
+        .allowed(crate::task::renderable_kinds().join(", "));
         return None;
     }
     if let Some(problem) = pod::memory_problem(plan) {
