@@ -386,6 +386,23 @@ fn validate_reads_each_file_once_and_survives_symlink_loops() {
     assert!(text.contains("1 file(s), 1 valid task(s), 0 error(s)"), "{text}");
 }
 
+#[test]
+fn validate_reads_passthrough_objects_as_render_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = task("http://127.0.0.1:9/", "{qps: 1}", "{}");
+    let bad = good.replace("spec:\n", "spec:\n  agents: {resources: {limits: 5}}\n");
+    assert_ne!(good, bad);
+    let f = task_file(dir.path(), "a.yaml", &bad);
+    let out = Command::new(KPATROL).arg("validate").arg(&f).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("spec.agents.resources.limits: invalid type: integer `5`, expected a map"),
+        "{text}"
+    );
+    assert!(text.contains("1 file(s), 0 valid task(s), 1 error(s)"), "{text}");
+}
+
 #[tokio::test]
 async fn reports_say_why_attempts_failed_and_have_no_latency_without_answers() {
     let closed = closed_port().await;

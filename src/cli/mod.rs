@@ -560,10 +560,16 @@ pub(super) fn check(paths: &[PathBuf], mut say: impl FnMut(String)) -> (Exit, Ve
                             suggestion: None,
                         });
                     }
+                    // the Kubernetes objects passed through to the pod, read as render reads them
+                    let mut pass = crate::diag::Diagnostics::new(&p.origin.file);
+                    let passes = crate::render::pod::passthrough(&p, &mut pass).is_some();
+                    diags.extend(pass.list);
                     let prev = plans
                         .iter()
                         .find(|q| (&q.namespace, &q.kind, &q.name) == (&p.namespace, &p.kind, &p.name));
-                    if let Some(prev) = prev {
+                    if !passes {
+                        // reported above; the task is not valid
+                    } else if let Some(prev) = prev {
                         diags.push(crate::diag::Diagnostic {
                             severity: Severity::Error,
                             file: p.origin.file.clone(),
