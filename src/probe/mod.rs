@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::plan::{Mode, Plan};
 use crate::pressure::{self, Live, Load, Stats, Stop};
+pub use crate::results::{RoundResult, TargetResult};
 
 pub const DEFAULT_MOUNTS: &str = "/etc/kpatrol";
 
@@ -75,25 +76,6 @@ impl Mounts {
 pub struct LiveTarget {
     pub name: String,
     pub live: Arc<Live>,
-}
-
-/// What a round produced, before judging.
-#[derive(Debug)]
-pub struct RoundResult {
-    pub targets: Vec<TargetResult>,
-    pub started_at: SystemTime,
-    pub elapsed: Duration,
-    /// The round was stopped early (Ctrl-C, SIGTERM).
-    pub stopped: bool,
-}
-
-#[derive(Debug)]
-pub struct TargetResult {
-    pub name: String,
-    pub planned: Option<u64>,
-    pub stats: Stats,
-    /// One example message per error kind.
-    pub error_samples: Vec<(pressure::ErrorKind, String)>,
 }
 
 /// A round ready to start: every target's attempt built (files read, TLS set up).
@@ -185,7 +167,7 @@ pub async fn run_round(prepared: &Prepared, stop: Stop) -> RoundResult {
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
         targets.push(TargetResult {
-            name,
+            id: name.into(),
             planned: prepared.load.planned(),
             stats,
             error_samples,
