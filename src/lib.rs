@@ -2,17 +2,23 @@
 //!
 //! ```text
 //! task file ─► task (spanned YAML, kdoctor compatibility) ─► plan (resolved, pure)
-//!    ─► pressure (open-loop engine) + probe (one mode's attempt) ─► results
+//!    ─► pressure (open-loop engine) + probe (a round of one mode's attempts) ─► results
 //!    ─► judge (pure verdict) ─► report (table, JSON, termination message)
 //! ```
+//!
+//! A mode (HTTP, DNS, the mesh) lives in `modes/<mode>/`: its plan, its native kind's reader,
+//! its attempt and what rendering needs; the list at the end of `modes/mod.rs` registers it
+//! with validate, run, render and `kpatrol-probe`.
 //!
 //! `kpatrol` validates, renders and runs tasks; `kpatrol-probe <mode>` runs one round in a pod.
 
 pub mod cli;
 pub mod cluster;
 pub mod diag;
+pub mod duration;
 pub mod judge;
 pub mod local;
+pub mod modes;
 pub mod names;
 pub mod plan;
 pub mod pressure;

@@ -11,6 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use kpatrol::diag::Severity;
+use kpatrol::modes::dns::*;
+use kpatrol::modes::http::*;
+use kpatrol::modes::reach::ReachPlan;
 use kpatrol::plan::*;
 use kpatrol::task::load_str;
 use kpatrol::task::schedule::Schedule;

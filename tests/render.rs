@@ -112,7 +112,7 @@ pub fn schema_check(dir: &Path) {
 fn every_manifest_of_every_example_passes_the_kubernetes_schema_in_strict_mode() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("base");
-    kpatrol::render::write(&rendered(), &out).unwrap();
+    kpatrol::cli::render_files(&rendered(), &out).unwrap();
     schema_check(&out);
 }
 
@@ -473,7 +473,7 @@ fn render_replaces_only_what_it_rendered() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("tasks");
     let r = rendered();
-    kpatrol::render::write(&r, &out).unwrap();
+    kpatrol::cli::render_files(&r, &out).unwrap();
     let first: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -481,7 +481,7 @@ fn render_replaces_only_what_it_rendered() {
     assert!(first.len() > 5);
     // re-render a subset: files of tasks that are gone go too
     let one = render(&examples()[..1], &RenderOptions::default()).unwrap();
-    kpatrol::render::write(&one, &out).unwrap();
+    kpatrol::cli::render_files(&one, &out).unwrap();
     assert_eq!(
         std::fs::read_dir(&out).unwrap().count(),
         3,
@@ -491,7 +491,7 @@ fn render_replaces_only_what_it_rendered() {
     let mine = dir.path().join("mine");
     std::fs::create_dir(&mine).unwrap();
     std::fs::write(mine.join("keep.yaml"), "x").unwrap();
-    let err = kpatrol::render::write(&one, &mine).unwrap_err();
+    let err = kpatrol::cli::render_files(&one, &mine).unwrap_err();
     assert!(err.to_string().contains("was not rendered by kpatrol"), "{err}");
     assert!(mine.join("keep.yaml").exists());
 }
@@ -518,7 +518,7 @@ fn names_fit_kubernetes_limits() {
     // a Secret named the cert-manager way, a long ConfigMap name
     if let kpatrol::plan::Mode::Http(h) = &mut p.mode {
         h.targets[0].tls.secret = Some("api.example.com-tls".into());
-        h.targets[1].body = kpatrol::plan::Body::ConfigMapKey {
+        h.targets[1].body = kpatrol::modes::http::Body::ConfigMapKey {
             name: "b".repeat(70),
             key: "k".into(),
         };

@@ -2382,7 +2382,8 @@ fn an_unreadable_subdirectory_is_one_problem_and_the_rest_is_validated() {
 
 #[test]
 fn scalars_read_as_strings_keep_their_source_text() {
-    use kpatrol::plan::{HeaderValue, Mode};
+    use kpatrol::modes::http::HeaderValue;
+    use kpatrol::plan::Mode;
     let text = native(
         "  targets:\n  - url: \"http://x/\"\n    headers: {X-Version: 1.10, X-Agent: 007, X-Hex: 0x1f, X-Yes: true, X-Exp: 1e3}\n",
     )
@@ -2433,7 +2434,7 @@ fn scalars_read_as_strings_keep_their_source_text() {
     let Mode::Http(h2) = &again.plans[0].mode else {
         panic!("an http plan")
     };
-    let sorted = |hs: &[kpatrol::plan::Header]| {
+    let sorted = |hs: &[kpatrol::modes::http::Header]| {
         let mut v: Vec<String> = hs.iter().map(|h| format!("{h:?}")).collect();
         v.sort();
         v

@@ -1,5 +1,7 @@
 //! Command lines of `kpatrol` and `kpatrol-probe` (clap) and their dispatch. No domain
-//! logic: each command loads, calls the library, prints, and returns an [`Exit`].
+//! logic: each command loads, calls the library, prints, and returns an [`Exit`]. The edge
+//! where files are written: `kpatrol render -o` writes what the pure `render` produced
+//! ([`render_files`]).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -7,11 +9,12 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::diag::Severity;
+use crate::duration::parse_duration;
 use crate::plan::{Plan, Rate};
 use crate::pressure::Stop;
 use crate::probe::{DEFAULT_MOUNTS, Mounts};
 use crate::report;
-use crate::task::{self, read::parse_duration};
+use crate::task;
 
 /// Writes to stdout. A reader that went away (`kpatrol validate | head`) or any other write
 /// error is not the verdict's business: the rest of the output is dropped quietly and the
@@ -299,12 +302,50 @@ pub struct Probe {
     pub mode: ProbeMode,
 }
 
-#[derive(Subcommand, Debug)]
-pub enum ProbeMode {
-    /// HTTP checks (HttpCheck, kdoctor AppHttpHealthy).
-    Http(ProbeArgs),
-    /// DNS checks over UDP, TCP, TLS and HTTPS (DnsCheck, kdoctor Netdns).
-    Dns(ProbeArgs),
+/// `kpatrol-probe <mode>`: one subcommand per mode registered in `crate::modes` that runs.
+#[derive(Debug)]
+pub struct ProbeMode {
+    pub name: &'static str,
+    pub args: ProbeArgs,
+}
+
+impl clap::FromArgMatches for ProbeMode {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let Some((name, sub)) = m.subcommand() else {
+            return Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand));
+        };
+        let Some(mode) = crate::modes::probe_modes().find(|mode| mode.name == name) else {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::InvalidSubcommand,
+                format!("unknown mode `{name}`\n"),
+            ));
+        };
+        Ok(ProbeMode {
+            name: mode.name,
+            args: ProbeArgs::from_arg_matches(sub)?,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Subcommand for ProbeMode {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        crate::modes::probe_modes().fold(cmd, |cmd, mode| {
+            cmd.subcommand(ProbeArgs::augment_args(clap::Command::new(mode.name).about(mode.about)))
+        })
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_subcommands(cmd)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        crate::modes::probe_modes().any(|mode| mode.name == name)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -357,10 +398,7 @@ pub async fn kpatrol(cli: Kpatrol) -> Exit {
 
 /// `kpatrol-probe` entry point.
 pub async fn probe(cli: Probe) -> Exit {
-    let (args, mode) = match cli.mode {
-        ProbeMode::Http(a) => (a, "http"),
-        ProbeMode::Dns(a) => (a, "dns"),
-    };
+    let ProbeMode { name: mode, args } = cli.mode;
     let log = termination_path(args.termination_log.as_deref());
     crash_report_to(log.as_deref(), &args.task.display().to_string());
     test_panic();
@@ -609,7 +647,7 @@ pub fn render(paths: &[PathBuf], output: Option<&Path>, image: &str) -> Exit {
             out!("{}", text.join("---\n"));
             Exit::Ok
         }
-        Some(dir) => match crate::render::write(&rendered, dir) {
+        Some(dir) => match render_files(&rendered, dir) {
             Ok(()) => {
                 eprintln!("kpatrol: rendered {} task(s) into {}", plans.len(), dir.display());
                 Exit::Ok
@@ -620,6 +658,57 @@ pub fn render(paths: &[PathBuf], output: Option<&Path>, image: &str) -> Exit {
             }
         },
     }
+}
+
+/// Writes `rendered` into `dir` (`kpatrol render -o`; rendering itself is pure): all files go to a temporary directory beside it first and
+/// replace `dir` only when every one was written. An existing `dir` is replaced only when
+/// kpatrol rendered it (it holds the marker file).
+pub fn render_files(rendered: &crate::render::Rendered, dir: &Path) -> std::io::Result<()> {
+    const MARKER: &str = ".kpatrol-rendered";
+    let here = std::env::current_dir().ok().and_then(|c| c.canonicalize().ok());
+    let target = dir.canonicalize().ok();
+    let holds_here = matches!((&here, &target), (Some(h), Some(t)) if h.starts_with(t));
+    if dir.as_os_str().is_empty() || holds_here {
+        return Err(std::io::Error::other(format!(
+            "{} is the current directory (or holds it); render into a directory of its own, such as kustomize/base/tasks",
+            dir.display()
+        )));
+    }
+    if dir.exists() && !dir.join(MARKER).exists() && std::fs::read_dir(dir)?.next().is_some() {
+        return Err(std::io::Error::other(format!(
+            "{} exists and was not rendered by kpatrol (no {MARKER}); render into an empty or new directory",
+            dir.display()
+        )));
+    }
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("rendered");
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    let result = (|| {
+        for (file, text) in &rendered.files {
+            std::fs::write(tmp.join(file), text)?;
+        }
+        std::fs::write(
+            tmp.join(MARKER),
+            "Rendered by kpatrol render; the whole directory is replaced on the next render.\n",
+        )?;
+        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+        if dir.exists() {
+            std::fs::rename(dir, &old)?;
+        }
+        std::fs::rename(&tmp, dir)?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
 }
 
 /// Loads the one task of `file` that a round runs, applies overrides, and checks its mode.

@@ -27,9 +27,9 @@ fn the_managed_selector_is_the_managed_by_label() {
 pub enum ClusterError {
     #[error("cannot reach the Kubernetes API: reading the kubeconfig timed out")]
     KubeconfigTimeout,
-    #[error("cannot reach the Kubernetes API: {}", crate::probe::http::error_text(.0))]
+    #[error("cannot reach the Kubernetes API: {}", crate::probe::client::error_text(.0))]
     Kubeconfig(#[source] kube::config::InferConfigError),
-    #[error("cannot reach the Kubernetes API: {server}: {}", crate::probe::http::error_text(.source))]
+    #[error("cannot reach the Kubernetes API: {server}: {}", crate::probe::client::error_text(.source))]
     Client { server: String, source: kube::Error },
     #[error("{kind} {name}: {source}")]
     Api {

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::modes::Mode;
+use crate::modes::dns::{RCODES, WRONG_ANSWER};
 use crate::task::schedule::Schedule;
 
 /// Where a task came from, for messages.
@@ -223,87 +225,8 @@ impl Plan {
 
     /// Each target's name and expectations, in task order.
     pub fn targets(&self) -> Vec<(&str, &Expect)> {
-        match &self.mode {
-            Mode::Http(h) => h.targets.iter().map(|t| (t.name.as_str(), &t.expect)).collect(),
-            Mode::Dns(d) => d.targets.iter().map(|t| (t.name.as_str(), &t.expect)).collect(),
-            Mode::Reach(_) => vec![],
-        }
+        self.mode.targets()
     }
-}
-
-/// What a round does, per mode.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Http(HttpPlan),
-    Dns(DnsPlan),
-    Reach(ReachPlan),
-}
-
-impl Mode {
-    /// The `kpatrol-probe` mode name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Mode::Http(_) => "http",
-            Mode::Dns(_) => "dns",
-            Mode::Reach(_) => "reach",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct HttpPlan {
-    pub targets: Vec<HttpTarget>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct HttpTarget {
-    pub name: String,
-    pub url: String,
-    pub method: String,
-    pub headers: Vec<Header>,
-    pub body: Body,
-    pub tls: Tls,
-    pub version: HttpVersion,
-    /// How many redirects to follow; 0 reports the 3xx itself.
-    pub redirects: u32,
-    pub expect: Expect,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Header {
-    pub name: String,
-    pub value: HeaderValue,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum HeaderValue {
-    Inline(String),
-    /// A key of a Secret mounted in the pod (credentials never sit in the task).
-    Secret {
-        name: String,
-        key: String,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Body {
-    None,
-    Inline(String),
-    /// A file beside the task (local runs).
-    File(FileRef),
-    /// One key of a ConfigMap mounted in the pod.
-    ConfigMapKey {
-        name: String,
-        key: String,
-    },
-    /// kdoctor's `bodyConfigmapName`: the JSON encoding of the ConfigMap's whole data map.
-    ConfigMapJson {
-        name: String,
-        namespace: String,
-    },
 }
 
 /// Where TLS material comes from and whether the server is verified.
@@ -328,116 +251,4 @@ pub struct FileRef {
     pub field: String,
     #[serde(skip)]
     pub pos: crate::diag::Pos,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HttpVersion {
-    /// HTTP/2 when the server offers it in TLS ALPN, HTTP/1.1 otherwise.
-    Auto,
-    /// HTTP/1.1 only.
-    Http1,
-    /// HTTP/2 only: ALPN over TLS, prior knowledge (h2c) over plain TCP.
-    Http2,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct DnsPlan {
-    pub targets: Vec<DnsTarget>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct DnsTarget {
-    pub name: String,
-    pub server: DnsServer,
-    pub protocol: DnsProtocol,
-    /// Queries, spread round-robin over the target's rate.
-    pub queries: Vec<DnsQuery>,
-    /// Send an EDNS(0) OPT record (payload 1232).
-    pub edns: bool,
-    pub tls: Tls,
-    /// What a NOERROR answer must hold to count as the expected answer.
-    pub answers: AnswerCheck,
-    pub expect: Expect,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct DnsQuery {
-    pub name: String,
-    /// Record type; `None` follows the server's address family (A for IPv4, AAAA for IPv6).
-    pub record_type: Option<String>,
-}
-
-/// Per-query checks of an answer's records.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct AnswerCheck {
-    /// Each of these (an address or a name) must be among the answer records.
-    pub contain: Vec<String>,
-    /// At least this many answer records.
-    pub min: u32,
-}
-
-impl AnswerCheck {
-    pub fn is_active(&self) -> bool {
-        !self.contain.is_empty() || self.min > 0
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum DnsServer {
-    /// A Service's cluster IPs on port 53, found through the pod's resolver as
-    /// `<name>.<namespace>.svc`; `name: None` means the pod's own cluster DNS (resolv.conf).
-    ClusterService {
-        name: Option<String>,
-        namespace: String,
-        ipv4: bool,
-        ipv6: bool,
-    },
-    Address(std::net::SocketAddr),
-    /// DNS over HTTPS: the endpoint URL.
-    Url(String),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DnsProtocol {
-    Udp,
-    Tcp,
-    Tls,
-    Https,
-}
-
-/// DNS response codes by name, as `rcodes` lists them.
-pub const RCODES: &[(&str, u16)] = &[
-    ("NOERROR", 0),
-    ("FORMERR", 1),
-    ("SERVFAIL", 2),
-    ("NXDOMAIN", 3),
-    ("NOTIMP", 4),
-    ("REFUSED", 5),
-    ("YXDOMAIN", 6),
-    ("YXRRSET", 7),
-    ("NXRRSET", 8),
-    ("NOTAUTH", 9),
-    ("NOTZONE", 10),
-];
-
-/// The answer code recorded when a NOERROR answer did not hold what [`AnswerCheck`] asks.
-pub const WRONG_ANSWER: u16 = u16::MAX;
-
-/// Record types a DNS query may ask for.
-pub const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "SRV", "TXT", "MX", "PTR", "NS", "SOA"];
-
-/// The mesh: which paths between agents to check.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ReachPlan {
-    pub ipv4: bool,
-    pub ipv6: bool,
-    pub endpoint: bool,
-    pub multus_interface: bool,
-    pub cluster_ip: bool,
-    pub node_port: bool,
-    pub load_balancer: bool,
-    pub ingress: bool,
 }

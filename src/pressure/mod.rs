@@ -47,7 +47,7 @@ pub trait Attempt: Send + Sync + 'static {
 /// messages, and a target that echoes the request would otherwise show them.
 #[derive(Default)]
 pub struct ErrorSamples {
-    samples: [std::sync::OnceLock<String>; 8],
+    samples: [std::sync::OnceLock<String>; ErrorKind::COUNT],
     secrets: Vec<String>,
 }
 

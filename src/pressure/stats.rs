@@ -25,7 +25,9 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 8] = [
+    /// How many kinds there are: the size of every per-kind array.
+    pub const COUNT: usize = 8;
+    pub const ALL: [ErrorKind; Self::COUNT] = [
         ErrorKind::Timeout,
         ErrorKind::Refused,
         ErrorKind::Reset,
@@ -57,7 +59,7 @@ pub struct Stats {
     /// out of reach of a round.
     pub hist: Histogram<u32>,
     pub codes: BTreeMap<u16, u64>,
-    errors: [u64; 8],
+    errors: [u64; ErrorKind::COUNT],
     pub sent: u64,
     pub unsent: u64,
     /// Latencies above this (microseconds) are recorded as this.
@@ -176,7 +178,7 @@ impl Stats {
             hist: histogram(Histogram::new(3)),
             highest: high,
             codes: BTreeMap::new(),
-            errors: [0; 8],
+            errors: [0; ErrorKind::COUNT],
             sent: 0,
             unsent: 0,
         }
@@ -188,7 +190,7 @@ impl Stats {
         Stats {
             hist: histogram(Histogram::new_with_bounds(1, 2, 0)),
             codes: BTreeMap::new(),
-            errors: [0; 8],
+            errors: [0; ErrorKind::COUNT],
             sent: 0,
             unsent: 0,
             highest: self.highest,

@@ -1,12 +1,12 @@
-//! Probes: one module per mode, each turning a plan's targets into [`Attempt`]s for the
-//! pressure engine, and [`run_round`], which presses every target of a round at once.
+//! Running a round: [`prepare`] has the plan's mode build every target's attempt
+//! (`crate::modes`), and [`run_round`] presses every target at once. Also what the modes
+//! share: the mounts root, I/O error kinds, TLS and reqwest helpers ([`client`]), and the
+//! local test target ([`serve`]).
 //!
 //! Files a pod gets from Kubernetes (Secrets, ConfigMaps) are read from a mount root
 //! (`/etc/kpatrol` in a pod): `<root>/secrets/<name>/<key>`, `<root>/configmaps/<name>/<key>`.
 
-pub mod dns;
-pub mod h1;
-pub mod http;
+pub mod client;
 pub mod serve;
 
 use std::path::{Path, PathBuf};
@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::plan::{Mode, Plan};
-use crate::pressure::{self, Live, Load, Stats, Stop};
+use crate::plan::Plan;
+use crate::pressure::{self, Live, Load, Stop};
 pub use crate::results::{RoundResult, TargetResult};
 
 pub const DEFAULT_MOUNTS: &str = "/etc/kpatrol";
@@ -81,14 +81,8 @@ pub struct LiveTarget {
 /// A round ready to start: every target's attempt built (files read, TLS set up).
 pub struct Prepared {
     load: Load,
-    targets: Vec<(String, PreparedTarget)>,
+    targets: Vec<crate::modes::Prepared>,
     pub live: Vec<LiveTarget>,
-}
-
-enum PreparedTarget {
-    Http(Arc<http::HttpAttempt>),
-    H1(Arc<h1::H1Attempt>),
-    Dns(Arc<dns::DnsAttempt>),
 }
 
 /// Builds every target's attempt. Fails (exit 2) when a file is missing or TLS material is bad.
@@ -100,43 +94,14 @@ pub async fn prepare(plan: &Plan, mounts: &Mounts) -> Result<Prepared, ProbeErro
         timeout: p.timeout,
         max_in_flight: p.max_in_flight,
     };
-    let mut targets = Vec::new();
-    match &plan.mode {
-        Mode::Http(h) => {
-            for t in &h.targets {
-                let setup = |message| ProbeError::Setup {
-                    target: t.name.clone(),
-                    message,
-                };
-                let r = http::resolve(t, mounts).map_err(setup)?;
-                let prepared = if h1::H1Attempt::fits(&r) {
-                    let reuse = p.connections == crate::plan::Connections::Reuse;
-                    PreparedTarget::H1(Arc::new(h1::H1Attempt::new(&r, reuse, p.timeout)))
-                } else {
-                    PreparedTarget::Http(Arc::new(http::HttpAttempt::build(t, r, p, mounts).map_err(setup)?))
-                };
-                targets.push((t.name.clone(), prepared));
-            }
-        }
-        Mode::Dns(d) => {
-            for t in &d.targets {
-                let setup = |message| ProbeError::Setup {
-                    target: t.name.clone(),
-                    message,
-                };
-                let a = dns::DnsAttempt::build(t, p, mounts).await.map_err(setup)?;
-                targets.push((t.name.clone(), PreparedTarget::Dns(Arc::new(a))));
-            }
-        }
-        other => return Err(ProbeError::ModeNotAvailable(other.name())),
-    }
+    let targets = plan.mode.prepare(p, mounts).await?;
     if targets.is_empty() {
         return Err(ProbeError::NoTargets);
     }
     let live = targets
         .iter()
-        .map(|(n, _)| LiveTarget {
-            name: n.clone(),
+        .map(|t| LiveTarget {
+            name: t.name.clone(),
             live: Live::new(&load),
         })
         .collect();
@@ -147,19 +112,21 @@ pub async fn prepare(plan: &Plan, mounts: &Mounts) -> Result<Prepared, ProbeErro
 pub async fn run_round(prepared: &Prepared, stop: Stop) -> RoundResult {
     let started_at = SystemTime::now();
     let start = Instant::now();
-    let mut handles = Vec::new();
     let n = prepared.targets.len();
-    for (k, ((name, target), live)) in prepared.targets.iter().zip(&prepared.live).enumerate() {
-        let (load, stop, live) = (prepared.load.clone(), stop.clone(), live.live.clone());
-        let start = start + phase(&load, k, n);
-        let name = name.clone();
-        let handle = match target {
-            PreparedTarget::Http(a) => tokio::spawn(press(load, a.clone(), start, stop, live)),
-            PreparedTarget::H1(a) => tokio::spawn(press(load, a.clone(), start, stop, live)),
-            PreparedTarget::Dns(a) => tokio::spawn(press(load, a.clone(), start, stop, live)),
-        };
-        handles.push((name, handle));
-    }
+    let handles: Vec<_> = prepared
+        .targets
+        .iter()
+        .zip(&prepared.live)
+        .enumerate()
+        .map(|(k, (target, live))| {
+            let start = start + phase(&prepared.load, k, n);
+            let handle = target
+                .attempt
+                .clone()
+                .press(prepared.load.clone(), start, stop.clone(), live.live.clone());
+            (target.name.clone(), handle)
+        })
+        .collect();
     let mut targets = Vec::new();
     for (name, h) in handles {
         let (stats, error_samples) = match h.await {
@@ -190,26 +157,6 @@ fn phase(load: &Load, k: usize, n: usize) -> Duration {
         crate::plan::Rate::Fixed(q) if n > 1 => Duration::from_secs_f64(k as f64 / n as f64 / q),
         _ => Duration::ZERO,
     }
-}
-
-async fn press<A: pressure::Attempt>(
-    load: Load,
-    attempt: Arc<A>,
-    start: Instant,
-    stop: Stop,
-    live: Arc<Live>,
-) -> (Stats, Vec<(pressure::ErrorKind, String)>) {
-    let stats = pressure::press(&load, attempt.clone(), start, stop, live).await;
-    let mut samples = attempt.error_samples();
-    if stats.error(pressure::ErrorKind::Timeout) > 0 && !samples.iter().any(|(k, _)| *k == pressure::ErrorKind::Timeout)
-    {
-        let t = crate::task::read::format_duration(load.timeout);
-        samples.push((
-            pressure::ErrorKind::Timeout,
-            format!("no answer within the timeout of {t}"),
-        ));
-    }
-    (stats, samples)
 }
 
 /// The error kind of an I/O error, for every mode: a TLS failure inside it, a refusal, a

@@ -1,18 +1,26 @@
-//! Rendering: plans into plain Kubernetes manifests, pure and deterministic (sorted keys,
-//! sorted documents, no timestamps). Per task: a ConfigMap holding the task, and a Job (one
-//! round) or a CronJob (rounds on a schedule) whose Job is Indexed with one pod per agent;
-//! for agents that follow the nodes, a launcher (`kpatrol round`) with just the RBAC it
-//! needs. Pods meet Pod Security "restricted". See `docs/render.md`.
+//! Rendering: plans into plain Kubernetes manifests. Owns the objects a task becomes and
+//! their text: typed k8s-openapi objects ([`Object`]), serialised through JSON with sorted
+//! keys and sorted documents, no timestamps. Pure and deterministic: no files, no I/O
+//! (`kpatrol render` writes the files, see `crate::cli::render_files`).
+//!
+//! Per task: a ConfigMap holding the task, and a Job (one round) or a CronJob (rounds on a
+//! schedule) whose Job is Indexed with one pod per agent; for agents that follow the nodes,
+//! a launcher (`kpatrol round`) with just the RBAC it needs. Pods meet Pod Security
+//! "restricted". See `docs/render.md`.
 
 pub(crate) mod pod;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobTemplateSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::plan::{Body, Format, HeaderValue, Mode, Placement, Plan};
+use crate::plan::{Format, Placement, Plan};
 use crate::task::schedule::{Schedule, interval_cron};
 
 /// The image rendered manifests run unless `--image` says otherwise.
@@ -20,7 +28,7 @@ pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/kpatrol/kpatrol:", env!("CARGO_
 /// Where a pod finds the task, mounted Secrets and ConfigMaps.
 pub const MOUNT_ROOT: &str = "/etc/kpatrol";
 /// Finished Jobs are kept this long (seconds) for `kpatrol status` and `report`.
-pub const JOB_TTL_SECONDS: i64 = 86_400;
+pub const JOB_TTL_SECONDS: i32 = 86_400;
 
 #[derive(Clone, Debug)]
 pub struct RenderOptions {
@@ -35,11 +43,27 @@ impl Default for RenderOptions {
     }
 }
 
+/// One object a task renders to, typed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Object {
+    ConfigMap(ConfigMap),
+    // boxed: a workload is ten times the size of the other objects
+    Job(Box<Job>),
+    CronJob(Box<CronJob>),
+    ServiceAccount(ServiceAccount),
+    Role(Role),
+    RoleBinding(RoleBinding),
+    ClusterRole(ClusterRole),
+    ClusterRoleBinding(ClusterRoleBinding),
+}
+
 /// Rendered files (name → YAML text), ready for a directory.
 #[derive(Debug, Default, PartialEq)]
 pub struct Rendered {
     pub files: BTreeMap<String, String>,
-    /// Every object of every task (what `kpatrol apply` sends), in apply order.
+    /// Every object of every task (what `kpatrol apply` sends) as JSON with sorted keys, in
+    /// apply order.
     pub objects: Vec<Value>,
     pub warnings: Vec<Diagnostic>,
 }
@@ -69,7 +93,7 @@ pub fn render(plans: &[Plan], opts: &RenderOptions) -> Result<Rendered, Vec<Diag
             )
             .allowed("distinct names per namespace");
         }
-        match objects(plan, opts, &mut d) {
+        match objects(plan, opts, &mut d).and_then(|objs| json_all(&objs, plan, &mut d)) {
             Some(objs) if !d.has_errors() => {
                 out.files.insert(file, to_yaml(&objs));
                 out.objects.extend(objs);
@@ -152,7 +176,7 @@ pub fn volume_name(prefix: &str, name: &str) -> String {
 }
 
 /// Labels every object of a task carries.
-pub fn labels(plan: &Plan, component: &str) -> Value {
+pub fn labels(plan: &Plan, component: &str) -> BTreeMap<String, String> {
     let mut l: BTreeMap<String, String> = plan.labels.clone();
     let base = base_name(plan);
     for (k, v) in [
@@ -166,7 +190,7 @@ pub fn labels(plan: &Plan, component: &str) -> Value {
     ] {
         l.insert(k.into(), v.into());
     }
-    json!(l)
+    l
 }
 
 /// Secrets and ConfigMaps a task's pods mount, by name.
@@ -176,20 +200,6 @@ pub(crate) struct Mounted {
 }
 
 fn mounted(plan: &Plan, d: &mut Diagnostics) -> Mounted {
-    let mut secrets = Vec::new();
-    let mut config_maps = Vec::new();
-    let file_ref = |f: &crate::plan::FileRef, d: &mut Diagnostics, what: &str| {
-        d.error(
-            f.pos,
-            &f.field,
-            format!("{what} names a local file, which a pod cannot read"),
-        )
-        .allowed(if what == "body file" {
-            "bodyFrom: {configMap: NAME, key: KEY} in a cluster"
-        } else {
-            "tls: {secret: NAME} (keys ca.crt, tls.crt, tls.key) in a cluster"
-        });
-    };
     if let Some(ns) = plan
         .origin
         .document
@@ -206,68 +216,13 @@ fn mounted(plan: &Plan, d: &mut Diagnostics) -> Mounted {
             ),
         );
     }
-    let tls = |t: &crate::plan::Tls, d: &mut Diagnostics, secrets: &mut Vec<String>| {
-        for f in [&t.ca, &t.cert, &t.key].into_iter().flatten() {
-            file_ref(f, d, "TLS");
-        }
-        if let Some(s) = &t.secret {
-            secrets.push(s.clone());
-        }
-    };
-    let mut warned = std::collections::BTreeSet::new();
-    let mut loopback = |host: &str, d: &mut Diagnostics| {
-        let h = host.trim_matches(['[', ']']);
-        if (h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()))
-            && warned.insert(h.to_string())
-        {
-            d.warn(
-                plan.origin.name_pos,
-                "spec.targets",
-                format!("target {host} is loopback: in a pod it reaches the pod itself"),
-            );
-        }
-    };
-    match &plan.mode {
-        Mode::Http(h) => {
-            for t in &h.targets {
-                if let Some(host) = reqwest::Url::parse(&t.url)
-                    .ok()
-                    .and_then(|u| u.host_str().map(String::from))
-                {
-                    loopback(&host, d);
-                }
-                tls(&t.tls, d, &mut secrets);
-                for hdr in &t.headers {
-                    if let HeaderValue::Secret { name, .. } = &hdr.value {
-                        secrets.push(name.clone());
-                    }
-                }
-                match &t.body {
-                    Body::File(f) => file_ref(f, d, "body file"),
-                    Body::ConfigMapKey { name, .. } => config_maps.push(name.clone()),
-                    Body::ConfigMapJson { name, namespace } => {
-                        if *namespace != plan.namespace {
-                            d.warn(plan.origin.pos("spec.target.bodyConfigmapNamespace"), "spec.target.bodyConfigmapNamespace", format!(
-                                "pods mount ConfigMaps of their own namespace: {name} is read from namespace {}, not {namespace}",
-                                plan.namespace
-                            ));
-                        }
-                        config_maps.push(name.clone());
-                    }
-                    Body::None | Body::Inline(_) => {}
-                }
-            }
-        }
-        Mode::Dns(dns) => {
-            for t in &dns.targets {
-                if let crate::plan::DnsServer::Address(a) = &t.server {
-                    loopback(&a.ip().to_string(), d);
-                }
-                tls(&t.tls, d, &mut secrets);
-            }
-        }
-        Mode::Reach(_) => {}
-    }
+    let mut needs = crate::modes::Needs::new(plan, d);
+    plan.mode.mounts(&mut needs);
+    let crate::modes::Needs {
+        mut secrets,
+        mut config_maps,
+        ..
+    } = needs;
     secrets.sort();
     secrets.dedup();
     config_maps.sort();
@@ -298,17 +253,18 @@ fn cron(plan: &Plan, d: &mut Diagnostics) -> Option<String> {
 }
 
 /// Every object of one task.
-pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option<Vec<Value>> {
-    if let Mode::Reach(_) = plan.mode {
+pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option<Vec<Object>> {
+    if !plan.mode.runs() {
         d.error(
             plan.origin.name_pos,
             "kind",
             format!(
-                "{} runs in the `reach` mode (the mesh), which this version cannot render yet",
-                plan.kind
+                "{} runs in the `{}` mode, which this version cannot render yet",
+                plan.kind,
+                plan.mode.name()
             ),
         )
-        .allowed("HttpCheck, DnsCheck, AppHttpHealthy, Netdns");
+        .allowed(crate::task::renderable_kinds().join(", "));
         return None;
     }
     if let Some(problem) = pod::memory_problem(plan) {
@@ -318,57 +274,72 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
     let base = base_name(plan);
     let ns = plan.namespace.clone();
     let mounted = mounted(plan, d);
+    let pass = pod::passthrough(plan, d);
     let schedule = cron(plan, d)?;
+    let pass = pass?;
     let mut objs = Vec::new();
     let task_yaml = serde_yaml_ng::to_string(&plan.origin.document).unwrap_or_default();
     let per_node = matches!(plan.agents.placement, Placement::PerNode { .. });
     let periodic = plan.is_periodic();
     let counted_rounds = periodic && plan.rounds > 1;
     // agents need the API only to count rounds, and not when a launcher does it for them
-    let agent_job = pod::agent_job_spec(plan, opts, &mounted, counted_rounds && !per_node);
+    let agent_job = pod::agent_job_spec(plan, opts, &mounted, &pass, counted_rounds && !per_node);
     let mut cm_data = BTreeMap::from([("task.yaml".to_string(), task_yaml)]);
     if per_node {
         // the launcher creates each round's agents from this Job template
-        cm_data.insert(
-            "agents-job.yaml".into(),
-            serde_yaml_ng::to_string(&agent_job).unwrap_or_default(),
-        );
+        let template = json_of(&agent_job, plan, d)?;
+        cm_data.insert("agents-job.yaml".into(), yaml(&template));
     }
-    objs.push(json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": format!("{base}-task"), "namespace": ns, "labels": labels(plan, "task")},
-        "data": cm_data,
-    }));
-    let job_spec = if per_node {
-        pod::launcher_job_spec(plan, opts)
-    } else {
-        agent_job
+    let meta = |name: String, component: &str| ObjectMeta {
+        name: Some(name),
+        namespace: Some(ns.clone()),
+        labels: Some(labels(plan, component)),
+        ..Default::default()
     };
-    let mut meta =
-        json!({"name": base, "namespace": ns, "labels": labels(plan, if per_node { "launcher" } else { "probe" })});
+    objs.push(Object::ConfigMap(ConfigMap {
+        metadata: meta(format!("{base}-task"), "task"),
+        data: Some(cm_data),
+        ..Default::default()
+    }));
+    let (job_spec, component) = if per_node {
+        (pod::launcher_job_spec(plan, opts, &pass), "launcher")
+    } else {
+        (agent_job, "probe")
+    };
+    let mut job_meta = meta(base.clone(), component);
     if counted_rounds {
-        set(
-            &mut meta,
-            "annotations",
-            json!({"kpatrol.dev/rounds": plan.rounds.to_string()}),
-        );
+        job_meta.annotations = Some(BTreeMap::from([(
+            "kpatrol.dev/rounds".to_string(),
+            plan.rounds.to_string(),
+        )]));
     }
     if periodic {
-        let mut spec = json!({
-            "schedule": schedule,
-            "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": 300,
-            "successfulJobsHistoryLimit": 3,
-            "failedJobsHistoryLimit": 3,
-            "jobTemplate": {"metadata": {"labels": labels(plan, if per_node { "launcher" } else { "probe" })}, "spec": job_spec},
-        });
-        if let Some(tz) = &plan.time_zone {
-            set(&mut spec, "timeZone", json!(tz));
-        }
-        objs.push(json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta, "spec": spec}));
+        objs.push(Object::CronJob(Box::new(CronJob {
+            metadata: job_meta,
+            spec: Some(CronJobSpec {
+                schedule,
+                concurrency_policy: Some("Forbid".into()),
+                starting_deadline_seconds: Some(300),
+                successful_jobs_history_limit: Some(3),
+                failed_jobs_history_limit: Some(3),
+                job_template: JobTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels(plan, component)),
+                        ..Default::default()
+                    }),
+                    spec: Some(job_spec),
+                },
+                time_zone: plan.time_zone.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })));
     } else {
-        objs.push(json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job_spec}));
+        objs.push(Object::Job(Box::new(Job {
+            metadata: job_meta,
+            spec: Some(job_spec),
+            ..Default::default()
+        })));
     }
     if per_node || counted_rounds {
         objs.extend(pod::rbac(plan, per_node, counted_rounds));
@@ -381,6 +352,42 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
         );
     }
     Some(objs)
+}
+
+/// A typed object as JSON with its keys sorted at every level: the order the manifests and
+/// their snapshots have always had, whichever order a type declares its fields in.
+pub fn to_json<T: Serialize>(object: &T) -> Result<Value, serde_json::Error> {
+    serde_json::to_value(object).map(sorted)
+}
+
+fn sorted(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+/// [`to_json`], a failure (which typed objects cannot produce: their keys are strings) an
+/// error of the task rather than a panic.
+fn json_of<T: Serialize>(object: &T, plan: &Plan, d: &mut Diagnostics) -> Option<Value> {
+    to_json(object)
+        .map_err(|e| {
+            d.error(
+                plan.origin.name_pos,
+                "",
+                format!("cannot serialise a rendered object: {e}"),
+            );
+        })
+        .ok()
+}
+
+fn json_all(objs: &[Object], plan: &Plan, d: &mut Diagnostics) -> Option<Vec<Value>> {
+    objs.iter().map(|o| json_of(o, plan, d)).collect()
 }
 
 fn kind_rank(kind: &str) -> u8 {
@@ -431,62 +438,4 @@ fn yaml(v: &Value) -> String {
 /// The string at `pointer` (`/a/b`) of a JSON value, or "".
 fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
-}
-
-/// Sets `key` of an object built here (values built with `json!({..})` are objects).
-pub(crate) fn set(v: &mut Value, key: &str, value: Value) {
-    if let Some(o) = v.as_object_mut() {
-        o.insert(key.to_string(), value);
-    }
-}
-
-/// Writes `rendered` into `dir`: all files go to a temporary directory beside it first and
-/// replace `dir` only when every one was written. An existing `dir` is replaced only when
-/// kpatrol rendered it (it holds the marker file).
-pub fn write(rendered: &Rendered, dir: &Path) -> std::io::Result<()> {
-    const MARKER: &str = ".kpatrol-rendered";
-    let here = std::env::current_dir().ok().and_then(|c| c.canonicalize().ok());
-    let target = dir.canonicalize().ok();
-    let holds_here = matches!((&here, &target), (Some(h), Some(t)) if h.starts_with(t));
-    if dir.as_os_str().is_empty() || holds_here {
-        return Err(std::io::Error::other(format!(
-            "{} is the current directory (or holds it); render into a directory of its own, such as kustomize/base/tasks",
-            dir.display()
-        )));
-    }
-    if dir.exists() && !dir.join(MARKER).exists() && std::fs::read_dir(dir)?.next().is_some() {
-        return Err(std::io::Error::other(format!(
-            "{} exists and was not rendered by kpatrol (no {MARKER}); render into an empty or new directory",
-            dir.display()
-        )));
-    }
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("rendered");
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
-    let result = (|| {
-        for (file, text) in &rendered.files {
-            std::fs::write(tmp.join(file), text)?;
-        }
-        std::fs::write(
-            tmp.join(MARKER),
-            "Rendered by kpatrol render; the whole directory is replaced on the next render.\n",
-        )?;
-        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-        if dir.exists() {
-            std::fs::rename(dir, &old)?;
-        }
-        std::fs::rename(&tmp, dir)?;
-        let _ = std::fs::remove_dir_all(&old);
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    result
 }

@@ -22,33 +22,48 @@ use read::{Cx, Fields};
 
 pub const NATIVE_API: &str = "kpatrol.dev/v1";
 pub const KDOCTOR_API: &str = "kdoctor.io/v1beta1";
-pub const NATIVE_KINDS: &[&str] = &["HttpCheck", "DnsCheck"];
 /// The longest native task name: its CronJob's Jobs add 11 characters, their pods the
 /// agent index, and pod hostnames stay within 63.
 pub const NAME_MAX: usize = 46;
 pub const KDOCTOR_KINDS: &[&str] = &["AppHttpHealthy", "NetReach", "Netdns"];
+/// The mode each kdoctor kind runs in.
+const KDOCTOR_MODES: &[(&str, &str)] = &[("AppHttpHealthy", "http"), ("NetReach", "reach"), ("Netdns", "dns")];
 
-/// A kind kpatrol reads (one of [`NATIVE_KINDS`] and [`KDOCTOR_KINDS`]): which reader
-/// reads its spec.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The kinds this version renders and runs: native ones first, then kdoctor's.
+pub fn renderable_kinds() -> Vec<&'static str> {
+    let native = crate::modes::MODES
+        .iter()
+        .filter(|m| m.runs)
+        .filter_map(|m| m.native)
+        .map(|k| k.kind);
+    let kdoctor = KDOCTOR_MODES
+        .iter()
+        .filter(|(_, mode)| crate::modes::MODES.iter().any(|m| m.runs && m.name == *mode))
+        .map(|(kind, _)| *kind);
+    native.chain(kdoctor).collect()
+}
+
+/// The native kinds, from the modes' registration (`crate::modes`).
+pub fn native_kinds() -> Vec<&'static str> {
+    crate::modes::native_kinds().map(|k| k.kind).collect()
+}
+
+/// A kind kpatrol reads: which reader reads its spec.
+#[derive(Clone, Copy)]
 enum Kind {
-    HttpCheck,
-    DnsCheck,
+    Native(crate::modes::NativeKind),
     AppHttpHealthy,
     NetReach,
     Netdns,
 }
 
 impl Kind {
-    /// The kind named `name` when `kinds` (an apiVersion's kinds) lists it.
-    fn among(kinds: &[&str], name: &str) -> Option<Kind> {
-        kinds.contains(&name).then(|| Kind::named(name)).flatten()
-    }
-
-    fn named(name: &str) -> Option<Kind> {
+    /// The kind named `name` of apiVersion `api`.
+    fn of(api: &str, name: &str) -> Option<Kind> {
+        if api == NATIVE_API {
+            return crate::modes::native_kinds().find(|k| k.kind == name).map(Kind::Native);
+        }
         Some(match name {
-            "HttpCheck" => Kind::HttpCheck,
-            "DnsCheck" => Kind::DnsCheck,
             "AppHttpHealthy" => Kind::AppHttpHealthy,
             "NetReach" => Kind::NetReach,
             "Netdns" => Kind::Netdns,
@@ -68,6 +83,12 @@ pub enum LoadError {
     Empty { path: PathBuf },
     #[error("{}:{}:{}: not UTF-8 text: byte 0x{byte:02x} is not valid UTF-8", path.display(), pos.line, pos.col)]
     Encoding { path: PathBuf, pos: Pos, byte: u8 },
+}
+
+/// `*.yaml` or `*.yml`, in any case (`TASK.YAML` too).
+fn is_task_file_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".yaml") || lower.ends_with(".yml")
 }
 
 /// The position just after `valid`, a UTF-8 prefix of a file: its line, and its column in
@@ -175,7 +196,7 @@ fn walk(
         if meta.is_dir() {
             walk(&e, c, seen, dirs);
         } else if meta.is_file()
-            && (name.ends_with(".yaml") || name.ends_with(".yml"))
+            && is_task_file_name(name)
             && seen.insert(std::fs::canonicalize(&e).unwrap_or_else(|_| e.clone()))
         {
             c.files.push(e);
@@ -293,17 +314,18 @@ fn read_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<P
         .required(cx, "apiVersion")
         .and_then(|n| cx.one_of(n, "apiVersion", &[NATIVE_API, KDOCTOR_API]));
     let kind_node = top.required(cx, "kind");
-    let kinds = match api {
-        Some(NATIVE_API) => NATIVE_KINDS,
+    let native = native_kinds();
+    let kinds: &[&str] = match api {
+        Some(NATIVE_API) => &native,
         Some(_) => KDOCTOR_KINDS,
         None => &[],
     };
     let kind = match (kind_node, api) {
-        (Some(n), Some(a)) => cx.string(n, "kind").and_then(|k| match Kind::among(kinds, &k) {
+        (Some(n), Some(a)) => cx.string(n, "kind").and_then(|k| match Kind::of(a, &k) {
             Some(kind) => Some(kind),
             None => {
                 let other_api = if a == NATIVE_API { KDOCTOR_API } else { NATIVE_API };
-                let other_kinds = if a == NATIVE_API { KDOCTOR_KINDS } else { NATIVE_KINDS };
+                let other_kinds: &[&str] = if a == NATIVE_API { KDOCTOR_KINDS } else { &native };
                 if other_kinds.contains(&k.as_str()) {
                     cx.diags
                         .error(
@@ -363,8 +385,7 @@ fn read_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<P
         },
     });
     let plan = match kind {
-        Kind::HttpCheck => native::http_check(cx, meta, &mut spec, dir),
-        Kind::DnsCheck => native::dns_check(cx, meta, &mut spec, dir),
+        Kind::Native(k) => (k.read)(cx, meta, &mut spec, dir),
         Kind::AppHttpHealthy => kdoctor::app_http_healthy(cx, meta, &mut spec),
         Kind::NetReach => kdoctor::net_reach(cx, meta, &mut spec),
         Kind::Netdns => kdoctor::net_dns(cx, meta, &mut spec),
@@ -481,11 +502,26 @@ mod tests {
 
     #[test]
     fn every_listed_kind_has_a_reader() {
-        for name in NATIVE_KINDS.iter().chain(KDOCTOR_KINDS) {
-            assert!(Kind::named(name).is_some(), "{name}");
+        assert_eq!(native_kinds(), ["HttpCheck", "DnsCheck"]);
+        for name in native_kinds() {
+            assert!(Kind::of(NATIVE_API, name).is_some(), "{name}");
         }
-        assert_eq!(Kind::named("Mesh"), None);
-        assert_eq!(Kind::among(NATIVE_KINDS, "DnsCheck"), Some(Kind::DnsCheck));
-        assert_eq!(Kind::among(NATIVE_KINDS, "Netdns"), None);
+        for name in KDOCTOR_KINDS {
+            assert!(Kind::of(KDOCTOR_API, name).is_some(), "{name}");
+        }
+        assert!(Kind::of(NATIVE_API, "Mesh").is_none());
+        assert!(Kind::of(NATIVE_API, "Netdns").is_none());
+        assert!(Kind::of(KDOCTOR_API, "DnsCheck").is_none());
+        for name in ["a.yaml", "a.yml", "A.YAML", "b.Yml"] {
+            assert!(is_task_file_name(name), "{name}");
+        }
+        for name in ["a.json", "yaml", "a.yaml.bak"] {
+            assert!(!is_task_file_name(name), "{name}");
+        }
+        assert_eq!(KDOCTOR_MODES.len(), KDOCTOR_KINDS.len());
+        assert_eq!(
+            renderable_kinds(),
+            ["HttpCheck", "DnsCheck", "AppHttpHealthy", "Netdns"]
+        );
     }
 }

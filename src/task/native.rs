@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use super::Meta;
 use super::k8s::{self, NameRule};
-use super::read::{Cx, Fields, format_duration, join};
+use super::read::{Cx, Fields, join};
 use super::schedule::{self, Schedule};
 use super::yaml::{Node, Value};
-use crate::diag::Pos;
+use crate::duration::format_duration;
+use crate::modes::dns::{AnswerCheck, RCODES};
 use crate::plan::*;
 
 /// Highest qps per target per agent a native task may ask for.
@@ -44,8 +45,6 @@ pub fn duration_problem(d: Duration, range: (Duration, Duration)) -> Option<(Str
 pub fn max_in_flight_problem(m: i64) -> Option<String> {
     (!(1..=MAX_IN_FLIGHT).contains(&m)).then(|| format!("{m} is out of range (allowed: 1–{MAX_IN_FLIGHT})"))
 }
-const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
-
 /// Expectation fields as written; unset fields fall back to the enclosing level.
 #[derive(Clone, Default)]
 pub(crate) struct ExpectSpec {
@@ -90,43 +89,15 @@ impl ExpectSpec {
     }
 }
 
-/// Reads the spec of a native `HttpCheck`.
-pub(crate) fn http_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &Path) -> Option<Plan> {
-    // success by default: any 2xx or 3xx
-    check(
-        cx,
-        meta,
-        spec,
-        "HttpCheck",
-        Codes::Http,
-        CodeRange { from: 200, to: 399 },
-        |cx, n, path, base| http_targets(cx, n, path, base, task_dir).map(|targets| Mode::Http(HttpPlan { targets })),
-    )
-}
-
-/// Reads the spec of a native `DnsCheck`.
-pub(crate) fn dns_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &Path) -> Option<Plan> {
-    // success by default: NOERROR
-    check(
-        cx,
-        meta,
-        spec,
-        "DnsCheck",
-        Codes::Dns,
-        CodeRange { from: 0, to: 0 },
-        |cx, n, path, base| dns_targets(cx, n, path, base, task_dir).map(|targets| Mode::Dns(DnsPlan { targets })),
-    )
-}
-
 /// The skeleton of every native kind: the common fields, the round's expectations over the
 /// kind's defaults, and the kind's targets read by `targets`.
 #[allow(clippy::too_many_arguments)]
-fn check(
+pub(crate) fn check(
     cx: &mut Cx,
     meta: Meta,
     spec: &mut Fields,
     kind: &str,
-    codes: Codes,
+    codes: CodeKind,
     default_codes: CodeRange,
     targets: impl FnOnce(&mut Cx, &Node, &str, &ExpectSpec) -> Option<Mode>,
 ) -> Option<Plan> {
@@ -169,10 +140,7 @@ fn check(
         round_timeout: common.round_timeout,
         agents: common.agents,
         pressure: common.pressure,
-        expect: round_expect.resolve(match codes {
-            Codes::Http => CodeKind::Http,
-            Codes::Dns => CodeKind::Dns,
-        }),
+        expect: round_expect.resolve(codes),
         mode,
     })
 }
@@ -428,14 +396,7 @@ fn bounded(
     }
 }
 
-/// Which answer codes an expectation lists: HTTP `status` or DNS `rcodes` (and `answers`).
-#[derive(Clone, Copy, PartialEq)]
-pub(crate) enum Codes {
-    Http,
-    Dns,
-}
-
-pub(crate) fn expect(cx: &mut Cx, f: &mut Fields, kind: Codes) -> ExpectSpec {
+pub(crate) fn expect(cx: &mut Cx, f: &mut Fields, kind: CodeKind) -> ExpectSpec {
     let mut e = ExpectSpec::default();
     if let Some(r) = f.float(cx, "successRate") {
         if (0.0..=1.0).contains(&r) {
@@ -483,7 +444,7 @@ pub(crate) fn expect(cx: &mut Cx, f: &mut Fields, kind: Codes) -> ExpectSpec {
         }
         l.finish(cx);
     }
-    if kind == Codes::Dns {
+    if kind == CodeKind::Dns {
         if let Some(items) = f.list(cx, "rcodes") {
             let path = f.path_of("rcodes");
             let mut codes = Vec::new();
@@ -592,31 +553,36 @@ fn code_range(cx: &mut Cx, n: &Node, path: &str) -> Option<CodeRange> {
     }
 }
 
-fn http_targets(cx: &mut Cx, n: &Node, path: &str, base: &ExpectSpec, task_dir: &Path) -> Option<Vec<HttpTarget>> {
+/// A list of targets read by `read`, at least one, their names unique.
+pub(crate) fn target_list<T>(
+    cx: &mut Cx,
+    n: &Node,
+    path: &str,
+    name_of: impl Fn(&T) -> &str,
+    mut read: impl FnMut(&mut Cx, &mut Fields, usize) -> Option<T>,
+) -> Option<Vec<T>> {
     let items = cx.list(n, path)?;
     if items.is_empty() {
         cx.diags.error(n.pos, path, "at least one target is needed");
         return None;
     }
-    let mut out = Vec::new();
+    let mut out: Vec<T> = Vec::new();
     let mut ok = true;
     for (i, item) in items.iter().enumerate() {
-        let tpath = format!("{path}[{i}]");
-        match cx.fields(item, &tpath) {
-            Some(mut f) => match http_target(cx, &mut f, i, base, task_dir) {
-                Some(t) => {
-                    if out.iter().any(|o: &HttpTarget| o.name == t.name) {
-                        cx.diags.error(
-                            f.pos_of("name"),
-                            &f.path_of("name"),
-                            format!("target name `{}` is used twice", t.name),
-                        );
-                        ok = false;
-                    }
-                    out.push(t)
-                }
-                None => ok = false,
-            },
+        let Some(mut f) = cx.fields(item, &format!("{path}[{i}]")) else {
+            ok = false;
+            continue;
+        };
+        match read(cx, &mut f, i) {
+            Some(t) if out.iter().any(|o| name_of(o) == name_of(&t)) => {
+                cx.diags.error(
+                    f.pos_of("name"),
+                    &f.path_of("name"),
+                    format!("target name `{}` is used twice", name_of(&t)),
+                );
+                ok = false;
+            }
+            Some(t) => out.push(t),
             None => ok = false,
         }
     }
@@ -624,7 +590,7 @@ fn http_targets(cx: &mut Cx, n: &Node, path: &str, base: &ExpectSpec, task_dir: 
 }
 
 /// A target's optional `name`; `round` is reserved for the whole round in reports.
-fn target_name(cx: &mut Cx, f: &mut Fields) -> Option<String> {
+pub(crate) fn target_name(cx: &mut Cx, f: &mut Fields) -> Option<String> {
     let name = f.str(cx, "name");
     if name.as_deref() == Some("round") {
         cx.diags
@@ -636,87 +602,6 @@ fn target_name(cx: &mut Cx, f: &mut Fields) -> Option<String> {
             .allowed("any other name");
     }
     name
-}
-
-fn http_target(cx: &mut Cx, f: &mut Fields, index: usize, base: &ExpectSpec, task_dir: &Path) -> Option<HttpTarget> {
-    let before = cx.diags.error_count();
-    let name = target_name(cx, f);
-    let url = f.required(cx, "url").and_then(|n| url(cx, n, &f.path_of("url")));
-    let method = f.one_of(cx, "method", METHODS).unwrap_or("GET").to_string();
-    let headers = f
-        .get("headers")
-        .map(|n| headers(cx, n, &f.path_of("headers")))
-        .unwrap_or_default();
-    let body = body(cx, f, task_dir);
-    let tls = f
-        .map(cx, "tls")
-        .map(|mut t| tls(cx, &mut t, task_dir))
-        .unwrap_or_default();
-    if let Some(u) = &url
-        && !u.starts_with("https://")
-        && f.get("tls").is_some()
-    {
-        cx.diags
-            .error(
-                f.pos_of("tls"),
-                &f.path_of("tls"),
-                "TLS settings on a plain http:// URL",
-            )
-            .allowed("https:// URLs");
-    }
-    let version = match f.one_of(cx, "http", &["auto", "1.1", "2"]) {
-        Some("1.1") => HttpVersion::Http1,
-        Some("2") => HttpVersion::Http2,
-        _ => HttpVersion::Auto,
-    };
-    let redirects = match f.get("followRedirects") {
-        None => 0,
-        Some(n) => match &n.value {
-            Value::Bool(b) => {
-                if *b {
-                    10
-                } else {
-                    0
-                }
-            }
-            Value::Int(i) if (0..=50).contains(i) => *i as u32,
-            _ => {
-                cx.diags
-                    .error(n.pos, &f.path_of("followRedirects"), "not a redirect limit")
-                    .allowed("true (up to 10), false, or 0–50");
-                0
-            }
-        },
-    };
-    let expect = f
-        .map(cx, "expect")
-        .map(|mut e| expect(cx, &mut e, Codes::Http))
-        .unwrap_or_default()
-        .over(base)
-        .resolve(CodeKind::Http);
-    f.finish(cx);
-    if cx.diags.error_count() > before {
-        return None;
-    }
-    let url = url?;
-    let name = name.unwrap_or_else(|| {
-        if index == 0 {
-            url.clone()
-        } else {
-            format!("{url}#{index}")
-        }
-    });
-    Some(HttpTarget {
-        name,
-        url,
-        method,
-        headers,
-        body,
-        tls,
-        version,
-        redirects,
-        expect,
-    })
 }
 
 /// An absolute http or https URL with a host.
@@ -739,111 +624,6 @@ pub(crate) fn url(cx: &mut Cx, n: &Node, path: &str) -> Option<String> {
             None
         }
     }
-}
-
-/// Headers as a mapping (`Name: value` or `Name: {secret: s, key: k}`) or kdoctor's list of `"Name: value"`.
-pub(crate) fn headers(cx: &mut Cx, n: &Node, path: &str) -> Vec<Header> {
-    let mut out = Vec::new();
-    match &n.value {
-        Value::Map(entries) => {
-            for (k, v) in entries {
-                let hpath = join(path, &k.name);
-                if !valid_header_name(&k.name) {
-                    cx.diags
-                        .error(k.pos, &hpath, format!("`{}` is not a valid header name", k.name))
-                        .allowed("letters, digits and !#$%&'*+-.^_`|~");
-                    continue;
-                }
-                let value = match &v.value {
-                    Value::Map(_) => {
-                        let Some(mut f) = cx.fields(v, &hpath) else {
-                            continue;
-                        };
-                        let secret = f
-                            .required(cx, "secret")
-                            .and_then(|n| named(cx, n, &join(&hpath, "secret"), NameRule::Object));
-                        let key = f
-                            .required(cx, "key")
-                            .and_then(|n| named(cx, n, &join(&hpath, "key"), NameRule::Key));
-                        f.finish(cx);
-                        match (secret, key) {
-                            (Some(name), Some(key)) => HeaderValue::Secret { name, key },
-                            _ => continue,
-                        }
-                    }
-                    _ => {
-                        let Some(s) = cx.scalar_string(v, &hpath) else {
-                            continue;
-                        };
-                        if !valid_header_value(&s) {
-                            cx.diags.error(v.pos, &hpath, "header value has control characters");
-                            continue;
-                        }
-                        HeaderValue::Inline(s)
-                    }
-                };
-                out.push(Header {
-                    name: k.name.clone(),
-                    value,
-                });
-            }
-        }
-        Value::Seq(items) => {
-            for (i, item) in items.iter().enumerate() {
-                let hpath = format!("{path}[{i}]");
-                let Some(s) = cx.string(item, &hpath) else {
-                    continue;
-                };
-                if let Some(h) = header_line(cx, &s, item.pos, &hpath) {
-                    out.push(h);
-                }
-            }
-        }
-        _ => {
-            cx.diags
-                .error(
-                    n.pos,
-                    path,
-                    format!("expected a mapping of headers, found {}", n.type_name()),
-                )
-                .allowed("`Name: value` entries, or a list of \"Name: value\" strings");
-        }
-    }
-    out
-}
-
-/// One `"Name: value"` line.
-pub(crate) fn header_line(cx: &mut Cx, s: &str, pos: Pos, path: &str) -> Option<Header> {
-    let Some((name, value)) = s.split_once(':') else {
-        cx.diags
-            .error(pos, path, format!("header `{s}` has no colon"))
-            .allowed("\"Name: value\"");
-        return None;
-    };
-    let name = name.trim();
-    if !valid_header_name(name) {
-        cx.diags
-            .error(pos, path, format!("`{name}` is not a valid header name"))
-            .allowed("letters, digits and !#$%&'*+-.^_`|~");
-        return None;
-    }
-    let value = value.trim();
-    if !valid_header_value(value) {
-        cx.diags.error(pos, path, "header value has control characters");
-        return None;
-    }
-    Some(Header {
-        name: name.to_string(),
-        value: HeaderValue::Inline(value.to_string()),
-    })
-}
-
-fn valid_header_name(s: &str) -> bool {
-    reqwest::header::HeaderName::from_bytes(s.as_bytes()).is_ok()
-}
-
-fn valid_header_value(s: &str) -> bool {
-    reqwest::header::HeaderValue::from_str(s).is_ok()
 }
 
 /// A string at `n` that must follow `rule` (it names a Kubernetes object, a key that becomes
@@ -895,34 +675,6 @@ pub(crate) fn labels(
     Some(map)
 }
 
-fn body(cx: &mut Cx, f: &mut Fields, task_dir: &Path) -> Body {
-    let inline = f.str(cx, "body");
-    let file = f
-        .get("bodyFile")
-        .and_then(|n| file_ref(cx, n, &f.path_of("bodyFile"), task_dir));
-    let from = f.map(cx, "bodyFrom").and_then(|mut b| {
-        let name = b
-            .required(cx, "configMap")
-            .and_then(|n| named(cx, n, &b.path_of("configMap"), NameRule::Object));
-        let key = b
-            .required(cx, "key")
-            .and_then(|n| named(cx, n, &b.path_of("key"), NameRule::Key));
-        b.finish(cx);
-        Some(Body::ConfigMapKey { name: name?, key: key? })
-    });
-    let given = usize::from(f.has("body")) + usize::from(f.has("bodyFile")) + usize::from(f.has("bodyFrom"));
-    if given > 1 {
-        cx.diags
-            .error(f.pos, &f.path, "`body`, `bodyFile` and `bodyFrom` exclude each other")
-            .allowed("one of body, bodyFile, bodyFrom");
-    }
-    inline
-        .map(Body::Inline)
-        .or(file.map(Body::File))
-        .or(from)
-        .unwrap_or(Body::None)
-}
-
 pub(crate) fn file_ref(cx: &mut Cx, n: &Node, path: &str, task_dir: &Path) -> Option<FileRef> {
     let s = cx.string(n, path)?;
     if s.is_empty() {
@@ -938,7 +690,7 @@ pub(crate) fn file_ref(cx: &mut Cx, n: &Node, path: &str, task_dir: &Path) -> Op
     Some(f)
 }
 
-fn tls(cx: &mut Cx, f: &mut Fields, task_dir: &Path) -> Tls {
+pub(crate) fn tls(cx: &mut Cx, f: &mut Fields, task_dir: &Path) -> Tls {
     let ca = f.get("ca").and_then(|n| file_ref(cx, n, &f.path_of("ca"), task_dir));
     let cert = f
         .get("cert")
@@ -997,197 +749,4 @@ pub(crate) fn to_json(n: &Node) -> serde_json::Value {
             .collect::<serde_json::Map<_, _>>()
             .into(),
     }
-}
-
-fn dns_targets(cx: &mut Cx, n: &Node, path: &str, base: &ExpectSpec, task_dir: &Path) -> Option<Vec<DnsTarget>> {
-    let items = cx.list(n, path)?;
-    if items.is_empty() {
-        cx.diags.error(n.pos, path, "at least one target is needed");
-        return None;
-    }
-    let mut out: Vec<DnsTarget> = Vec::new();
-    let mut ok = true;
-    for (i, item) in items.iter().enumerate() {
-        let tpath = format!("{path}[{i}]");
-        let Some(mut f) = cx.fields(item, &tpath) else {
-            ok = false;
-            continue;
-        };
-        match dns_target(cx, &mut f, base, task_dir) {
-            Some(t) if out.iter().any(|o| o.name == t.name) => {
-                cx.diags.error(
-                    f.pos_of("name"),
-                    &f.path_of("name"),
-                    format!("target name `{}` is used twice", t.name),
-                );
-                ok = false;
-            }
-            Some(t) => out.push(t),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
-}
-
-const DNS_SERVER_ALLOWED: &str = "an IP address, optionally with a port: 10.96.0.10, 127.0.0.1:5353, ::1, [::1]:5353";
-
-/// `10.96.0.10`, `10.96.0.10:5353`, `::1`, `[::1]:5353`.
-fn server_addr(text: &str, default_port: u16) -> Option<std::net::SocketAddr> {
-    if let Ok(a) = text.parse::<std::net::SocketAddr>() {
-        return Some(a);
-    }
-    text.trim_matches(['[', ']'])
-        .parse::<std::net::IpAddr>()
-        .ok()
-        .map(|ip| std::net::SocketAddr::new(ip, default_port))
-}
-
-fn dns_target(cx: &mut Cx, f: &mut Fields, base: &ExpectSpec, task_dir: &Path) -> Option<DnsTarget> {
-    let before = cx.diags.error_count();
-    let name = target_name(cx, f);
-    let url = f.get("url").and_then(|n| url(cx, n, &f.path_of("url")));
-    let protocol = match f.one_of(cx, "protocol", &["udp", "tcp", "tls", "https"]) {
-        Some("tcp") => DnsProtocol::Tcp,
-        Some("tls") => DnsProtocol::Tls,
-        Some("https") => DnsProtocol::Https,
-        Some(_) => DnsProtocol::Udp,
-        None if url.is_some() => DnsProtocol::Https,
-        None => DnsProtocol::Udp,
-    };
-    let default_port = if protocol == DnsProtocol::Tls { 853 } else { 53 };
-    let server_text = f.str(cx, "server");
-    let service = f.map(cx, "service").and_then(|mut s| {
-        let name = s
-            .required(cx, "name")
-            .and_then(|n| named(cx, n, &s.path_of("name"), NameRule::Namespace));
-        let namespace =
-            field_name(cx, &mut s, "namespace", NameRule::Namespace).unwrap_or_else(|| "kube-system".into());
-        s.finish(cx);
-        Some(DnsServer::ClusterService {
-            name: Some(name?),
-            namespace,
-            ipv4: true,
-            ipv6: false,
-        })
-    });
-    let given = [f.has("server"), f.has("service"), f.has("url")]
-        .iter()
-        .filter(|x| **x)
-        .count();
-    if given != 1 {
-        cx.diags
-            .error(
-                f.pos,
-                &f.path,
-                if given == 0 {
-                    "no server given"
-                } else {
-                    "`server`, `service` and `url` exclude each other"
-                },
-            )
-            .allowed("one of server (an IP address), service ({name, namespace}), url (DNS over HTTPS)");
-    }
-    let server = if let Some(text) = &server_text {
-        match server_addr(text, default_port) {
-            Some(a) => Some(DnsServer::Address(a)),
-            None => {
-                cx.diags
-                    .error(
-                        f.pos_of("server"),
-                        &f.path_of("server"),
-                        format!("`{text}` is not an address"),
-                    )
-                    .allowed(DNS_SERVER_ALLOWED);
-                None
-            }
-        }
-    } else if let Some(s) = service {
-        Some(s)
-    } else {
-        url.clone().map(DnsServer::Url)
-    };
-    if protocol == DnsProtocol::Https && url.is_none() && given == 1 {
-        cx.diags
-            .error(
-                f.pos_of("protocol"),
-                &f.path_of("protocol"),
-                "DNS over HTTPS needs `url`",
-            )
-            .allowed("url: https://HOST/dns-query");
-    }
-    if url.is_some() && protocol != DnsProtocol::Https {
-        cx.diags
-            .error(f.pos_of("url"), &f.path_of("url"), "`url` is for DNS over HTTPS")
-            .allowed("protocol: https");
-    }
-    let mut queries = Vec::new();
-    if let Some(n) = f.required(cx, "queries") {
-        let qpath = f.path_of("queries");
-        if let Some(items) = cx.list(n, &qpath) {
-            if items.is_empty() {
-                cx.diags.error(n.pos, &qpath, "at least one query is needed");
-            }
-            for (i, item) in items.iter().enumerate() {
-                let p = format!("{qpath}[{i}]");
-                let Some(mut q) = cx.fields(item, &p) else { continue };
-                let qname = q
-                    .required(cx, "name")
-                    .and_then(|n| named(cx, n, &q.path_of("name"), NameRule::Host));
-                let rtype = q.one_of(cx, "type", RECORD_TYPES).unwrap_or("A");
-                q.finish(cx);
-                if let Some(qname) = qname {
-                    queries.push(DnsQuery {
-                        name: qname,
-                        record_type: Some(rtype.to_string()),
-                    });
-                }
-            }
-        }
-    }
-    let edns = f.bool(cx, "edns").unwrap_or(true);
-    let tls = f
-        .map(cx, "tls")
-        .map(|mut t| tls(cx, &mut t, task_dir))
-        .unwrap_or_default();
-    if f.has("tls") && !matches!(protocol, DnsProtocol::Tls | DnsProtocol::Https) {
-        cx.diags
-            .error(f.pos_of("tls"), &f.path_of("tls"), "TLS settings without TLS")
-            .allowed("protocol: tls or https");
-    }
-    if protocol == DnsProtocol::Tls && tls.server_name.is_none() && !tls.insecure_skip_verify {
-        cx.diags
-            .error(
-                f.pos,
-                &f.path_of("tls.serverName"),
-                "DNS over TLS needs the server's name to verify its certificate",
-            )
-            .allowed("tls: {serverName: dns.example}, or tls: {insecureSkipVerify: true}");
-    }
-    let spec = f
-        .map(cx, "expect")
-        .map(|mut e| expect(cx, &mut e, Codes::Dns))
-        .unwrap_or_default()
-        .over(base);
-    f.finish(cx);
-    if cx.diags.error_count() > before {
-        return None;
-    }
-    let server = server?;
-    let name = name.unwrap_or_else(|| match &server {
-        DnsServer::Address(a) => format!("{}://{a}", format!("{protocol:?}").to_lowercase()),
-        DnsServer::Url(u) => u.clone(),
-        DnsServer::ClusterService { name, namespace, .. } => {
-            format!("{}.{namespace}", name.clone().unwrap_or_default())
-        }
-    });
-    Some(DnsTarget {
-        name,
-        server,
-        protocol,
-        queries,
-        edns,
-        tls,
-        answers: spec.answers.clone().unwrap_or_default(),
-        expect: spec.resolve(CodeKind::Dns),
-    })
 }

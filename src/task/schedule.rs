@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::read::{format_duration, parse_duration};
+use crate::duration::{format_duration, parse_duration};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Schedule {

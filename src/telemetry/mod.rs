@@ -599,7 +599,7 @@ macro_rules! exporter {
 /// The HTTP client of the http/protobuf exporter. The exporter's own timeout does not reach
 /// a client handed to it, so the client carries the per-export timeout itself.
 fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
-    let tls = crate::probe::http::client_tls(
+    let tls = crate::probe::client::client_tls(
         &crate::plan::Tls::default(),
         vec![b"http/1.1".to_vec()],
         &crate::probe::Mounts::new("/nonexistent"),

@@ -2,7 +2,7 @@
 //! serialised once, connections are kept in a small pool and reused, responses are parsed
 //! with httparse and their bodies skipped without copying. It costs about half of what a
 //! general client does per request, which decides the maximum rate when the target shares
-//! the machine. TLS, HTTP/2 and redirects go through reqwest ([`super::http`]).
+//! the machine. TLS, HTTP/2 and redirects go through reqwest ([`super::attempt`]).
 //!
 //! Whatever a target sends, an attempt stays bounded: the head at [`MAX_HEAD`] (as hyper
 //! does), everything else by the engine's per-attempt timeout.
@@ -14,9 +14,9 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::http::Resolved;
-use super::io_kind;
+use super::attempt::Resolved;
 use crate::pressure::{Attempt, ErrorKind, Outcome};
+use crate::probe::io_kind;
 
 pub struct H1Attempt {
     samples: crate::pressure::ErrorSamples,

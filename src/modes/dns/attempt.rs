@@ -30,9 +30,11 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::{Mounts, io_kind};
-use crate::plan::{AnswerCheck, Connections, DnsProtocol, DnsServer, DnsTarget, Pressure, WRONG_ANSWER};
+use super::plan::{AnswerCheck, DnsProtocol, DnsServer, DnsTarget, WRONG_ANSWER};
+use crate::plan::{Connections, Pressure};
 use crate::pressure::{Attempt, ErrorKind, Outcome};
+use crate::probe::client::{classify, client_tls};
+use crate::probe::{Mounts, io_kind};
 
 const UDP_SOCKETS: usize = 4;
 
@@ -214,11 +216,7 @@ impl DnsAttempt {
         let server = resolve_server(&t.server, t.protocol).await?;
         let queries = templates(t, server)?;
         let tls = || -> Result<Arc<rustls::ClientConfig>, String> {
-            Ok(Arc::new(super::http::client_tls(
-                &t.tls,
-                vec![b"dot".to_vec()],
-                mounts,
-            )?))
+            Ok(Arc::new(client_tls(&t.tls, vec![b"dot".to_vec()], mounts)?))
         };
         let transport = match (t.protocol, server) {
             (DnsProtocol::Https, _) => {
@@ -226,7 +224,7 @@ impl DnsAttempt {
                     return Err("DNS over HTTPS needs a URL".into());
                 };
                 let url = reqwest::Url::parse(u).map_err(|e| format!("url {u}: {e}"))?;
-                let cfg = super::http::client_tls(&t.tls, vec![b"h2".to_vec(), b"http/1.1".to_vec()], mounts)?;
+                let cfg = client_tls(&t.tls, vec![b"h2".to_vec(), b"http/1.1".to_vec()], mounts)?;
                 let mut b = reqwest::Client::builder()
                     .no_proxy()
                     .tls_backend_preconfigured(cfg)
@@ -699,11 +697,11 @@ async fn doh(client: &reqwest::Client, url: &reqwest::Url, query: &Template) -> 
         .body(query.wire.clone())
         .send()
         .await
-        .map_err(|e| super::http::classify(&e))?;
+        .map_err(|e| classify(&e))?;
     if !resp.status().is_success() {
         return Err(ErrorKind::Protocol);
     }
-    let reply = resp.bytes().await.map_err(|e| super::http::classify(&e))?;
+    let reply = resp.bytes().await.map_err(|e| classify(&e))?;
     if !is_reply_to(query, 0, &reply) {
         return Err(ErrorKind::Protocol);
     }

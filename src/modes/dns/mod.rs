@@ -1,0 +1,51 @@
+//! The DNS mode: native `DnsCheck` (kdoctor's `Netdns` is read into the same plan in
+//! `task::kdoctor`), over UDP, TCP, DNS over TLS and DNS over HTTPS. Answer codes are
+//! rcodes, plus [`WRONG_ANSWER`] for a NOERROR answer without what the target expects.
+
+pub mod attempt;
+pub mod plan;
+pub(crate) mod read;
+
+use std::sync::Arc;
+
+pub use plan::*;
+
+use super::{NativeKind, Needs, Prepared, RoundMode};
+use crate::plan::{Expect, Pressure};
+use crate::probe::{Mounts, ProbeError};
+
+impl RoundMode for DnsPlan {
+    const NAME: &'static str = "dns";
+    const ABOUT: &'static str = "DNS checks over UDP, TCP, TLS and HTTPS (DnsCheck, kdoctor Netdns).";
+    const NATIVE: Option<NativeKind> = Some(NativeKind {
+        kind: "DnsCheck",
+        read: read::dns_check,
+    });
+
+    fn targets(&self) -> Vec<(&str, &Expect)> {
+        self.targets.iter().map(|t| (t.name.as_str(), &t.expect)).collect()
+    }
+
+    async fn prepare(&self, p: &Pressure, mounts: &Mounts) -> Result<Vec<Prepared>, ProbeError> {
+        let mut out = Vec::new();
+        for t in &self.targets {
+            let a = attempt::DnsAttempt::build(t, p, mounts)
+                .await
+                .map_err(|message| ProbeError::Setup {
+                    target: t.name.clone(),
+                    message,
+                })?;
+            out.push(Prepared::new(&t.name, Arc::new(a)));
+        }
+        Ok(out)
+    }
+
+    fn mounts(&self, needs: &mut Needs<'_>) {
+        for t in &self.targets {
+            if let DnsServer::Address(a) = &t.server {
+                needs.host(&a.ip().to_string());
+            }
+            needs.tls(&t.tls);
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The mode registry: every mode registered in `kpatrol::modes` that runs has an example
+//! here, and each example validates, plans, renders and runs a round that passes against a
+//! real server on loopback. A new mode without an example fails
+//! `every_mode_that_runs_has_an_example`.
+
+// Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod support;
+
+use kpatrol::pressure::Stop;
+use kpatrol::probe::Mounts;
+use support::unbound::Unbound;
+use support::*;
+
+/// The modes with an example below.
+const EXAMPLES: &[&str] = &["http", "dns"];
+
+#[test]
+fn every_mode_that_runs_has_an_example() {
+    let running: Vec<&str> = kpatrol::modes::probe_modes().map(|m| m.name).collect();
+    assert_eq!(running, EXAMPLES, "add an example for each new mode below");
+    let native: Vec<&str> = kpatrol::modes::native_kinds().map(|k| k.kind).collect();
+    assert_eq!(native, ["HttpCheck", "DnsCheck"]);
+    assert_eq!(
+        kpatrol::task::native_kinds(),
+        native,
+        "the kind list in errors is the registry's"
+    );
+}
+
+/// Validates, plans, renders and runs `yaml`; the round must pass in the expected mode.
+async fn example(mode: &str, yaml: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(dir.path(), "t.yaml", yaml);
+    let ft = kpatrol::task::load_file(&f).unwrap();
+    assert!(ft.diagnostics.is_empty(), "{mode}: {:#?}", ft.diagnostics);
+    let plan = ft.plans.into_iter().next().expect("a task");
+    assert_eq!(plan.mode.name(), mode);
+    assert!(plan.mode.runs());
+    let rendered = kpatrol::render::render(std::slice::from_ref(&plan), &Default::default());
+    let rendered = rendered.unwrap_or_else(|d| panic!("{mode} renders: {d:#?}"));
+    assert!(!rendered.files.is_empty(), "{mode}: nothing rendered");
+    let (report, verdict) = kpatrol::local::execute(&plan, &Mounts::new(dir.path()), Stop::new(), false)
+        .await
+        .expect("round runs");
+    assert!(verdict.passed(), "{mode}: {:#?}", verdict.checks);
+    assert_eq!(report.mode, mode);
+    assert_eq!(report.targets[0].answered, 10, "{mode}");
+}
+
+#[tokio::test]
+async fn http_example() {
+    let s = http(Behaviour::Ok).await;
+    example(
+        "http",
+        &format!(
+            "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: h}}\nspec:\n  pressure: {{qps: 20, duration: 500ms, timeout: 2s}}\n  targets: [{{url: \"http://{}/\"}}]\n",
+            s.addr
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dns_example() {
+    let u = Unbound::start();
+    example(
+        "dns",
+        &format!(
+            "apiVersion: kpatrol.dev/v1\nkind: DnsCheck\nmetadata: {{name: d}}\nspec:\n  pressure: {{qps: 20, duration: 500ms, timeout: 2s}}\n  targets: [{{server: \"127.0.0.1:{}\", queries: [{{name: web.kpatrol.test}}]}}]\n",
+            u.port
+        ),
+    )
+    .await;
+}
