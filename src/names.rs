@@ -45,3 +45,45 @@ pub mod env {
     pub const ROUNDS: &str = "KPATROL_ROUNDS";
     pub const CRONJOB: &str = "KPATROL_CRONJOB";
 }
+
+/// Until rendering uses these constants, a rendered task shows that it writes every one.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn what_is_rendered_carries_every_name_read_back() {
+        let f = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/render/coredns.yaml");
+        let Ok(ft) = crate::task::load_file(&f) else {
+            panic!("{} reads", f.display())
+        };
+        let Ok(r) = crate::render::render(&ft.plans, &Default::default()) else {
+            panic!("{} renders", f.display())
+        };
+        let text = serde_json::Value::Array(r.objects).to_string();
+        for name in [
+            super::env::POD_NAME,
+            super::env::NAMESPACE,
+            super::env::NODE_NAME,
+            super::env::JOB_NAME,
+            super::env::AGENT_INDEX,
+            super::env::RESOURCE_ATTRIBUTES,
+            super::env::ROUNDS,
+            super::env::CRONJOB,
+        ] {
+            assert!(text.contains(&format!(r#""name":"{name}""#)), "env {name}");
+        }
+        for name in [
+            super::label::TASK,
+            super::label::KIND,
+            super::label::NAMESPACE,
+            super::label::COMPONENT,
+            super::annotation::ROUNDS,
+        ] {
+            assert!(text.contains(&format!(r#""{name}":""#)), "label or annotation {name}");
+        }
+        let managed = format!(r#""{}":"{}""#, super::label::MANAGED_BY, super::label::MANAGER);
+        assert!(text.contains(&managed));
+        for name in [super::label::JOB_NAME, super::annotation::COMPLETION_INDEX] {
+            assert!(text.contains(&format!("['{name}']")), "downward API {name}");
+        }
+    }
+}
