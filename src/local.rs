@@ -11,11 +11,12 @@ use crate::plan::{Plan, Rate};
 use crate::pressure::Stop;
 use crate::probe::{self, Mounts, ProbeError};
 use crate::report::{self, RoundReport};
+use crate::results::RoundResult;
 use crate::task::read::format_duration;
 
 /// A finished round: what was measured, the verdict, the report.
 pub struct Finished {
-    pub round: probe::RoundResult,
+    pub round: RoundResult,
     pub verdict: Verdict,
     pub report: RoundReport,
 }
@@ -81,14 +82,15 @@ pub async fn execute_round(plan: &Plan, mounts: &Mounts, stop: Stop, progress: b
     Ok(Finished { round, verdict, report })
 }
 
-/// Pairs each target's result with its expectations and judges the round.
-pub fn judge_round(plan: &Plan, round: &probe::RoundResult) -> Verdict {
+/// Finds each target's expectations by its name and judges the round.
+pub fn judge_round(plan: &Plan, round: &RoundResult) -> Verdict {
     let targets = plan.targets();
     judge::judge(
-        targets
+        round
+            .targets
             .iter()
-            .zip(&round.targets)
-            .map(|((name, expect), r)| (*name, *expect, &r.stats)),
+            // every result is of one of the plan's targets
+            .filter_map(|r| Some((&r.id, targets.iter().find(|(n, _)| r.id == *n)?.1, &r.stats))),
         &plan.expect,
     )
 }

@@ -276,7 +276,14 @@ async fn the_launcher_starts_one_agent_per_node_and_judges_the_round() {
     assert!(!v.pass);
     assert_eq!((v.expected, v.missing), (2, 0));
     assert_eq!(v.failed_nodes, ["n2"]);
-    assert_eq!(v.agents[1].message.as_ref().unwrap()["verdict"], "fail");
+    assert_eq!(
+        v.agents[1]
+            .message
+            .as_ref()
+            .and_then(|m| m.summary())
+            .map(|s| s.verdict),
+        Some(kpatrol::report::RoundOutcome::Fail)
+    );
     let seen = seen.lock().unwrap().clone();
     let nodes = seen.iter().find(|s| s.uri.starts_with("/api/v1/nodes")).unwrap();
     assert!(

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use kpatrol::judge::Verdict;
+use kpatrol::judge::{Measure, Subject, Verdict};
 use kpatrol::pressure::Stop;
 use kpatrol::probe::Mounts;
 use kpatrol::report::RoundReport;
@@ -54,7 +54,7 @@ async fn http1_round_passes_and_counts_every_request() {
         "{successRate: 1, latency: {p99: 500ms}, status: [200]}",
     ))
     .await;
-    assert!(v.pass, "{:#?}", v.checks);
+    assert!(v.passed(), "{:#?}", v.checks);
     let t = &r.targets[0];
     assert_eq!((t.planned, t.sent, t.unsent, t.answered), (Some(50), 50, 0, 50));
     assert_eq!(t.codes.get("200"), Some(&50));
@@ -77,7 +77,7 @@ async fn fresh_connections_open_one_connection_per_request() {
         "{successRate: 1}",
     ))
     .await;
-    assert!(v.pass, "{:#?}", v.checks);
+    assert!(v.passed(), "{:#?}", v.checks);
     assert_eq!(r.targets[0].sent, 20);
     assert_eq!(s.seen.connections.load(Ordering::SeqCst), 20);
 }
@@ -91,7 +91,7 @@ async fn h2c_with_prior_knowledge() {
         "{successRate: 1}",
     ))
     .await;
-    assert!(v.pass, "{:#?}", v.checks);
+    assert!(v.passed(), "{:#?}", v.checks);
     assert_eq!(s.seen.http2.load(Ordering::SeqCst), 20);
 }
 
@@ -111,10 +111,10 @@ async fn https_with_ca_negotiates_h2_by_alpn_or_stays_on_http1() {
         )
     };
     let (_, v) = round(&yaml("auto")).await;
-    assert!(v.pass, "{:#?}", v.checks);
+    assert!(v.passed(), "{:#?}", v.checks);
     assert_eq!(s.seen.http2.load(Ordering::SeqCst), 20);
     let (_, v) = round(&yaml("1.1")).await;
-    assert!(v.pass, "{:#?}", v.checks);
+    assert!(v.passed(), "{:#?}", v.checks);
     assert_eq!(s.seen.requests.load(Ordering::SeqCst), 40);
     assert_eq!(
         s.seen.http2.load(Ordering::SeqCst),
@@ -134,7 +134,7 @@ async fn https_unknown_ca_fails_with_tls_errors_unless_verification_is_skipped()
         "{successRate: 1}",
     ))
     .await;
-    assert!(!v.pass);
+    assert!(!v.passed());
     assert_eq!(r.targets[0].errors.get("tls"), Some(&10), "{:?}", r.targets[0].errors);
     // a wrong CA
     let (r, _) = round(&check(
@@ -158,7 +158,7 @@ async fn https_unknown_ca_fails_with_tls_errors_unless_verification_is_skipped()
         "{successRate: 1}",
     ))
     .await;
-    assert!(v.pass, "{:#?}", v.checks);
+    assert!(v.passed(), "{:#?}", v.checks);
 }
 
 #[tokio::test]
@@ -175,7 +175,7 @@ async fn mtls_needs_the_client_certificate() {
         "{successRate: 1}",
     ))
     .await;
-    assert!(!v.pass);
+    assert!(!v.passed());
     assert_eq!(r.targets[0].answered, 0);
     assert_eq!(r.targets[0].failed, 10, "{:?}", r.targets[0].errors);
     let (_, v) = round(&check(
@@ -190,7 +190,7 @@ async fn mtls_needs_the_client_certificate() {
         "{successRate: 1}",
     ))
     .await;
-    assert!(v.pass, "{:#?}", v.checks);
+    assert!(v.passed(), "{:#?}", v.checks);
 }
 
 #[tokio::test]
@@ -207,7 +207,7 @@ async fn tls_server_name_overrides_the_name_checked() {
         "{successRate: 1}",
     ))
     .await;
-    assert!(v.pass, "{:#?}", v.checks);
+    assert!(v.passed(), "{:#?}", v.checks);
     let (r, _) = round(&check(
         &format!(
             "    - url: {}\n      tls: {{ca: {}, serverName: other.kpatrol.test}}\n",
@@ -242,17 +242,17 @@ async fn kdoctor_tls_secret_verifies_only_with_ca_crt() {
     );
     // no ca.crt: kdoctor does not verify the server, and the client certificate is sent
     let (r, v) = round_in(dir.path(), &yaml).await;
-    assert!(v.pass, "{:#?} {:?}", v.checks, r.targets[0].errors);
+    assert!(v.passed(), "{:#?} {:?}", v.checks, r.targets[0].errors);
     assert_eq!(r.targets[0].sent, 10);
     // a ca.crt that did not sign the server: verification on, TLS errors
     std::fs::copy(&pki.other_ca, secret.join("ca.crt")).unwrap();
     let (r, v) = round_in(dir.path(), &yaml).await;
-    assert!(!v.pass);
+    assert!(!v.passed());
     assert_eq!(r.targets[0].errors.get("tls"), Some(&10));
     // the right ca.crt
     std::fs::copy(&pki.ca, secret.join("ca.crt")).unwrap();
     let (_, v) = round_in(dir.path(), &yaml).await;
-    assert!(v.pass, "{:#?}", v.checks);
+    assert!(v.passed(), "{:#?}", v.checks);
 }
 
 #[tokio::test]
@@ -288,9 +288,9 @@ async fn a_stall_shows_in_the_percentiles_because_latency_counts_from_the_intend
         "p50 {:?}",
         t.latency_ms
     );
-    assert!(!v.pass);
+    assert!(!v.passed());
     assert_eq!(
-        v.failed().map(|c| c.check.as_str()).collect::<Vec<_>>(),
+        v.failed().map(|c| c.measure.name()).collect::<Vec<_>>(),
         ["latency p99"]
     );
 }
@@ -314,8 +314,8 @@ async fn a_full_in_flight_bound_delays_slots_and_the_delay_is_measured() {
         "{:?}",
         t.latency_ms
     );
-    assert!(!v.pass);
-    assert!(v.failed().any(|c| c.check == "all sent"));
+    assert!(!v.passed());
+    assert!(v.failed().any(|c| c.measure == Measure::AllSent));
 }
 
 #[tokio::test]
@@ -327,7 +327,7 @@ async fn server_errors_fail_the_success_rate_but_count_for_kdoctor_without_statu
         "{successRate: 0.99}",
     ))
     .await;
-    assert!(!v.pass);
+    assert!(!v.passed());
     assert_eq!(r.targets[0].codes.get("500"), Some(&10));
     assert_eq!(r.targets[0].succeeded, 0);
     // kdoctor: without statusCode any answer counts as a success
@@ -336,11 +336,11 @@ async fn server_errors_fail_the_success_rate_but_count_for_kdoctor_without_statu
         s.url("http", "/")
     );
     let (r, v) = round(&yaml).await;
-    assert!(v.pass, "{:#?}", v.checks);
+    assert!(v.passed(), "{:#?}", v.checks);
     assert_eq!(r.targets[0].succeeded, 10);
     // ... and with statusCode 200 the 500s are failures
     let (_, v) = round(&yaml.replace("successRate: 1}", "successRate: 1, statusCode: 200}")).await;
-    assert!(!v.pass);
+    assert!(!v.passed());
 }
 
 #[tokio::test]
@@ -352,7 +352,7 @@ async fn resets_refusals_and_timeouts_are_classified() {
         "{successRate: 1}",
     ))
     .await;
-    assert!(!v.pass);
+    assert!(!v.passed());
     assert_eq!(r.targets[0].errors.get("reset"), Some(&10), "{:?}", r.targets[0].errors);
 
     let closed = closed_port().await;
@@ -406,7 +406,7 @@ async fn method_headers_and_body_from_a_file_reach_the_server() {
         "{successRate: 1}",
     );
     let (_, v) = round_in(dir.path(), &yaml).await;
-    assert!(v.pass, "{:#?}", v.checks);
+    assert!(v.passed(), "{:#?}", v.checks);
     let (method, path, headers, body) = s.seen.last.lock().unwrap().clone().unwrap();
     assert_eq!((method.as_str(), path.as_str()), ("PUT", "/things"));
     assert!(
@@ -428,7 +428,7 @@ async fn kdoctor_body_configmap_is_sent_as_json_of_its_data() {
     std::fs::write(cm.join("test2"), "two").unwrap();
     let yaml = kdoctor_https(&s.url("http", "/"), "    bodyConfigmapName: kdoctor-test-body\n    bodyConfigmapNamespace: kdoctor-test-server\n    header: [\"Content-Type: application/json\"]\n").replace("method: GET", "method: POST");
     let (_, v) = round_in(dir.path(), &yaml).await;
-    assert!(v.pass, "{:#?}", v.checks);
+    assert!(v.passed(), "{:#?}", v.checks);
     let (method, _, headers, body) = s.seen.last.lock().unwrap().clone().unwrap();
     assert_eq!(method, "POST");
     assert!(headers.contains(&("content-type".into(), "application/json".into())));
@@ -462,7 +462,7 @@ async fn redirects_are_reported_unless_following_is_asked() {
         "{successRate: 1, status: [200]}",
     ))
     .await;
-    assert!(!v.pass);
+    assert!(!v.passed());
     assert_eq!(r.targets[0].codes.get("302"), Some(&3));
     let (r, v) = round(&check(
         &format!("    - url: {}\n      followRedirects: true\n", s.url("http", "/")),
@@ -470,7 +470,7 @@ async fn redirects_are_reported_unless_following_is_asked() {
         "{successRate: 1, status: [200]}",
     ))
     .await;
-    assert!(v.pass, "{:#?}", v.checks);
+    assert!(v.passed(), "{:#?}", v.checks);
     assert_eq!(r.targets[0].codes.get("200"), Some(&3));
 }
 
@@ -484,7 +484,7 @@ async fn every_method_is_sent_as_asked() {
             "{successRate: 1}",
         ))
         .await;
-        assert!(v.pass, "{m}: {:#?}", v.checks);
+        assert!(v.passed(), "{m}: {:#?}", v.checks);
         assert_eq!(s.seen.last.lock().unwrap().as_ref().unwrap().0, m);
     }
 }
@@ -508,12 +508,12 @@ async fn several_targets_are_pressed_at_once_and_judged_per_target_and_round() {
         ["ok", "bad"]
     );
     // `bad` expects failures (its own successRate 0): the round does not check it again
-    assert!(v.pass, "{:#?}", v.checks);
-    let round: Vec<&str> = v
+    assert!(v.passed(), "{:#?}", v.checks);
+    let round: Vec<String> = v
         .checks
         .iter()
-        .filter(|c| c.target == "round")
-        .map(|c| c.check.as_str())
+        .filter(|c| c.subject == Subject::Round)
+        .map(|c| c.measure.name())
         .collect();
     assert_eq!(round, ["all sent"]);
 }
@@ -527,7 +527,7 @@ async fn https_to_a_plain_http_port_is_a_tls_error() {
         "{successRate: 1}",
     ))
     .await;
-    assert!(!v.pass);
+    assert!(!v.passed());
     assert_eq!(r.targets[0].errors.get("tls"), Some(&4), "{:?}", r.targets[0].errors);
     assert!(
         r.targets[0].error_samples["tls"].contains("corrupt message"),
@@ -558,7 +558,7 @@ async fn secret_header_values_never_show_in_error_samples() {
             "{successRate: 1}",
         );
         let (r, v) = round_in(dir.path(), &yaml).await;
-        assert!(!v.pass);
+        assert!(!v.passed());
         let t = &r.targets[0];
         assert_eq!(t.errors.get("protocol"), Some(&3), "{extra}: {:?}", t.errors);
         let json = serde_json::to_string(&r).unwrap();
@@ -607,7 +607,7 @@ async fn a_host_header_from_the_task_is_sent_once_and_wins() {
             "{successRate: 1}",
         ))
         .await;
-        assert!(v.pass, "{:#?}", v.checks);
+        assert!(v.passed(), "{:#?}", v.checks);
         let (_, _, headers, _) = s.seen.last.lock().unwrap().clone().unwrap();
         let hosts: Vec<&str> = headers
             .iter()
@@ -634,7 +634,7 @@ async fn answers_later_than_the_timeout_are_timeouts() {
         ))
         .await;
         let t = &r.targets[0];
-        assert!(!v.pass);
+        assert!(!v.passed());
         assert_eq!((t.sent, t.answered), (50, 0), "{extra}: {:?}", t.errors);
         assert_eq!(t.errors.get("timeout"), Some(&50), "{extra}: {:?}", t.errors);
     }
@@ -645,7 +645,7 @@ async fn answers_later_than_the_timeout_are_timeouts() {
         "{successRate: 1}",
     ))
     .await;
-    assert!(v.pass, "{:?}", r.targets[0].errors);
+    assert!(v.passed(), "{:?}", r.targets[0].errors);
 }
 
 /// Peak RSS of a finished child, from wait4's rusage (the kernel's VmHWM of the process).

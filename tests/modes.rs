@@ -44,7 +44,7 @@ async fn example(mode: &str, yaml: &str) {
     let (report, verdict) = kpatrol::local::execute(&plan, &Mounts::new(dir.path()), Stop::new(), false)
         .await
         .expect("round runs");
-    assert!(verdict.pass, "{mode}: {:#?}", verdict.checks);
+    assert!(verdict.passed(), "{mode}: {:#?}", verdict.checks);
     assert_eq!(report.mode, mode);
     assert_eq!(report.targets[0].answered, 10, "{mode}");
 }

@@ -7,6 +7,7 @@ use super::{
     DEFAULT_MOUNTS, Exit, Output, RoundOpts, check, error_message, load_one, report, termination_path,
     write_termination,
 };
+use crate::names::env;
 use crate::plan::Plan;
 
 /// Loads and renders every task for the cluster commands; prints problems.
@@ -196,8 +197,8 @@ pub(super) async fn round(
         Ok(c) => c,
         Err(e) => return fail(e.to_string()),
     };
-    let namespace = std::env::var("KPATROL_NAMESPACE").unwrap_or_else(|_| plan.namespace.clone());
-    let own_job = std::env::var("KPATROL_JOB_NAME").ok().filter(|s| !s.is_empty());
+    let namespace = std::env::var(env::NAMESPACE).unwrap_or_else(|_| plan.namespace.clone());
+    let own_job = std::env::var(env::JOB_NAME).ok().filter(|s| !s.is_empty());
     // the round's trace: the launcher's `round` span is the agents' parent
     let ids = crate::telemetry::trace_ids(None, &namespace, own_job.as_deref(), 0);
     let started = std::time::SystemTime::now();
@@ -208,7 +209,7 @@ pub(super) async fn round(
         forward,
         env: vec![("TRACEPARENT".into(), crate::telemetry::traceparent(&ids))],
         own_job: own_job.clone(),
-        own_pod: std::env::var("KPATROL_POD_NAME").ok().filter(|s| !s.is_empty()),
+        own_pod: std::env::var(env::POD_NAME).ok().filter(|s| !s.is_empty()),
         deadline: plan.round_timeout + std::time::Duration::from_secs(60),
         poll: std::time::Duration::from_secs(2),
     };
@@ -245,31 +246,28 @@ pub(super) async fn round(
         Ok(None) => {}
         Err(w) => eprintln!("kpatrol round: warning: telemetry off: {w}"),
     }
-    let brief = serde_json::json!({"v": report::SCHEMA_VERSION, "task": plan.name, "verdict": if verdict.pass { "pass" } else { "fail" },
-        "agents": verdict.expected, "missing": verdict.missing, "failedNodes": verdict.failed_nodes});
-    write_termination(log.as_deref(), &error_message_or(&brief));
+    let brief = report::Summary::agents(
+        &plan.name,
+        crate::judge::Outcome::of(verdict.pass),
+        report::AgentsBrief {
+            agents: verdict.expected,
+            missing: verdict.missing,
+            failed_nodes: verdict.failed_nodes.clone(),
+        },
+    );
+    write_termination(log.as_deref(), &brief.to_message());
     count_rounds(&client).await;
     if verdict.pass { Exit::Ok } else { Exit::Fail }
 }
 
-/// Compact JSON within the termination limit.
-fn error_message_or(v: &serde_json::Value) -> String {
-    let text = v.to_string();
-    if text.len() <= report::TERMINATION_LIMIT {
-        text
-    } else {
-        error_message("", "summary too long")
-    }
-}
-
-/// After a round: the last of `rounds: N` suspends its CronJob (KPATROL_ROUNDS and
-/// KPATROL_CRONJOB come from the rendered pod; only agent 0 or the launcher counts).
+/// After a round: the last of `rounds: N` suspends its CronJob ([`env::ROUNDS`] and
+/// [`env::CRONJOB`] come from the rendered pod; only agent 0 or the launcher counts).
 /// A failure here is logged and changes no verdict.
 pub(super) async fn count_rounds(client: &kube::Client) {
     let (Ok(rounds), Ok(cronjob), Ok(ns)) = (
-        std::env::var("KPATROL_ROUNDS"),
-        std::env::var("KPATROL_CRONJOB"),
-        std::env::var("KPATROL_NAMESPACE"),
+        std::env::var(env::ROUNDS),
+        std::env::var(env::CRONJOB),
+        std::env::var(env::NAMESPACE),
     ) else {
         return;
     };
@@ -331,7 +329,11 @@ pub(super) async fn report_cmd(task: &str, namespace: &str, output: Output) -> E
 }
 
 fn detail_exit(detail: &crate::cluster::status::RoundDetail) -> Exit {
-    if detail.verdict == "fail" { Exit::Fail } else { Exit::Ok }
+    if detail.verdict == crate::cluster::status::JobVerdict::Fail {
+        Exit::Fail
+    } else {
+        Exit::Ok
+    }
 }
 
 /// Prints `v` as pretty JSON and exits with `exit`; a value that cannot be serialised

@@ -435,16 +435,18 @@ pub async fn probe(cli: Probe) -> Exit {
                 Ok(json) => outln!("{json}"),
                 Err(e) => eprintln!("kpatrol-probe: the report did not serialise: {e}"),
             }
-            write_termination(log.as_deref(), &report::termination_message(&finished.report));
+            write_termination(log.as_deref(), &report::Summary::of(&finished.report).to_message());
             send_telemetry(&plan, &finished).await;
             let crate::local::Finished { verdict, .. } = finished;
-            if std::env::var("KPATROL_ROUNDS").is_ok() && std::env::var("KPATROL_AGENT_INDEX").as_deref() == Ok("0") {
+            if std::env::var(crate::names::env::ROUNDS).is_ok()
+                && std::env::var(crate::names::env::AGENT_INDEX).as_deref() == Ok("0")
+            {
                 match crate::cluster::client().await {
                     Ok(client) => count_rounds(&client).await,
                     Err(e) => eprintln!("kpatrol-probe: counting rounds: {e}"),
                 }
             }
-            if verdict.pass { Exit::Ok } else { Exit::Fail }
+            if verdict.passed() { Exit::Ok } else { Exit::Fail }
         }
         Err(e) => {
             eprintln!("kpatrol-probe: could not run {}: {e}", plan.name);
@@ -464,17 +466,7 @@ pub(super) fn termination_path(given: Option<&Path>) -> Option<PathBuf> {
 
 /// The termination message of a round that could not run, always valid JSON within the limit.
 pub(super) fn error_message(task: &str, error: &str) -> String {
-    let mut error = error.to_string();
-    loop {
-        let text = serde_json::json!({"v": report::SCHEMA_VERSION, "task": task, "verdict": "error", "error": error})
-            .to_string();
-        if text.len() <= report::TERMINATION_LIMIT || error.is_empty() {
-            return text;
-        }
-        let keep = error.floor_char_boundary(error.len().saturating_sub(text.len() - report::TERMINATION_LIMIT + 4));
-        error.truncate(keep);
-        error.push('…');
-    }
+    report::Summary::error(task, error).to_message()
 }
 
 pub(super) fn write_termination(path: Option<&Path>, text: &str) {
@@ -858,7 +850,11 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> E
                 },
             }
             send_telemetry(&plan, &finished).await;
-            if finished.verdict.pass { Exit::Ok } else { Exit::Fail }
+            if finished.verdict.passed() {
+                Exit::Ok
+            } else {
+                Exit::Fail
+            }
         }
         Err(e) => {
             eprintln!("kpatrol: could not run {}: {e}", plan.name);

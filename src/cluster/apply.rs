@@ -7,6 +7,7 @@ use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
 use super::{ClusterError, FIELD_MANAGER, KINDS, MANAGED, api_for, at, describe, str_at};
+use crate::names::label;
 
 /// What applying one object does (or did).
 #[derive(Clone, Debug, PartialEq)]
@@ -107,7 +108,7 @@ pub fn prune_candidates<'a>(desired: &[Value], live: &'a [Value], namespaces: &[
         // cluster-wide objects belong to the namespace their label names: only those pruned
         .filter(|o| {
             str_at(o, &["metadata", "namespace"]).is_some()
-                || str_at(o, &["metadata", "labels", "kpatrol.dev/namespace"])
+                || str_at(o, &["metadata", "labels", label::NAMESPACE])
                     .is_some_and(|n| namespaces.iter().any(|x| x == n))
         })
         .filter(|o| {
@@ -115,7 +116,7 @@ pub fn prune_candidates<'a>(desired: &[Value], live: &'a [Value], namespaces: &[
                 .and_then(Value::as_array)
                 .is_none_or(|a| a.is_empty())
         })
-        .filter(|o| str_at(o, &["metadata", "labels", "app.kubernetes.io/managed-by"]) == Some("kpatrol"))
+        .filter(|o| str_at(o, &["metadata", "labels", label::MANAGED_BY]) == Some(label::MANAGER))
         .filter(|o| !keep.contains(&identity(o)))
         .collect()
 }
@@ -133,7 +134,7 @@ pub fn namespaces(objects: &[Value]) -> Vec<Value> {
                 "apiVersion": "v1",
                 "kind": "Namespace",
                 "metadata": {"name": ns, "labels": {
-                    "app.kubernetes.io/managed-by": "kpatrol",
+                    label::MANAGED_BY: label::MANAGER,
                     "pod-security.kubernetes.io/enforce": "restricted",
                 }},
             })
@@ -179,8 +180,10 @@ pub async fn apply(
             ch = Change::Unchanged;
         }
         if !dry_run && ch != Change::Unchanged {
-            let obj: DynamicObject =
-                serde_json::from_value(o.clone()).map_err(|e| ClusterError::Other(format!("{}: {e}", describe(o))))?;
+            let obj: DynamicObject = serde_json::from_value(o.clone()).map_err(|source| ClusterError::BadObject {
+                object: describe(o),
+                source,
+            })?;
             api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&obj))
                 .await
                 .map_err(|e| api_error(o, e))?;

@@ -16,18 +16,47 @@ pub const FIELD_MANAGER: &str = "kpatrol";
 /// The label selector of everything kpatrol manages.
 pub const MANAGED: &str = "app.kubernetes.io/managed-by=kpatrol";
 
+#[cfg(test)]
+#[test]
+fn the_managed_selector_is_the_managed_by_label() {
+    use crate::names::label;
+    assert_eq!(MANAGED, format!("{}={}", label::MANAGED_BY, label::MANAGER));
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("cannot reach the Kubernetes API: {0}")]
-    Connect(String),
+    #[error("cannot reach the Kubernetes API: reading the kubeconfig timed out")]
+    KubeconfigTimeout,
+    #[error("cannot reach the Kubernetes API: {}", crate::probe::client::error_text(.0))]
+    Kubeconfig(#[source] kube::config::InferConfigError),
+    #[error("cannot reach the Kubernetes API: {server}: {}", crate::probe::client::error_text(.source))]
+    Client { server: String, source: kube::Error },
     #[error("{kind} {name}: {source}")]
     Api {
         kind: String,
         name: String,
         source: kube::Error,
     },
+    #[error("kind {api_version}/{kind} is not one kpatrol renders")]
+    UnknownKind { api_version: String, kind: String },
+    /// A rendered object that is not a valid object of its kind.
+    #[error("{object}: {source}")]
+    BadObject { object: String, source: serde_json::Error },
+    #[error("agents' Job template: {0}")]
+    AgentsTemplate(#[from] TemplateError),
+    #[error("task {namespace}/{task} has no rounds yet")]
+    NoRounds { namespace: String, task: String },
+}
+
+/// What is wrong with the agents' Job template a launcher was given.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("it is not a mapping")]
+    NotAMapping,
+    #[error("no template.spec.containers[0]")]
+    NoContainer,
     #[error("{0}")]
-    Other(String),
+    NotAJob(#[source] serde_json::Error),
 }
 
 /// The kinds kpatrol renders: (apiVersion, kind, plural, namespaced).
@@ -64,8 +93,10 @@ pub fn api_for(
     kind: &str,
     namespace: Option<&str>,
 ) -> Result<Api<DynamicObject>, ClusterError> {
-    let (ar, namespaced) = resource(api_version, kind)
-        .ok_or_else(|| ClusterError::Other(format!("kind {api_version}/{kind} is not one kpatrol renders")))?;
+    let (ar, namespaced) = resource(api_version, kind).ok_or_else(|| ClusterError::UnknownKind {
+        api_version: api_version.into(),
+        kind: kind.into(),
+    })?;
     Ok(match (namespaced, namespace) {
         (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
         (true, None) => Api::default_namespaced_with(client.clone(), &ar),
@@ -98,12 +129,11 @@ pub fn describe(o: &Value) -> String {
 pub async fn client() -> Result<kube::Client, ClusterError> {
     let config = tokio::time::timeout(std::time::Duration::from_secs(10), kube::Config::infer())
         .await
-        .map_err(|_| ClusterError::Connect("reading the kubeconfig timed out".into()))?
-        .map_err(|e| ClusterError::Connect(crate::probe::client::error_text(&e)))?;
+        .map_err(|_| ClusterError::KubeconfigTimeout)?
+        .map_err(ClusterError::Kubeconfig)?;
     let mut config = config;
     config.connect_timeout = Some(std::time::Duration::from_secs(10));
     config.read_timeout = Some(std::time::Duration::from_secs(30));
     let server = config.cluster_url.to_string();
-    kube::Client::try_from(config)
-        .map_err(|e| ClusterError::Connect(format!("{server}: {}", crate::probe::client::error_text(&e))))
+    kube::Client::try_from(config).map_err(|source| ClusterError::Client { server, source })
 }

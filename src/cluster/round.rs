@@ -12,7 +12,9 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::ClusterError;
+use super::{ClusterError, TemplateError};
+use crate::names::{annotation, label};
+use crate::report::{Message, read_message};
 
 /// One agent's outcome, read from its pod.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -21,8 +23,8 @@ pub struct AgentResult {
     pub pod: String,
     /// The probe's exit code (0 pass, 1 fail, 2 could not run); `None` while it runs.
     pub exit_code: Option<i32>,
-    /// The probe's termination message (its JSON summary).
-    pub message: Option<Value>,
+    /// The probe's termination message: its summary, or whatever text the pod left.
+    pub message: Option<Message>,
 }
 
 /// The round as a whole.
@@ -70,12 +72,10 @@ pub fn agents_job(
     owner: Option<&Job>,
 ) -> Result<Value, ClusterError> {
     let mut spec = template.clone();
-    let fields = spec
-        .as_object_mut()
-        .ok_or_else(|| bad_template("it is not a mapping"))?;
+    let fields = spec.as_object_mut().ok_or(TemplateError::NotAMapping)?;
     fields.insert("completions".into(), json!(nodes));
     fields.insert("parallelism".into(), json!(nodes));
-    let container = first_container(&mut spec).ok_or_else(|| bad_template("no template.spec.containers[0]"))?;
+    let container = first_container(&mut spec).ok_or(TemplateError::NoContainer)?;
     if let Some(args) = container.get_mut("args").and_then(Value::as_array_mut) {
         args.extend(forward.iter().map(|a| json!(a)));
     }
@@ -100,10 +100,6 @@ pub fn agents_job(
         None => json!({"name": name, "namespace": namespace, "labels": labels}),
     };
     Ok(json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}))
-}
-
-fn bad_template(why: &str) -> ClusterError {
-    ClusterError::Other(format!("agents' Job template: {why}"))
 }
 
 /// The first container of a Job spec (`template.spec.containers[0]`), when there is one.
@@ -171,7 +167,7 @@ pub fn inherit(template: &mut Value, launcher: &Pod) {
             let job_owned = k.starts_with("batch.kubernetes.io/")
                 || *k == "controller-uid"
                 || *k == "job-name"
-                || *k == "app.kubernetes.io/component";
+                || *k == label::COMPONENT;
             !job_owned
         })
         .collect();
@@ -201,9 +197,7 @@ pub fn agents_from_pods(pods: &[Pod]) -> Vec<AgentResult> {
                 node: p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
                 pod: p.metadata.name.clone().unwrap_or_default(),
                 exit_code: terminated.map(|t| t.exit_code),
-                message: terminated
-                    .and_then(|t| t.message.as_ref())
-                    .map(|m| serde_json::from_str(m).unwrap_or(Value::String(m.clone()))),
+                message: terminated.and_then(|t| t.message.as_ref()).map(|m| read_message(m)),
             }
         })
         .collect();
@@ -274,8 +268,7 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
         }
     }
     let job_value = agents_job(&template, &name, &l.namespace, n, &l.forward, &l.env, owner.as_ref())?;
-    let job: Job =
-        serde_json::from_value(job_value).map_err(|e| ClusterError::Other(format!("agents' Job template: {e}")))?;
+    let job: Job = serde_json::from_value(job_value).map_err(TemplateError::NotAJob)?;
     jobs.create(&PostParams::default(), &job)
         .await
         .map_err(|e| api_err("Job", &name, e))?;
@@ -289,14 +282,14 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), &l.namespace);
     let list = pods
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}")))
+        .list(&ListParams::default().labels(&format!("{}={name}", label::JOB_NAME)))
         .await
         .map_err(|e| api_err("Pod", "list", e))?;
     Ok(judge(n, agents_from_pods(&list.items)))
 }
 
 /// The annotation on a CronJob counting its finished rounds.
-pub const ROUNDS_DONE: &str = "kpatrol.dev/rounds-done";
+pub const ROUNDS_DONE: &str = annotation::ROUNDS_DONE;
 
 /// The merge patch that records one more finished round, suspending the CronJob after the
 /// last of `rounds`. Pure.

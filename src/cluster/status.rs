@@ -7,10 +7,43 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
-use serde_json::Value;
 
 use super::round::{AgentResult, agents_from_pods, finished};
 use super::{ClusterError, MANAGED};
+use crate::names::label;
+use crate::report::{Body, Message};
+
+/// What became of a task's last round, as its Job tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum JobVerdict {
+    #[serde(rename = "pass")]
+    Pass,
+    #[serde(rename = "fail")]
+    Fail,
+    #[serde(rename = "running")]
+    Running,
+    /// No round yet.
+    #[serde(rename = "-")]
+    NoRound,
+}
+
+impl JobVerdict {
+    /// `pass`, `fail`, `running`, or `-`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobVerdict::Pass => "pass",
+            JobVerdict::Fail => "fail",
+            JobVerdict::Running => "running",
+            JobVerdict::NoRound => "-",
+        }
+    }
+}
+
+impl std::fmt::Display for JobVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One task as `kpatrol status` lists it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -24,7 +57,7 @@ pub struct TaskStatus {
     pub suspended: bool,
     pub rounds_done: u64,
     /// `pass`, `fail`, `running`, or `-` before the first round.
-    pub last_verdict: String,
+    pub last_verdict: JobVerdict,
     /// RFC 3339 time the last round ended (or started, while running).
     pub last_round: Option<String>,
     /// The Job of the last round (for `kpatrol report`).
@@ -50,9 +83,9 @@ fn round_jobs(jobs: &[Job]) -> Vec<&Job> {
         .collect()
 }
 
-fn verdict_of(job: &Job) -> &'static str {
+fn verdict_of(job: &Job) -> JobVerdict {
     if !finished(job) {
-        return "running";
+        return JobVerdict::Running;
     }
     let failed = job
         .status
@@ -60,7 +93,7 @@ fn verdict_of(job: &Job) -> &'static str {
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Failed" && c.status == "True"))
         || job.status.as_ref().and_then(|s| s.failed).unwrap_or(0) > 0;
-    if failed { "fail" } else { "pass" }
+    if failed { JobVerdict::Fail } else { JobVerdict::Pass }
 }
 
 fn when(job: &Job) -> Option<String> {
@@ -76,7 +109,7 @@ pub fn summarize(cronjobs: &[CronJob], jobs: &[Job]) -> Vec<TaskStatus> {
     let mut tasks: BTreeMap<(String, String), TaskStatus> = BTreeMap::new();
     for c in cronjobs {
         let ns = c.metadata.namespace.clone().unwrap_or_default();
-        let task = label(&c.metadata, "kpatrol.dev/task")
+        let task = label(&c.metadata, label::TASK)
             .or(c.metadata.name.clone())
             .unwrap_or_default();
         let spec = c.spec.as_ref();
@@ -85,7 +118,7 @@ pub fn summarize(cronjobs: &[CronJob], jobs: &[Job]) -> Vec<TaskStatus> {
             TaskStatus {
                 namespace: ns,
                 task,
-                kind: label(&c.metadata, "kpatrol.dev/kind").unwrap_or_default(),
+                kind: label(&c.metadata, label::KIND).unwrap_or_default(),
                 schedule: spec.map(|s| s.schedule.clone()).unwrap_or_default(),
                 suspended: spec.and_then(|s| s.suspend).unwrap_or(false),
                 // counted on the CronJob when the task has a round count; else from the Jobs kept
@@ -96,7 +129,7 @@ pub fn summarize(cronjobs: &[CronJob], jobs: &[Job]) -> Vec<TaskStatus> {
                     .and_then(|a| a.get(super::round::ROUNDS_DONE))
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0),
-                last_verdict: "-".into(),
+                last_verdict: JobVerdict::NoRound,
                 last_round: None,
                 last_job: None,
                 jobs_seen: 0,
@@ -107,17 +140,17 @@ pub fn summarize(cronjobs: &[CronJob], jobs: &[Job]) -> Vec<TaskStatus> {
     rounds.sort_by_key(|j| j.status.as_ref().and_then(|s| s.start_time.clone()).map(|t| t.0));
     for j in rounds {
         let ns = j.metadata.namespace.clone().unwrap_or_default();
-        let Some(task) = label(&j.metadata, "kpatrol.dev/task") else {
+        let Some(task) = label(&j.metadata, label::TASK) else {
             continue;
         };
         let entry = tasks.entry((ns.clone(), task.clone())).or_insert_with(|| TaskStatus {
             namespace: ns,
             task,
-            kind: label(&j.metadata, "kpatrol.dev/kind").unwrap_or_default(),
+            kind: label(&j.metadata, label::KIND).unwrap_or_default(),
             schedule: "once".into(),
             suspended: false,
             rounds_done: 0,
-            last_verdict: "-".into(),
+            last_verdict: JobVerdict::NoRound,
             last_round: None,
             last_job: None,
             jobs_seen: 0,
@@ -125,7 +158,7 @@ pub fn summarize(cronjobs: &[CronJob], jobs: &[Job]) -> Vec<TaskStatus> {
         if finished(j) {
             entry.jobs_seen += 1;
         }
-        entry.last_verdict = verdict_of(j).into();
+        entry.last_verdict = verdict_of(j);
         entry.last_round = when(j);
         entry.last_job = j.metadata.name.clone();
     }
@@ -156,7 +189,7 @@ pub fn status_table(tasks: &[TaskStatus]) -> String {
                 t.schedule.clone()
             },
             t.rounds_done.to_string(),
-            t.last_verdict.clone(),
+            t.last_verdict.to_string(),
             t.last_round.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
@@ -189,7 +222,7 @@ pub struct RoundDetail {
     pub namespace: String,
     pub task: String,
     pub job: String,
-    pub verdict: String,
+    pub verdict: JobVerdict,
     pub agents: Vec<AgentResult>,
 }
 
@@ -200,7 +233,7 @@ pub fn report_table(d: &RoundDetail) -> String {
         d.namespace,
         d.task,
         d.job,
-        d.verdict.to_uppercase()
+        d.verdict.as_str().to_uppercase()
     );
     let mut rows = vec![
         ["NODE", "POD", "EXIT", "VERDICT", "TARGETS", "FAILED CHECKS"]
@@ -208,35 +241,40 @@ pub fn report_table(d: &RoundDetail) -> String {
             .to_vec(),
     ];
     for a in &d.agents {
-        let m = a.message.as_ref().unwrap_or(&Value::Null);
-        let list = |key: &str| m.get(key).and_then(Value::as_array).into_iter().flatten();
-        let targets: Vec<String> = list("targets")
-            .map(|t| {
-                format!(
-                    "{} sent {} ok {} p99 {}ms",
-                    t["name"].as_str().unwrap_or("?"),
-                    t["sent"],
-                    t["ok"],
-                    t["p99"]
-                )
-            })
-            .collect();
-        let failed: Vec<String> = list("failed")
-            .map(|c| {
-                format!(
-                    "{} {}: {} (want {})",
-                    c["target"].as_str().unwrap_or(""),
-                    c["check"].as_str().unwrap_or(""),
-                    c["observed"].as_str().unwrap_or(""),
-                    c["threshold"].as_str().unwrap_or("")
-                )
-            })
-            .collect();
+        let (verdict, targets, failed) = match &a.message {
+            Some(Message::Summary(m)) => {
+                let (targets, failed) = match &m.body {
+                    Body::Round(r) => (
+                        r.targets
+                            .iter()
+                            .map(|t| {
+                                let p99 = t.p99.map_or("-".into(), |p| format!("{p}ms"));
+                                format!("{} sent {} ok {} p99 {p99}", t.name, t.sent, t.ok)
+                            })
+                            .collect(),
+                        r.failed
+                            .iter()
+                            .map(|c| format!("{} {}: {} (want {})", c.subject, c.measure, c.observed, c.threshold))
+                            .collect(),
+                    ),
+                    Body::Error { error } => (vec![], vec![error.clone()]),
+                    Body::Agents(g) => (
+                        vec![format!("{} agents, {} missing", g.agents, g.missing)],
+                        g.failed_nodes.clone(),
+                    ),
+                    Body::Bare {} => (vec![], vec![]),
+                };
+                (m.verdict.as_str(), targets, failed)
+            }
+            // an older or newer kpatrol, or a crash the kubelet logged: shown as it is
+            Some(Message::Text(text)) => ("-", vec![], vec![one_line(text)]),
+            None => ("-", vec![], vec![]),
+        };
         rows.push(vec![
             a.node.clone(),
             a.pod.clone(),
             a.exit_code.map_or("-".into(), |c| c.to_string()),
-            super::str_at(m, &["verdict"]).unwrap_or("-").to_string(),
+            verdict.to_string(),
             targets.join("; "),
             if failed.is_empty() {
                 "-".into()
@@ -246,6 +284,15 @@ pub fn report_table(d: &RoundDetail) -> String {
         ]);
     }
     out + &table(&rows)
+}
+
+/// A pod's text on one line of a table, at most 200 characters.
+fn one_line(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", line.get(..i).unwrap_or_default()),
+        None => line,
+    }
 }
 
 fn api_err(kind: &str, e: kube::Error) -> ClusterError {
@@ -273,15 +320,16 @@ pub async fn status(client: &kube::Client, namespace: Option<&str>) -> Result<Ve
 pub async fn report(client: &kube::Client, namespace: &str, task: &str) -> Result<RoundDetail, ClusterError> {
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
     let all = jobs
-        .list(&ListParams::default().labels(&format!("kpatrol.dev/task={task}")))
+        .list(&ListParams::default().labels(&format!("{}={task}", label::TASK)))
         .await
         .map_err(|e| api_err("Job", e))?
         .items;
     let mut rounds = round_jobs(&all);
     rounds.sort_by_key(|j| j.status.as_ref().and_then(|s| s.start_time.clone()).map(|t| t.0));
-    let last = rounds
-        .last()
-        .ok_or_else(|| ClusterError::Other(format!("task {namespace}/{task} has no rounds yet")))?;
+    let last = rounds.last().ok_or_else(|| ClusterError::NoRounds {
+        namespace: namespace.into(),
+        task: task.into(),
+    })?;
     let name = last.metadata.name.clone().unwrap_or_default();
     // a launcher's agents run in the Job it owns
     let agents_job = all
@@ -296,14 +344,14 @@ pub async fn report(client: &kube::Client, namespace: &str, task: &str) -> Resul
         .unwrap_or_else(|| name.clone());
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = pods
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={agents_job}")))
+        .list(&ListParams::default().labels(&format!("{}={agents_job}", label::JOB_NAME)))
         .await
         .map_err(|e| api_err("Pod", e))?;
     Ok(RoundDetail {
         namespace: namespace.into(),
         task: task.into(),
         job: name,
-        verdict: verdict_of(last).into(),
+        verdict: verdict_of(last),
         agents: agents_from_pods(&list.items),
     })
 }
@@ -311,7 +359,7 @@ pub async fn report(client: &kube::Client, namespace: &str, task: &str) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn job(name: &str, task: &str, start: &str, status: Value, owner: Option<&str>) -> Job {
         let mut meta = json!({"name": name, "namespace": "kpatrol", "labels": {"kpatrol.dev/task": task, "kpatrol.dev/kind": "HttpCheck"}});

@@ -4,30 +4,241 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::plan::Expect;
-use crate::pressure::Stats;
+use crate::plan::{Expect, LatencyLimits};
+use crate::pressure::{Stat, Stats};
+use crate::results::TargetId;
 use crate::task::read::format_duration;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Pass or fail: what a round, a target or a check came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+}
+
+impl Outcome {
+    pub fn of(pass: bool) -> Self {
+        if pass { Outcome::Pass } else { Outcome::Fail }
+    }
+
+    /// `pass` or `fail`, as reports write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+        }
+    }
+}
+
+/// What a check is about.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// All targets of the round together (written `round`).
+    Round,
+    Target(TargetId),
+    /// One agent of a round, by node.
+    Agent(String),
+    /// One pair of a mesh: from the agent on `source` to `target` over `path` and `family`.
+    Cell {
+        source: String,
+        target: String,
+        path: String,
+        family: String,
+    },
+}
+
+/// The name reports give the whole round where a target's name goes.
+pub const ROUND: &str = "round";
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Round => f.write_str(ROUND),
+            Subject::Target(t) => write!(f, "{t}"),
+            Subject::Agent(node) => write!(f, "agent {node}"),
+            Subject::Cell {
+                source,
+                target,
+                path,
+                family,
+            } => write!(f, "{source} → {target} {path} {family}"),
+        }
+    }
+}
+
+/// What a check measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Measure {
+    /// Successful attempts over sent ones.
+    SuccessRate,
+    /// One latency figure of answered attempts.
+    Latency(Stat),
+    /// Every planned slot was sent.
+    AllSent,
+    /// The round ran its whole duration (not stopped early).
+    Completed,
+}
+
+impl Measure {
+    /// The check's name in reports: `success rate`, `latency p99`, `all sent`, `completed`.
+    pub fn name(self) -> String {
+        match self {
+            Measure::SuccessRate => "success rate".into(),
+            Measure::Latency(s) => format!("latency {}", s.as_str()),
+            Measure::AllSent => "all sent".into(),
+            Measure::Completed => "completed".into(),
+        }
+    }
+
+    /// The measure a check's name in reports stands for.
+    pub fn from_name(name: &str) -> Option<Measure> {
+        match name {
+            "success rate" => Some(Measure::SuccessRate),
+            "all sent" => Some(Measure::AllSent),
+            "completed" => Some(Measure::Completed),
+            _ => Stat::from_name(name.strip_prefix("latency ")?).map(Measure::Latency),
+        }
+    }
+}
+
+impl std::fmt::Display for Measure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl Serialize for Measure {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Measure {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Measure::from_name(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown check `{name}`")))
+    }
+}
+
+/// One check: what it is about, what it measures, the value observed, the threshold (both
+/// as people read them, e.g. `99.5% (995/1000)` and `≥ 99.9% 200`) and whether it passed.
+///
+/// In JSON the subject is `target` (a target's name, or `round`), `agent` (a node), or
+/// `source`, `target`, `path` and `family` (a mesh cell); the measure is `check`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "CheckWire", try_from = "CheckWire")]
 pub struct Check {
-    /// A target's name, or `round` for all targets together.
-    pub target: String,
-    /// `success rate`, `latency p99`, `all sent`, ...
-    pub check: String,
+    pub subject: Subject,
+    pub measure: Measure,
     pub observed: String,
     pub threshold: String,
     pub pass: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+impl Check {
+    /// The target this check is about, if it is about one target.
+    pub fn target(&self) -> Option<&TargetId> {
+        match &self.subject {
+            Subject::Target(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// [`Check`] as JSON has it.
+#[derive(Serialize, Deserialize)]
+struct CheckWire {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    family: Option<String>,
+    check: Measure,
+    observed: String,
+    threshold: String,
+    pass: bool,
+}
+
+impl From<Check> for CheckWire {
+    fn from(c: Check) -> Self {
+        let (mut source, mut agent, mut target, mut path, mut family) = (None, None, None, None, None);
+        match c.subject {
+            Subject::Round => target = Some(ROUND.to_string()),
+            Subject::Target(t) => target = Some(t.to_string()),
+            Subject::Agent(a) => agent = Some(a),
+            Subject::Cell {
+                source: s,
+                target: t,
+                path: p,
+                family: f,
+            } => {
+                (source, target, path, family) = (Some(s), Some(t), Some(p), Some(f));
+            }
+        }
+        CheckWire {
+            source,
+            agent,
+            target,
+            path,
+            family,
+            check: c.measure,
+            observed: c.observed,
+            threshold: c.threshold,
+            pass: c.pass,
+        }
+    }
+}
+
+/// A check in JSON whose subject is none of [`Subject`]'s.
+#[derive(Debug, thiserror::Error)]
+#[error("a check names a target (or `round`), an agent, or a mesh cell (source, target, path, family)")]
+pub struct UnknownSubject;
+
+impl TryFrom<CheckWire> for Check {
+    type Error = UnknownSubject;
+
+    fn try_from(w: CheckWire) -> Result<Self, UnknownSubject> {
+        let subject = match (w.source, w.agent, w.target, w.path, w.family) {
+            (Some(source), None, Some(target), Some(path), Some(family)) => Subject::Cell {
+                source,
+                target,
+                path,
+                family,
+            },
+            (None, Some(agent), None, None, None) => Subject::Agent(agent),
+            (None, None, Some(t), None, None) if t == ROUND => Subject::Round,
+            (None, None, Some(t), None, None) => Subject::Target(t.into()),
+            _ => return Err(UnknownSubject),
+        };
+        Ok(Check {
+            subject,
+            measure: w.check,
+            observed: w.observed,
+            threshold: w.threshold,
+            pass: w.pass,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
-    pub pass: bool,
+    pub outcome: Outcome,
     pub checks: Vec<Check>,
 }
 
 impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.outcome == Outcome::Pass
+    }
+
     pub fn failed(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|c| !c.pass)
     }
@@ -67,11 +278,11 @@ fn pct(x: f64) -> String {
 
 /// Every check of one target (or of the merged round); `ok` is the number of successful
 /// attempts (for the round: the sum of each target's, judged by its own codes).
-pub fn judge_target(target: &str, expect: &Expect, stats: &Stats, ok: u64) -> Vec<Check> {
+pub fn judge_target(subject: &Subject, expect: &Expect, stats: &Stats, ok: u64) -> Vec<Check> {
     let mut checks = Vec::new();
-    let check = |name: &str, observed: String, threshold: String, pass: bool| Check {
-        target: target.to_string(),
-        check: name.to_string(),
+    let check = |measure: Measure, observed: String, threshold: String, pass: bool| Check {
+        subject: subject.clone(),
+        measure,
         observed,
         threshold,
         pass,
@@ -83,17 +294,16 @@ pub fn judge_target(target: &str, expect: &Expect, stats: &Stats, ok: u64) -> Ve
             let rate = ok as f64 / stats.sent as f64;
             (format!("{} ({ok}/{})", pct(rate), stats.sent), rate >= min)
         };
-        let threshold = if target == "round" {
+        let threshold = if *subject == Subject::Round {
             format!("≥ {}", pct(min))
         } else {
             format!("≥ {} {}", pct(min), codes_text(expect))
         };
-        checks.push(check("success rate", observed, threshold, pass));
+        checks.push(check(Measure::SuccessRate, observed, threshold, pass));
     }
     let summary = stats.summary();
-    for (name, limit) in expect.latency.iter() {
-        // every name the limits yield is one the summary has
-        let measured = summary.get(name).filter(|_| stats.answered() > 0);
+    for (stat, limit) in latency_limits(&expect.latency) {
+        let measured = (stats.answered() > 0).then(|| summary.get(stat));
         let (observed, pass) = if let Some(mut v) = measured {
             if expect.whole_ms {
                 // kdoctor compares whole milliseconds (the mean truncated)
@@ -104,7 +314,7 @@ pub fn judge_target(target: &str, expect: &Expect, stats: &Stats, ok: u64) -> Ve
             ("no answers".to_string(), false)
         };
         checks.push(check(
-            &format!("latency {name}"),
+            Measure::Latency(stat),
             observed,
             format!("≤ {}", format_duration(limit)),
             pass,
@@ -112,13 +322,27 @@ pub fn judge_target(target: &str, expect: &Expect, stats: &Stats, ok: u64) -> Ve
     }
     if expect.all_sent {
         checks.push(check(
-            "all sent",
+            Measure::AllSent,
             format!("{} unsent", stats.unsent),
             "0 unsent".into(),
             stats.unsent == 0,
         ));
     }
     checks
+}
+
+/// Each set latency limit with the figure it bounds, in a fixed order.
+fn latency_limits(l: &LatencyLimits) -> impl Iterator<Item = (Stat, Duration)> {
+    [
+        (Stat::Mean, l.mean),
+        (Stat::P50, l.p50),
+        (Stat::P90, l.p90),
+        (Stat::P95, l.p95),
+        (Stat::P99, l.p99),
+        (Stat::Max, l.max),
+    ]
+    .into_iter()
+    .filter_map(|(s, d)| d.map(|d| (s, d)))
 }
 
 fn round_us(d: Duration) -> Duration {
@@ -128,7 +352,7 @@ fn round_us(d: Duration) -> Duration {
 /// Judges every target with its own expectations and, when there are several, the round
 /// (all targets merged) with the round's expectations; an attempt counts as a success for
 /// the round when it was one for its target.
-pub fn judge<'a>(targets: impl IntoIterator<Item = (&'a str, &'a Expect, &'a Stats)>, round: &Expect) -> Verdict {
+pub fn judge<'a>(targets: impl IntoIterator<Item = (&'a TargetId, &'a Expect, &'a Stats)>, round: &Expect) -> Verdict {
     let mut checks = Vec::new();
     let mut merged: Option<Stats> = None;
     let mut n = 0;
@@ -137,7 +361,7 @@ pub fn judge<'a>(targets: impl IntoIterator<Item = (&'a str, &'a Expect, &'a Sta
     for (name, expect, stats) in targets {
         let ok = successes(expect, stats);
         ok_total += ok;
-        checks.extend(judge_target(name, expect, stats, ok));
+        checks.extend(judge_target(&Subject::Target(name.clone()), expect, stats, ok));
         match &mut merged {
             None => merged = Some(stats.clone()),
             Some(m) => m.merge(stats),
@@ -164,23 +388,23 @@ pub fn judge<'a>(targets: impl IntoIterator<Item = (&'a str, &'a Expect, &'a Sta
     if n > 1
         && let Some(m) = &merged
     {
-        checks.extend(judge_target("round", &round, m, ok_total));
+        checks.extend(judge_target(&Subject::Round, &round, m, ok_total));
     }
-    let pass = n > 0 && checks.iter().all(|c| c.pass);
-    Verdict { pass, checks }
+    let outcome = Outcome::of(n > 0 && checks.iter().all(|c| c.pass));
+    Verdict { outcome, checks }
 }
 
 /// A round stopped early (Ctrl-C, SIGTERM) did not do what the task asked: it fails, with
 /// what it measured still listed.
 pub fn add_stopped(verdict: &mut Verdict, ran: Duration, planned: Duration) {
     verdict.checks.push(Check {
-        target: "round".into(),
-        check: "completed".into(),
+        subject: Subject::Round,
+        measure: Measure::Completed,
         observed: format!("stopped after {}", format_duration(round_ms(ran))),
         threshold: format!("the whole {}", format_duration(planned)),
         pass: false,
     });
-    verdict.pass = false;
+    verdict.outcome = Outcome::Fail;
 }
 
 fn round_ms(d: Duration) -> Duration {
@@ -290,9 +514,10 @@ mod tests {
             },
         ];
         for c in cases {
-            let v = judge([("t", &c.expect, &c.stats)], &c.expect);
-            assert_eq!(v.pass, c.pass, "{}: {:#?}", c.name, v.checks);
-            let failing: Vec<&str> = v.failed().map(|c| c.check.as_str()).collect();
+            let t = TargetId::from("t");
+            let v = judge([(&t, &c.expect, &c.stats)], &c.expect);
+            assert_eq!(v.passed(), c.pass, "{}: {:#?}", c.name, v.checks);
+            let failing: Vec<String> = v.failed().map(|c| c.measure.name()).collect();
             assert_eq!(failing, c.failing, "{}", c.name);
         }
     }
@@ -302,22 +527,27 @@ mod tests {
         let e = expect(Some(1.0), &[(200, 200)], Some(100), None);
         let a = stats(&[(200, 10, 1)], 0, 0);
         let b = stats(&[(200, 9, 1), (404, 1, 1)], 0, 0);
-        let v = judge([("a", &e, &a), ("b", &e, &b)], &e);
+        let (ta, tb) = (TargetId::from("a"), TargetId::from("b"));
+        let v = judge([(&ta, &e, &a), (&tb, &e, &b)], &e);
         // a target's own limits are not checked again for the round
         let mut loose = e.clone();
         loose.latency.p99 = Some(Duration::from_secs(5));
-        let v2 = judge([("a", &e, &a), ("b", &loose, &b)], &e);
+        let v2 = judge([(&ta, &e, &a), (&tb, &loose, &b)], &e);
         assert!(
             !v2.checks
                 .iter()
-                .any(|c| c.target == "round" && c.check == "latency p99")
+                .any(|c| c.subject == Subject::Round && c.measure == Measure::Latency(Stat::P99))
         );
         assert!(
             v2.checks
                 .iter()
-                .any(|c| c.target == "round" && c.check == "success rate")
+                .any(|c| c.subject == Subject::Round && c.measure == Measure::SuccessRate)
         );
-        let names: Vec<String> = v.checks.iter().map(|c| format!("{}/{}", c.target, c.check)).collect();
+        let names: Vec<String> = v
+            .checks
+            .iter()
+            .map(|c| format!("{}/{}", c.subject, c.measure))
+            .collect();
         assert_eq!(
             names,
             [
@@ -332,9 +562,56 @@ mod tests {
                 "round/all sent"
             ]
         );
-        assert!(!v.pass);
+        assert!(!v.passed());
         let round_rate = &v.checks[6];
         assert_eq!(round_rate.observed, "95% (19/20)");
         assert_eq!(round_rate.threshold, "≥ 100%");
+    }
+
+    #[test]
+    fn checks_read_back_as_written_for_every_subject() {
+        let subjects = [
+            (Subject::Round, r#""target":"round""#),
+            (Subject::Target("api".into()), r#""target":"api""#),
+            (Subject::Agent("node-1".into()), r#""agent":"node-1""#),
+            (
+                Subject::Cell {
+                    source: "node-1".into(),
+                    target: "node-2".into(),
+                    path: "pod".into(),
+                    family: "ipv6".into(),
+                },
+                r#""source":"node-1","target":"node-2","path":"pod","family":"ipv6""#,
+            ),
+        ];
+        let measures = [
+            Measure::SuccessRate,
+            Measure::AllSent,
+            Measure::Completed,
+            Measure::Latency(Stat::Mean),
+            Measure::Latency(Stat::P99),
+        ];
+        for (subject, json) in subjects {
+            for measure in measures {
+                let c = Check {
+                    subject: subject.clone(),
+                    measure,
+                    observed: "1".into(),
+                    threshold: "2".into(),
+                    pass: false,
+                };
+                let text = serde_json::to_string(&c).unwrap();
+                assert!(text.starts_with(&format!("{{{json},\"check\":\"{measure}\"")), "{text}");
+                assert_eq!(serde_json::from_str::<Check>(&text).unwrap(), c);
+            }
+        }
+        assert_eq!(Measure::Latency(Stat::P95).name(), "latency p95");
+        for bad in [
+            r#"{"check":"success rate","observed":"","threshold":"","pass":true}"#,
+            r#"{"target":"a","agent":"n","check":"success rate","observed":"","threshold":"","pass":true}"#,
+            r#"{"target":"a","check":"latency p42","observed":"","threshold":"","pass":true}"#,
+        ] {
+            assert!(serde_json::from_str::<Check>(bad).is_err(), "{bad}");
+        }
     }
 }

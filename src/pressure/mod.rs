@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-pub use stats::{ErrorKind, LatencySummary, Stats};
+pub use stats::{ErrorKind, LatencySummary, Stat, Stats};
 
 use crate::plan::Rate;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Outcome;
 
@@ -74,7 +74,7 @@ fn histogram(made: Result<Histogram<u32>, hdrhistogram::CreationError>) -> Histo
 }
 
 /// Latency figures of answered attempts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
     #[serde(with = "ms")]
     pub min: Duration,
@@ -92,18 +92,59 @@ pub struct LatencySummary {
     pub max: Duration,
 }
 
+/// One figure of a [`LatencySummary`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stat {
+    Min,
+    Mean,
+    P50,
+    P90,
+    P95,
+    P99,
+    Max,
+}
+
+impl Stat {
+    pub const ALL: [Stat; 7] = [
+        Stat::Min,
+        Stat::Mean,
+        Stat::P50,
+        Stat::P90,
+        Stat::P95,
+        Stat::P99,
+        Stat::Max,
+    ];
+
+    /// The figure's name in reports (`mean`, `p99`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stat::Min => "min",
+            Stat::Mean => "mean",
+            Stat::P50 => "p50",
+            Stat::P90 => "p90",
+            Stat::P95 => "p95",
+            Stat::P99 => "p99",
+            Stat::Max => "max",
+        }
+    }
+
+    /// The figure a name in reports stands for.
+    pub fn from_name(name: &str) -> Option<Stat> {
+        Stat::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
 impl LatencySummary {
-    pub fn get(&self, name: &str) -> Option<Duration> {
-        Some(match name {
-            "min" => self.min,
-            "mean" => self.mean,
-            "p50" => self.p50,
-            "p90" => self.p90,
-            "p95" => self.p95,
-            "p99" => self.p99,
-            "max" => self.max,
-            _ => return None,
-        })
+    pub fn get(&self, stat: Stat) -> Duration {
+        match stat {
+            Stat::Min => self.min,
+            Stat::Mean => self.mean,
+            Stat::P50 => self.p50,
+            Stat::P90 => self.p90,
+            Stat::P95 => self.p95,
+            Stat::P99 => self.p99,
+            Stat::Max => self.max,
+        }
     }
 }
 
@@ -112,6 +153,16 @@ pub mod ms {
     use std::time::Duration;
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64((d.as_micros() as f64) / 1000.0)
+    }
+    /// A negative, infinite or NaN figure (not one kpatrol writes) reads as zero.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms = <f64 as serde::Deserialize>::deserialize(d)?;
+        let us = if ms.is_finite() && ms > 0.0 {
+            (ms * 1000.0).round() as u64
+        } else {
+            0
+        };
+        Ok(Duration::from_micros(us))
     }
 }
 

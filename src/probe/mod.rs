@@ -16,7 +16,8 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use crate::plan::Plan;
-use crate::pressure::{self, Live, Load, Stats, Stop};
+use crate::pressure::{self, Live, Load, Stop};
+pub use crate::results::{RoundResult, TargetResult};
 
 pub const DEFAULT_MOUNTS: &str = "/etc/kpatrol";
 
@@ -77,25 +78,6 @@ pub struct LiveTarget {
     pub live: Arc<Live>,
 }
 
-/// What a round produced, before judging.
-#[derive(Debug)]
-pub struct RoundResult {
-    pub targets: Vec<TargetResult>,
-    pub started_at: SystemTime,
-    pub elapsed: Duration,
-    /// The round was stopped early (Ctrl-C, SIGTERM).
-    pub stopped: bool,
-}
-
-#[derive(Debug)]
-pub struct TargetResult {
-    pub name: String,
-    pub planned: Option<u64>,
-    pub stats: Stats,
-    /// One example message per error kind.
-    pub error_samples: Vec<(pressure::ErrorKind, String)>,
-}
-
 /// A round ready to start: every target's attempt built (files read, TLS set up).
 pub struct Prepared {
     load: Load,
@@ -152,7 +134,7 @@ pub async fn run_round(prepared: &Prepared, stop: Stop) -> RoundResult {
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
         targets.push(TargetResult {
-            name,
+            id: name.into(),
             planned: prepared.load.planned(),
             stats,
             error_samples,

@@ -193,7 +193,7 @@ pub fn config_from(env: impl Fn(&str) -> Option<String>) -> Result<Option<Config
         }
     };
     let mut resource = Vec::new();
-    for var in ["KPATROL_RESOURCE_ATTRIBUTES", "OTEL_RESOURCE_ATTRIBUTES"] {
+    for var in [crate::names::env::RESOURCE_ATTRIBUTES, "OTEL_RESOURCE_ATTRIBUTES"] {
         if let Some(v) = get(var) {
             resource.extend(pairs(&v).map_err(|e| format!("{var}: {e}"))?);
         }
@@ -341,9 +341,11 @@ pub struct Agent {
 impl Agent {
     pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Agent {
         Agent {
-            index: env("KPATROL_AGENT_INDEX").and_then(|i| i.parse().ok()).unwrap_or(0),
-            job: env("KPATROL_JOB_NAME").filter(|j| !j.is_empty()),
-            namespace: env("KPATROL_NAMESPACE").unwrap_or_default(),
+            index: env(crate::names::env::AGENT_INDEX)
+                .and_then(|i| i.parse().ok())
+                .unwrap_or(0),
+            job: env(crate::names::env::JOB_NAME).filter(|j| !j.is_empty()),
+            namespace: env(crate::names::env::NAMESPACE).unwrap_or_default(),
         }
     }
 }
@@ -409,12 +411,12 @@ pub fn spans(
     started: SystemTime,
 ) -> Vec<SpanData> {
     let end = started + Duration::from_secs_f64(report.duration_seconds.max(0.0));
-    let failed = |target: Option<&str>| -> Option<String> {
+    let failed = |target: Option<&crate::results::TargetId>| -> Option<String> {
         let names: Vec<String> = verdict
             .checks
             .iter()
-            .filter(|c| !c.pass && target.is_none_or(|t| c.target == t))
-            .map(|c| format!("{} {}: {} (want {})", c.target, c.check, c.observed, c.threshold))
+            .filter(|c| !c.pass && target.is_none_or(|t| c.target() == Some(t)))
+            .map(|c| format!("{} {}: {} (want {})", c.subject, c.measure, c.observed, c.threshold))
             .collect();
         (!names.is_empty()).then(|| names.join("; "))
     };
@@ -428,7 +430,7 @@ pub fn spans(
     let mut out = Vec::new();
     if ids.emit_round {
         let mut attrs = common.clone();
-        attrs.push(KeyValue::new(ATTR_VERDICT, report.verdict));
+        attrs.push(KeyValue::new(ATTR_VERDICT, report.verdict.as_str()));
         out.push(span(
             ids,
             ids.round_span,
@@ -442,7 +444,7 @@ pub fn spans(
     }
     let agent_span = span_id(ids, 1_000_000 + agent.index as u64);
     let mut attrs = common.clone();
-    attrs.push(KeyValue::new(ATTR_VERDICT, report.verdict));
+    attrs.push(KeyValue::new(ATTR_VERDICT, report.verdict.as_str()));
     attrs.push(KeyValue::new(ATTR_AGENT_INDEX, agent.index as i64));
     out.push(span(
         ids,
@@ -457,7 +459,7 @@ pub fn spans(
     for (i, t) in report.targets.iter().enumerate() {
         let mut attrs = common.clone();
         attrs.extend([
-            KeyValue::new(ATTR_TARGET, t.name.clone()),
+            KeyValue::new(ATTR_TARGET, t.name.to_string()),
             KeyValue::new(ATTR_SENT, t.sent as i64),
             KeyValue::new(ATTR_UNSENT, t.unsent as i64),
             KeyValue::new(ATTR_ANSWERED, t.answered as i64),
@@ -632,7 +634,7 @@ pub async fn export(
     plan: &Plan,
     report: &RoundReport,
     verdict: &Verdict,
-    round: &crate::probe::RoundResult,
+    round: &crate::results::RoundResult,
     agent: &Agent,
     ids: &TraceIds,
 ) -> Result<(), String> {
@@ -693,7 +695,7 @@ async fn export_metrics(
     plan: &Plan,
     report: &RoundReport,
     verdict: &Verdict,
-    round: &crate::probe::RoundResult,
+    round: &crate::results::RoundResult,
     ids: &TraceIds,
 ) -> Result<(), String> {
     use opentelemetry::metrics::MeterProvider as _;
@@ -746,7 +748,7 @@ fn record(
     plan: &Plan,
     report: &RoundReport,
     verdict: &Verdict,
-    round: &crate::probe::RoundResult,
+    round: &crate::results::RoundResult,
     ids: &TraceIds,
 ) {
     let requests = meter
@@ -784,10 +786,10 @@ fn record(
         KeyValue::new(ATTR_KIND, plan.kind.clone()),
     ];
     let with = |extra: &[KeyValue]| -> Vec<KeyValue> { base.iter().cloned().chain(extra.iter().cloned()).collect() };
-    for (t, r) in report.targets.iter().zip(&round.targets) {
-        let target = KeyValue::new(ATTR_TARGET, t.name.clone());
+    for t in &report.targets {
+        let target = KeyValue::new(ATTR_TARGET, t.name.to_string());
         for (code, n) in &t.codes {
-            let outcome = if t.succeeded == t.answered || success_code(plan, &t.name, code) {
+            let outcome = if t.succeeded == t.answered || success_code(plan, t.name.as_str(), code) {
                 "success"
             } else {
                 "failure"
@@ -812,7 +814,12 @@ fn record(
             );
         }
         let attrs = with(std::slice::from_ref(&target));
-        for v in r.stats.hist.iter_recorded() {
+        // the report has a target only from its result
+        for v in round
+            .target(&t.name)
+            .into_iter()
+            .flat_map(|r| r.stats.hist.iter_recorded())
+        {
             let secs = v.value_iterated_to() as f64 / 1e6;
             for _ in 0..v.count_at_value() {
                 duration.record(secs, &attrs);
@@ -829,11 +836,11 @@ fn record(
         ratio.record(t.success_rate, &attrs);
     }
     round_duration.record(report.duration_seconds, &base);
-    verdict_gauge.record(i64::from(verdict.pass), &base);
+    verdict_gauge.record(i64::from(verdict.passed()), &base);
     for c in &verdict.checks {
         let mut attrs = with(&[
-            KeyValue::new(ATTR_TARGET, c.target.clone()),
-            KeyValue::new(ATTR_CHECK, c.check.clone()),
+            KeyValue::new(ATTR_TARGET, c.subject.to_string()),
+            KeyValue::new(ATTR_CHECK, c.measure.name()),
         ]);
         if !c.pass {
             attrs.push(KeyValue::new(ATTR_TRACE_ID, ids.trace_id.to_string()));
