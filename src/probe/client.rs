@@ -7,12 +7,16 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-use super::{Mounts, read_file};
+use super::{Mounts, SetupError, read_file};
 use crate::plan;
 use crate::pressure::ErrorKind;
 
 /// The rustls configuration of one target (ring provider, ALPN from the HTTP version).
-pub(crate) fn client_tls(tls: &plan::Tls, alpn: Vec<Vec<u8>>, mounts: &Mounts) -> Result<rustls::ClientConfig, String> {
+pub(crate) fn client_tls(
+    tls: &plan::Tls,
+    alpn: Vec<Vec<u8>>,
+    mounts: &Mounts,
+) -> Result<rustls::ClientConfig, SetupError> {
     let mut ca = None;
     let mut cert = None;
     let mut key = None;
@@ -26,7 +30,10 @@ pub(crate) fn client_tls(tls: &plan::Tls, alpn: Vec<Vec<u8>>, mounts: &Mounts) -
     if let Some(secret) = &tls.secret {
         let dir = mounts.secret_dir(secret)?;
         if !dir.is_dir() {
-            return Err(format!("TLS Secret {secret} is not mounted at {}", dir.display()));
+            return Err(SetupError::Tls(format!(
+                "TLS Secret {secret} is not mounted at {}",
+                dir.display()
+            )));
         }
         let opt = |k: &str| -> Option<(Vec<u8>, String)> {
             let p = dir.join(k);
@@ -36,9 +43,9 @@ pub(crate) fn client_tls(tls: &plan::Tls, alpn: Vec<Vec<u8>>, mounts: &Mounts) -
         cert = opt("tls.crt");
         key = opt("tls.key");
         if cert.is_some() != key.is_some() {
-            return Err(format!(
+            return Err(SetupError::Tls(format!(
                 "TLS Secret {secret} needs both tls.crt and tls.key for a client certificate"
-            ));
+            )));
         }
     }
     let verify = if tls.insecure_skip_verify {
@@ -51,13 +58,13 @@ pub(crate) fn client_tls(tls: &plan::Tls, alpn: Vec<Vec<u8>>, mounts: &Mounts) -
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?;
+        .map_err(|e| SetupError::Tls(format!("TLS: {e}")))?;
     let builder = if verify {
         let mut roots = rustls::RootCertStore::empty();
         match &ca {
             Some((pem, name)) => {
                 for c in pem_certs(pem, &format!("CA {name}"))? {
-                    roots.add(c).map_err(|e| format!("CA {name}: {e}"))?;
+                    roots.add(c).map_err(|e| SetupError::Tls(format!("CA {name}: {e}")))?;
                 }
             }
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -72,10 +79,10 @@ pub(crate) fn client_tls(tls: &plan::Tls, alpn: Vec<Vec<u8>>, mounts: &Mounts) -
         (Some((c, cname)), Some((k, kname))) => {
             let chain = pem_certs(&c, &format!("client certificate {cname}"))?;
             let key = PrivateKeyDer::from_pem_slice(&k)
-                .map_err(|e| format!("client key {kname} is not a PEM private key: {e}"))?;
+                .map_err(|e| SetupError::Tls(format!("client key {kname} is not a PEM private key: {e}")))?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("client certificate {cname}: {e}"))?
+                .map_err(|e| SetupError::Tls(format!("client certificate {cname}: {e}")))?
         }
         _ => builder.with_no_client_auth(),
     };
@@ -83,11 +90,11 @@ pub(crate) fn client_tls(tls: &plan::Tls, alpn: Vec<Vec<u8>>, mounts: &Mounts) -
     Ok(cfg)
 }
 
-fn pem_certs(bytes: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+fn pem_certs(bytes: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, SetupError> {
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(bytes).collect();
-    let certs = certs.map_err(|e| format!("{what} is not PEM: {e}"))?;
+    let certs = certs.map_err(|e| SetupError::Tls(format!("{what} is not PEM: {e}")))?;
     if certs.is_empty() {
-        return Err(format!("{what} holds no certificate"));
+        return Err(SetupError::Tls(format!("{what} holds no certificate")));
     }
     Ok(certs)
 }

@@ -24,14 +24,67 @@ pub const DEFAULT_MOUNTS: &str = "/etc/kpatrol";
 /// Why a round could not run (exit 2): never "the target failed", which is a verdict.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("target {target}: {message}")]
-    Setup { target: String, message: String },
+    #[error("target {target}: {error}")]
+    Setup {
+        target: String,
+        #[source]
+        error: SetupError,
+    },
     #[error(
         "mode `{0}` cannot run yet in this version of kpatrol-probe; `kpatrol validate` and `kpatrol render` accept it"
     )]
     ModeNotAvailable(&'static str),
     #[error("the task has no targets")]
     NoTargets,
+}
+
+/// Why one target's attempt could not be built (files, TLS material, client settings).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A file the target needs (body, TLS material, a Secret or ConfigMap key).
+    #[error("cannot read {what} {}: {source}", path.display())]
+    Read {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A Secret or ConfigMap name, or a key, that would leave the mounts root.
+    #[error("{what} `{name}` cannot be read from the mounts: {problem}")]
+    Mounts {
+        what: &'static str,
+        name: String,
+        problem: String,
+    },
+    /// TLS material that is missing, incomplete or not PEM.
+    #[error("{0}")]
+    Tls(String),
+    /// A setting the client refuses (URL, method, header, server name, record type).
+    #[error("{0}")]
+    Invalid(String),
+    /// The server could not be found (a Service's address, resolv.conf).
+    #[error("{0}")]
+    Server(String),
+    /// A socket could not be opened.
+    #[error("{what}: {source}")]
+    Socket {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+impl SetupError {
+    /// The error of target `target`, for the round.
+    pub fn of(self, target: &str) -> ProbeError {
+        ProbeError::Setup {
+            target: target.to_string(),
+            error: self,
+        }
+    }
 }
 
 /// Where mounted Secrets and ConfigMaps live.
@@ -47,27 +100,35 @@ impl Mounts {
 
     /// `<root>/secrets/<name>`. Names were checked when the task was read; they are checked
     /// again here, where they become paths, so nothing opens a path outside the root.
-    pub fn secret_dir(&self, name: &str) -> Result<PathBuf, String> {
+    pub fn secret_dir(&self, name: &str) -> Result<PathBuf, SetupError> {
         self.dir("secrets", "Secret", name)
     }
 
     /// `<root>/configmaps/<name>`, checked as [`Mounts::secret_dir`] is.
-    pub fn configmap_dir(&self, name: &str) -> Result<PathBuf, String> {
+    pub fn configmap_dir(&self, name: &str) -> Result<PathBuf, SetupError> {
         self.dir("configmaps", "ConfigMap", name)
     }
 
     /// `<dir>/<key>` for a key of a Secret or ConfigMap, which cannot leave `dir`.
-    pub fn key(dir: &Path, key: &str) -> Result<PathBuf, String> {
+    pub fn key(dir: &Path, key: &str) -> Result<PathBuf, SetupError> {
         match crate::task::k8s::config_key_problem(key) {
             None => Ok(dir.join(key)),
-            Some(p) => Err(format!("key `{key}` cannot be read from the mounts: {p}")),
+            Some(problem) => Err(SetupError::Mounts {
+                what: "key",
+                name: key.to_string(),
+                problem,
+            }),
         }
     }
 
-    fn dir(&self, folder: &str, what: &str, name: &str) -> Result<PathBuf, String> {
+    fn dir(&self, folder: &str, what: &'static str, name: &str) -> Result<PathBuf, SetupError> {
         match crate::task::k8s::dns_subdomain_problem(name) {
             None => Ok(self.root.join(folder).join(name)),
-            Some(p) => Err(format!("{what} `{name}` cannot be read from the mounts: {p}")),
+            Some(problem) => Err(SetupError::Mounts {
+                what,
+                name: name.to_string(),
+                problem,
+            }),
         }
     }
 }
@@ -176,8 +237,12 @@ pub(crate) fn io_kind(e: &std::io::Error) -> pressure::ErrorKind {
 }
 
 /// Reads a file for a target, naming the file and what it was for on failure.
-pub(crate) fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+pub(crate) fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, SetupError> {
+    std::fs::read(path).map_err(|source| SetupError::Read {
+        what: what.to_string(),
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

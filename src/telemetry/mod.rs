@@ -603,7 +603,8 @@ fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
         &crate::plan::Tls::default(),
         vec![b"http/1.1".to_vec()],
         &crate::probe::Mounts::new("/nonexistent"),
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     reqwest::Client::builder()
         .no_proxy()
         .tls_backend_preconfigured(tls)

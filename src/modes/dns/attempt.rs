@@ -34,7 +34,7 @@ use super::plan::{AnswerCheck, DnsProtocol, DnsServer, DnsTarget, WRONG_ANSWER};
 use crate::plan::{Connections, Pressure};
 use crate::pressure::{Attempt, ErrorKind, Outcome};
 use crate::probe::client::{classify, client_tls};
-use crate::probe::{Mounts, io_kind};
+use crate::probe::{Mounts, SetupError, io_kind};
 
 const UDP_SOCKETS: usize = 4;
 
@@ -140,7 +140,7 @@ enum Transport {
 }
 
 /// Where the server is and how to reach it.
-pub async fn resolve_server(server: &DnsServer, protocol: DnsProtocol) -> Result<Option<SocketAddr>, String> {
+pub async fn resolve_server(server: &DnsServer, protocol: DnsProtocol) -> Result<Option<SocketAddr>, SetupError> {
     let port = if protocol == DnsProtocol::Tls { 853 } else { 53 };
     match server {
         DnsServer::Address(a) => Ok(Some(*a)),
@@ -154,34 +154,38 @@ pub async fn resolve_server(server: &DnsServer, protocol: DnsProtocol) -> Result
             let host = format!("{name}.{namespace}.svc");
             let addrs = tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((host.as_str(), port)))
                 .await
-                .map_err(|_| format!("looking up Service {host} timed out"))?
-                .map_err(|e| format!("cannot resolve Service {host} through this host's resolver ({e}); outside a cluster use a server address"))?;
+                .map_err(|_| SetupError::Server(format!("looking up Service {host} timed out")))?
+                .map_err(|e| SetupError::Server(format!("cannot resolve Service {host} through this host's resolver ({e}); outside a cluster use a server address")))?;
             let want = |ip: &IpAddr| (*ipv4 && ip.is_ipv4()) || (*ipv6 && ip.is_ipv6());
             addrs
                 .into_iter()
                 .find(|a| want(&a.ip()))
                 .map(Some)
-                .ok_or_else(|| format!("Service {host} has no {} address", if *ipv6 { "IPv6" } else { "IPv4" }))
+                .ok_or_else(|| SetupError::Server(format!("Service {host} has no {} address", if *ipv6 { "IPv6" } else { "IPv4" })))
         }
         DnsServer::ClusterService { name: None, ipv6, .. } => {
-            let text = std::fs::read_to_string("/etc/resolv.conf")
-                .map_err(|e| format!("cannot read /etc/resolv.conf: {e}"))?;
+            let resolv_conf = std::path::Path::new("/etc/resolv.conf");
+            let text = std::fs::read_to_string(resolv_conf).map_err(|source| SetupError::Read {
+                what: "the resolver configuration".into(),
+                path: resolv_conf.to_path_buf(),
+                source,
+            })?;
             text.lines()
                 .filter_map(|l| l.trim().strip_prefix("nameserver"))
                 .filter_map(|ip| ip.trim().parse::<IpAddr>().ok())
                 .find(|ip| ip.is_ipv6() == *ipv6)
                 .map(|ip| Some(SocketAddr::new(ip, port)))
-                .ok_or_else(|| "no cluster DNS server of that family in /etc/resolv.conf".to_string())
+                .ok_or_else(|| SetupError::Server("no cluster DNS server of that family in /etc/resolv.conf".into()))
         }
     }
 }
 
 /// Wire-format queries (ID 0, patched per attempt).
-fn templates(t: &DnsTarget, server: Option<SocketAddr>) -> Result<Vec<Arc<Template>>, String> {
+fn templates(t: &DnsTarget, server: Option<SocketAddr>) -> Result<Vec<Arc<Template>>, SetupError> {
     let mut out = Vec::new();
     for q in &t.queries {
         let rtype = match &q.record_type {
-            Some(r) => RecordType::from_str(r).map_err(|e| format!("record type {r}: {e}"))?,
+            Some(r) => RecordType::from_str(r).map_err(|e| SetupError::Invalid(format!("record type {r}: {e}")))?,
             None if server.is_some_and(|s| s.is_ipv6()) => RecordType::AAAA,
             None => RecordType::A,
         };
@@ -190,7 +194,7 @@ fn templates(t: &DnsTarget, server: Option<SocketAddr>) -> Result<Vec<Arc<Templa
         } else {
             format!("{}.", q.name)
         };
-        let name = Name::from_ascii(&fqdn).map_err(|e| format!("name {}: {e}", q.name))?;
+        let name = Name::from_ascii(&fqdn).map_err(|e| SetupError::Invalid(format!("name {}: {e}", q.name)))?;
         let mut m = Message::query();
         m.metadata.id = 0;
         m.metadata.recursion_desired = true;
@@ -200,30 +204,30 @@ fn templates(t: &DnsTarget, server: Option<SocketAddr>) -> Result<Vec<Arc<Templa
             e.set_max_payload(1232);
             m.set_edns(e);
         }
-        let wire = m.to_vec().map_err(|e| format!("query {}: {e}", q.name))?;
+        let wire = m.to_vec().map_err(|e| SetupError::Invalid(format!("query {}: {e}", q.name)))?;
         out.push(Arc::new(
-            Template::new(wire).ok_or_else(|| format!("query {}: malformed", q.name))?,
+            Template::new(wire).ok_or_else(|| SetupError::Invalid(format!("query {}: malformed", q.name)))?,
         ));
     }
     if out.is_empty() {
-        return Err("no queries".into());
+        return Err(SetupError::Invalid("no queries".into()));
     }
     Ok(out)
 }
 
 impl DnsAttempt {
-    pub async fn build(t: &DnsTarget, p: &Pressure, mounts: &Mounts) -> Result<Self, String> {
+    pub async fn build(t: &DnsTarget, p: &Pressure, mounts: &Mounts) -> Result<Self, SetupError> {
         let server = resolve_server(&t.server, t.protocol).await?;
         let queries = templates(t, server)?;
-        let tls = || -> Result<Arc<rustls::ClientConfig>, String> {
+        let tls = || -> Result<Arc<rustls::ClientConfig>, SetupError> {
             Ok(Arc::new(client_tls(&t.tls, vec![b"dot".to_vec()], mounts)?))
         };
         let transport = match (t.protocol, server) {
             (DnsProtocol::Https, _) => {
                 let DnsServer::Url(u) = &t.server else {
-                    return Err("DNS over HTTPS needs a URL".into());
+                    return Err(SetupError::Invalid("DNS over HTTPS needs a URL".into()));
                 };
-                let url = reqwest::Url::parse(u).map_err(|e| format!("url {u}: {e}"))?;
+                let url = reqwest::Url::parse(u).map_err(|e| SetupError::Invalid(format!("url {u}: {e}")))?;
                 let cfg = client_tls(&t.tls, vec![b"h2".to_vec(), b"http/1.1".to_vec()], mounts)?;
                 let mut b = reqwest::Client::builder()
                     .no_proxy()
@@ -233,18 +237,18 @@ impl DnsAttempt {
                     b = b.pool_max_idle_per_host(0);
                 }
                 Transport::Https {
-                    client: b.build().map_err(|e| format!("HTTP client: {e}"))?,
+                    client: b.build().map_err(SetupError::Client)?,
                     url,
                 }
             }
-            (_, None) => return Err("no server address".into()),
+            (_, None) => return Err(SetupError::Server("no server address".into())),
             (DnsProtocol::Udp, Some(addr)) => {
                 Transport::Udp(UdpPool::new(addr, UDP_SOCKETS.min(p.max_in_flight as usize).max(1))?)
             }
             (proto, Some(addr)) => {
                 let tls = if proto == DnsProtocol::Tls {
                     let name = match &t.tls.server_name {
-                        Some(n) => ServerName::try_from(n.clone()).map_err(|e| format!("tls.serverName {n}: {e}"))?,
+                        Some(n) => ServerName::try_from(n.clone()).map_err(|e| SetupError::Invalid(format!("tls.serverName {n}: {e}")))?,
                         None => ServerName::IpAddress(addr.ip().into()),
                     };
                     Some((tls()?, name))
@@ -510,7 +514,8 @@ struct UdpPool {
 }
 
 impl UdpPool {
-    fn new(server: SocketAddr, n: usize) -> Result<Self, String> {
+    fn new(server: SocketAddr, n: usize) -> Result<Self, SetupError> {
+        let socket_error = |what: String| move |source| SetupError::Socket { what, source };
         let mut socks = Vec::new();
         for _ in 0..n {
             let local = if server.is_ipv4() {
@@ -518,12 +523,14 @@ impl UdpPool {
             } else {
                 SocketAddr::from(([0u16; 8], 0))
             };
-            let std_sock = std::net::UdpSocket::bind(local).map_err(|e| format!("UDP socket: {e}"))?;
+            let std_sock = std::net::UdpSocket::bind(local).map_err(socket_error("UDP socket".into()))?;
             std_sock
                 .connect(server)
-                .map_err(|e| format!("UDP socket to {server}: {e}"))?;
-            std_sock.set_nonblocking(true).map_err(|e| format!("UDP socket: {e}"))?;
-            let socket = Arc::new(UdpSocket::from_std(std_sock).map_err(|e| format!("UDP socket: {e}"))?);
+                .map_err(socket_error(format!("UDP socket to {server}")))?;
+            std_sock
+                .set_nonblocking(true)
+                .map_err(socket_error("UDP socket".into()))?;
+            let socket = Arc::new(UdpSocket::from_std(std_sock).map_err(socket_error("UDP socket".into()))?);
             let pending = Arc::new(Pending::default());
             let (s2, p2) = (socket.clone(), pending.clone());
             let reader = tokio::spawn(async move {

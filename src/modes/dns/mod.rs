@@ -31,10 +31,7 @@ impl RoundMode for DnsPlan {
         for t in &self.targets {
             let a = attempt::DnsAttempt::build(t, p, mounts)
                 .await
-                .map_err(|message| ProbeError::Setup {
-                    target: t.name.clone(),
-                    message,
-                })?;
+                .map_err(|e| e.of(&t.name))?;
             out.push(Prepared::new(&t.name, Arc::new(a)));
         }
         Ok(out)

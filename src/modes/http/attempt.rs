@@ -9,7 +9,7 @@ use super::plan::{Body, HeaderValue as PlanHeaderValue, HttpTarget, HttpVersion}
 use crate::plan::{Connections, Pressure};
 use crate::pressure::{Attempt, ErrorKind, Outcome};
 use crate::probe::client::{classify, client_tls, error_text};
-use crate::probe::{Mounts, read_file};
+use crate::probe::{Mounts, SetupError, read_file};
 
 pub struct HttpAttempt {
     samples: crate::pressure::ErrorSamples,
@@ -70,13 +70,13 @@ pub struct Resolved {
 }
 
 /// Reads header values from Secrets and the body from its file or ConfigMap.
-pub fn resolve(t: &HttpTarget, mounts: &Mounts) -> Result<Resolved, String> {
-    let url = reqwest::Url::parse(&t.url).map_err(|e| format!("invalid URL {}: {e}", t.url))?;
-    let method = reqwest::Method::from_bytes(t.method.as_bytes()).map_err(|e| format!("method {}: {e}", t.method))?;
+pub fn resolve(t: &HttpTarget, mounts: &Mounts) -> Result<Resolved, SetupError> {
+    let url = reqwest::Url::parse(&t.url).map_err(|e| SetupError::Invalid(format!("invalid URL {}: {e}", t.url)))?;
+    let method = reqwest::Method::from_bytes(t.method.as_bytes()).map_err(|e| SetupError::Invalid(format!("method {}: {e}", t.method)))?;
     let mut headers = HeaderMap::new();
     let mut secrets = Vec::new();
     for h in &t.headers {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| format!("header {}: {e}", h.name))?;
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| SetupError::Invalid(format!("header {}: {e}", h.name)))?;
         let value = match &h.value {
             PlanHeaderValue::Inline(v) => v.clone(),
             PlanHeaderValue::Secret { name: secret, key } => {
@@ -87,7 +87,7 @@ pub fn resolve(t: &HttpTarget, mounts: &Mounts) -> Result<Resolved, String> {
                 v
             }
         };
-        let mut value = HeaderValue::from_str(&value).map_err(|_| format!("header {} has an invalid value", h.name))?;
+        let mut value = HeaderValue::from_str(&value).map_err(|_| SetupError::Invalid(format!("header {} has an invalid value", h.name)))?;
         if matches!(h.value, PlanHeaderValue::Secret { .. }) {
             value.set_sensitive(true);
         }
@@ -116,7 +116,7 @@ pub fn resolve(t: &HttpTarget, mounts: &Mounts) -> Result<Resolved, String> {
 
 impl HttpAttempt {
     /// Builds the client and request of one target. Errors name the file or setting at fault.
-    pub fn build(t: &HttpTarget, r: Resolved, p: &Pressure, mounts: &Mounts) -> Result<Self, String> {
+    pub fn build(t: &HttpTarget, r: Resolved, p: &Pressure, mounts: &Mounts) -> Result<Self, SetupError> {
         let Resolved {
             mut url,
             method,
@@ -159,13 +159,13 @@ impl HttpAttempt {
             let ip: std::net::IpAddr = url
                 .host_str()
                 .and_then(|h| h.trim_matches(['[', ']']).parse().ok())
-                .ok_or_else(|| "tls.serverName needs an IP address in the URL".to_string())?;
+                .ok_or_else(|| SetupError::Invalid("tls.serverName needs an IP address in the URL".into()))?;
             let port = url.port_or_known_default().unwrap_or(443);
             url.set_host(Some(sni))
-                .map_err(|e| format!("tls.serverName {sni}: {e}"))?;
+                .map_err(|e| SetupError::Invalid(format!("tls.serverName {sni}: {e}")))?;
             b = b.resolve(sni, std::net::SocketAddr::new(ip, port));
         }
-        let client = b.build().map_err(|e| format!("HTTP client: {e}"))?;
+        let client = b.build().map_err(SetupError::Client)?;
         Ok(HttpAttempt {
             samples: crate::pressure::ErrorSamples::redacting(secrets),
             client,
@@ -178,9 +178,12 @@ impl HttpAttempt {
 }
 
 /// kdoctor's body: the JSON encoding of a ConfigMap's whole data map (files of the mounted directory).
-fn configmap_json(dir: &std::path::Path) -> Result<Vec<u8>, String> {
-    let rd =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot read body ConfigMap directory {}: {e}", dir.display()))?;
+fn configmap_json(dir: &std::path::Path) -> Result<Vec<u8>, SetupError> {
+    let rd = std::fs::read_dir(dir).map_err(|source| SetupError::Read {
+        what: "body ConfigMap directory".into(),
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut data = std::collections::BTreeMap::new();
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
@@ -190,7 +193,7 @@ fn configmap_json(dir: &std::path::Path) -> Result<Vec<u8>, String> {
         let v = read_file(&e.path(), "body ConfigMap key")?;
         data.insert(name, String::from_utf8_lossy(&v).to_string());
     }
-    serde_json::to_vec(&data).map_err(|e| e.to_string())
+    serde_json::to_vec(&data).map_err(|e| SetupError::Invalid(format!("body ConfigMap: {e}")))
 }
 
 fn alpn(version: HttpVersion) -> Vec<Vec<u8>> {

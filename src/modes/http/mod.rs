@@ -30,10 +30,7 @@ impl RoundMode for HttpPlan {
     async fn prepare(&self, p: &Pressure, mounts: &Mounts) -> Result<Vec<Prepared>, ProbeError> {
         let mut out = Vec::new();
         for t in &self.targets {
-            let setup = |message| ProbeError::Setup {
-                target: t.name.clone(),
-                message,
-            };
+            let setup = |e: crate::probe::SetupError| e.of(&t.name);
             let r = attempt::resolve(t, mounts).map_err(setup)?;
             out.push(if h1::H1Attempt::fits(&r) {
                 let reuse = p.connections == Connections::Reuse;
