@@ -2,9 +2,14 @@
 //!
 //! ```text
 //! task file ─► task (spanned YAML, kdoctor compatibility) ─► plan (resolved, pure)
-//!    ─► pressure (open-loop engine) + probe (a round of one mode's attempts) ─► results
-//!    ─► judge (pure verdict) ─► report (table, JSON, termination message)
+//!    ─► pressure (open-loop engine) + probe (a round of one mode's attempts)
+//!    ─► results (keyed by target) ─► judge (pure; typed checks and verdict)
+//!    ─► report (table, JSON, the versioned termination message) and telemetry
 //! ```
+//!
+//! Beside the flow: `render` (plans into typed Kubernetes objects, pure), `cluster` (the
+//! only Kubernetes API code), `names` (labels, annotations and env names writers and readers
+//! share), `duration` and `diag` (positions and messages).
 //!
 //! A mode (HTTP, DNS, the mesh) lives in `modes/<mode>/`: its plan, its native kind's reader,
 //! its attempt and what rendering needs; the list at the end of `modes/mod.rs` registers it

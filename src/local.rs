@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::duration::format_duration;
 use crate::judge::{self, Verdict};
 use crate::plan::{Plan, Rate};
 use crate::pressure::Stop;
 use crate::probe::{self, Mounts, ProbeError};
 use crate::report::{self, RoundReport};
 use crate::results::RoundResult;
-use crate::task::read::format_duration;
 
 /// A finished round: what was measured, the verdict, the report.
 pub struct Finished {

@@ -46,7 +46,7 @@ pub mod env {
     pub const CRONJOB: &str = "KPATROL_CRONJOB";
 }
 
-/// Until rendering uses these constants, a rendered task shows that it writes every one.
+/// A rendered task writes every name its readers read back.
 #[cfg(test)]
 mod tests {
     #[test]

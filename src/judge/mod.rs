@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::duration::format_duration;
 use crate::plan::{Expect, LatencyLimits};
 use crate::pressure::{Stat, Stats};
 use crate::results::TargetId;
-use crate::task::read::format_duration;
 
 /// Pass or fail: what a round, a target or a check came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::names::label;
 use crate::plan::{Format, Placement, Plan};
 use crate::task::schedule::{Schedule, interval_cron};
 
@@ -182,11 +183,11 @@ pub fn labels(plan: &Plan, component: &str) -> BTreeMap<String, String> {
     for (k, v) in [
         ("app.kubernetes.io/name", "kpatrol"),
         ("app.kubernetes.io/instance", base.as_str()),
-        ("app.kubernetes.io/component", component),
-        ("app.kubernetes.io/managed-by", "kpatrol"),
+        (label::COMPONENT, component),
+        (label::MANAGED_BY, label::MANAGER),
         ("app.kubernetes.io/part-of", "kpatrol"),
-        ("kpatrol.dev/task", base.as_str()),
-        ("kpatrol.dev/kind", plan.kind.as_str()),
+        (label::TASK, base.as_str()),
+        (label::KIND, plan.kind.as_str()),
     ] {
         l.insert(k.into(), v.into());
     }
@@ -309,7 +310,7 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
     let mut job_meta = meta(base.clone(), component);
     if counted_rounds {
         job_meta.annotations = Some(BTreeMap::from([(
-            "kpatrol.dev/rounds".to_string(),
+            crate::names::annotation::ROUNDS.to_string(),
             plan.rounds.to_string(),
         )]));
     }

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use super::{JOB_TTL_SECONDS, MOUNT_ROOT, Mounted, Object, RenderOptions, base_name, labels};
 use crate::diag::Diagnostics;
+use crate::names;
 use crate::plan::{Format, Placement, Plan};
 
 /// What a task passes through to its agents' pods as given, read into the Kubernetes types.
@@ -267,10 +268,10 @@ fn value_env(name: &str, value: impl Into<String>) -> EnvVar {
 fn env(plan: &Plan, pass: &Passthrough, periodic: bool, count_rounds: bool) -> Vec<EnvVar> {
     let base = base_name(plan);
     let mut attrs = vec![
-        "k8s.namespace.name=$(KPATROL_NAMESPACE)".to_string(),
-        "k8s.pod.name=$(KPATROL_POD_NAME)".into(),
-        "k8s.node.name=$(KPATROL_NODE_NAME)".into(),
-        "k8s.job.name=$(KPATROL_JOB_NAME)".into(),
+        format!("k8s.namespace.name=$({})", names::env::NAMESPACE),
+        format!("k8s.pod.name=$({})", names::env::POD_NAME),
+        format!("k8s.node.name=$({})", names::env::NODE_NAME),
+        format!("k8s.job.name=$({})", names::env::JOB_NAME),
     ];
     if periodic {
         attrs.push(format!("k8s.cronjob.name={base}"));
@@ -281,21 +282,24 @@ fn env(plan: &Plan, pass: &Passthrough, periodic: bool, count_rounds: bool) -> V
         attrs.push(format!("kpatrol.label.{k}={v}"));
     }
     let mut env = vec![
-        field_env("KPATROL_POD_NAME", "metadata.name"),
-        field_env("KPATROL_NAMESPACE", "metadata.namespace"),
-        field_env("KPATROL_NODE_NAME", "spec.nodeName"),
-        field_env("KPATROL_JOB_NAME", "metadata.labels['batch.kubernetes.io/job-name']"),
+        field_env(names::env::POD_NAME, "metadata.name"),
+        field_env(names::env::NAMESPACE, "metadata.namespace"),
+        field_env(names::env::NODE_NAME, "spec.nodeName"),
         field_env(
-            "KPATROL_AGENT_INDEX",
-            "metadata.annotations['batch.kubernetes.io/job-completion-index']",
+            names::env::JOB_NAME,
+            &format!("metadata.labels['{}']", names::label::JOB_NAME),
+        ),
+        field_env(
+            names::env::AGENT_INDEX,
+            &format!("metadata.annotations['{}']", names::annotation::COMPLETION_INDEX),
         ),
         value_env("OTEL_SERVICE_NAME", "kpatrol-probe"),
-        value_env("KPATROL_RESOURCE_ATTRIBUTES", attrs.join(",")),
+        value_env(names::env::RESOURCE_ATTRIBUTES, attrs.join(",")),
     ];
     if count_rounds {
         // the last of `rounds: N` suspends the CronJob
-        env.push(value_env("KPATROL_ROUNDS", plan.rounds.to_string()));
-        env.push(value_env("KPATROL_CRONJOB", base));
+        env.push(value_env(names::env::ROUNDS, plan.rounds.to_string()));
+        env.push(value_env(names::env::CRONJOB, base));
     }
     env.extend(pass.env.iter().cloned());
     env
@@ -520,8 +524,8 @@ pub(crate) fn agent_job_spec(
                 required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
                     label_selector: Some(LabelSelector {
                         match_labels: Some(BTreeMap::from([
-                            ("kpatrol.dev/task".to_string(), base.clone()),
-                            ("app.kubernetes.io/component".to_string(), "probe".to_string()),
+                            (names::label::TASK.to_string(), base.clone()),
+                            (names::label::COMPONENT.to_string(), "probe".to_string()),
                         ])),
                         ..Default::default()
                     }),
@@ -672,7 +676,7 @@ pub(crate) fn rbac(plan: &Plan, per_node: bool, counted_rounds: bool) -> Vec<Obj
         let cluster_name = format!("kpatrol-{ns}-{base}");
         let mut cluster_labels = labels(plan, "rbac");
         // cluster-wide objects name their task's namespace, so prune spares other namespaces'
-        cluster_labels.insert("kpatrol.dev/namespace".into(), ns.clone());
+        cluster_labels.insert(names::label::NAMESPACE.into(), ns.clone());
         let cmeta = ObjectMeta {
             name: Some(cluster_name.clone()),
             labels: Some(cluster_labels),

@@ -133,7 +133,7 @@ fn ms3(d: std::time::Duration) -> f64 {
 }
 
 fn ms(d: std::time::Duration) -> String {
-    crate::task::read::format_duration(std::time::Duration::from_micros(d.as_micros() as u64))
+    crate::duration::format_duration(std::time::Duration::from_micros(d.as_micros() as u64))
 }
 
 /// The human table: one summary line per target, then every check.

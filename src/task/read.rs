@@ -3,12 +3,12 @@
 //! go on, so one pass finds every problem. Unknown fields are reported when a mapping's
 //! reader finishes, with a "did you mean" among the fields the code asked for.
 
-pub use crate::duration::{format_duration, parse_duration};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::yaml::{Key, Node, Value};
 use crate::diag::{Diagnostics, Pos, did_you_mean};
+use crate::duration::parse_duration;
 
 /// Reading context: where problems go.
 pub struct Cx<'d> {

@@ -19,10 +19,10 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
+use crate::duration::parse_duration;
 use crate::judge::Verdict;
 use crate::plan::Plan;
 use crate::report::RoundReport;
-use crate::task::read::parse_duration;
 use names::*;
 
 /// How to send telemetry, from the environment. Its `Debug` shows no header value and no
@@ -623,7 +623,7 @@ async fn bounded(
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(_) => Err(format!(
             "no answer within OTEL_EXPORTER_OTLP_TIMEOUT ({})",
-            crate::task::read::format_duration(timeout)
+            crate::duration::format_duration(timeout)
         )),
     }
 }
@@ -675,7 +675,7 @@ pub async fn export(
         Ok(r) => r,
         Err(_) => Err(format!(
             "the collector did not take the round within {}",
-            crate::task::read::format_duration(cfg.flush)
+            crate::duration::format_duration(cfg.flush)
         )),
     }
 }
