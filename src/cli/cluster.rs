@@ -173,7 +173,7 @@ pub(super) async fn round(
     };
     let plan = match load_one(task, &opts, None) {
         Ok(p) => p,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let template: serde_json::Value = match std::fs::read_to_string(agents_job)
         .map_err(|e| e.to_string())

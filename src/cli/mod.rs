@@ -406,7 +406,10 @@ pub async fn probe(cli: Probe) -> Exit {
         Ok(p) => p,
         Err(e) => {
             eprintln!("kpatrol-probe: {e}");
-            write_termination(log.as_deref(), &error_message(&args.task.display().to_string(), &e));
+            write_termination(
+                log.as_deref(),
+                &error_message(&args.task.display().to_string(), &e.to_string()),
+            );
             return Exit::Trouble;
         }
     };
@@ -414,7 +417,7 @@ pub async fn probe(cli: Probe) -> Exit {
         Ok(s) => s,
         Err(e) => {
             eprintln!("kpatrol-probe: {e}");
-            write_termination(log.as_deref(), &error_message(&plan.name, &e));
+            write_termination(log.as_deref(), &error_message(&plan.name, &e.to_string()));
             return Exit::Trouble;
         }
     };
@@ -497,14 +500,48 @@ fn watch_signals(stop: Stop) -> Stop {
     quit
 }
 
+/// Why a round could not start from the command line (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Load(#[from] task::LoadError),
+    /// Every error of the task file, one per line.
+    #[error("invalid task file:\n{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+    #[error("{}: no task in this file", .0.display())]
+    NoTask(PathBuf),
+    #[error("{} holds {} tasks; pick one with --name (one of: {})", file.display(), names.len(), names.join(", "))]
+    Ambiguous { file: PathBuf, names: Vec<String> },
+    #[error("no task named `{name}` in {} (tasks: {})", file.display(), names.join(", "))]
+    NoSuchTask {
+        file: PathBuf,
+        name: String,
+        names: Vec<String>,
+    },
+    #[error("task {task} ({kind}) runs in mode `{mode}`, not `{asked}`")]
+    WrongMode {
+        task: String,
+        kind: String,
+        mode: &'static str,
+        asked: String,
+    },
+    /// A command-line override out of the task file's bounds.
+    #[error("{flag} {value}: {problem}")]
+    Override {
+        flag: &'static str,
+        value: String,
+        problem: String,
+    },
+    #[error("KPATROL_DRAIN is not a duration such as 20s")]
+    Drain,
+}
+
 /// The stop of a round, with the drain `KPATROL_DRAIN` asks for (default 20 s: a pod's
 /// grace period, as rendered, leaves 10 s more for the report and telemetry).
-fn round_stop() -> Result<Stop, String> {
+fn round_stop() -> Result<Stop, StartError> {
     match std::env::var("KPATROL_DRAIN") {
         Err(_) => Ok(Stop::new()),
-        Ok(d) => parse_duration(&d)
-            .map(Stop::with_drain)
-            .ok_or_else(|| "KPATROL_DRAIN is not a duration such as 20s".to_string()),
+        Ok(d) => parse_duration(&d).map(Stop::with_drain).ok_or(StartError::Drain),
     }
 }
 
@@ -718,8 +755,8 @@ pub fn render_files(rendered: &crate::render::Rendered, dir: &Path) -> std::io::
 }
 
 /// Loads the one task of `file` that a round runs, applies overrides, and checks its mode.
-pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Plan, String> {
-    let ft = task::load_file(file).map_err(|e| e.to_string())?;
+pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Plan, StartError> {
+    let ft = task::load_file(file)?;
     let mut errors: Vec<String> = ft
         .diagnostics
         .iter()
@@ -742,42 +779,40 @@ pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Pla
         }
     }
     if !errors.is_empty() {
-        return Err(format!("invalid task file:\n{}", errors.join("\n")));
+        return Err(StartError::Invalid(errors));
     }
     let mut plans = ft.plans;
     let mut plan = match (&opts.name, plans.len()) {
-        (_, 0) => return Err(format!("{}: no task in this file", file.display())),
+        (_, 0) => return Err(StartError::NoTask(file.to_path_buf())),
         (None, 1) => plans.remove(0),
         (None, _) => {
-            let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
-            return Err(format!(
-                "{} holds {} tasks; pick one with --name (one of: {})",
-                file.display(),
-                plans.len(),
-                names.join(", ")
-            ));
+            return Err(StartError::Ambiguous {
+                file: file.to_path_buf(),
+                names: plans.iter().map(|p| p.name.clone()).collect(),
+            });
         }
         (Some(n), _) => {
             let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
-            let i = plans.iter().position(|p| &p.name == n).ok_or_else(|| {
-                format!(
-                    "no task named `{n}` in {} (tasks: {})",
-                    file.display(),
-                    names.join(", ")
-                )
-            })?;
+            let i = plans
+                .iter()
+                .position(|p| &p.name == n)
+                .ok_or_else(|| StartError::NoSuchTask {
+                    file: file.to_path_buf(),
+                    name: n.clone(),
+                    names,
+                })?;
             plans.remove(i)
         }
     };
     if let Some(m) = mode
         && plan.mode.name() != m
     {
-        return Err(format!(
-            "task {} ({}) runs in mode `{}`, not `{m}`",
-            plan.name,
-            plan.kind,
-            plan.mode.name()
-        ));
+        return Err(StartError::WrongMode {
+            task: plan.name,
+            kind: plan.kind,
+            mode: plan.mode.name(),
+            asked: m.to_string(),
+        });
     }
     apply_overrides(&mut plan, opts)?;
     Ok(plan)
@@ -785,7 +820,12 @@ pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Pla
 
 /// Command-line overrides of the task's pressure, held to the same bounds as the task file.
 /// Pure.
-pub fn apply_overrides(plan: &mut Plan, opts: &RoundOpts) -> Result<(), String> {
+pub fn apply_overrides(plan: &mut Plan, opts: &RoundOpts) -> Result<(), StartError> {
+    let bad = |flag, value: &str, problem: String| StartError::Override {
+        flag,
+        value: value.to_string(),
+        problem,
+    };
     use task::native::{DURATION_RANGE, QPS_ALLOWED, duration_problem, max_in_flight_problem, qps_problem};
     if let Some(q) = &opts.qps {
         plan.pressure.rate = if q == "max" {
@@ -793,20 +833,20 @@ pub fn apply_overrides(plan: &mut Plan, opts: &RoundOpts) -> Result<(), String> 
         } else {
             match q.parse::<f64>() {
                 Ok(v) if qps_problem(v).is_none() => Rate::Fixed(v),
-                _ => return Err(format!("--qps {q}: expected a number {QPS_ALLOWED}")),
+                _ => return Err(bad("--qps", q, format!("expected a number {QPS_ALLOWED}"))),
             }
         };
     }
     if let Some(d) = &opts.duration {
-        let parsed = parse_duration(d).ok_or_else(|| format!("--duration {d}: expected a duration such as 30s"))?;
+        let parsed = parse_duration(d).ok_or_else(|| bad("--duration", d, "expected a duration such as 30s".into()))?;
         if let Some((problem, allowed)) = duration_problem(parsed, DURATION_RANGE) {
-            return Err(format!("--duration {d}: {problem} (allowed: {allowed})"));
+            return Err(bad("--duration", d, format!("{problem} (allowed: {allowed})")));
         }
         plan.pressure.duration = parsed;
     }
     if let Some(m) = opts.max_in_flight {
         if let Some(problem) = max_in_flight_problem(m.into()) {
-            return Err(format!("--max-in-flight {problem}"));
+            return Err(bad("--max-in-flight", &m.to_string(), problem));
         }
         plan.pressure.max_in_flight = m;
     }

@@ -530,12 +530,51 @@ pub fn launcher_span(
     )
 }
 
+/// Why a round's telemetry did not reach the collector. Never fatal: one log line. Every
+/// text in it is scrubbed of the configured credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The exporter could not be built, or the library refused or failed the export.
+    #[error("{0}")]
+    Sdk(String),
+    /// No answer within `OTEL_EXPORTER_OTLP_TIMEOUT`.
+    #[error("no answer within OTEL_EXPORTER_OTLP_TIMEOUT ({})", crate::duration::format_duration(*.0))]
+    Timeout(Duration),
+    /// One signal's export failed: where to (shown without credentials) and why.
+    #[error("{signal} to {endpoint}: {cause}")]
+    Endpoint {
+        signal: &'static str,
+        endpoint: String,
+        cause: String,
+    },
+    /// The collector did not take the round within the flush bound.
+    #[error("the collector did not take the round within {}", crate::duration::format_duration(*.0))]
+    Flush(Duration),
+    /// The launcher's span did not go out within the flush bound.
+    #[error("the collector did not take the round span in time")]
+    SpanFlush,
+    /// Traces and metrics both failed.
+    #[error("{0}; {1}")]
+    Both(Box<ExportError>, Box<ExportError>),
+}
+
+impl ExportError {
+    /// `self` as the failure of `signal` to `endpoint`, scrubbed.
+    fn at(self, signal: &'static str, endpoint: &str, cfg: &Config) -> ExportError {
+        ExportError::Endpoint {
+            signal,
+            endpoint: shown_endpoint(endpoint),
+            cause: cfg.scrub(&self.to_string()),
+        }
+    }
+}
+
 /// Sends the launcher's `round` span. Bounded by `cfg.flush`.
-pub async fn export_launcher_span(cfg: &Config, plan: &Plan, span: SpanData) -> Result<(), String> {
+pub async fn export_launcher_span(cfg: &Config, plan: &Plan, span: SpanData) -> Result<(), ExportError> {
     let Some(ep) = &cfg.traces else { return Ok(()) };
     match tokio::time::timeout(cfg.flush, export_spans(cfg, ep, resource(cfg, plan), vec![span])).await {
-        Ok(r) => r.map_err(|e| format!("traces to {}: {}", shown_endpoint(ep), cfg.scrub(&e))),
-        Err(_) => Err("the collector did not take the round span in time".into()),
+        Ok(r) => r.map_err(|e| e.at("traces", ep, cfg)),
+        Err(_) => Err(ExportError::SpanFlush),
     }
 }
 
@@ -592,44 +631,40 @@ macro_rules! exporter {
                 .with_http_client(http_client($cfg.timeout)?)
                 .build(),
         }
-        .map_err(|e| e.to_string())?
+        .map_err(|e| ExportError::Sdk(e.to_string()))?
     };
 }
 
 /// The HTTP client of the http/protobuf exporter. The exporter's own timeout does not reach
 /// a client handed to it, so the client carries the per-export timeout itself.
-fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+fn http_client(timeout: Duration) -> Result<reqwest::Client, ExportError> {
     let tls = crate::probe::client::client_tls(
         &crate::plan::Tls::default(),
         vec![b"http/1.1".to_vec()],
         &crate::probe::Mounts::new("/nonexistent"),
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| ExportError::Sdk(e.to_string()))?;
     reqwest::Client::builder()
         .no_proxy()
         .tls_backend_preconfigured(tls)
         .timeout(timeout)
         .connect_timeout(timeout)
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| ExportError::Sdk(e.to_string()))
 }
 
 /// One export call, bounded by the per-export timeout whatever the protocol and library.
 async fn bounded(
     timeout: Duration,
     f: impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult>,
-) -> Result<(), String> {
+) -> Result<(), ExportError> {
     match tokio::time::timeout(timeout, f).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err(format!(
-            "no answer within OTEL_EXPORTER_OTLP_TIMEOUT ({})",
-            crate::duration::format_duration(timeout)
-        )),
+        Ok(r) => r.map_err(|e| ExportError::Sdk(e.to_string())),
+        Err(_) => Err(ExportError::Timeout(timeout)),
     }
 }
 
-/// Sends one round's spans and metrics. Bounded by `cfg.flush`; errors come back as text
-/// for one log line.
+/// Sends one round's spans and metrics. Bounded by `cfg.flush`; an error is for one log line.
 pub async fn export(
     cfg: &Config,
     plan: &Plan,
@@ -638,7 +673,7 @@ pub async fn export(
     round: &crate::results::RoundResult,
     agent: &Agent,
     ids: &TraceIds,
-) -> Result<(), String> {
+) -> Result<(), ExportError> {
     // traces and metrics side by side: one slow endpoint does not starve the other
     let work = async {
         let res = resource(cfg, plan);
@@ -651,7 +686,7 @@ pub async fn export(
                     spans(ids, agent, plan, report, verdict, round.started_at),
                 )
                 .await
-                .map_err(|e| format!("traces to {}: {}", shown_endpoint(ep), cfg.scrub(&e))),
+                .map_err(|e| e.at("traces", ep, cfg)),
                 None => Ok(()),
             }
         };
@@ -659,28 +694,23 @@ pub async fn export(
             match &cfg.metrics {
                 Some(ep) => export_metrics(cfg, ep, res.clone(), plan, report, verdict, round, ids)
                     .await
-                    .map_err(|e| format!("metrics to {}: {}", shown_endpoint(ep), cfg.scrub(&e))),
+                    .map_err(|e| e.at("metrics", ep, cfg)),
                 None => Ok(()),
             }
         };
-        let (t, m) = tokio::join!(traces, metrics);
-        let problems: Vec<String> = [t.err(), m.err()].into_iter().flatten().collect();
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("; "))
+        match tokio::join!(traces, metrics) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+            (Err(t), Err(m)) => Err(ExportError::Both(Box::new(t), Box::new(m))),
         }
     };
     match tokio::time::timeout(cfg.flush, work).await {
         Ok(r) => r,
-        Err(_) => Err(format!(
-            "the collector did not take the round within {}",
-            crate::duration::format_duration(cfg.flush)
-        )),
+        Err(_) => Err(ExportError::Flush(cfg.flush)),
     }
 }
 
-async fn export_spans(cfg: &Config, endpoint: &str, res: Resource, batch: Vec<SpanData>) -> Result<(), String> {
+async fn export_spans(cfg: &Config, endpoint: &str, res: Resource, batch: Vec<SpanData>) -> Result<(), ExportError> {
     use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
     use opentelemetry_sdk::trace::SpanExporter as _;
     let mut exporter = exporter!(SpanExporter, cfg, endpoint);
@@ -698,7 +728,7 @@ async fn export_metrics(
     verdict: &Verdict,
     round: &crate::results::RoundResult,
     ids: &TraceIds,
-) -> Result<(), String> {
+) -> Result<(), ExportError> {
     use opentelemetry::metrics::MeterProvider as _;
     use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
     use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
@@ -711,7 +741,7 @@ async fn export_metrics(
         .build();
     record(&provider.meter(SCOPE), plan, report, verdict, round, ids);
     let mut rm = opentelemetry_sdk::metrics::data::ResourceMetrics::default();
-    reader.collect(&mut rm).map_err(|e| e.to_string())?;
+    reader.collect(&mut rm).map_err(|e| ExportError::Sdk(e.to_string()))?;
     let exporter = exporter!(MetricExporter, cfg, endpoint);
     let r = bounded(cfg.timeout, exporter.export(&rm)).await;
     drop(provider);
