@@ -32,7 +32,7 @@ async fn round(yaml: &str) -> (RoundReport, Verdict) {
         ft.diagnostics
     );
     let plan = ft.plans.into_iter().next().expect("a task");
-    kpatrol::local::execute(&plan, &Mounts::new(dir.path()), Stop::new(), false)
+    kpatrol::round::execute(&plan, &Mounts::new(dir.path()), Stop::new())
         .await
         .expect("round runs")
 }

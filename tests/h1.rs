@@ -32,7 +32,7 @@ async fn run_pressed(url: &str, extra: &str, pressure: &str) -> kpatrol::report:
     );
     let f = task_file(dir.path(), "t.yaml", &yaml);
     let plan = kpatrol::task::load_file(&f).unwrap().plans.remove(0);
-    kpatrol::local::execute(&plan, &Mounts::new(dir.path()), Stop::new(), false)
+    kpatrol::round::execute(&plan, &Mounts::new(dir.path()), Stop::new())
         .await
         .unwrap()
         .0

@@ -29,7 +29,7 @@ async fn round_in(dir: &Path, yaml: &str) -> (RoundReport, Verdict) {
         ft.diagnostics
     );
     let plan = ft.plans.into_iter().next().expect("one task");
-    kpatrol::local::execute(&plan, &Mounts::new(dir.join("mounts")), Stop::new(), false)
+    kpatrol::round::execute(&plan, &Mounts::new(dir.join("mounts")), Stop::new())
         .await
         .expect("round runs")
 }
@@ -447,7 +447,7 @@ async fn a_missing_mounted_configmap_means_the_round_cannot_run() {
         ),
     );
     let plan = kpatrol::task::load_file(&file).unwrap().plans.remove(0);
-    let err = kpatrol::local::execute(&plan, &Mounts::new(dir.path().join("mounts")), Stop::new(), false)
+    let err = kpatrol::round::execute(&plan, &Mounts::new(dir.path().join("mounts")), Stop::new())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("configmaps/nope"), "{err}");

@@ -41,7 +41,7 @@ async fn example(mode: &str, yaml: &str) {
     let rendered = kpatrol::render::render(std::slice::from_ref(&plan), &Default::default());
     let rendered = rendered.unwrap_or_else(|d| panic!("{mode} renders: {d:#?}"));
     assert!(!rendered.files.is_empty(), "{mode}: nothing rendered");
-    let (report, verdict) = kpatrol::local::execute(&plan, &Mounts::new(dir.path()), Stop::new(), false)
+    let (report, verdict) = kpatrol::round::execute(&plan, &Mounts::new(dir.path()), Stop::new())
         .await
         .expect("round runs");
     assert!(verdict.passed(), "{mode}: {:#?}", verdict.checks);

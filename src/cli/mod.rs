@@ -120,6 +120,7 @@ macro_rules! outln {
 }
 
 mod cluster;
+mod progress;
 
 use cluster::{apply, count_rounds, diff, prune, report_cmd, round, status};
 
@@ -424,7 +425,7 @@ pub async fn probe(cli: Probe) -> Exit {
     let quit = watch_signals(stop.clone());
     let mounts = Mounts::new(&args.opts.mounts);
     let round = tokio::select! {
-        r = crate::local::execute_round(&plan, &mounts, stop, false) => r,
+        r = crate::round::execute_round(&plan, &mounts, stop, None) => r,
         _ = quit.stopped() => {
             eprintln!("kpatrol-probe: {QUIT}");
             write_termination(log.as_deref(), &error_message(&plan.name, QUIT));
@@ -440,7 +441,7 @@ pub async fn probe(cli: Probe) -> Exit {
             }
             write_termination(log.as_deref(), &report::Summary::of(&finished.report).to_message());
             send_telemetry(&plan, &finished).await;
-            let crate::local::Finished { verdict, .. } = finished;
+            let crate::round::Finished { verdict, .. } = finished;
             if std::env::var(crate::names::env::ROUNDS).is_ok()
                 && std::env::var(crate::names::env::AGENT_INDEX).as_deref() == Ok("0")
             {
@@ -870,8 +871,10 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> E
     };
     let quit = watch_signals(stop.clone());
     let mounts = Mounts::new(&opts.mounts);
+    let mut line = progress::Progress::default();
+    let watch: Option<&mut dyn crate::round::Watch> = if progress { Some(&mut line) } else { None };
     let round = tokio::select! {
-        r = crate::local::execute_round(&plan, &mounts, stop, progress) => r,
+        r = crate::round::execute_round(&plan, &mounts, stop, watch) => r,
         _ = quit.stopped() => {
             eprintln!("kpatrol: {QUIT}");
             return Exit::Trouble;
@@ -985,7 +988,7 @@ impl Signals {
 
 /// Sends the round over OTLP when the OTEL_* variables ask for it. Bounded; a failure is one
 /// line on stderr and changes nothing else.
-async fn send_telemetry(plan: &Plan, f: &crate::local::Finished) {
+async fn send_telemetry(plan: &Plan, f: &crate::round::Finished) {
     use crate::telemetry;
     let env = |k: &str| std::env::var(k).ok();
     match telemetry::config_from(env) {
