@@ -18,6 +18,7 @@ use crate::diag::{Diagnostics, Pos};
 use crate::plan::{Expect, FileRef, Plan, Pressure, Tls};
 use crate::pressure::{self, ErrorKind, Live, Load, Stats, Stop};
 use crate::probe::{Mounts, ProbeError};
+use crate::results::TargetId;
 use crate::task::Meta;
 use crate::task::read::{Cx, Fields};
 
@@ -59,14 +60,14 @@ pub(crate) trait RoundMode {
 
 /// One target's attempt, ready to press.
 pub struct Prepared {
-    pub name: String,
+    pub id: TargetId,
     pub attempt: Arc<dyn Press>,
 }
 
 impl Prepared {
-    pub fn new<A: pressure::Attempt>(name: impl Into<String>, attempt: Arc<A>) -> Self {
+    pub fn new<A: pressure::Attempt>(name: &str, attempt: Arc<A>) -> Self {
         Prepared {
-            name: name.into(),
+            id: TargetId::new(name),
             attempt,
         }
     }

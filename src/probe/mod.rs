@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::plan::Plan;
 use crate::pressure::{self, Live, Load, Stop};
-pub use crate::results::{RoundResult, TargetResult};
+pub use crate::results::{RoundResult, TargetId, TargetResult};
 
 pub const DEFAULT_MOUNTS: &str = "/etc/kpatrol";
 
@@ -135,7 +135,7 @@ impl Mounts {
 
 /// One target being pressed, visible to progress displays while the round runs.
 pub struct LiveTarget {
-    pub name: String,
+    pub id: TargetId,
     pub live: Arc<Live>,
 }
 
@@ -162,7 +162,7 @@ pub async fn prepare(plan: &Plan, mounts: &Mounts) -> Result<Prepared, ProbeErro
     let live = targets
         .iter()
         .map(|t| LiveTarget {
-            name: t.name.clone(),
+            id: t.id.clone(),
             live: Live::new(&load),
         })
         .collect();
@@ -185,17 +185,17 @@ pub async fn run_round(prepared: &Prepared, stop: Stop) -> RoundResult {
                 .attempt
                 .clone()
                 .press(prepared.load.clone(), start, stop.clone(), live.live.clone());
-            (target.name.clone(), handle)
+            (target.id.clone(), handle)
         })
         .collect();
     let mut targets = Vec::new();
-    for (name, h) in handles {
+    for (id, h) in handles {
         let (stats, error_samples) = match h.await {
             Ok(s) => s,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
         targets.push(TargetResult {
-            id: name.into(),
+            id,
             planned: prepared.load.planned(),
             stats,
             error_samples,
