@@ -2,6 +2,8 @@
 //! checked, native and kdoctor tasks alike. Building a plan is pure (`task` does it from
 //! the spanned tree); running, rendering and judging read only the plan.
 
+pub mod schedule;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use serde::Serialize;
 
 pub use crate::modes::Mode;
 use crate::modes::dns::{RCODES, WRONG_ANSWER};
-use crate::task::schedule::Schedule;
+pub use schedule::Schedule;
 
 /// Where a task came from, for messages.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::names::label;
+use crate::plan::schedule::{Schedule, interval_cron};
 use crate::plan::{Format, Placement, Plan};
-use crate::task::schedule::{Schedule, interval_cron};
 
 /// The image rendered manifests run unless `--image` says otherwise.
 pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/kpatrol/kpatrol:", env!("CARGO_PKG_VERSION"));

@@ -11,11 +11,11 @@ use super::Meta;
 use super::k8s::NameRule;
 use super::native::{field_name, named, to_json};
 use super::read::{Cx, Fields};
-use super::schedule::{self, MAX_MINUTES, Schedule};
 use crate::modes::dns::*;
 use crate::modes::http::read::header_line;
 use crate::modes::http::*;
 use crate::modes::reach::ReachPlan;
+use crate::plan::schedule::{self, MAX_MINUTES, Schedule};
 use crate::plan::*;
 
 /// kdoctor's chart defaults: qps must stay strictly below these.

@@ -8,7 +8,6 @@ pub mod k8s;
 pub mod kdoctor;
 pub mod native;
 pub mod read;
-pub mod schedule;
 mod time_zones;
 pub mod yaml;
 

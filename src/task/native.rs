@@ -7,10 +7,10 @@ use std::time::Duration;
 use super::Meta;
 use super::k8s::{self, NameRule};
 use super::read::{Cx, Fields, join};
-use super::schedule::{self, Schedule};
 use super::yaml::{Node, Value};
 use crate::duration::format_duration;
 use crate::modes::dns::{AnswerCheck, RCODES};
+use crate::plan::schedule::{self, Schedule};
 use crate::plan::*;
 
 /// Highest qps per target per agent a native task may ask for.
