@@ -285,13 +285,18 @@ pub async fn resetting() -> Server {
 }
 
 /// A loopback port nobody listens on (bound, then released).
+/// Another test may take a released port at once: try again with a new one.
 pub async fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let a = l.local_addr().unwrap();
-    drop(l);
-    // Make sure it refuses now.
-    assert!(TcpStream::connect(a).await.is_err());
-    a
+    for _ in 0..20 {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = l.local_addr().unwrap();
+        drop(l);
+        // Make sure it refuses now.
+        if TcpStream::connect(a).await.is_err() {
+            return a;
+        }
+    }
+    panic!("no loopback port stayed closed in 20 tries");
 }
 
 /// Waits, at most `within`, until something accepts on `port` of 127.0.0.1.
