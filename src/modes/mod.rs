@@ -1,8 +1,10 @@
 //! Modes: what a round does to its targets. A mode lives in one folder, `src/modes/<mode>/`:
-//! its plan (`plan.rs`), its native kind's reader (`read.rs`), its attempt (`attempt.rs`,
-//! with its codes and error kinds), and what rendering needs from it ([`RoundMode::mounts`]).
-//! It is known to validate, run, render, the probe's command line and the kind lists in
-//! errors through one line: its entry in the [`modes!`] list at the end of this file.
+//! its plan (`plan.rs`), its native kind's reader (`read.rs`), its attempt (`attempt.rs`),
+//! and what rendering needs from it ([`RoundMode::mounts`]). It is known to validate, run,
+//! render, the probe's command line and the kind lists in errors through one line: its
+//! entry in the [`modes!`] list at the end of this file. Shared vocabularies stay outside:
+//! answer-code names (`plan::CodeKind`) and error kinds (`pressure::ErrorKind`); a mode
+//! that brings new ones adds them there.
 //!
 //! kdoctor's kinds are read in `task::kdoctor` (a compatibility layer) into these plans.
 
