@@ -42,10 +42,9 @@ pub async fn execute_round(
     watch: Option<&mut dyn Watch>,
 ) -> Result<Finished, ProbeError> {
     let prepared = probe::prepare(plan, mounts).await?;
-    let live: Vec<Arc<Live>> = prepared.live.iter().map(|l| l.live.clone()).collect();
     let round = match watch {
         Some(w) => {
-            w.started(plan, live);
+            w.started(plan, prepared.live().to_vec());
             let round = probe::run_round(&prepared, stop).await;
             w.ended();
             round

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::plan::Plan;
 use crate::pressure::{self, Live, Load, Stop};
-pub use crate::results::{RoundResult, TargetId, TargetResult};
+pub use crate::results::{RoundResult, TargetResult};
 
 pub const DEFAULT_MOUNTS: &str = "/etc/kpatrol";
 
@@ -133,17 +133,19 @@ impl Mounts {
     }
 }
 
-/// One target being pressed, visible to progress displays while the round runs.
-pub struct LiveTarget {
-    pub id: TargetId,
-    pub live: Arc<Live>,
-}
-
 /// A round ready to start: every target's attempt built (files read, TLS set up).
 pub struct Prepared {
     load: Load,
     targets: Vec<crate::modes::Prepared>,
-    pub live: Vec<LiveTarget>,
+    /// Each target's statistics while it is pressed, in the order of `targets`.
+    live: Vec<Arc<Live>>,
+}
+
+impl Prepared {
+    /// Each target's statistics while the round runs, for progress displays.
+    pub fn live(&self) -> &[Arc<Live>] {
+        &self.live
+    }
 }
 
 /// Builds every target's attempt. Fails (exit 2) when a file is missing or TLS material is bad.
@@ -159,13 +161,7 @@ pub async fn prepare(plan: &Plan, mounts: &Mounts) -> Result<Prepared, ProbeErro
     if targets.is_empty() {
         return Err(ProbeError::NoTargets);
     }
-    let live = targets
-        .iter()
-        .map(|t| LiveTarget {
-            id: t.id.clone(),
-            live: Live::new(&load),
-        })
-        .collect();
+    let live = targets.iter().map(|_| Live::new(&load)).collect();
     Ok(Prepared { load, targets, live })
 }
 
@@ -184,7 +180,7 @@ pub async fn run_round(prepared: &Prepared, stop: Stop) -> RoundResult {
             let handle = target
                 .attempt
                 .clone()
-                .press(prepared.load.clone(), start, stop.clone(), live.live.clone());
+                .press(prepared.load.clone(), start, stop.clone(), live.clone());
             (target.id.clone(), handle)
         })
         .collect();

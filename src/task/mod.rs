@@ -30,14 +30,10 @@ const KDOCTOR_MODES: &[(&str, &str)] = &[("AppHttpHealthy", "http"), ("NetReach"
 
 /// The kinds this version renders and runs: native ones first, then kdoctor's.
 pub fn renderable_kinds() -> Vec<&'static str> {
-    let native = crate::modes::MODES
-        .iter()
-        .filter(|m| m.runs)
-        .filter_map(|m| m.native)
-        .map(|k| k.kind);
+    let native = crate::modes::probe_modes().filter_map(|m| m.native).map(|k| k.kind);
     let kdoctor = KDOCTOR_MODES
         .iter()
-        .filter(|(_, mode)| crate::modes::MODES.iter().any(|m| m.runs && m.name == *mode))
+        .filter(|(_, mode)| crate::modes::probe_modes().any(|m| m.name == *mode))
         .map(|(kind, _)| *kind);
     native.chain(kdoctor).collect()
 }
