@@ -594,12 +594,13 @@ pub(super) fn check(paths: &[PathBuf], mut say: impl FnMut(String)) -> (Exit, Ve
                     let mut pass = crate::diag::Diagnostics::new(&p.origin.file);
                     let passes = crate::render::pod::passthrough(&p, &mut pass).is_some();
                     diags.extend(pass.list);
+                    if !passes {
+                        continue; // reported: the task is not valid
+                    }
                     let prev = plans
                         .iter()
                         .find(|q| (&q.namespace, &q.kind, &q.name) == (&p.namespace, &p.kind, &p.name));
-                    if !passes {
-                        // reported above; the task is not valid
-                    } else if let Some(prev) = prev {
+                    if let Some(prev) = prev {
                         diags.push(crate::diag::Diagnostic {
                             severity: Severity::Error,
                             file: p.origin.file.clone(),
