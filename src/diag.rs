@@ -42,7 +42,12 @@ pub struct Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let file = self.file.display().to_string();
-        write!(f, "{}:{}:{}: ", escape(&file), self.pos.line, self.pos.col)?;
+        if self.pos.line == 0 {
+            // not in the file: a command-line flag over it
+            write!(f, "{}: ", escape(&file))?;
+        } else {
+            write!(f, "{}:{}:{}: ", escape(&file), self.pos.line, self.pos.col)?;
+        }
         if self.severity == Severity::Warning {
             write!(f, "warning: ")?;
         }

@@ -1,7 +1,8 @@
 //! kpatrol: active inspection for Kubernetes.
 //!
 //! ```text
-//! task file ─► task (spanned YAML, kdoctor compatibility) ─► plan (resolved, pure)
+//! task file ─► task (as written: spanned, per format) ─► plan (defaults, rules, the
+//!    command line's overrides, kdoctor's meaning; pure)
 //!    ─► pressure (open-loop engine) + probe (a round of one mode's attempts)
 //!    ─► results (keyed by target) ─► judge (pure; typed checks and verdict)
 //!    ─► report (table, JSON, the versioned termination message) and telemetry
@@ -11,7 +12,7 @@
 //! only Kubernetes API code), `names` (labels, annotations and env names writers and readers
 //! share), `duration` and `diag` (positions and messages).
 //!
-//! A mode (HTTP, DNS, the mesh) lives in `modes/<mode>/`: its plan, its native kind's reader,
+//! A mode (HTTP, DNS, the mesh) lives in `modes/<mode>/`: its plan, its native kind's targets reader,
 //! its attempt and what rendering needs; the list at the end of `modes/mod.rs` registers it
 //! with validate, run, render and `kpatrol-probe`.
 //!

@@ -52,7 +52,7 @@ mod tests {
     #[test]
     fn what_is_rendered_carries_every_name_read_back() {
         let f = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/render/coredns.yaml");
-        let Ok(ft) = crate::task::load_file(&f) else {
+        let Ok(ft) = crate::plan::load_file(&f) else {
             panic!("{} reads", f.display())
         };
         let Ok(r) = crate::render::render(&ft.plans, &Default::default()) else {

@@ -23,7 +23,7 @@ use support::*;
 async fn round(yaml: &str) -> (RoundReport, Verdict) {
     let dir = tempfile::tempdir().unwrap();
     let f = task_file(dir.path(), "t.yaml", yaml);
-    let ft = kpatrol::task::load_file(&f).unwrap();
+    let ft = kpatrol::plan::load_file(&f).unwrap();
     assert!(
         ft.diagnostics
             .iter()
@@ -308,7 +308,7 @@ async fn probe_dns_subcommand_runs_a_round() {
 }
 
 fn errors(yaml: &str) -> Vec<String> {
-    let ft = kpatrol::task::load_str(std::path::Path::new("d.yaml"), yaml).unwrap();
+    let ft = kpatrol::plan::load_str(std::path::Path::new("d.yaml"), yaml).unwrap();
     ft.diagnostics
         .iter()
         .filter(|d| d.severity == kpatrol::diag::Severity::Error)

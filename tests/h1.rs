@@ -31,7 +31,7 @@ async fn run_pressed(url: &str, extra: &str, pressure: &str) -> kpatrol::report:
         "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: h1}}\nspec:\n  pressure: {pressure}\n  targets:\n    - url: \"{url}\"\n{extra}"
     );
     let f = task_file(dir.path(), "t.yaml", &yaml);
-    let plan = kpatrol::task::load_file(&f).unwrap().plans.remove(0);
+    let plan = kpatrol::plan::load_file(&f).unwrap().plans.remove(0);
     kpatrol::round::execute(&plan, &Mounts::new(dir.path()), Stop::new())
         .await
         .unwrap()

@@ -20,7 +20,7 @@ use support::*;
 /// Loads the one task of `yaml` (written into `dir`) and runs one round.
 async fn round_in(dir: &Path, yaml: &str) -> (RoundReport, Verdict) {
     let file = task_file(dir, "task.yaml", yaml);
-    let ft = kpatrol::task::load_file(&file).unwrap();
+    let ft = kpatrol::plan::load_file(&file).unwrap();
     assert!(
         ft.diagnostics
             .iter()
@@ -446,7 +446,7 @@ async fn a_missing_mounted_configmap_means_the_round_cannot_run() {
             "    bodyConfigmapName: nope\n    bodyConfigmapNamespace: x\n",
         ),
     );
-    let plan = kpatrol::task::load_file(&file).unwrap().plans.remove(0);
+    let plan = kpatrol::plan::load_file(&file).unwrap().plans.remove(0);
     let err = kpatrol::round::execute(&plan, &Mounts::new(dir.path().join("mounts")), Stop::new())
         .await
         .unwrap_err();

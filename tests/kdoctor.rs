@@ -14,9 +14,9 @@ use kpatrol::diag::Severity;
 use kpatrol::modes::dns::*;
 use kpatrol::modes::http::*;
 use kpatrol::modes::reach::ReachPlan;
+use kpatrol::plan::load_str;
 use kpatrol::plan::schedule::Schedule;
 use kpatrol::plan::*;
-use kpatrol::task::load_str;
 use serde_json::json;
 
 // ---------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ fn every_mode_that_runs_has_an_example() {
 async fn example(mode: &str, yaml: &str) {
     let dir = tempfile::tempdir().unwrap();
     let f = task_file(dir.path(), "t.yaml", yaml);
-    let ft = kpatrol::task::load_file(&f).unwrap();
+    let ft = kpatrol::plan::load_file(&f).unwrap();
     assert!(ft.diagnostics.is_empty(), "{mode}: {:#?}", ft.diagnostics);
     let plan = ft.plans.into_iter().next().expect("a task");
     assert_eq!(plan.mode.name(), mode);

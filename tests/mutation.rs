@@ -21,8 +21,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kpatrol::diag::Diagnostic;
+use kpatrol::plan::{load_file, load_str};
 use kpatrol::render::{RenderOptions, render};
-use kpatrol::task::{LoadError, load_file, load_str};
+use kpatrol::task::LoadError;
 
 /// Mutants through the library per run (the issue asks for at least 10,000).
 const IN_PROCESS: u64 = 10_000;

@@ -24,7 +24,7 @@ fn plans(paths: &[PathBuf]) -> Vec<Plan> {
     let files = kpatrol::task::collect_files(paths).unwrap();
     let mut out = Vec::new();
     for f in files {
-        let ft = kpatrol::task::load_file(&f).unwrap();
+        let ft = kpatrol::plan::load_file(&f).unwrap();
         assert!(
             ft.diagnostics
                 .iter()

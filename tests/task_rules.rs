@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use kpatrol::diag::Severity;
-use kpatrol::task::load_str;
+use kpatrol::plan::{Overrides, Rate, load_str, load_str_with};
 
 const KPATROL: &str = env!("CARGO_BIN_EXE_kpatrol");
 
@@ -241,8 +241,14 @@ fn command_line_overrides_keep_the_task_file_bounds() {
         ("--max-in-flight", "0", "out of range"),
         ("--duration", "0.001ms", "out of range"),
         ("--duration", "25h", "out of range"),
-        ("--qps", "0", "expected a number above 0"),
-        ("--qps", "NaN", "expected a number above 0"),
+        (
+            "--qps",
+            "0",
+            "t.yaml: --qps (command line): qps 0 is out of range (allowed: above 0",
+        ),
+        ("--qps", "NaN", "--qps (command line): qps NaN is out of range"),
+        ("--qps", "fast", "--qps fast: expected a number or `max`"),
+        ("--duration", "soon", "--duration soon: expected a duration such as 30s"),
     ] {
         let out = Command::new(KPATROL)
             .args(["run", flag, value])
@@ -253,6 +259,41 @@ fn command_line_overrides_keep_the_task_file_bounds() {
         assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
         assert!(stderr.contains(says), "{flag} {value}: {stderr}");
     }
+}
+
+/// Overrides are raw values planned with the file's: defaults that follow from the pressure
+/// follow them, and rules across fields see them.
+#[test]
+fn command_line_overrides_are_planned_with_the_task() {
+    let flags = |qps, duration| Overrides::from_flags(qps, duration, None).unwrap();
+    // the default round timeout follows the duration given on the command line
+    let ft = load_str_with(Path::new("t.yaml"), &http(""), &flags(None, Some("5m"))).unwrap();
+    let plan = &ft.plans[0];
+    assert_eq!(plan.pressure.duration.as_secs(), 300);
+    assert_eq!(plan.round_timeout.as_secs(), 420, "5m + 1s + 1m, in whole minutes");
+    // a round timeout the task sets is checked against the duration the command line sets
+    let task = http_spec(
+        "  roundTimeout: 1m
+",
+    );
+    let ft = load_str_with(Path::new("t.yaml"), &task, &flags(None, Some("5m"))).unwrap();
+    let errors: Vec<String> = ft.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert!(ft.plans.is_empty());
+    assert_eq!(
+        errors,
+        [
+            "t.yaml:5:17: spec.roundTimeout: round timeout 1m is shorter than pressure.duration + pressure.timeout = 5m1s (allowed: at least 5m1s)"
+        ]
+    );
+    // a kdoctor task takes the native flags, beyond kdoctor's own qps limit
+    let kdoctor = "apiVersion: kdoctor.io/v1beta1\nkind: AppHttpHealthy\nmetadata: {name: t}\nspec:\n  schedule: {schedule: \"0 1\", roundTimeoutMinute: 1}\n  request: {qps: 10, durationInSecond: 2, perRequestTimeoutInMS: 500}\n  target: {host: \"http://127.0.0.1:9/\", method: GET}\n";
+    let ft = load_str_with(Path::new("k.yaml"), kdoctor, &flags(Some("max"), None)).unwrap();
+    assert!(
+        ft.plans.iter().all(|p| p.pressure.rate == Rate::Max),
+        "{:?}",
+        ft.diagnostics
+    );
+    assert!(!ft.plans.is_empty());
 }
 
 #[test]

@@ -314,7 +314,7 @@ async fn a_launchers_round_span_parents_its_agents_through_traceparent() {
             .env("KPATROL_AGENT_INDEX", index);
         assert_eq!(cmd.output().await.unwrap().status.code(), Some(0));
     }
-    let plan = kpatrol::task::load_file(&f).unwrap().plans.remove(0);
+    let plan = kpatrol::plan::load_file(&f).unwrap().plans.remove(0);
     let cfg = kpatrol::telemetry::config_from(|k| match k {
         "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(pipe.grpc.clone()),
         _ => None,

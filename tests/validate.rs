@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use kpatrol::diag::{Diagnostic, Severity};
-use kpatrol::task::{FileTasks, LoadError, check_files, load_str};
+use kpatrol::plan::{FileTasks, load_str};
+use kpatrol::task::{LoadError, check_files};
 
 // ---------------------------------------------------------------------------------------
 // helpers
@@ -2499,7 +2500,7 @@ fn a_file_that_is_not_utf8_gets_the_position_of_the_first_bad_byte() {
         "b.yaml",
         b"apiVersion: kpatrol.dev/v1\nkind: \xc3\xa9\xff HttpCheck\n",
     );
-    match kpatrol::task::load_file(&f) {
+    match kpatrol::plan::load_file(&f) {
         Err(e @ LoadError::Encoding { .. }) => assert_eq!(
             e.to_string(),
             format!("{}:2:8: not UTF-8 text: byte 0xff is not valid UTF-8", f.display())

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::diag::Severity;
 use crate::duration::parse_duration;
-use crate::plan::{Plan, Rate};
+use crate::plan::{self, Plan};
 use crate::pressure::Stop;
 use crate::probe::{DEFAULT_MOUNTS, Mounts};
 use crate::report;
@@ -526,13 +526,9 @@ pub enum StartError {
         mode: &'static str,
         asked: String,
     },
-    /// A command-line override out of the task file's bounds.
-    #[error("{flag} {value}: {problem}")]
-    Override {
-        flag: &'static str,
-        value: String,
-        problem: String,
-    },
+    /// A command-line override that is not of its flag's type (its range is the plan's).
+    #[error(transparent)]
+    Override(#[from] task::FlagError),
     #[error("KPATROL_DRAIN is not a duration such as 20s")]
     Drain,
 }
@@ -570,7 +566,7 @@ pub(super) fn check(paths: &[PathBuf], mut say: impl FnMut(String)) -> (Exit, Ve
     }
     let mut plans: Vec<Plan> = Vec::new();
     for f in &files {
-        match task::load_file(f) {
+        match plan::load_file(f) {
             Err(e) => {
                 say(e.to_string());
                 unreadable += 1;
@@ -758,7 +754,8 @@ pub fn render_files(rendered: &crate::render::Rendered, dir: &Path) -> std::io::
 
 /// Loads the one task of `file` that a round runs, applies overrides, and checks its mode.
 pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Plan, StartError> {
-    let ft = task::load_file(file)?;
+    let overrides = task::Overrides::from_flags(opts.qps.as_deref(), opts.duration.as_deref(), opts.max_in_flight)?;
+    let ft = plan::load_file_with(file, &overrides)?;
     let mut errors: Vec<String> = ft
         .diagnostics
         .iter()
@@ -784,7 +781,7 @@ pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Pla
         return Err(StartError::Invalid(errors));
     }
     let mut plans = ft.plans;
-    let mut plan = match (&opts.name, plans.len()) {
+    let plan = match (&opts.name, plans.len()) {
         (_, 0) => return Err(StartError::NoTask(file.to_path_buf())),
         (None, 1) => plans.remove(0),
         (None, _) => {
@@ -816,43 +813,7 @@ pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Pla
             asked: m.to_string(),
         });
     }
-    apply_overrides(&mut plan, opts)?;
     Ok(plan)
-}
-
-/// Command-line overrides of the task's pressure, held to the same bounds as the task file.
-/// Pure.
-pub fn apply_overrides(plan: &mut Plan, opts: &RoundOpts) -> Result<(), StartError> {
-    let bad = |flag, value: &str, problem: String| StartError::Override {
-        flag,
-        value: value.to_string(),
-        problem,
-    };
-    use task::native::{DURATION_RANGE, QPS_ALLOWED, duration_problem, max_in_flight_problem, qps_problem};
-    if let Some(q) = &opts.qps {
-        plan.pressure.rate = if q == "max" {
-            Rate::Max
-        } else {
-            match q.parse::<f64>() {
-                Ok(v) if qps_problem(v).is_none() => Rate::Fixed(v),
-                _ => return Err(bad("--qps", q, format!("expected a number {QPS_ALLOWED}"))),
-            }
-        };
-    }
-    if let Some(d) = &opts.duration {
-        let parsed = parse_duration(d).ok_or_else(|| bad("--duration", d, "expected a duration such as 30s".into()))?;
-        if let Some((problem, allowed)) = duration_problem(parsed, DURATION_RANGE) {
-            return Err(bad("--duration", d, format!("{problem} (allowed: {allowed})")));
-        }
-        plan.pressure.duration = parsed;
-    }
-    if let Some(m) = opts.max_in_flight {
-        if let Some(problem) = max_in_flight_problem(m.into()) {
-            return Err(bad("--max-in-flight", &m.to_string(), problem));
-        }
-        plan.pressure.max_in_flight = m;
-    }
-    Ok(())
 }
 
 async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> Exit {

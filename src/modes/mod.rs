@@ -6,7 +6,7 @@
 //! answer-code names (`plan::CodeKind`) and error kinds (`pressure::ErrorKind`); a mode
 //! that brings new ones adds them there.
 //!
-//! kdoctor's kinds are read in `task::kdoctor` (a compatibility layer) into these plans.
+//! kdoctor's kinds are planned in `plan::kdoctor` (a compatibility layer) into these plans.
 
 use std::future::Future;
 use std::path::Path;
@@ -17,21 +17,29 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::diag::{Diagnostics, Pos};
-use crate::plan::{Expect, FileRef, Plan, Pressure, Tls};
+use crate::plan::Plan;
+use crate::plan::native::ExpectSpec;
+use crate::plan::{CodeKind, CodeRange, Expect, FileRef, Pressure, Tls};
 use crate::pressure::{self, ErrorKind, Live, Load, Stats, Stop};
 use crate::probe::{Mounts, ProbeError};
 use crate::results::TargetId;
-use crate::task::Meta;
-use crate::task::read::{Cx, Fields};
+use crate::task::read::Cx;
+use crate::task::yaml::Node;
 
-/// Reads a native kind's `spec` into a plan, reporting every problem through `cx`.
-pub(crate) type Reader = fn(&mut Cx, Meta, &mut Fields, &Path) -> Option<Plan>;
+/// Reads and plans a native kind's `spec.targets` (at the field path given) over the round's
+/// expectations, files resolved against the task's folder; every problem goes to `cx`.
+pub(crate) type TargetsReader = fn(&mut Cx, &Node, &str, &ExpectSpec, &Path) -> Option<Mode>;
 
-/// A native `kpatrol.dev/v1` kind and its reader.
+/// A native `kpatrol.dev/v1` kind: its name, what its answer codes are, and its targets'
+/// reader (the rest of its spec is the skeleton every native kind shares).
 #[derive(Clone, Copy)]
 pub struct NativeKind {
     pub kind: &'static str,
-    pub(crate) read: Reader,
+    /// What `expect` codes mean (HTTP statuses, DNS rcodes).
+    pub codes: CodeKind,
+    /// The codes that count as success when a task lists none.
+    pub default_codes: CodeRange,
+    pub(crate) targets: TargetsReader,
 }
 
 /// What one mode provides. Implemented by the mode's plan.

@@ -1,4 +1,4 @@
-//! The mesh (`reach`): kdoctor's NetReach, read in `task::kdoctor`. Validated, not yet
+//! The mesh (`reach`): kdoctor's NetReach, planned in `plan::kdoctor`. Validated, not yet
 //! rendered or run.
 
 use serde::Serialize;

@@ -1,51 +1,91 @@
-//! The plan: a task resolved for running. Every default applied, every cross-field rule
-//! checked, native and kdoctor tasks alike. Building a plan is pure (`task` does it from
-//! the spanned tree); running, rendering and judging read only the plan.
+//! The plan: a task resolved for running. Every default applied, every range and
+//! cross-field rule checked, the command line's overrides included, native ([`native`]) and
+//! kdoctor ([`kdoctor`]) tasks alike. Planning a raw `task::Task` is pure ([`plan`]);
+//! [`load_str`] reads and plans a file's text. Running, rendering and judging read only the
+//! plan.
 
+pub mod kdoctor;
+pub mod native;
 pub mod schedule;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::diag::{Diagnostic, Diagnostics};
 pub use crate::modes::Mode;
 use crate::modes::dns::{RCODES, WRONG_ANSWER};
+use crate::task::read::Cx;
+pub use crate::task::{FileRef, Format, LoadError, Origin, Overrides};
+use crate::task::{Kind, Spec, Task};
 pub use schedule::Schedule;
 
-/// Where a task came from, for messages.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Origin {
-    pub file: PathBuf,
-    /// Line of the document's start.
-    pub line: usize,
-    /// Where `metadata.name` is.
-    #[serde(skip)]
-    pub name_pos: crate::diag::Pos,
-    /// Where some fields are, for problems found after planning (rendering).
-    #[serde(skip)]
-    pub positions: std::collections::BTreeMap<String, crate::diag::Pos>,
-    /// The task document as read, for the ConfigMap a pod reads it from.
-    #[serde(skip)]
-    pub document: serde_json::Value,
+/// The tasks of one file, planned, and every problem found in it.
+#[derive(Debug, Default)]
+pub struct FileTasks {
+    pub plans: Vec<Plan>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Files the tasks name (body, TLS), for `task::check_files`.
+    pub files: Vec<FileRef>,
 }
 
-impl Origin {
-    /// Where `field` is, or the task's name when not recorded.
-    pub fn pos(&self, field: &str) -> crate::diag::Pos {
-        self.positions.get(field).copied().unwrap_or(self.name_pos)
+/// Reads and plans one file, with no command-line overrides.
+pub fn load_file(path: &Path) -> Result<FileTasks, LoadError> {
+    load_file_with(path, &Overrides::default())
+}
+
+/// Reads and plans one file, the command line's overrides over every task's pressure.
+pub fn load_file_with(path: &Path, overrides: &Overrides) -> Result<FileTasks, LoadError> {
+    load_str_with(path, &crate::task::read_file(path)?, overrides)
+}
+
+/// Reads and plans every task document of `text`, which came from `path` (used in messages
+/// and to resolve relative file names). Pure.
+pub fn load_str(path: &Path, text: &str) -> Result<FileTasks, LoadError> {
+    load_str_with(path, text, &Overrides::default())
+}
+
+/// [`load_str`] with the command line's overrides. Pure.
+pub fn load_str_with(path: &Path, text: &str, overrides: &Overrides) -> Result<FileTasks, LoadError> {
+    let docs = crate::task::parse(path, text)?;
+    let mut diags = Diagnostics::new(path);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut plans = Vec::new();
+    let mut files = Vec::new();
+    for doc in &docs {
+        let mut cx = Cx::new(&mut diags);
+        let errors_before = cx.diags.error_count();
+        let task = crate::task::read_doc(&mut cx, path, &doc.root, dir);
+        let planned = task.and_then(|t| plan(&mut cx, t, overrides));
+        // A document with any error yields no task, whichever stage found it.
+        if let Some(mut p) = planned.filter(|_| cx.diags.error_count() == errors_before) {
+            if !cx.as_text.is_empty() {
+                crate::task::keep_text(&doc.root, &mut p.origin.document, &cx.as_text);
+            }
+            plans.push(p);
+        }
+        files.append(&mut cx.files);
     }
+    Ok(FileTasks {
+        plans,
+        diagnostics: diags.list,
+        files,
+    })
 }
 
-/// The task file's format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// `kpatrol.dev/v1`
-    Native,
-    /// `kdoctor.io/v1beta1`, with kdoctor's defaults and meaning.
-    Kdoctor,
+/// Plans one task as read: defaults, ranges and cross-field rules, with `overrides` over its
+/// pressure; every problem goes to `cx`. Pure.
+pub fn plan(cx: &mut Cx, task: Task, overrides: &Overrides) -> Option<Plan> {
+    match (task.kind, task.spec) {
+        (Kind::Native(k), Spec::Native(spec)) => native::plan(cx, task.meta, k, spec, overrides),
+        (Kind::AppHttpHealthy, Spec::Kdoctor(spec)) => kdoctor::app_http_healthy(cx, task.meta, &spec, overrides),
+        (Kind::NetReach, Spec::Kdoctor(spec)) => kdoctor::net_reach(cx, task.meta, &spec, overrides),
+        (Kind::Netdns, Spec::Kdoctor(spec)) => kdoctor::net_dns(cx, task.meta, &spec, overrides),
+        // read_doc reads a kind's spec in the kind's format
+        _ => None,
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -243,14 +283,4 @@ pub struct Tls {
     /// kdoctor's rule: verify the server only when the Secret holds `ca.crt`.
     pub verify_only_with_ca: bool,
     pub server_name: Option<String>,
-}
-
-/// A file given in the task, relative paths resolved against the task file's folder.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct FileRef {
-    pub path: PathBuf,
-    /// The field that named it, for messages.
-    pub field: String,
-    #[serde(skip)]
-    pub pos: crate::diag::Pos,
 }

@@ -718,7 +718,7 @@ mod tests {
         let text = format!(
             "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: web}}\nspec:\n  agents: {agents}\n  targets: [{{url: \"http://a/\"}}]\n"
         );
-        let mut ft = crate::task::load_str(Path::new("bad.yaml"), &text).unwrap();
+        let mut ft = crate::plan::load_str(Path::new("bad.yaml"), &text).unwrap();
         assert!(ft.diagnostics.is_empty(), "{:?}", ft.diagnostics);
         ft.plans.remove(0)
     }

@@ -1,8 +1,12 @@
-//! Task files: reading YAML files and directories, recognising each document's
-//! `apiVersion` and `kind`, and reading it (native or kdoctor) into a [`Plan`] while
-//! collecting every problem with its line, column and field path.
+//! Task files, raw: finding YAML files in directories, reading them, recognising each
+//! document's `apiVersion` and `kind`, and reading it into a [`Task`] as written (each value
+//! spanned: where it is, or which flag gave it), per format ([`native`], [`kdoctor`]), while
+//! collecting every problem of shape and type with its line, column and field path. Defaults,
+//! ranges and rules across fields are the plan's (`crate::plan`), which reads tasks and never
+//! the other way round; command-line overrides ([`Overrides`]) are raw values too, so one set
+//! of checks serves the file and the flags.
 //!
-//! Everything here but [`collect_files`] and [`load_file`] is pure.
+//! Everything here but [`collect_files`], [`read_file`] and [`check_files`] is pure.
 
 pub mod k8s;
 pub mod kdoctor;
@@ -13,11 +17,13 @@ pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
 
 use crate::diag::{Diagnostic, Diagnostics, Pos, did_you_mean};
-use crate::plan::{FileRef, Origin, Plan};
 pub use k8s::{dns_label_problem, dns_subdomain_problem};
-use read::{Cx, Fields};
+use read::{Cx, Field, Fields, Spanned};
 
 pub const NATIVE_API: &str = "kpatrol.dev/v1";
 pub const KDOCTOR_API: &str = "kdoctor.io/v1beta1";
@@ -43,9 +49,9 @@ pub fn native_kinds() -> Vec<&'static str> {
     crate::modes::native_kinds().map(|k| k.kind).collect()
 }
 
-/// A kind kpatrol reads: which reader reads its spec.
+/// A kind kpatrol reads: which reader reads its spec, and which planner plans it.
 #[derive(Clone, Copy)]
-enum Kind {
+pub enum Kind {
     Native(crate::modes::NativeKind),
     AppHttpHealthy,
     NetReach,
@@ -54,7 +60,7 @@ enum Kind {
 
 impl Kind {
     /// The kind named `name` of apiVersion `api`.
-    fn of(api: &str, name: &str) -> Option<Kind> {
+    pub fn of(api: &str, name: &str) -> Option<Kind> {
         if api == NATIVE_API {
             return crate::modes::native_kinds().find(|k| k.kind == name).map(Kind::Native);
         }
@@ -97,21 +103,126 @@ fn text_pos(valid: &[u8]) -> Pos {
     }
 }
 
-/// The tasks of one file and every problem found in it.
-#[derive(Debug, Default)]
-pub struct FileTasks {
-    pub plans: Vec<Plan>,
-    pub diagnostics: Vec<Diagnostic>,
-    /// Files the tasks name (body, TLS), for [`check_files`].
-    pub files: Vec<FileRef>,
+/// One task document as read: its identity, its kind, and its spec per format.
+pub struct Task {
+    pub kind: Kind,
+    pub meta: Meta,
+    pub spec: Spec,
+}
+
+/// A task's spec as written, per format.
+pub enum Spec {
+    Native(native::Spec),
+    Kdoctor(kdoctor::Spec),
 }
 
 /// Identity of a task, read before its kind-specific spec.
-pub(crate) struct Meta {
+pub struct Meta {
     pub name: String,
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
     pub origin: Origin,
+}
+
+/// Where a task came from, for messages.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Origin {
+    pub file: PathBuf,
+    /// Line of the document's start.
+    pub line: usize,
+    /// Where `metadata.name` is.
+    #[serde(skip)]
+    pub name_pos: Pos,
+    /// Where some fields are, for problems found after planning (rendering).
+    #[serde(skip)]
+    pub positions: BTreeMap<String, Pos>,
+    /// The task document as read, for the ConfigMap a pod reads it from.
+    #[serde(skip)]
+    pub document: serde_json::Value,
+}
+
+impl Origin {
+    /// Where `field` is, or the task's name when not recorded.
+    pub fn pos(&self, field: &str) -> Pos {
+        self.positions.get(field).copied().unwrap_or(self.name_pos)
+    }
+}
+
+/// The task file's format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `kpatrol.dev/v1`
+    Native,
+    /// `kdoctor.io/v1beta1`, with kdoctor's defaults and meaning.
+    Kdoctor,
+}
+
+/// A file given in the task, relative paths resolved against the task file's folder.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FileRef {
+    pub path: PathBuf,
+    /// The field that named it, for messages.
+    pub field: String,
+    #[serde(skip)]
+    pub pos: Pos,
+}
+
+/// A rate as written: requests per second per target, or `max`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Qps {
+    PerSecond(f64),
+    Max,
+}
+
+/// What the command line overrides of a task's pressure (`--qps`, `--duration`,
+/// `--max-in-flight`): raw values that the plan checks as it checks the file's.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overrides {
+    pub qps: Field<Qps>,
+    pub duration: Field<Duration>,
+    pub max_in_flight: Field<i64>,
+}
+
+/// A flag's value that is not of the flag's type.
+#[derive(Debug, thiserror::Error)]
+#[error("{flag} {value}: expected {expected}")]
+pub struct FlagError {
+    pub flag: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl Overrides {
+    /// The overrides given as text on the command line; ranges are checked when planning.
+    pub fn from_flags(
+        qps: Option<&str>,
+        duration: Option<&str>,
+        max_in_flight: Option<u32>,
+    ) -> Result<Self, FlagError> {
+        let bad = |flag, value: &str, expected| FlagError {
+            flag,
+            value: value.to_string(),
+            expected,
+        };
+        let mut o = Overrides::default();
+        if let Some(q) = qps {
+            let value = match q {
+                "max" => Qps::Max,
+                q => Qps::PerSecond(q.parse().map_err(|_| bad("--qps", q, "a number or `max`"))?),
+            };
+            o.qps = Field::Set(Spanned::flag("--qps", value));
+        }
+        if let Some(d) = duration {
+            let value =
+                crate::duration::parse_duration(d).ok_or_else(|| bad("--duration", d, "a duration such as 30s"))?;
+            o.duration = Field::Set(Spanned::flag("--duration", value));
+        }
+        if let Some(m) = max_in_flight {
+            o.max_in_flight = Field::Set(Spanned::flag("--max-in-flight", m.into()));
+        }
+        Ok(o)
+    }
 }
 
 /// The task files found under the paths given, and the directories that could not be
@@ -199,8 +310,8 @@ fn walk(
     }
 }
 
-/// Reads and loads one file.
-pub fn load_file(path: &Path) -> Result<FileTasks, LoadError> {
+/// Reads one task file's text: only a regular file (a FIFO never blocks), only UTF-8.
+pub fn read_file(path: &Path) -> Result<String, LoadError> {
     // Opening a FIFO or a device blocks or never ends: only regular files are read.
     let meta = std::fs::metadata(path).map_err(|e| LoadError::Read {
         path: path.to_path_buf(),
@@ -216,7 +327,7 @@ pub fn load_file(path: &Path) -> Result<FileTasks, LoadError> {
         path: path.to_path_buf(),
         source: e,
     })?;
-    let text = String::from_utf8(bytes).map_err(|e| {
+    String::from_utf8(bytes).map_err(|e| {
         let bytes = e.as_bytes();
         let at = e.utf8_error().valid_up_to();
         LoadError::Encoding {
@@ -224,51 +335,21 @@ pub fn load_file(path: &Path) -> Result<FileTasks, LoadError> {
             pos: text_pos(bytes.get(..at).unwrap_or_default()),
             byte: bytes.get(at).copied().unwrap_or_default(),
         }
-    })?;
-    load_str(path, &text)
-}
-
-/// Loads every task document of `text`, which came from `path` (used in messages and to
-/// resolve relative file names). Pure.
-pub fn load_str(path: &Path, text: &str) -> Result<FileTasks, LoadError> {
-    let docs = yaml::parse(text).map_err(|e| LoadError::Syntax {
-        path: path.to_path_buf(),
-        pos: e.pos,
-        message: e.message,
-    })?;
-    let mut diags = Diagnostics::new(path);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut plans = Vec::new();
-    let mut files = Vec::new();
-    for doc in &docs {
-        let mut cx = Cx::new(&mut diags);
-        if let Some(p) = load_doc(&mut cx, path, &doc.root, dir) {
-            plans.push(p);
-        }
-        files.append(&mut cx.files);
-    }
-    Ok(FileTasks {
-        plans,
-        diagnostics: diags.list,
-        files,
     })
 }
 
-fn load_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<Plan> {
-    let errors_before = cx.diags.error_count();
-    let mut plan = read_doc(cx, path, root, dir);
-    if let Some(p) = &mut plan
-        && !cx.as_text.is_empty()
-    {
-        keep_text(root, &mut p.origin.document, &cx.as_text);
-    }
-    // A document with any error yields no task, whichever reader found it.
-    plan.filter(|_| cx.diags.error_count() == errors_before)
+/// The documents of a task file's text, spanned; `path` is for messages.
+pub fn parse(path: &Path, text: &str) -> Result<Vec<yaml::Document>, LoadError> {
+    yaml::parse(text).map_err(|e| LoadError::Syntax {
+        path: path.to_path_buf(),
+        pos: e.pos,
+        message: e.message,
+    })
 }
 
 /// Writes the scalars read as strings (at `at`) into `doc` as the text they were written
 /// as, so the task a pod reads sends the header `1.10`, not `1.1`. `doc` mirrors `n`.
-fn keep_text(n: &yaml::Node, doc: &mut serde_json::Value, at: &std::collections::BTreeSet<Pos>) {
+pub fn keep_text(n: &yaml::Node, doc: &mut serde_json::Value, at: &std::collections::BTreeSet<Pos>) {
     match (&n.value, doc) {
         (yaml::Value::Map(entries), serde_json::Value::Object(o)) => {
             for (k, v) in entries {
@@ -295,7 +376,9 @@ fn keep_text(n: &yaml::Node, doc: &mut serde_json::Value, at: &std::collections:
 /// The field path of a whole document, for problems with the document itself.
 const DOCUMENT: &str = "(document)";
 
-fn read_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<Plan> {
+/// Reads one document (a task of either format) as written: problems of shape and type go
+/// to `cx`; `None` when it is not a task at all. `dir` is the task file's folder.
+pub fn read_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<Task> {
     if !matches!(root.value, yaml::Value::Map(_)) {
         cx.diags.error(
             root.pos,
@@ -365,8 +448,8 @@ fn read_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<P
         }
     };
     let mut spec = cx.fields(&spec_node, "spec")?;
-    // Read the spec even when metadata is wrong, so every problem is reported at once.
-    let meta_ok = meta.is_some();
+    // Read (and plan) the spec even when metadata is wrong (already reported), so every
+    // problem is reported at once; the errors keep the task from being used.
     let meta = meta.unwrap_or_else(|| Meta {
         name: String::new(),
         namespace: String::new(),
@@ -379,13 +462,11 @@ fn read_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Option<P
             document: serde_json::Value::Null,
         },
     });
-    let plan = match kind {
-        Kind::Native(k) => (k.read)(cx, meta, &mut spec, dir),
-        Kind::AppHttpHealthy => kdoctor::app_http_healthy(cx, meta, &mut spec),
-        Kind::NetReach => kdoctor::net_reach(cx, meta, &mut spec),
-        Kind::Netdns => kdoctor::net_dns(cx, meta, &mut spec),
+    let spec = match kind {
+        Kind::Native(_) => Spec::Native(native::read(cx, &mut spec, dir)),
+        Kind::AppHttpHealthy | Kind::NetReach | Kind::Netdns => Spec::Kdoctor(kdoctor::read(cx, &mut spec, kind)),
     };
-    plan.filter(|_| meta_ok)
+    Some(Task { kind, meta, spec })
 }
 
 const IGNORED_META: &[&str] = &[
@@ -442,7 +523,7 @@ fn metadata(cx: &mut Cx, m: &mut Fields, kdoctor: bool, path: &Path, doc_root: &
             )
             .allowed("a DNS-1123 label");
     }
-    let labels = native::labels(cx, m, "labels").unwrap_or_default();
+    let labels = read::labels(cx, m, "labels").unwrap_or_default();
     let _annotations = m.string_map(cx, "annotations");
     Some(Meta {
         name: name?,
@@ -460,7 +541,7 @@ fn metadata(cx: &mut Cx, m: &mut Fields, kdoctor: bool, path: &Path, doc_root: &
             positions: Default::default(),
             document: {
                 // the task as a pod reads it: a kdoctor `status` block is not part of it
-                let mut d = native::to_json(doc_root);
+                let mut d = read::to_json(doc_root);
                 if let Some(o) = d.as_object_mut() {
                     o.remove("status");
                 }

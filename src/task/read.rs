@@ -1,14 +1,79 @@
-//! Typed reading of a spanned YAML node: fields of a mapping, scalars, durations and enums.
-//! Every problem becomes a diagnostic at the node's position; readers return `None` and
-//! go on, so one pass finds every problem. Unknown fields are reported when a mapping's
-//! reader finishes, with a "did you mean" among the fields the code asked for.
+//! Typed reading of a spanned YAML node: fields of a mapping, scalars, durations, enums,
+//! names by Kubernetes' rules, files and target lists. Every problem becomes a diagnostic at
+//! the node's position; readers return `None` and go on, so one pass finds every problem.
+//! Unknown fields are reported when a mapping's reader finishes, with a "did you mean" among
+//! the fields the code asked for. A value kept for planning is a [`Field`]: absent, invalid
+//! (already reported) or [`Spanned`] with where it came from ([`At`]: a field, or a flag).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
+use super::FileRef;
+use super::k8s::{self, NameRule};
 use super::yaml::{Key, Node, Value};
-use crate::diag::{Diagnostics, Pos, did_you_mean};
+use crate::diag::{Diagnostic, Diagnostics, Pos, did_you_mean};
 use crate::duration::parse_duration;
+
+/// Where a raw value came from: a field of the task file, or a command-line flag.
+#[derive(Clone, Debug, PartialEq)]
+pub enum At {
+    Field { pos: Pos, path: String },
+    Flag(&'static str),
+}
+
+/// A value as read, and where it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub at: At,
+}
+
+impl<T> Spanned<T> {
+    /// A value given by a command-line flag.
+    pub fn flag(flag: &'static str, value: T) -> Self {
+        Spanned {
+            value,
+            at: At::Flag(flag),
+        }
+    }
+}
+
+/// A field of a raw task: absent (or null), present but unreadable (already reported), or
+/// read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Field<T> {
+    Absent,
+    Invalid,
+    Set(Spanned<T>),
+}
+
+// not derived: a derive would ask `T: Default` of every value type
+#[allow(clippy::derivable_impls)]
+impl<T> Default for Field<T> {
+    fn default() -> Self {
+        Field::Absent
+    }
+}
+
+impl<T> Field<T> {
+    pub fn value(&self) -> Option<&T> {
+        self.spanned().map(|s| &s.value)
+    }
+    pub fn spanned(&self) -> Option<&Spanned<T>> {
+        match self {
+            Field::Set(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Field::Absent)
+    }
+    /// `other` where it is given, `self` otherwise (a flag over the file's value).
+    pub fn or_over(self, other: Field<T>) -> Field<T> {
+        if other.is_absent() { self } else { other }
+    }
+}
 
 /// Reading context: where problems go.
 pub struct Cx<'d> {
@@ -138,6 +203,26 @@ impl<'n> Fields<'n> {
         self.get(key).and_then(|n| cx.list(n, &p))
     }
 
+    /// `key` read by `read` into a [`Field`] that remembers where it was.
+    pub fn field<T>(
+        &mut self,
+        cx: &mut Cx,
+        key: &'static str,
+        read: impl FnOnce(&mut Cx, &Node, &str) -> Option<T>,
+    ) -> Field<T> {
+        let path = self.path_of(key);
+        match self.get(key) {
+            None => Field::Absent,
+            Some(n) => match read(cx, n, &path) {
+                Some(value) => Field::Set(Spanned {
+                    value,
+                    at: At::Field { pos: n.pos, path },
+                }),
+                None => Field::Invalid,
+            },
+        }
+    }
+
     /// Like `get`, but a missing field is an error.
     pub fn required(&mut self, cx: &mut Cx, key: &'static str) -> Option<&'n Node> {
         let n = self.get(key);
@@ -155,6 +240,26 @@ impl<'d> Cx<'d> {
             diags,
             files: Vec::new(),
             as_text: Default::default(),
+        }
+    }
+
+    /// Records an error at `at`: a field of the file, or a command-line flag.
+    pub fn error_at(&mut self, at: &At, message: impl Into<String>) -> &mut Diagnostic {
+        match at {
+            At::Field { pos, path } => self.diags.error(*pos, path, message),
+            At::Flag(flag) => self
+                .diags
+                .error(Pos::default(), &format!("{flag} (command line)"), message),
+        }
+    }
+
+    /// Records a warning at `at`.
+    pub fn warn_at(&mut self, at: &At, message: impl Into<String>) -> &mut Diagnostic {
+        match at {
+            At::Field { pos, path } => self.diags.warn(*pos, path, message),
+            At::Flag(flag) => self
+                .diags
+                .warn(Pos::default(), &format!("{flag} (command line)"), message),
         }
     }
 
@@ -316,5 +421,157 @@ impl<'d> Cx<'d> {
             }
         }
         Some(out)
+    }
+}
+
+/// A list of targets read by `read`, at least one, their names unique.
+pub fn target_list<T>(
+    cx: &mut Cx,
+    n: &Node,
+    path: &str,
+    name_of: impl Fn(&T) -> &str,
+    mut read: impl FnMut(&mut Cx, &mut Fields, usize) -> Option<T>,
+) -> Option<Vec<T>> {
+    let items = cx.list(n, path)?;
+    if items.is_empty() {
+        cx.diags.error(n.pos, path, "at least one target is needed");
+        return None;
+    }
+    let mut out: Vec<T> = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let Some(mut f) = cx.fields(item, &format!("{path}[{i}]")) else {
+            ok = false;
+            continue;
+        };
+        match read(cx, &mut f, i) {
+            Some(t) if out.iter().any(|o| name_of(o) == name_of(&t)) => {
+                cx.diags.error(
+                    f.pos_of("name"),
+                    &f.path_of("name"),
+                    format!("target name `{}` is used twice", name_of(&t)),
+                );
+                ok = false;
+            }
+            Some(t) => out.push(t),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// A target's optional `name`; `round` is reserved for the whole round in reports.
+pub fn target_name(cx: &mut Cx, f: &mut Fields) -> Option<String> {
+    let name = f.str(cx, "name");
+    if name.as_deref() == Some("round") {
+        cx.diags
+            .error(
+                f.pos_of("name"),
+                &f.path_of("name"),
+                "`round` names the whole round in reports",
+            )
+            .allowed("any other name");
+    }
+    name
+}
+
+/// An absolute http or https URL with a host.
+pub fn url(cx: &mut Cx, n: &Node, path: &str) -> Option<String> {
+    let s = cx.string(n, path)?;
+    match reqwest::Url::parse(&s) {
+        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some_and(|h| !h.is_empty()) => {
+            Some(s)
+        }
+        Ok(u) => {
+            cx.diags
+                .error(n.pos, path, format!("`{s}` has scheme `{}` or no host", u.scheme()))
+                .allowed("http:// or https:// URLs with a host");
+            None
+        }
+        Err(e) => {
+            cx.diags
+                .error(n.pos, path, format!("`{s}` is not a valid URL: {e}"))
+                .allowed("http:// or https:// URLs with a host");
+            None
+        }
+    }
+}
+
+/// A string at `n` that must follow `rule` (it names a Kubernetes object, a key that becomes
+/// a file name, a host); reported with the rule when it does not.
+pub fn named(cx: &mut Cx, n: &Node, path: &str, rule: NameRule) -> Option<String> {
+    let s = cx.string(n, path)?;
+    match rule.problem(&s) {
+        None => Some(s),
+        Some(p) => {
+            cx.diags
+                .error(n.pos, path, format!("`{s}` is not a valid {}: {p}", rule.what()))
+                .allowed(rule.allowed());
+            None
+        }
+    }
+}
+
+/// `key` of `f`, when present, read with [`named`].
+pub fn field_name(cx: &mut Cx, f: &mut Fields, key: &'static str, rule: NameRule) -> Option<String> {
+    let path = f.path_of(key);
+    f.get(key).and_then(|n| named(cx, n, &path, rule))
+}
+
+/// A mapping of label keys to values (metadata labels, node selectors), each checked as the
+/// API server checks labels.
+pub fn labels(cx: &mut Cx, f: &mut Fields, key: &'static str) -> Option<std::collections::BTreeMap<String, String>> {
+    let map = f.string_map(cx, key)?;
+    if let Some(Value::Map(entries)) = f.get(key).map(|n| &n.value) {
+        for (k, v) in entries {
+            let path = join(&f.path_of(key), &k.name);
+            if let Some(p) = k8s::label_key_problem(&k.name) {
+                cx.diags
+                    .error(k.pos, &path, format!("`{}` is not a valid label key: {p}", k.name))
+                    .allowed(k8s::LABEL_KEY_ALLOWED);
+            }
+            if let Some(value) = map.get(&k.name)
+                && let Some(p) = k8s::label_value_problem(value)
+            {
+                cx.diags
+                    .error(v.pos, &path, format!("`{value}` is not a valid label value: {p}"))
+                    .allowed(k8s::LABEL_VALUE_ALLOWED);
+            }
+        }
+    }
+    Some(map)
+}
+
+pub fn file_ref(cx: &mut Cx, n: &Node, path: &str, task_dir: &Path) -> Option<FileRef> {
+    let s = cx.string(n, path)?;
+    if s.is_empty() {
+        cx.diags.error(n.pos, path, "empty file name");
+        return None;
+    }
+    let f = FileRef {
+        path: task_dir.join(&s),
+        field: path.to_string(),
+        pos: n.pos,
+    };
+    cx.files.push(f.clone());
+    Some(f)
+}
+
+/// A node as JSON, for Kubernetes objects passed through unchanged.
+pub fn to_json(n: &Node) -> serde_json::Value {
+    match &n.value {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => (*b).into(),
+        Value::Int(i) => (*i).into(),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
+        Value::Str(s) => s.clone().into(),
+        Value::Seq(items) => items.iter().map(to_json).collect(),
+        Value::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| (k.name.clone(), to_json(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
     }
 }

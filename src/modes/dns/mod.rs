@@ -1,5 +1,5 @@
 //! The DNS mode: native `DnsCheck` (kdoctor's `Netdns` is read into the same plan in
-//! `task::kdoctor`), over UDP, TCP, DNS over TLS and DNS over HTTPS. Answer codes are
+//! `plan::kdoctor`), over UDP, TCP, DNS over TLS and DNS over HTTPS. Answer codes are
 //! rcodes, plus [`WRONG_ANSWER`] for a NOERROR answer without what the target expects.
 
 pub mod attempt;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 pub use plan::*;
 
 use super::{NativeKind, Needs, Prepared, RoundMode};
-use crate::plan::{Expect, Pressure};
+use crate::plan::{CodeKind, CodeRange, Expect, Pressure};
 use crate::probe::{Mounts, ProbeError};
 
 impl RoundMode for DnsPlan {
@@ -19,7 +19,10 @@ impl RoundMode for DnsPlan {
     const ABOUT: &'static str = "DNS checks over UDP, TCP, TLS and HTTPS (DnsCheck, kdoctor Netdns).";
     const NATIVE: Option<NativeKind> = Some(NativeKind {
         kind: "DnsCheck",
-        read: read::dns_check,
+        codes: CodeKind::Dns,
+        // success by default: NOERROR
+        default_codes: CodeRange { from: 0, to: 0 },
+        targets: read::dns_targets,
     });
 
     fn targets(&self) -> Vec<(&str, &Expect)> {

@@ -1,39 +1,26 @@
-//! Reading a native `DnsCheck`: its targets (server or Service, protocol, queries, TLS,
-//! answer checks) over the common skeleton in `task::native`.
+//! Reading a native `DnsCheck`'s targets (server or Service, protocol, queries, TLS, answer
+//! checks); the rest of its spec is the skeleton `plan::native` plans.
 
 use std::path::Path;
 
 use super::plan::*;
 use crate::modes::Mode;
-use crate::plan::{CodeKind, CodeRange, Plan};
-use crate::task::Meta;
+use crate::plan::native::{ExpectSpec, expect, tls};
+use crate::plan::CodeKind;
 use crate::task::k8s::NameRule;
-use crate::task::native::{ExpectSpec, check, expect, field_name, named, target_list, target_name, tls, url};
-use crate::task::read::{Cx, Fields};
+use crate::task::read::{Cx, Fields, field_name, named, target_list, target_name, url};
 use crate::task::yaml::Node;
 
-/// Reads the spec of a native `DnsCheck`.
-pub(crate) fn dns_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &Path) -> Option<Plan> {
-    // success by default: NOERROR
-    check(
-        cx,
-        meta,
-        spec,
-        "DnsCheck",
-        CodeKind::Dns,
-        CodeRange { from: 0, to: 0 },
-        |cx, n, path, base| dns_targets(cx, n, path, base, task_dir).map(|targets| Mode::Dns(DnsPlan { targets })),
-    )
-}
-
-fn dns_targets(cx: &mut Cx, n: &Node, path: &str, base: &ExpectSpec, task_dir: &Path) -> Option<Vec<DnsTarget>> {
-    target_list(
+/// Reads and plans a native `DnsCheck`'s targets over the round's expectations.
+pub(crate) fn dns_targets(cx: &mut Cx, n: &Node, path: &str, base: &ExpectSpec, task_dir: &Path) -> Option<Mode> {
+    let targets = target_list(
         cx,
         n,
         path,
         |t: &DnsTarget| &t.name,
         |cx, f, _| dns_target(cx, f, base, task_dir),
-    )
+    )?;
+    Some(Mode::Dns(DnsPlan { targets }))
 }
 
 const DNS_SERVER_ALLOWED: &str = "an IP address, optionally with a port: 10.96.0.10, 127.0.0.1:5353, ::1, [::1]:5353";

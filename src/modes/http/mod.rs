@@ -1,5 +1,5 @@
 //! The HTTP mode: native `HttpCheck` (kdoctor's `AppHttpHealthy` is read into the same
-//! plan in `task::kdoctor`). Plain HTTP/1.1 goes through a lean client ([`h1`]); TLS,
+//! plan in `plan::kdoctor`). Plain HTTP/1.1 goes through a lean client ([`h1`]); TLS,
 //! HTTP/2 and redirects through reqwest ([`attempt`]). Answer codes are HTTP statuses.
 
 pub mod attempt;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 pub use plan::*;
 
 use super::{NativeKind, Needs, Prepared, RoundMode};
-use crate::plan::{Connections, Expect, Pressure};
+use crate::plan::{CodeKind, CodeRange, Connections, Expect, Pressure};
 use crate::probe::{Mounts, ProbeError};
 
 impl RoundMode for HttpPlan {
@@ -20,7 +20,10 @@ impl RoundMode for HttpPlan {
     const ABOUT: &'static str = "HTTP checks (HttpCheck, kdoctor AppHttpHealthy).";
     const NATIVE: Option<NativeKind> = Some(NativeKind {
         kind: "HttpCheck",
-        read: read::http_check,
+        codes: CodeKind::Http,
+        // success by default: any 2xx or 3xx
+        default_codes: CodeRange { from: 200, to: 399 },
+        targets: read::http_targets,
     });
 
     fn targets(&self) -> Vec<(&str, &Expect)> {

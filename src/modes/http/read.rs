@@ -1,41 +1,27 @@
-//! Reading a native `HttpCheck`: its targets (URL, method, headers, body, TLS, version,
-//! redirects) over the common skeleton in `task::native`.
+//! Reading a native `HttpCheck`'s targets (URL, method, headers, body, TLS, version,
+//! redirects); the rest of its spec is the skeleton `plan::native` plans.
 
 use std::path::Path;
 
 use super::plan::*;
 use crate::diag::Pos;
 use crate::modes::Mode;
-use crate::plan::{CodeKind, CodeRange, Plan};
-use crate::task::Meta;
+use crate::plan::native::{ExpectSpec, expect, tls};
+use crate::plan::CodeKind;
 use crate::task::k8s::NameRule;
-use crate::task::native::{ExpectSpec, check, expect, file_ref, named, target_list, target_name, tls, url};
-use crate::task::read::join;
-use crate::task::read::{Cx, Fields};
+use crate::task::read::{Cx, Fields, file_ref, join, named, target_list, target_name, url};
 use crate::task::yaml::{Node, Value};
 
-/// Reads the spec of a native `HttpCheck`.
-pub(crate) fn http_check(cx: &mut Cx, meta: Meta, spec: &mut Fields, task_dir: &Path) -> Option<Plan> {
-    // success by default: any 2xx or 3xx
-    check(
-        cx,
-        meta,
-        spec,
-        "HttpCheck",
-        CodeKind::Http,
-        CodeRange { from: 200, to: 399 },
-        |cx, n, path, base| http_targets(cx, n, path, base, task_dir).map(|targets| Mode::Http(HttpPlan { targets })),
-    )
-}
-
-fn http_targets(cx: &mut Cx, n: &Node, path: &str, base: &ExpectSpec, task_dir: &Path) -> Option<Vec<HttpTarget>> {
-    target_list(
+/// Reads and plans a native `HttpCheck`'s targets over the round's expectations.
+pub(crate) fn http_targets(cx: &mut Cx, n: &Node, path: &str, base: &ExpectSpec, task_dir: &Path) -> Option<Mode> {
+    let targets = target_list(
         cx,
         n,
         path,
         |t: &HttpTarget| &t.name,
         |cx, f, i| http_target(cx, f, i, base, task_dir),
-    )
+    )?;
+    Some(Mode::Http(HttpPlan { targets }))
 }
 
 fn http_target(cx: &mut Cx, f: &mut Fields, index: usize, base: &ExpectSpec, task_dir: &Path) -> Option<HttpTarget> {
