@@ -181,8 +181,10 @@ pub fn labels(plan: &Plan, component: &str) -> BTreeMap<String, String> {
     let mut l: BTreeMap<String, String> = plan.labels.clone();
     let base = base_name(plan);
     for (k, v) in [
+        // no app.kubernetes.io/instance: it is Argo CD's tracking label, and the Jobs and
+        // pods a CronJob spawns would carry it, as if an Application of the task's name
+        // owned them
         ("app.kubernetes.io/name", "kpatrol"),
-        ("app.kubernetes.io/instance", base.as_str()),
         (label::COMPONENT, component),
         (label::MANAGED_BY, label::MANAGER),
         ("app.kubernetes.io/part-of", "kpatrol"),

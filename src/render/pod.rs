@@ -492,7 +492,8 @@ pub(crate) fn agent_job_spec(
         env_from: Some(otel_env_from()),
         resources: Some(pass.resources.clone().unwrap_or_else(default_resources)),
         security_context: Some(container_security()),
-        termination_message_policy: Some("File".into()),
+        // a crash or an OOM kill still leaves its cause (the log's tail)
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
         volume_mounts: Some(mounts),
         ..Default::default()
     };
@@ -590,7 +591,8 @@ pub(crate) fn launcher_job_spec(plan: &Plan, opts: &RenderOptions, pass: &Passth
             &[("cpu", "500m"), ("memory", "64Mi")],
         )),
         security_context: Some(container_security()),
-        termination_message_policy: Some("File".into()),
+        // a crash or an OOM kill still leaves its cause (the log's tail)
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
         volume_mounts: Some(vec![task_mount]),
         ..Default::default()
     };
