@@ -13,6 +13,8 @@ pub mod label {
     pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
     /// `probe`, `launcher`, …
     pub const COMPONENT: &str = "app.kubernetes.io/component";
+    /// The set an object was applied in (`kpatrol apply --set`), the scope of `prune`.
+    pub const SET: &str = "kpatrol.dev/set";
     /// Set by Kubernetes on a Job's pods.
     pub const JOB_NAME: &str = "batch.kubernetes.io/job-name";
     /// The value of [`MANAGED_BY`] on everything kpatrol manages.

@@ -1,6 +1,7 @@
-//! The Kubernetes API seam, against kube-rs's mock service: the requests apply, prune, the
-//! round launcher and round counting send (method, path, field manager, content type, body),
-//! answered with the shapes a real API server returns.
+//! The Kubernetes API seam, against kube-rs's mock service: the requests the round launcher
+//! and round counting send (method, path, field manager, content type, body), answered with
+//! the shapes a real API server returns. apply, diff and prune are tested on a real control
+//! plane (tests/k8s.rs); these go there too as the test kubelet runs their pods.
 
 // Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
@@ -60,155 +61,11 @@ fn fake(route: Arc<Route>) -> (kube::Client, Arc<Mutex<Vec<Seen>>>) {
     (kube::Client::new(svc, "kpatrol"), seen)
 }
 
-fn not_found() -> (u16, Value) {
-    (
-        404,
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "not found", "reason": "NotFound", "code": 404}),
-    )
-}
-
 fn list(kind: &str, items: Vec<Value>) -> (u16, Value) {
     (
         200,
         json!({"kind": format!("{kind}List"), "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}),
     )
-}
-
-fn objects() -> Vec<Value> {
-    let labels = json!({"app.kubernetes.io/managed-by": "kpatrol", "kpatrol.dev/task": "web"});
-    vec![
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kpatrol", "labels": labels}}),
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-task", "namespace": "kpatrol", "labels": labels}, "data": {"task.yaml": "x"}}),
-        json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "web", "namespace": "kpatrol", "labels": labels}, "spec": {"schedule": "*/5 * * * *"}}),
-    ]
-}
-
-#[tokio::test]
-async fn apply_sends_server_side_apply_patches_for_what_changed() {
-    let objs = objects();
-    let live_cronjob = {
-        let mut c = objs[2].clone();
-        c["metadata"]["uid"] = json!("u1");
-        c["metadata"]["resourceVersion"] = json!("9");
-        c
-    };
-    let route: Arc<Route> = Arc::new(move |method, uri, body| match (method, uri) {
-        ("GET", u) if u.starts_with("/apis/batch/v1/namespaces/kpatrol/cronjobs/web") => (200, live_cronjob.clone()),
-        ("GET", _) => not_found(),
-        ("PATCH", _) => (200, body.clone()),
-        _ => (500, json!({})),
-    });
-    let (client, seen) = fake(route);
-    let changes = kpatrol::cluster::apply::apply(&client, &objs, false).await.unwrap();
-    let names: Vec<String> = changes.iter().map(|(n, c)| format!("{n} {c:?}")).collect();
-    assert_eq!(
-        names,
-        [
-            "Namespace kpatrol Create",
-            "ConfigMap kpatrol/web-task Create",
-            "CronJob kpatrol/web Unchanged"
-        ]
-    );
-    let seen = seen.lock().unwrap().clone();
-    let patches: Vec<&Seen> = seen.iter().filter(|s| s.method == "PATCH").collect();
-    assert_eq!(patches.len(), 2, "{seen:#?}");
-    let p = patches[1];
-    assert!(
-        p.uri.starts_with("/api/v1/namespaces/kpatrol/configmaps/web-task?"),
-        "{}",
-        p.uri
-    );
-    assert!(
-        p.uri.contains("fieldManager=kpatrol") && p.uri.contains("force=true"),
-        "{}",
-        p.uri
-    );
-    assert_eq!(p.content_type, "application/apply-patch+yaml");
-    assert_eq!(p.body["data"], json!({"task.yaml": "x"}));
-    assert_eq!(p.body["kind"], "ConfigMap");
-    assert!(
-        patches[0].uri.starts_with("/api/v1/namespaces/kpatrol?"),
-        "{}",
-        patches[0].uri
-    );
-}
-
-#[tokio::test]
-async fn dry_run_changes_nothing() {
-    let route: Arc<Route> = Arc::new(|method, _, _| match method {
-        "GET" => not_found(),
-        _ => (500, json!({})),
-    });
-    let (client, seen) = fake(route);
-    let changes = kpatrol::cluster::apply::apply(&client, &objects(), true).await.unwrap();
-    assert!(
-        changes
-            .iter()
-            .all(|(_, c)| *c == kpatrol::cluster::apply::Change::Create)
-    );
-    assert!(seen.lock().unwrap().iter().all(|s| s.method == "GET"));
-}
-
-#[tokio::test]
-async fn an_api_error_names_the_object_and_stops() {
-    let route: Arc<Route> = Arc::new(|method, _, _| match method {
-        "GET" => not_found(),
-        _ => (
-            403,
-            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "forbidden", "reason": "Forbidden", "code": 403}),
-        ),
-    });
-    let (client, seen) = fake(route);
-    let err = kpatrol::cluster::apply::apply(&client, &objects(), false)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().starts_with("Namespace kpatrol: "), "{err}");
-    assert_eq!(seen.lock().unwrap().iter().filter(|s| s.method == "PATCH").count(), 1);
-}
-
-#[tokio::test]
-async fn prune_deletes_by_label_what_no_task_produces() {
-    let labels = json!({"app.kubernetes.io/managed-by": "kpatrol"});
-    let gone = json!({"metadata": {"name": "old", "namespace": "kpatrol", "labels": labels}, "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}});
-    let spawned = json!({"metadata": {"name": "web-2900", "namespace": "kpatrol", "labels": labels, "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "web", "uid": "u"}]}, "spec": {"template": {"spec": {"containers": []}}}});
-    let keep_cm = json!({"metadata": {"name": "web-task", "namespace": "kpatrol", "labels": labels}, "data": {}});
-    let route: Arc<Route> = Arc::new(move |method, uri, _| {
-        let path = uri.split('?').next().unwrap();
-        match (method, path) {
-            ("GET", "/apis/batch/v1/namespaces/kpatrol/cronjobs") => list("CronJob", vec![gone.clone()]),
-            ("GET", "/apis/batch/v1/namespaces/kpatrol/jobs") => list("Job", vec![spawned.clone()]),
-            ("GET", "/api/v1/namespaces/kpatrol/configmaps") => list("ConfigMap", vec![keep_cm.clone()]),
-            ("GET", _) => list("X", vec![]),
-            ("DELETE", _) => (
-                200,
-                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
-            ),
-            _ => (500, json!({})),
-        }
-    });
-    let (client, seen) = fake(route);
-    let out = kpatrol::cluster::apply::prune(&client, &objects(), &["kpatrol".into()], false)
-        .await
-        .unwrap();
-    assert_eq!(out, ["CronJob kpatrol/old"]);
-    let seen = seen.lock().unwrap().clone();
-    let lists: Vec<&Seen> = seen.iter().filter(|s| s.method == "GET").collect();
-    assert!(
-        lists
-            .iter()
-            .all(|s| s.uri.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dkpatrol")),
-        "{lists:#?}"
-    );
-    let deletes: Vec<&str> = seen
-        .iter()
-        .filter(|s| s.method == "DELETE")
-        .map(|s| s.uri.as_str())
-        .collect();
-    assert_eq!(deletes.len(), 1);
-    assert!(
-        deletes[0].starts_with("/apis/batch/v1/namespaces/kpatrol/cronjobs/old"),
-        "{deletes:?}"
-    );
 }
 
 fn pod(name: &str, node: &str, code: i32, message: &str) -> Value {

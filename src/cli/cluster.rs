@@ -10,16 +10,42 @@ use super::{
 use crate::names::env;
 use crate::plan::Plan;
 
-/// Loads and renders every task for the cluster commands; prints problems.
-fn rendered_objects(paths: &[PathBuf], image: &str) -> Result<(Vec<Plan>, Vec<serde_json::Value>), Exit> {
-    let (exit, plans) = check(paths, |line| eprintln!("{line}"));
+/// What the cluster commands apply, and where: the image, the set (`--set`), the namespace
+/// of tasks that name none (`-n`), the cluster.
+pub(super) struct To<'a> {
+    pub image: &'a str,
+    pub set: Option<&'a str>,
+    pub namespace: Option<String>,
+    pub cluster: crate::cluster::Target,
+}
+
+/// Loads and renders every task for the cluster commands, labelled with the set when one is
+/// given; prints problems.
+fn rendered_objects(paths: &[PathBuf], to: &To) -> Result<(Vec<Plan>, Vec<serde_json::Value>), Exit> {
+    if let Some(set) = to.set
+        && let Some(p) = set_problem(set)
+    {
+        eprintln!("kpatrol: --set {set}: {p}");
+        return Err(Exit::Trouble);
+    }
+    let overrides = crate::task::Overrides {
+        namespace: to.namespace.clone(),
+        ..Default::default()
+    };
+    if let Some(ns) = &to.namespace
+        && let Some(p) = crate::task::dns_label_problem(ns, 63)
+    {
+        eprintln!("kpatrol: -n {ns}: not a valid namespace: {p}");
+        return Err(Exit::Trouble);
+    }
+    let (exit, plans) = check(paths, &overrides, |line| eprintln!("{line}"));
     if exit != Exit::Ok {
         return Err(exit);
     }
     match crate::render::render(
         &plans,
         &crate::render::RenderOptions {
-            image: image.to_string(),
+            image: to.image.to_string(),
         },
     ) {
         Ok(r) => {
@@ -28,6 +54,9 @@ fn rendered_objects(paths: &[PathBuf], image: &str) -> Result<(Vec<Plan>, Vec<se
             }
             let mut objects = crate::cluster::apply::namespaces(&r.objects);
             objects.extend(r.objects);
+            if let Some(set) = to.set {
+                objects = crate::cluster::apply::in_set(&objects, set);
+            }
             Ok((plans, objects))
         }
         Err(errors) => {
@@ -39,114 +68,121 @@ fn rendered_objects(paths: &[PathBuf], image: &str) -> Result<(Vec<Plan>, Vec<se
     }
 }
 
-async fn connect() -> Result<kube::Client, Exit> {
-    crate::cluster::client().await.map_err(|e| {
+/// Why a set name is refused: it is a label value, and not empty.
+fn set_problem(set: &str) -> Option<String> {
+    if set.is_empty() {
+        return Some("a set needs a name".into());
+    }
+    crate::task::k8s::label_value_problem(set)
+        .map(|p| format!("{p} (allowed: {})", crate::task::k8s::LABEL_VALUE_ALLOWED))
+}
+
+async fn connect(target: &crate::cluster::Target) -> Result<kube::Client, Exit> {
+    crate::cluster::client_for(target).await.map_err(|e| {
         eprintln!("kpatrol: {e}");
         Exit::Trouble
     })
 }
 
-/// What applying `paths` changes (or, with `dry_run`, would change).
-async fn changes(
+/// Applies `paths` (or, with `dry_run`, asks the server what applying would do), printing
+/// each object's change as `say` words it; after an error, says what was applied and what
+/// stopped it.
+async fn apply_all(
     paths: &[PathBuf],
-    image: &str,
+    to: &To<'_>,
     dry_run: bool,
-) -> Result<Vec<(String, crate::cluster::apply::Change)>, Exit> {
-    let (_, objects) = rendered_objects(paths, image)?;
-    let client = connect().await?;
-    crate::cluster::apply::apply(&client, &objects, dry_run)
-        .await
-        .map_err(|e| {
-            eprintln!("kpatrol: {e}; nothing more was applied");
-            Exit::Trouble
-        })
+    mut say: impl FnMut(&str, &crate::cluster::apply::Change),
+) -> Result<usize, Exit> {
+    let (_, objects) = rendered_objects(paths, to)?;
+    let client = connect(&to.cluster).await?;
+    if let Err(e) = crate::cluster::check_version(&client).await {
+        eprintln!("kpatrol: {e}; nothing was applied");
+        return Err(Exit::Trouble);
+    }
+    let applied = crate::cluster::apply::apply(&client, &objects, dry_run).await;
+    let mut changed = 0;
+    for (name, change) in &applied.changes {
+        if *change != crate::cluster::apply::Change::Unchanged {
+            changed += 1;
+        }
+        say(name, change);
+    }
+    if let Some(e) = applied.error {
+        let done = applied.changes.len();
+        eprintln!(
+            "kpatrol: {e}\nkpatrol: stopped at object {} of {}: the {done} above were {}, the {} after it were not",
+            done + 1,
+            objects.len(),
+            if dry_run { "checked" } else { "applied" },
+            objects.len().saturating_sub(done + 1)
+        );
+        return Err(Exit::Trouble);
+    }
+    Ok(changed)
 }
 
 /// `kpatrol apply`.
-pub(super) async fn apply(paths: &[PathBuf], image: &str, dry_run: bool) -> Exit {
-    match changes(paths, image, dry_run).await {
-        Ok(changes) => {
-            for (name, change) in &changes {
-                let what = match change {
-                    crate::cluster::apply::Change::Create => {
-                        if dry_run {
-                            "would be created"
-                        } else {
-                            "created"
-                        }
-                    }
-                    crate::cluster::apply::Change::Update(_) => {
-                        if dry_run {
-                            "would be updated"
-                        } else {
-                            "updated"
-                        }
-                    }
-                    crate::cluster::apply::Change::Unchanged => "unchanged",
-                };
-                outln!("{name} {what}");
-            }
-            Exit::Ok
-        }
+pub(super) async fn apply(paths: &[PathBuf], to: &To<'_>, dry_run: bool) -> Exit {
+    use crate::cluster::apply::Change;
+    let result = apply_all(paths, to, dry_run, |name, change| {
+        let what = match (change, dry_run) {
+            (Change::Create, false) => "created".to_string(),
+            (Change::Create, true) => "would be created".to_string(),
+            (Change::Update(fields), false) => format!("updated ({})", fields.join(", ")),
+            (Change::Update(fields), true) => format!("would be updated ({})", fields.join(", ")),
+            (Change::Unchanged, _) => "unchanged".to_string(),
+        };
+        outln!("{name} {what}");
+    })
+    .await;
+    match result {
+        Ok(_) => Exit::Ok,
         Err(e) => e,
     }
 }
+
 /// `kpatrol diff`.
-pub(super) async fn diff(paths: &[PathBuf], image: &str) -> Exit {
-    match changes(paths, image, true).await {
-        Ok(changes) => {
-            let mut changed = false;
-            for (name, change) in &changes {
-                match change {
-                    crate::cluster::apply::Change::Create => {
-                        changed = true;
-                        outln!("+ {name}");
-                    }
-                    crate::cluster::apply::Change::Update(paths) => {
-                        changed = true;
-                        outln!("~ {name}: {}", paths.join(", "));
-                    }
-                    crate::cluster::apply::Change::Unchanged => {}
-                }
-            }
-            if changed { Exit::Fail } else { Exit::Ok }
-        }
+pub(super) async fn diff(paths: &[PathBuf], to: &To<'_>) -> Exit {
+    use crate::cluster::apply::Change;
+    let result = apply_all(paths, to, true, |name, change| match change {
+        Change::Create => outln!("+ {name}"),
+        Change::Update(fields) => outln!("~ {name}: {}", fields.join(", ")),
+        Change::Unchanged => {}
+    })
+    .await;
+    match result {
+        Ok(0) => Exit::Ok,
+        Ok(_) => Exit::Fail,
         Err(e) => e,
     }
 }
 
 /// `kpatrol prune`.
-pub(super) async fn prune(paths: &[PathBuf], extra: &[String], dry_run: bool) -> Exit {
-    let (plans, objects) = match rendered_objects(paths, crate::render::DEFAULT_IMAGE) {
+pub(super) async fn prune(paths: &[PathBuf], to: &To<'_>, dry_run: bool) -> Exit {
+    let (_, objects) = match rendered_objects(paths, to) {
         Ok(x) => x,
         Err(e) => return e,
     };
-    let mut namespaces: Vec<String> = plans
-        .iter()
-        .map(|p| p.namespace.clone())
-        .chain(extra.iter().cloned())
-        .collect();
-    namespaces.sort();
-    namespaces.dedup();
-    let client = match connect().await {
+    let client = match connect(&to.cluster).await {
         Ok(c) => c,
         Err(e) => return e,
     };
-    match crate::cluster::apply::prune(&client, &objects, &namespaces, dry_run).await {
-        Ok(gone) => {
-            for g in &gone {
-                outln!("{g} {}", if dry_run { "would be deleted" } else { "deleted" });
-            }
-            if gone.is_empty() {
-                outln!("nothing to prune");
-            }
-            Exit::Ok
-        }
-        Err(e) => {
-            eprintln!("kpatrol: prune stopped: {e}");
-            Exit::Trouble
-        }
+    let set = to.set.unwrap_or_default();
+    let pruned = crate::cluster::apply::prune(&client, &objects, set, dry_run).await;
+    for g in &pruned.deleted {
+        outln!("{g} {}", if dry_run { "would be deleted" } else { "deleted" });
     }
+    if let Some(e) = pruned.error {
+        eprintln!(
+            "kpatrol: prune stopped: {e}; the {} above were deleted",
+            pruned.deleted.len()
+        );
+        return Exit::Trouble;
+    }
+    if pruned.deleted.is_empty() {
+        outln!("nothing to prune in set {set}");
+    }
+    Exit::Ok
 }
 
 /// `kpatrol round`: the in-cluster launcher of per-node tasks.
@@ -286,8 +322,8 @@ pub(super) async fn count_rounds(client: &kube::Client) {
 }
 
 /// `kpatrol status`.
-pub(super) async fn status(namespace: Option<&str>, output: Output) -> Exit {
-    let client = match connect().await {
+pub(super) async fn status(namespace: Option<&str>, output: Output, target: &crate::cluster::Target) -> Exit {
+    let client = match connect(target).await {
         Ok(c) => c,
         Err(e) => return e,
     };
@@ -308,8 +344,8 @@ pub(super) async fn status(namespace: Option<&str>, output: Output) -> Exit {
 }
 
 /// `kpatrol report TASK`.
-pub(super) async fn report_cmd(task: &str, namespace: &str, output: Output) -> Exit {
-    let client = match connect().await {
+pub(super) async fn report_cmd(task: &str, namespace: &str, output: Output, target: &crate::cluster::Target) -> Exit {
+    let client = match connect(target).await {
         Ok(c) => c,
         Err(e) => return e,
     };

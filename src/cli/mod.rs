@@ -189,35 +189,62 @@ pub enum Command {
     },
     /// Server-side apply the rendered tasks to the cluster (field manager `kpatrol`).
     ///
-    /// Uses the current kubeconfig context (or the pod's service account). With --dry-run,
-    /// prints what would be created or updated and changes nothing.
+    /// Every object is applied, in order (namespaces, then what runs with what it uses), and
+    /// each is reported created, updated (with the fields that changed) or unchanged. The
+    /// first error stops it: what was applied before is listed, nothing after is applied.
+    /// Refuses a server older than Kubernetes 1.29.
     Apply {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         #[arg(long, env = "KPATROL_IMAGE", default_value = crate::render::DEFAULT_IMAGE)]
         image: String,
-        /// Print what would change; change nothing.
+        /// Label every object as a member of this set (`kpatrol.dev/set`), the scope of a
+        /// later `kpatrol prune --set`.
+        #[arg(long, value_name = "NAME")]
+        set: Option<String>,
+        /// Print what would change (a server-side dry run); change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// The namespace of tasks that name none (else `kpatrol`).
+        #[arg(long, short = 'n', value_name = "NAMESPACE")]
+        namespace: Option<String>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
     },
-    /// Delete what kpatrol manages (label app.kubernetes.io/managed-by=kpatrol) that no task
-    /// file produces any more. Namespaces and Jobs started by CronJobs are never deleted.
+    /// Delete what a set holds (objects applied with `--set NAME`) that no task file produces
+    /// any more, in any namespace: workloads first, then RBAC, ServiceAccounts and ConfigMaps.
+    /// Other sets, objects applied without a set, namespaces and the Jobs CronJobs started are
+    /// never deleted.
     Prune {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Also look in these namespaces (those of the tasks are always searched).
-        #[arg(long = "namespace", short = 'n')]
-        namespaces: Vec<String>,
+        /// The set to prune (as given to `apply --set`).
+        #[arg(long, value_name = "NAME", required = true)]
+        set: String,
         /// Print what would be deleted; delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// The namespace of tasks that name none (else `kpatrol`).
+        #[arg(long, short = 'n', value_name = "NAMESPACE")]
+        namespace: Option<String>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
     },
-    /// Show what `apply` would change, field by field. Exit 0 no changes, 1 changes.
+    /// Show what `apply` would change, field by field, from a server-side dry run: fields set,
+    /// changed and removed. Exit 0 no changes, 1 changes.
     Diff {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         #[arg(long, env = "KPATROL_IMAGE", default_value = crate::render::DEFAULT_IMAGE)]
         image: String,
+        /// The set the objects were applied in (`apply --set`).
+        #[arg(long, value_name = "NAME")]
+        set: Option<String>,
+        /// The namespace of tasks that name none (else `kpatrol`).
+        #[arg(long, short = 'n', value_name = "NAMESPACE")]
+        namespace: Option<String>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
     },
     /// List every task kpatrol runs in the cluster with its last rounds (like `kubectl get
     /// netreach` in kdoctor): schedule, rounds done, last verdict, when.
@@ -227,16 +254,20 @@ pub enum Command {
         namespace: Option<String>,
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
+        #[command(flatten)]
+        cluster: ClusterArgs,
     },
     /// Show the last round of a task in full: every agent with its summary and failing checks,
     /// read from the Job's pods' termination messages.
     Report {
         /// The task (its rendered name: `kpatrol status` lists them).
         task: String,
-        #[arg(long, short = 'n', default_value = "kpatrol")]
+        #[arg(long, short = 'n', default_value = crate::plan::DEFAULT_NAMESPACE)]
         namespace: String,
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
+        #[command(flatten)]
+        cluster: ClusterArgs,
     },
     /// In a cluster: run one round of a task whose agents follow the nodes (the launcher a
     /// rendered CronJob runs): one agent per matching node, then the round's verdict.
@@ -263,6 +294,27 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
     },
+}
+
+/// Which cluster the cluster commands talk to, as kubectl has it.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClusterArgs {
+    /// The kubeconfig file (else KUBECONFIG, else ~/.kube/config, else the pod's service
+    /// account).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (else its current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+impl ClusterArgs {
+    pub fn target(&self) -> crate::cluster::Target {
+        crate::cluster::Target {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -373,19 +425,63 @@ pub async fn kpatrol(cli: Kpatrol) -> Exit {
             no_progress,
         } => run(&file, &opts, output, !no_progress && std::io::stderr().is_terminal()).await,
         Command::Render { paths, output, image } => render(&paths, output.as_deref(), &image),
-        Command::Apply { paths, image, dry_run } => apply(&paths, &image, dry_run).await,
+        Command::Apply {
+            paths,
+            image,
+            set,
+            dry_run,
+            namespace,
+            cluster,
+        } => {
+            let to = cluster::To {
+                image: &image,
+                set: set.as_deref(),
+                namespace,
+                cluster: cluster.target(),
+            };
+            apply(&paths, &to, dry_run).await
+        }
         Command::Prune {
             paths,
-            namespaces,
+            set,
             dry_run,
-        } => prune(&paths, &namespaces, dry_run).await,
-        Command::Diff { paths, image } => diff(&paths, &image).await,
-        Command::Status { namespace, output } => status(namespace.as_deref(), output).await,
+            namespace,
+            cluster,
+        } => {
+            let to = cluster::To {
+                image: crate::render::DEFAULT_IMAGE,
+                set: Some(&set),
+                namespace,
+                cluster: cluster.target(),
+            };
+            prune(&paths, &to, dry_run).await
+        }
+        Command::Diff {
+            paths,
+            image,
+            set,
+            namespace,
+            cluster,
+        } => {
+            let to = cluster::To {
+                image: &image,
+                set: set.as_deref(),
+                namespace,
+                cluster: cluster.target(),
+            };
+            diff(&paths, &to).await
+        }
+        Command::Status {
+            namespace,
+            output,
+            cluster,
+        } => status(namespace.as_deref(), output, &cluster.target()).await,
         Command::Report {
             task,
             namespace,
             output,
-        } => report_cmd(&task, &namespace, output).await,
+            cluster,
+        } => report_cmd(&task, &namespace, output, &cluster.target()).await,
         Command::Round {
             task,
             agents_job,
@@ -547,12 +643,12 @@ const QUIT: &str = "quit by a second signal before the round was judged; no repo
 
 /// `kpatrol validate`.
 pub fn validate(paths: &[PathBuf]) -> Exit {
-    check(paths, |line| outln!("{line}")).0
+    check(paths, &task::Overrides::default(), |line| outln!("{line}")).0
 }
 
 /// Loads every task of `paths`, reporting every problem through `say`, with a summary line.
 /// Returns the exit code `validate` would give and the tasks when all are valid.
-pub(super) fn check(paths: &[PathBuf], mut say: impl FnMut(String)) -> (Exit, Vec<Plan>) {
+pub(super) fn check(paths: &[PathBuf], overrides: &task::Overrides, mut say: impl FnMut(String)) -> (Exit, Vec<Plan>) {
     let (files, dirs_unreadable) = match task::collect(paths) {
         Ok(c) => (c.files, c.unreadable),
         Err(e) => {
@@ -566,7 +662,7 @@ pub(super) fn check(paths: &[PathBuf], mut say: impl FnMut(String)) -> (Exit, Ve
     }
     let mut plans: Vec<Plan> = Vec::new();
     for f in &files {
-        match plan::load_file(f) {
+        match plan::load_file_with(f, overrides) {
             Err(e) => {
                 say(e.to_string());
                 unreadable += 1;
@@ -655,7 +751,7 @@ pub fn render(paths: &[PathBuf], output: Option<&Path>, image: &str) -> Exit {
         _ => image.to_string(),
     };
     let image = image.as_str();
-    let (exit, plans) = check(paths, |line| eprintln!("{line}"));
+    let (exit, plans) = check(paths, &task::Overrides::default(), |line| eprintln!("{line}"));
     if exit != Exit::Ok {
         eprintln!("kpatrol: nothing rendered");
         return exit;

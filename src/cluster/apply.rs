@@ -1,5 +1,6 @@
-//! `kpatrol apply`, `prune` and `diff`: server-side apply with field manager `kpatrol`,
-//! prune by label of what no task produces any more, and the comparison behind `--dry-run`.
+//! `kpatrol apply`, `prune` and `diff`: server-side apply with field manager `kpatrol` (a
+//! server-side dry run for `diff` and `--dry-run`, compared with the live object), and prune
+//! of what a set (`--set`) holds that no task produces any more.
 
 use std::collections::BTreeSet;
 
@@ -13,64 +14,48 @@ use crate::names::label;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
     Create,
-    /// Field paths whose values differ from the live object.
+    /// Field paths the apply sets, changes or removes.
     Update(Vec<String>),
     Unchanged,
 }
 
-/// Field paths of `desired` whose values the live object does not have (what `desired`
-/// sets and the server would change). Pure.
-pub fn differences(desired: &Value, live: &Value, path: &str, out: &mut Vec<String>) {
-    match (desired, live) {
-        (Value::Object(d), Value::Object(l)) => {
-            for (k, dv) in d {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                match l.get(k) {
-                    Some(lv) => differences(dv, lv, &p, out),
-                    None => out.push(p),
+/// Field paths where `after` differs from `before`, both ways: set, changed, or gone. Pure.
+pub fn differences(before: &Value, after: &Value, path: &str, out: &mut Vec<String>) {
+    let at = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+            for k in keys {
+                match (b.get(k), a.get(k)) {
+                    (Some(bv), Some(av)) => differences(bv, av, &at(k), out),
+                    _ => out.push(at(k)),
                 }
             }
         }
-        (Value::Array(d), Value::Array(l)) if d.len() == l.len() => {
-            for (i, (dv, lv)) in d.iter().zip(l).enumerate() {
-                differences(dv, lv, &format!("{path}[{i}]"), out);
+        (Value::Array(b), Value::Array(a)) if b.len() == a.len() => {
+            for (i, (bv, av)) in b.iter().zip(a).enumerate() {
+                differences(bv, av, &format!("{path}[{i}]"), out);
             }
         }
-        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
-        (d, l) if d == l => {}
+        (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => {}
+        (x, y) if x == y => {}
         _ => out.push(path.to_string()),
     }
 }
 
-/// What applying `desired` over `live` changes. Pure.
-pub fn change(desired: &Value, live: Option<&Value>) -> Change {
+/// What applying changed: the live object before against what the server holds (or would
+/// hold) after, leaving out what the server keeps for itself (status, and metadata but
+/// labels and annotations). Pure.
+pub fn change(live: Option<&Value>, applied: &Value) -> Change {
     let Some(live) = live else { return Change::Create };
     let mut paths = Vec::new();
-    for part in [
-        "metadata",
-        "data",
-        "spec",
-        "rules",
-        "roleRef",
-        "subjects",
-        "automountServiceAccountToken",
-    ] {
-        if let Some(d) = desired.get(part) {
-            let d = if part == "metadata" {
-                strip_metadata(d)
-            } else {
-                d.clone()
-            };
-            match live.get(part) {
-                Some(l) => differences(&d, l, part, &mut paths),
-                None => paths.push(part.to_string()),
-            }
-        }
-    }
+    differences(&comparable(live), &comparable(applied), "", &mut paths);
     if paths.is_empty() {
         Change::Unchanged
     } else {
@@ -78,12 +63,26 @@ pub fn change(desired: &Value, live: Option<&Value>) -> Change {
     }
 }
 
-/// The parts of metadata kpatrol sets (labels and annotations).
-fn strip_metadata(m: &Value) -> Value {
+/// An object as compared: no status, metadata only its labels and annotations.
+fn comparable(o: &Value) -> Value {
     let mut out = serde_json::Map::new();
-    for k in ["labels", "annotations"] {
-        if let Some(v) = m.get(k) {
-            out.insert(k.into(), v.clone());
+    if let Value::Object(m) = o {
+        for (k, v) in m {
+            match k.as_str() {
+                "status" => {}
+                "metadata" => {
+                    let mut meta = serde_json::Map::new();
+                    for part in ["labels", "annotations"] {
+                        if let Some(x) = v.get(part) {
+                            meta.insert(part.into(), x.clone());
+                        }
+                    }
+                    out.insert(k.clone(), Value::Object(meta));
+                }
+                _ => {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
         }
     }
     Value::Object(out)
@@ -98,19 +97,16 @@ pub fn identity(o: &Value) -> (String, String, String) {
     )
 }
 
-/// Live objects labelled as kpatrol's that no task produces any more, in `namespaces`
-/// (cluster-wide objects by their `kpatrol.dev/namespace` label). Objects owned by another
-/// (the Jobs a CronJob or a launcher created) and namespaces are never pruned. Pure.
-pub fn prune_candidates<'a>(desired: &[Value], live: &'a [Value], namespaces: &[String]) -> Vec<&'a Value> {
+/// Live members of the set `set` (applied with `--set`) that no task produces any more,
+/// workloads first and what they use last (RBAC, ServiceAccounts, ConfigMaps). Objects owned
+/// by another (the Jobs a CronJob or a launcher created), namespaces and other sets' objects
+/// are never pruned. Pure.
+pub fn prune_candidates<'a>(desired: &[Value], live: &'a [Value], set: &str) -> Vec<&'a Value> {
     let keep: BTreeSet<_> = desired.iter().map(identity).collect();
-    live.iter()
+    let mut gone: Vec<&Value> = live
+        .iter()
+        .filter(|o| str_at(o, &["metadata", "labels", label::SET]) == Some(set))
         .filter(|o| str_at(o, &["kind"]) != Some("Namespace"))
-        // cluster-wide objects belong to the namespace their label names: only those pruned
-        .filter(|o| {
-            str_at(o, &["metadata", "namespace"]).is_some()
-                || str_at(o, &["metadata", "labels", label::NAMESPACE])
-                    .is_some_and(|n| namespaces.iter().any(|x| x == n))
-        })
         .filter(|o| {
             at(o, &["metadata", "ownerReferences"])
                 .and_then(Value::as_array)
@@ -118,6 +114,45 @@ pub fn prune_candidates<'a>(desired: &[Value], live: &'a [Value], namespaces: &[
         })
         .filter(|o| str_at(o, &["metadata", "labels", label::MANAGED_BY]) == Some(label::MANAGER))
         .filter(|o| !keep.contains(&identity(o)))
+        .collect();
+    gone.sort_by_key(|o| deletion_order(str_at(o, &["kind"]).unwrap_or("")));
+    gone
+}
+
+/// Where a kind comes when deleting: what runs before what it runs with.
+fn deletion_order(kind: &str) -> usize {
+    const ORDER: &[&str] = &[
+        "CronJob",
+        "Job",
+        "Service",
+        "RoleBinding",
+        "ClusterRoleBinding",
+        "Role",
+        "ClusterRole",
+        "ServiceAccount",
+        "ConfigMap",
+    ];
+    ORDER.iter().position(|k| *k == kind).unwrap_or(ORDER.len())
+}
+
+/// `objects` labelled as members of the set `set`, for `apply --set`.
+pub fn in_set(objects: &[Value], set: &str) -> Vec<Value> {
+    objects
+        .iter()
+        .cloned()
+        .map(|mut o| {
+            if str_at(&o, &["kind"]) != Some("Namespace")
+                && let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut)
+            {
+                let labels = meta
+                    .entry("labels")
+                    .or_insert_with(|| Value::Object(Default::default()));
+                if let Some(l) = labels.as_object_mut() {
+                    l.insert(label::SET.into(), Value::String(set.to_string()));
+                }
+            }
+            o
+        })
         .collect()
 }
 
@@ -162,94 +197,129 @@ fn api_error(o: &Value, e: kube::Error) -> ClusterError {
     }
 }
 
-/// Server-side applies every object (or, with `dry_run`, only compares). Returns each
-/// object's change in order; stops at the first API error.
-pub async fn apply(
-    client: &kube::Client,
-    objects: &[Value],
-    dry_run: bool,
-) -> Result<Vec<(String, Change)>, ClusterError> {
-    let mut out = Vec::new();
-    for o in objects {
-        let (api, name) = api_of(client, o)?;
-        let live = api.get_opt(name).await.map_err(|e| api_error(o, e))?;
-        let live = live.map(|l| serde_json::to_value(l).unwrap_or(Value::Null));
-        let mut ch = change(o, live.as_ref());
-        if str_at(o, &["kind"]) == Some("Namespace") && live.is_some() {
-            // an existing namespace is the cluster's: kpatrol neither labels nor adopts it
-            ch = Change::Unchanged;
-        }
-        if !dry_run && ch != Change::Unchanged {
-            let obj: DynamicObject = serde_json::from_value(o.clone()).map_err(|source| ClusterError::BadObject {
-                object: describe(o),
-                source,
-            })?;
-            api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&obj))
-                .await
-                .map_err(|e| api_error(o, e))?;
-        }
-        out.push((describe(o), ch));
-    }
-    Ok(out)
+/// What an apply did before it stopped: each object's change in order, and the error that
+/// stopped it (the objects after it were not applied).
+#[derive(Debug)]
+pub struct Applied {
+    pub changes: Vec<(String, Change)>,
+    pub error: Option<ClusterError>,
 }
 
-/// Lists what kpatrol manages in `namespaces` (and cluster-wide kinds).
-pub async fn live_objects(client: &kube::Client, namespaces: &[String]) -> Result<Vec<Value>, ClusterError> {
+/// Server-side applies every object in order (with `dry_run`, as a server-side dry run that
+/// changes nothing), always: applying is idempotent, and only the server knows what an
+/// apply removes. Each change is the live object against the server's answer. Stops at the
+/// first error.
+pub async fn apply(client: &kube::Client, objects: &[Value], dry_run: bool) -> Applied {
+    let mut changes = Vec::new();
+    for o in objects {
+        match apply_one(client, o, dry_run).await {
+            Ok(ch) => changes.push((describe(o), ch)),
+            Err(e) => {
+                return Applied {
+                    changes,
+                    error: Some(e),
+                };
+            }
+        }
+    }
+    Applied { changes, error: None }
+}
+
+async fn apply_one(client: &kube::Client, o: &Value, dry_run: bool) -> Result<Change, ClusterError> {
+    let (api, name) = api_of(client, o)?;
+    let live = api.get_opt(name).await.map_err(|e| api_error(o, e))?;
+    if str_at(o, &["kind"]) == Some("Namespace") && live.is_some() {
+        // an existing namespace is the cluster's: kpatrol neither labels nor adopts it
+        return Ok(Change::Unchanged);
+    }
+    let live = live.map(|l| serde_json::to_value(l).unwrap_or(Value::Null));
+    let obj: DynamicObject = serde_json::from_value(o.clone()).map_err(|source| ClusterError::BadObject {
+        object: describe(o),
+        source,
+    })?;
+    let mut params = PatchParams::apply(FIELD_MANAGER).force();
+    params.dry_run = dry_run;
+    let applied = api
+        .patch(name, &params, &Patch::Apply(&obj))
+        .await
+        .map_err(|e| api_error(o, e))?;
+    let applied = serde_json::to_value(applied).unwrap_or(Value::Null);
+    Ok(change(live.as_ref(), &applied))
+}
+
+/// Lists the members of the set `set` in every namespace (and cluster-wide kinds).
+pub async fn set_members(client: &kube::Client, set: &str) -> Result<Vec<Value>, ClusterError> {
+    let selector = format!("{MANAGED},{}={set}", label::SET);
     let mut out = Vec::new();
-    for (version, kind, _, namespaced) in KINDS {
+    for (version, kind, _, _) in KINDS {
         if *kind == "Namespace" {
             continue;
         }
-        let scopes: Vec<Option<&str>> = if *namespaced {
-            namespaces.iter().map(|n| Some(n.as_str())).collect()
-        } else {
-            vec![None]
-        };
-        for ns in scopes {
-            let api = api_for(client, version, kind, ns)?;
-            let list = api
-                .list(&ListParams::default().labels(MANAGED))
-                .await
-                .map_err(|e| ClusterError::Api {
-                    kind: kind.to_string(),
-                    name: format!("list in {}", ns.unwrap_or("the cluster")),
-                    source: e,
-                })?;
-            for item in list.items {
-                let mut v = match serde_json::to_value(item) {
-                    Ok(Value::Object(m)) => m,
-                    _ => serde_json::Map::new(),
-                };
-                v.insert("apiVersion".into(), Value::String(version.to_string()));
-                v.insert("kind".into(), Value::String(kind.to_string()));
-                out.push(Value::Object(v));
-            }
+        let (ar, _) = super::resource(version, kind).ok_or_else(|| ClusterError::UnknownKind {
+            api_version: version.to_string(),
+            kind: kind.to_string(),
+        })?;
+        let api: kube::Api<DynamicObject> = kube::Api::all_with(client.clone(), &ar);
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| ClusterError::Api {
+                kind: kind.to_string(),
+                name: format!("list of set {set}"),
+                source: e,
+            })?;
+        for item in list.items {
+            let mut v = match serde_json::to_value(item) {
+                Ok(Value::Object(m)) => m,
+                _ => serde_json::Map::new(),
+            };
+            v.insert("apiVersion".into(), Value::String(version.to_string()));
+            v.insert("kind".into(), Value::String(kind.to_string()));
+            out.push(Value::Object(v));
         }
     }
     Ok(out)
 }
 
 /// Deletes (or, with `dry_run`, lists) what no task produces any more.
-pub async fn prune(
-    client: &kube::Client,
-    desired: &[Value],
-    namespaces: &[String],
-    dry_run: bool,
-) -> Result<Vec<String>, ClusterError> {
-    let live = live_objects(client, namespaces).await?;
-    let mut out = Vec::new();
-    for o in prune_candidates(desired, &live, namespaces) {
-        if !dry_run {
-            let (api, name) = api_of(client, o)?;
-            match api.delete(name, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(api_error(o, e)),
-            }
+/// Stops at the first error: what was deleted before it is in `Pruned::deleted`.
+pub async fn prune(client: &kube::Client, desired: &[Value], set: &str, dry_run: bool) -> Pruned {
+    let live = match set_members(client, set).await {
+        Ok(l) => l,
+        Err(e) => {
+            return Pruned {
+                deleted: vec![],
+                error: Some(e),
+            };
         }
-        out.push(describe(o));
+    };
+    let mut deleted = Vec::new();
+    for o in prune_candidates(desired, &live, set) {
+        if !dry_run && let Err(error) = delete(client, o).await {
+            return Pruned {
+                deleted,
+                error: Some(error),
+            };
+        }
+        deleted.push(describe(o));
     }
-    Ok(out)
+    Pruned { deleted, error: None }
+}
+
+/// What a prune deleted (or would delete) before it stopped, and what stopped it.
+#[derive(Debug)]
+pub struct Pruned {
+    pub deleted: Vec<String>,
+    pub error: Option<ClusterError>,
+}
+
+async fn delete(client: &kube::Client, o: &Value) -> Result<(), ClusterError> {
+    let (api, name) = api_of(client, o)?;
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(api_error(o, e)),
+    }
 }
 
 #[cfg(test)]
@@ -258,44 +328,74 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn change_compares_only_what_kpatrol_sets() {
-        let desired = json!({"kind": "ConfigMap", "metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}});
-        assert_eq!(change(&desired, None), Change::Create);
-        let live = json!({"kind": "ConfigMap", "metadata": {"name": "a", "uid": "u", "resourceVersion": "7", "labels": {"x": "1", "other": "y"}}, "data": {"k": "v"}});
-        assert_eq!(change(&desired, Some(&live)), Change::Unchanged);
-        let live2 = json!({"kind": "ConfigMap", "metadata": {"name": "a", "labels": {"x": "2"}}, "data": {"k": "w"}});
+    fn a_change_is_what_the_server_would_hold_against_what_it_holds() {
+        let applied = json!({"kind": "ConfigMap", "metadata": {"name": "a", "uid": "u", "resourceVersion": "8", "labels": {"x": "1"}}, "data": {"k": "v"}});
+        assert_eq!(change(None, &applied), Change::Create);
+        let live = json!({"kind": "ConfigMap", "metadata": {"name": "a", "uid": "u", "resourceVersion": "7", "managedFields": [], "labels": {"x": "1"}}, "data": {"k": "v"}, "status": {"x": 1}});
+        assert_eq!(change(Some(&live), &applied), Change::Unchanged);
+        let before =
+            json!({"metadata": {"labels": {"x": "2"}}, "data": {"k": "w", "gone": "g"}, "spec": {"timeZone": "UTC"}});
         assert_eq!(
-            change(&desired, Some(&live2)),
-            Change::Update(vec!["metadata.labels.x".into(), "data.k".into()])
+            change(
+                Some(&before),
+                &json!({"metadata": {"labels": {"x": "1"}}, "data": {"k": "w", "new": "n"}, "spec": {}})
+            ),
+            Change::Update(vec![
+                "data.gone".into(),
+                "data.new".into(),
+                "metadata.labels.x".into(),
+                "spec.timeZone".into()
+            ]),
+            "set, changed and removed fields all show"
         );
         // numbers compare by value (the server may send 3 for 3.0)
-        let d = json!({"spec": {"n": 3.0}});
-        assert_eq!(change(&d, Some(&json!({"spec": {"n": 3}}))), Change::Unchanged);
+        assert_eq!(
+            change(Some(&json!({"spec": {"n": 3}})), &json!({"spec": {"n": 3.0}})),
+            Change::Unchanged
+        );
     }
 
     #[test]
     fn prune_spares_what_tasks_still_produce_owned_objects_and_namespaces() {
         let m = |kind: &str, name: &str, owned: bool| {
-            let mut o = json!({"kind": kind, "metadata": {"name": name, "namespace": "kpatrol", "labels": {"app.kubernetes.io/managed-by": "kpatrol"}}});
+            let mut o = json!({"kind": kind, "metadata": {"name": name, "namespace": "kpatrol", "labels": {"app.kubernetes.io/managed-by": "kpatrol", "kpatrol.dev/set": "team-a"}}});
             if owned {
                 o["metadata"]["ownerReferences"] = json!([{"kind": "CronJob", "name": "x"}]);
             }
             o
         };
         let desired = vec![m("CronJob", "keep", false), m("ConfigMap", "keep-task", false)];
+        let mut other_set = m("CronJob", "theirs", false);
+        other_set["metadata"]["labels"]["kpatrol.dev/set"] = json!("team-b");
+        let mut no_set = m("CronJob", "unset", false);
+        no_set["metadata"]["labels"]
+            .as_object_mut()
+            .unwrap()
+            .remove("kpatrol.dev/set");
         let live = vec![
             m("CronJob", "keep", false),
             m("ConfigMap", "keep-task", false),
-            m("CronJob", "gone", false),
             m("ConfigMap", "gone-task", false),
+            m("ServiceAccount", "gone", false),
+            m("CronJob", "gone", false),
+            other_set,
+            no_set,
             m("Job", "keep-29000000", true),
             json!({"kind": "Namespace", "metadata": {"name": "kpatrol", "labels": {"app.kubernetes.io/managed-by": "kpatrol"}}}),
             json!({"kind": "ConfigMap", "metadata": {"name": "theirs", "namespace": "kpatrol", "labels": {"app.kubernetes.io/managed-by": "helm"}}}),
         ];
-        let names: Vec<String> = prune_candidates(&desired, &live, &["kpatrol".into()])
+        let names: Vec<String> = prune_candidates(&desired, &live, "team-a")
             .iter()
             .map(|o| describe(o))
             .collect();
-        assert_eq!(names, ["CronJob kpatrol/gone", "ConfigMap kpatrol/gone-task"]);
+        assert_eq!(
+            names,
+            [
+                "CronJob kpatrol/gone",
+                "ServiceAccount kpatrol/gone",
+                "ConfigMap kpatrol/gone-task"
+            ],
+            "the set's own, workloads first"
+        );
     }
 }

@@ -23,12 +23,32 @@ fn the_managed_selector_is_the_managed_by_label() {
     assert_eq!(MANAGED, format!("{}={}", label::MANAGED_BY, label::MANAGER));
 }
 
+#[cfg(test)]
+#[test]
+fn servers_older_than_the_minimum_are_named() {
+    assert_eq!(too_old("1", "28"), Some((1, 28)));
+    assert_eq!(too_old("1", "28+"), Some((1, 28)));
+    assert_eq!(too_old("1", "29"), None);
+    assert_eq!(too_old("1", "37"), None);
+    assert_eq!(too_old("2", "0"), None);
+    assert_eq!(too_old("", "x"), None, "an unreadable version is not refused");
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error("cannot reach the Kubernetes API: reading the kubeconfig timed out")]
     KubeconfigTimeout,
     #[error("cannot reach the Kubernetes API: {}", crate::probe::client::error_text(.0))]
     Kubeconfig(#[source] kube::config::InferConfigError),
+    #[error("cannot reach the Kubernetes API: kubeconfig {}: {}", path.display(), crate::probe::client::error_text(.source))]
+    KubeconfigFile {
+        path: std::path::PathBuf,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("cannot read the server's version: {}", crate::probe::client::error_text(.source))]
+    Version { source: kube::Error },
+    #[error("the server runs Kubernetes {server} ({major}.{minor}); kpatrol needs {}.{} or later (docs/render.md)", MIN_VERSION.0, MIN_VERSION.1)]
+    TooOld { server: String, major: u32, minor: u32 },
     #[error("cannot reach the Kubernetes API: {server}: {}", crate::probe::client::error_text(.source))]
     Client { server: String, source: kube::Error },
     #[error("{kind} {name}: {source}")]
@@ -125,12 +145,91 @@ pub fn describe(o: &Value) -> String {
     }
 }
 
+/// Which cluster to talk to, as kubectl users say it: `--kubeconfig` (else `KUBECONFIG`,
+/// else `~/.kube/config`, else the pod's service account) and `--context`.
+#[derive(Clone, Debug, Default)]
+pub struct Target {
+    pub kubeconfig: Option<std::path::PathBuf>,
+    pub context: Option<String>,
+}
+
+/// The oldest Kubernetes `apply` accepts: the rendered Jobs need `backoffLimitPerIndex`
+/// (on by default from 1.29, GA in 1.33) and the `batch.kubernetes.io/job-name` label (1.27).
+pub const MIN_VERSION: (u32, u32) = (1, 29);
+
+/// The server's version (major, minor) when it is older than [`MIN_VERSION`]. Pure.
+pub fn too_old(major: &str, minor: &str) -> Option<(u32, u32)> {
+    // minors such as "29+" (managed clusters) count by their digits
+    let digits = |s: &str| {
+        s.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .ok()
+    };
+    let v = (digits(major)?, digits(minor)?);
+    (v < MIN_VERSION).then_some(v)
+}
+
+/// Refuses a server older than [`MIN_VERSION`], naming both versions.
+pub async fn check_version(client: &kube::Client) -> Result<(), ClusterError> {
+    let info = client
+        .apiserver_version()
+        .await
+        .map_err(|source| ClusterError::Version { source })?;
+    match too_old(&info.major, &info.minor) {
+        Some((major, minor)) => Err(ClusterError::TooOld {
+            server: info.git_version,
+            major,
+            minor,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A client for `target`, with a bounded connect.
+pub async fn client_for(target: &Target) -> Result<kube::Client, ClusterError> {
+    let options = kube::config::KubeConfigOptions {
+        context: target.context.clone(),
+        ..Default::default()
+    };
+    let read = async {
+        match &target.kubeconfig {
+            Some(path) => {
+                let kc = kube::config::Kubeconfig::read_from(path).map_err(|source| ClusterError::KubeconfigFile {
+                    path: path.clone(),
+                    source,
+                })?;
+                kube::Config::from_custom_kubeconfig(kc, &options)
+                    .await
+                    .map_err(|source| ClusterError::KubeconfigFile {
+                        path: path.clone(),
+                        source,
+                    })
+            }
+            None if target.context.is_some() => {
+                kube::Config::from_kubeconfig(&options)
+                    .await
+                    .map_err(|source| ClusterError::KubeconfigFile {
+                        path: "KUBECONFIG or ~/.kube/config".into(),
+                        source,
+                    })
+            }
+            None => kube::Config::infer().await.map_err(ClusterError::Kubeconfig),
+        }
+    };
+    let config = tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .map_err(|_| ClusterError::KubeconfigTimeout)??;
+    client_of(config)
+}
+
 /// A client from the kubeconfig (or the pod's service account), with a bounded connect.
 pub async fn client() -> Result<kube::Client, ClusterError> {
-    let config = tokio::time::timeout(std::time::Duration::from_secs(10), kube::Config::infer())
-        .await
-        .map_err(|_| ClusterError::KubeconfigTimeout)?
-        .map_err(ClusterError::Kubeconfig)?;
+    client_for(&Target::default()).await
+}
+
+fn client_of(config: kube::Config) -> Result<kube::Client, ClusterError> {
     let mut config = config;
     config.connect_timeout = Some(std::time::Duration::from_secs(10));
     config.read_timeout = Some(std::time::Duration::from_secs(30));

@@ -319,11 +319,11 @@ fn agent_spec(cx: &mut Cx, spec: Option<&raw::AgentSpec>) -> Option<Agents> {
     Some(agents)
 }
 
-fn plan(mut meta: Meta, kind: &str, c: Common, mode: Mode) -> Plan {
+fn plan(mut meta: Meta, kind: &str, c: Common, mode: Mode, overrides: &Overrides) -> Plan {
     meta.origin.positions.extend(c.positions);
     Plan {
         name: meta.name,
-        namespace: meta.namespace,
+        namespace: super::namespace(meta.namespace, overrides),
         labels: meta.labels,
         kind: kind.into(),
         format: Format::Kdoctor,
@@ -358,6 +358,7 @@ pub(crate) fn app_http_healthy(cx: &mut Cx, meta: Meta, spec: &raw::Spec, overri
         "AppHttpHealthy",
         c,
         Mode::Http(HttpPlan { targets: vec![t] }),
+        overrides,
     ))
 }
 
@@ -547,7 +548,7 @@ pub(crate) fn net_reach(cx: &mut Cx, meta: Meta, spec: &raw::Spec, overrides: &O
             ingress: false,
         },
     };
-    Some(plan(meta, "NetReach", common?, Mode::Reach(reach)))
+    Some(plan(meta, "NetReach", common?, Mode::Reach(reach), overrides))
 }
 
 pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &raw::Spec, overrides: &Overrides) -> Option<Plan> {
@@ -669,5 +670,5 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &raw::Spec, overrides: &Ove
             expect: common.expect.clone(),
         })
         .collect();
-    Some(plan(meta, "Netdns", common, Mode::Dns(DnsPlan { targets })))
+    Some(plan(meta, "Netdns", common, Mode::Dns(DnsPlan { targets }), overrides))
 }

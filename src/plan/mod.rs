@@ -75,6 +75,15 @@ pub fn load_str_with(path: &Path, text: &str, overrides: &Overrides) -> Result<F
     })
 }
 
+/// The namespace a task runs in: its own, else the one `-n` names, else `kpatrol`.
+fn namespace(own: Option<String>, overrides: &Overrides) -> String {
+    own.or_else(|| overrides.namespace.clone())
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.into())
+}
+
+/// Where tasks that name no namespace run.
+pub const DEFAULT_NAMESPACE: &str = "kpatrol";
+
 /// Plans one task as read: defaults, ranges and cross-field rules, with `overrides` over its
 /// pressure; every problem goes to `cx`. Pure.
 pub fn plan(cx: &mut Cx, task: Task, overrides: &Overrides) -> Option<Plan> {

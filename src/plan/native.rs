@@ -99,7 +99,7 @@ pub(crate) fn plan(cx: &mut Cx, meta: Meta, kind: NativeKind, spec: raw::Spec, o
     origin.positions.insert("spec.pressure".into(), spec.pressure.pos);
     Some(Plan {
         name: meta.name,
-        namespace: meta.namespace,
+        namespace: super::namespace(meta.namespace, overrides),
         labels: meta.labels,
         kind: kind.kind.into(),
         format: Format::Native,

@@ -119,7 +119,8 @@ pub enum Spec {
 /// Identity of a task, read before its kind-specific spec.
 pub struct Meta {
     pub name: String,
-    pub namespace: String,
+    /// As written; `None` for kdoctor's cluster-scoped tasks.
+    pub namespace: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub origin: Origin,
 }
@@ -175,13 +176,15 @@ pub enum Qps {
     Max,
 }
 
-/// What the command line overrides of a task's pressure (`--qps`, `--duration`,
-/// `--max-in-flight`): raw values that the plan checks as it checks the file's.
+/// What the command line overrides of a task: its pressure (`--qps`, `--duration`,
+/// `--max-in-flight`), raw values that the plan checks as it checks the file's, and the
+/// namespace of tasks that name none (`-n`, as kubectl has it; `kpatrol` by default).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Overrides {
     pub qps: Field<Qps>,
     pub duration: Field<Duration>,
     pub max_in_flight: Field<i64>,
+    pub namespace: Option<String>,
 }
 
 /// A flag's value that is not of the flag's type.
@@ -452,7 +455,7 @@ pub fn read_doc(cx: &mut Cx, path: &Path, root: &yaml::Node, dir: &Path) -> Opti
     // problem is reported at once; the errors keep the task from being used.
     let meta = meta.unwrap_or_else(|| Meta {
         name: String::new(),
-        namespace: String::new(),
+        namespace: None,
         labels: BTreeMap::new(),
         origin: Origin {
             file: path.to_path_buf(),
@@ -509,7 +512,7 @@ fn metadata(cx: &mut Cx, m: &mut Fields, kdoctor: bool, path: &Path, doc_root: &
         cx.diags.warn(
             m.pos_of("namespace"),
             "metadata.namespace",
-            "kdoctor tasks are cluster-scoped; kpatrol runs them in namespace kpatrol",
+            "kdoctor tasks are cluster-scoped; kpatrol runs them in namespace kpatrol (or the one -n names)",
         );
     }
     if let Some(ns) = &namespace
@@ -527,12 +530,8 @@ fn metadata(cx: &mut Cx, m: &mut Fields, kdoctor: bool, path: &Path, doc_root: &
     let _annotations = m.string_map(cx, "annotations");
     Some(Meta {
         name: name?,
-        // kdoctor tasks are cluster-scoped: their namespace is kpatrol's.
-        namespace: if kdoctor {
-            "kpatrol".into()
-        } else {
-            namespace.unwrap_or_else(|| "kpatrol".into())
-        },
+        // kdoctor tasks are cluster-scoped: they take the default namespace
+        namespace: if kdoctor { None } else { namespace },
         labels,
         origin: Origin {
             file: path.to_path_buf(),

@@ -20,6 +20,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
+pub mod cluster;
 pub mod otel;
 pub mod unbound;
 

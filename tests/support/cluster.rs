@@ -1,0 +1,72 @@
+//! The real control plane a test run shares (etcd, kube-apiserver, kube-controller-manager,
+//! kube-scheduler and the test kubelet, started once by `scripts/test` through
+//! `scripts/cluster up`, its admin kubeconfig in `KPATROL_TEST_KUBECONFIG`), and one
+//! namespace per test, labelled for the restricted Pod Security level.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, PostParams};
+
+/// Where the shared control plane is.
+pub const KUBECONFIG_ENV: &str = "KPATROL_TEST_KUBECONFIG";
+
+pub struct Cluster {
+    pub kubeconfig: PathBuf,
+    pub client: kube::Client,
+}
+
+/// The shared control plane. Fails (never skips) when there is none: the cluster tests are
+/// part of the suite.
+pub async fn cluster() -> Cluster {
+    let Some(kubeconfig) = std::env::var_os(KUBECONFIG_ENV).map(PathBuf::from) else {
+        panic!(
+            "{KUBECONFIG_ENV} is not set: the cluster tests need the control plane scripts/test starts \
+             (or run `scripts/cluster up DIR` and export {KUBECONFIG_ENV}=DIR/kubeconfig)"
+        )
+    };
+    let kc =
+        kube::config::Kubeconfig::read_from(&kubeconfig).unwrap_or_else(|e| panic!("{}: {e}", kubeconfig.display()));
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", kubeconfig.display()));
+    let client = kube::Client::try_from(config).unwrap();
+    Cluster { kubeconfig, client }
+}
+
+/// A fresh namespace for one test: `prefix` and a random suffix, labelled
+/// `pod-security.kubernetes.io/enforce: restricted`.
+pub async fn namespace(c: &Cluster, prefix: &str) -> String {
+    let suffix: u32 = std::process::id()
+        ^ (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos());
+    let name = format!("{prefix}-{:x}", suffix & 0xff_ffff);
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}
+    }))
+    .unwrap();
+    Api::<Namespace>::all(c.client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap_or_else(|e| panic!("namespace {name}: {e}"));
+    name
+}
+
+/// Runs `kpatrol` with `args` against the shared control plane (its kubeconfig given with
+/// `--kubeconfig`), bounded in time; returns (exit code, stdout, stderr).
+pub async fn kpatrol(c: &Cluster, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_kpatrol"));
+    cmd.args(args).arg("--kubeconfig").arg(&c.kubeconfig).kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("kpatrol {args:?} did not end within 60 s"))
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
