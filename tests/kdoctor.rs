@@ -952,6 +952,7 @@ fn netdns_target_dns_service_ipv4_and_ipv6() {
         namespace: "kube-system".into(),
         ipv4,
         ipv6,
+        port: 53,
     };
     let names = vec!["kubernetes.default.svc.cluster.local".to_string()];
     assert_eq!(
@@ -974,6 +975,7 @@ fn netdns_target_dns_defaults_ipv4_only_and_all_coredns_services() {
                 namespace: "kube-system".into(),
                 ipv4: true,
                 ipv6: false,
+                port: 53,
             },
             DnsProtocol::Udp,
             vec!["kubernetes.default.svc.cluster.local".into()],
@@ -994,8 +996,20 @@ fn netdns_target_dns_defaults_ipv4_only_and_all_coredns_services() {
             name: Some("dns6".into()),
             namespace: "infra".into(),
             ipv4: false,
-            ipv6: true
+            ipv6: true,
+            port: 53,
         }
+    );
+    // kdoctor queries the cluster DNS on port 53 over tcp-tls too (a native DnsCheck's
+    // Service over TLS takes 853)
+    let p = netdns(
+        "    perRequestTimeoutInMS: 500\n    protocol: tcp-tls\n",
+        "    targetDns: {serviceName: coredns, serviceNamespace: kube-system}\n",
+    );
+    assert!(
+        matches!(&dns(&p).targets[0].server, DnsServer::ClusterService { port: 53, .. }),
+        "{:?}",
+        dns(&p).targets[0].server
     );
     // Neither family: no target at all.
     let p = netdns("    perRequestTimeoutInMS: 500\n", "    targetDns: {testIPv4: false}\n");

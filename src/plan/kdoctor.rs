@@ -636,6 +636,8 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &raw::Spec, overrides: &Ove
                             namespace: ns,
                             ipv4: rtype == "A",
                             ipv6: rtype == "AAAA",
+                            // kdoctor queries the cluster DNS on 53 whatever the protocol
+                            port: 53,
                         },
                         Some(rtype.to_string()),
                     ));

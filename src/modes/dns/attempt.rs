@@ -140,8 +140,7 @@ enum Transport {
 }
 
 /// Where the server is and how to reach it.
-pub async fn resolve_server(server: &DnsServer, protocol: DnsProtocol) -> Result<Option<SocketAddr>, SetupError> {
-    let port = if protocol == DnsProtocol::Tls { 853 } else { 53 };
+pub async fn resolve_server(server: &DnsServer) -> Result<Option<SocketAddr>, SetupError> {
     match server {
         DnsServer::Address(a) => Ok(Some(*a)),
         DnsServer::Url(_) => Ok(None),
@@ -150,7 +149,9 @@ pub async fn resolve_server(server: &DnsServer, protocol: DnsProtocol) -> Result
             namespace,
             ipv4,
             ipv6,
+            port,
         } => {
+            let port = *port;
             let host = format!("{name}.{namespace}.svc");
             let addrs = tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((host.as_str(), port)))
                 .await
@@ -163,7 +164,10 @@ pub async fn resolve_server(server: &DnsServer, protocol: DnsProtocol) -> Result
                 .map(Some)
                 .ok_or_else(|| SetupError::Server(format!("Service {host} has no {} address", if *ipv6 { "IPv6" } else { "IPv4" })))
         }
-        DnsServer::ClusterService { name: None, ipv6, .. } => {
+        DnsServer::ClusterService {
+            name: None, ipv6, port, ..
+        } => {
+            let port = *port;
             let resolv_conf = std::path::Path::new("/etc/resolv.conf");
             let text = std::fs::read_to_string(resolv_conf).map_err(|source| SetupError::Read {
                 what: "the resolver configuration".into(),
@@ -217,7 +221,7 @@ fn templates(t: &DnsTarget, server: Option<SocketAddr>) -> Result<Vec<Arc<Templa
 
 impl DnsAttempt {
     pub async fn build(t: &DnsTarget, p: &Pressure, mounts: &Mounts) -> Result<Self, SetupError> {
-        let server = resolve_server(&t.server, t.protocol).await?;
+        let server = resolve_server(&t.server).await?;
         let queries = templates(t, server)?;
         let tls = || -> Result<Arc<rustls::ClientConfig>, SetupError> {
             Ok(Arc::new(client_tls(&t.tls, vec![b"dot".to_vec()], mounts)?))

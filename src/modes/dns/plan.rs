@@ -49,13 +49,15 @@ impl AnswerCheck {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum DnsServer {
-    /// A Service's cluster IPs on port 53, found through the pod's resolver as
+    /// A Service's cluster IPs on `port`, found through the pod's resolver as
     /// `<name>.<namespace>.svc`; `name: None` means the pod's own cluster DNS (resolv.conf).
     ClusterService {
         name: Option<String>,
         namespace: String,
         ipv4: bool,
         ipv6: bool,
+        /// 53, or 853 for a native task's DNS over TLS; kdoctor's `targetDns` is always 53.
+        port: u16,
     },
     Address(std::net::SocketAddr),
     /// DNS over HTTPS: the endpoint URL.

@@ -62,6 +62,7 @@ fn dns_target(cx: &mut Cx, f: &mut Fields, base: &ExpectSpec, task_dir: &Path) -
             namespace,
             ipv4: true,
             ipv6: false,
+            port: default_port,
         })
     });
     let given = [f.has("server"), f.has("service"), f.has("url")]
