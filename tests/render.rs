@@ -260,6 +260,45 @@ fn rendering_is_deterministic() {
     assert_eq!(a.files, c.files);
 }
 
+/// A one-round Job's pod template is immutable: the Job is named by what it runs, so a new
+/// image or a changed task is a new Job, and the same task the same Job.
+#[test]
+fn a_one_round_job_is_named_by_what_it_runs() {
+    let job_names = |image: &str, plans: &[Plan]| -> Vec<String> {
+        render(plans, &RenderOptions { image: image.into() })
+            .unwrap()
+            .objects
+            .iter()
+            .filter(|o| o["kind"] == "Job")
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("once.yaml");
+    std::fs::write(
+        &f,
+        "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {name: once}\nspec:\n  pressure: {qps: 5}\n  targets: [{url: \"http://127.0.0.1:9/\"}]\n",
+    )
+    .unwrap();
+    let once = plans(&[f]);
+    let a = job_names("registry.example/kpatrol:1", &once);
+    assert_eq!(a.len(), 1);
+    assert!(a[0].starts_with("once-") && a[0].len() == "once-".len() + 8, "{a:?}");
+    assert_eq!(a, job_names("registry.example/kpatrol:1", &once), "same task, same Job");
+    assert_ne!(
+        a,
+        job_names("registry.example/kpatrol:2", &once),
+        "a new image is a new Job"
+    );
+    let mut changed = once.clone();
+    changed[0].origin.document["spec"]["pressure"]["qps"] = serde_json::json!(7);
+    assert_ne!(
+        a,
+        job_names("registry.example/kpatrol:1", &changed),
+        "a changed task is a new Job"
+    );
+}
+
 #[test]
 fn snapshots_of_the_rendered_examples() {
     let r = rendered();

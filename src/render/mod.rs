@@ -287,7 +287,7 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
     let counted_rounds = periodic && plan.rounds > 1;
     // agents need the API only to count rounds, and not when a launcher does it for them
     let agent_job = pod::agent_job_spec(plan, opts, &mounted, &pass, counted_rounds && !per_node);
-    let mut cm_data = BTreeMap::from([("task.yaml".to_string(), task_yaml)]);
+    let mut cm_data = BTreeMap::from([("task.yaml".to_string(), task_yaml.clone())]);
     if per_node {
         // the launcher creates each round's agents from this Job template
         let template = json_of(&agent_job, plan, d)?;
@@ -309,7 +309,16 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
     } else {
         (agent_job, "probe")
     };
-    let mut job_meta = meta(base.clone(), component);
+    // A Job's pod template is immutable: a one-round Job is named by a hash of what it runs
+    // (its spec and its task), so a changed task or image is a new Job that apply, Argo CD
+    // and Flux create, rather than an update the API server refuses (prune removes the old).
+    let job_name = if periodic {
+        base.clone()
+    } else {
+        let spec = json_of(&job_spec, plan, d)?;
+        format!("{base}-{:08x}", fnv(&format!("{spec}\n{task_yaml}")) as u32)
+    };
+    let mut job_meta = meta(job_name, component);
     if counted_rounds {
         job_meta.annotations = Some(BTreeMap::from([(
             crate::names::annotation::ROUNDS.to_string(),
