@@ -25,8 +25,10 @@ pub mod label {
 pub mod annotation {
     /// On a CronJob: the number of rounds to run (`rounds: N`).
     pub const ROUNDS: &str = "kpatrol.dev/rounds";
-    /// On a CronJob: the number of rounds finished.
+    /// On a CronJob: the number of rounds started (counted as each starts).
     pub const ROUNDS_DONE: &str = "kpatrol.dev/rounds-done";
+    /// On a CronJob: the Job of the last round counted.
+    pub const LAST_ROUND: &str = "kpatrol.dev/last-round";
     /// Set by Kubernetes on an Indexed Job's pods.
     pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 }

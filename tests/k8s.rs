@@ -135,6 +135,54 @@ async fn apply_creates_by_server_side_apply_then_changes_nothing_and_diff_and_pr
     assert_eq!((code, out.trim()), (0, "nothing to prune in set team-a"));
 }
 
+/// `rounds: N` counts each round as it starts, under a resourceVersion precondition: two
+/// rounds counted at once count twice, a retried pod of one round counts once, and the last
+/// round suspends the CronJob.
+#[tokio::test]
+async fn rounds_are_counted_once_each_even_at_once_and_the_last_suspends_the_task() {
+    use kpatrol::cluster::round::{Counted, count_round};
+    let c = cluster().await;
+    let ns = namespace(&c, "rounds").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("counted.yaml"),
+        format!(
+            "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: counted, namespace: {ns}}}\nspec:\n  schedule: \"@every 1h\"\n  rounds: 3\n  targets: [{{url: \"http://127.0.0.1:9/\"}}]\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = kpatrol(&c, &["apply", dir.path().to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (a, b) = tokio::join!(
+        count_round(&c.client, &ns, "counted", "counted-1", 3),
+        count_round(&c.client, &ns, "counted", "counted-2", 3)
+    );
+    let mut ns_counted = [a.unwrap(), b.unwrap()];
+    ns_counted.sort_by_key(|x| format!("{x:?}"));
+    assert_eq!(
+        ns_counted,
+        [
+            Counted::Round { n: 1, last: false },
+            Counted::Round { n: 2, last: false }
+        ]
+    );
+    assert_eq!(
+        count_round(&c.client, &ns, "counted", "counted-2", 3).await.unwrap(),
+        Counted::Already,
+        "a retried pod of round 2"
+    );
+    assert_eq!(
+        count_round(&c.client, &ns, "counted", "counted-3", 3).await.unwrap(),
+        Counted::Round { n: 3, last: true }
+    );
+    let cj = Api::<CronJob>::namespaced(c.client.clone(), &ns)
+        .get("counted")
+        .await
+        .unwrap();
+    assert_eq!(cj.spec.unwrap().suspend, Some(true));
+    assert_eq!(cj.metadata.annotations.unwrap()["kpatrol.dev/rounds-done"], "3");
+}
+
 /// Every rendered example and every kdoctor example, as the real API server takes them
 /// (a server-side dry run: admission, Pod Security `restricted`, the schema).
 #[tokio::test]

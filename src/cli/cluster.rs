@@ -233,6 +233,7 @@ pub(super) async fn round(
         Ok(c) => c,
         Err(e) => return fail(e.to_string()),
     };
+    count_rounds(&client).await;
     let namespace = std::env::var(env::NAMESPACE).unwrap_or_else(|_| plan.namespace.clone());
     let own_job = std::env::var(env::JOB_NAME).ok().filter(|s| !s.is_empty());
     // the round's trace: the launcher's `round` span is the agents' parent
@@ -292,13 +293,12 @@ pub(super) async fn round(
         },
     );
     write_termination(log.as_deref(), &brief.to_message());
-    count_rounds(&client).await;
     if verdict.pass { Exit::Ok } else { Exit::Fail }
 }
 
-/// After a round: the last of `rounds: N` suspends its CronJob ([`env::ROUNDS`] and
-/// [`env::CRONJOB`] come from the rendered pod; only agent 0 or the launcher counts).
-/// A failure here is logged and changes no verdict.
+/// At a round's start: counts it on its CronJob, and the last of `rounds: N` suspends the
+/// CronJob ([`env::ROUNDS`], [`env::CRONJOB`] and [`env::JOB_NAME`] come from the rendered
+/// pod; only agent 0 or the launcher counts). A failure here is logged and changes no verdict.
 pub(super) async fn count_rounds(client: &kube::Client) {
     let (Ok(rounds), Ok(cronjob), Ok(ns)) = (
         std::env::var(env::ROUNDS),
@@ -308,14 +308,17 @@ pub(super) async fn count_rounds(client: &kube::Client) {
         return;
     };
     let Ok(rounds) = rounds.parse::<u64>() else { return };
+    let job = std::env::var(env::JOB_NAME).unwrap_or_default();
     match tokio::time::timeout(
         std::time::Duration::from_secs(15),
-        crate::cluster::round::finish_round(client, &ns, &cronjob, rounds),
+        crate::cluster::round::count_round(client, &ns, &cronjob, &job, rounds),
     )
     .await
     {
-        Ok(Ok(true)) => eprintln!("kpatrol: round {rounds} of {rounds} done; CronJob {cronjob} suspended"),
-        Ok(Ok(false)) => {}
+        Ok(Ok(crate::cluster::round::Counted::Round { n, last: true })) => {
+            eprintln!("kpatrol: round {n} of {rounds}, the last: CronJob {cronjob} suspended")
+        }
+        Ok(Ok(_)) => {}
         Ok(Err(e)) => eprintln!("kpatrol: counting rounds: {e}"),
         Err(_) => eprintln!("kpatrol: counting rounds timed out"),
     }

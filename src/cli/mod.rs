@@ -519,6 +519,16 @@ pub async fn probe(cli: Probe) -> Exit {
         }
     };
     let quit = watch_signals(stop.clone());
+    // a counted task counts its round as it starts (agent 0 does), so a round that fails or
+    // crashes counts too
+    if std::env::var(crate::names::env::ROUNDS).is_ok()
+        && std::env::var(crate::names::env::AGENT_INDEX).as_deref() == Ok("0")
+    {
+        match crate::cluster::client().await {
+            Ok(client) => count_rounds(&client).await,
+            Err(e) => eprintln!("kpatrol-probe: counting rounds: {e}"),
+        }
+    }
     let mounts = Mounts::new(&args.opts.mounts);
     let round = tokio::select! {
         r = crate::round::execute_round(&plan, &mounts, stop, None) => r,
@@ -538,14 +548,6 @@ pub async fn probe(cli: Probe) -> Exit {
             write_termination(log.as_deref(), &report::Summary::of(&finished.report).to_message());
             send_telemetry(&plan, &finished).await;
             let crate::round::Finished { verdict, .. } = finished;
-            if std::env::var(crate::names::env::ROUNDS).is_ok()
-                && std::env::var(crate::names::env::AGENT_INDEX).as_deref() == Ok("0")
-            {
-                match crate::cluster::client().await {
-                    Ok(client) => count_rounds(&client).await,
-                    Err(e) => eprintln!("kpatrol-probe: counting rounds: {e}"),
-                }
-            }
             if verdict.passed() { Exit::Ok } else { Exit::Fail }
         }
         Err(e) => {

@@ -288,48 +288,88 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
     Ok(judge(n, agents_from_pods(&list.items)))
 }
 
-/// The annotation on a CronJob counting its finished rounds.
+/// The annotation on a CronJob counting its rounds started.
 pub const ROUNDS_DONE: &str = annotation::ROUNDS_DONE;
+/// The annotation naming the Job of the last round counted, so a retried pod of the same
+/// round does not count it twice.
+pub const LAST_ROUND: &str = annotation::LAST_ROUND;
 
-/// The merge patch that records one more finished round, suspending the CronJob after the
-/// last of `rounds`. Pure.
-pub fn round_patch(done_before: u64, rounds: u64) -> Value {
-    let done = done_before + 1;
-    let metadata = json!({"annotations": {ROUNDS_DONE: done.to_string()}});
-    if done >= rounds {
+/// The merge patch that counts the round of Job `job` on a CronJob whose annotations are
+/// `annotations` (at `resource_version`, a precondition: a concurrent count makes the patch
+/// fail with 409 rather than be lost), suspending the CronJob when it starts the last of
+/// `rounds`. `None` when this round was counted already. Pure.
+pub fn round_patch(
+    annotations: Option<&BTreeMap<String, String>>,
+    resource_version: &str,
+    job: &str,
+    rounds: u64,
+) -> Option<Value> {
+    let get = |k: &str| annotations.and_then(|a| a.get(k));
+    if !job.is_empty() && get(LAST_ROUND).is_some_and(|last| last == job) {
+        return None;
+    }
+    let done = get(ROUNDS_DONE).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + 1;
+    let metadata = json!({
+        "resourceVersion": resource_version,
+        "annotations": {ROUNDS_DONE: done.to_string(), LAST_ROUND: job},
+    });
+    Some(if done >= rounds {
         json!({"metadata": metadata, "spec": {"suspend": true}})
     } else {
         json!({"metadata": metadata})
-    }
+    })
 }
 
-/// After a round: counts it on the CronJob and, when it was the last of `rounds`, suspends
-/// the CronJob. Returns whether it did.
-pub async fn finish_round(
+/// What counting a round did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counted {
+    /// Counted as round `n`; `last` when it is the last, and the CronJob is now suspended.
+    Round { n: u64, last: bool },
+    /// This Job's round was counted before (a retried pod).
+    Already,
+}
+
+/// At a round's start: counts it on the CronJob, and when it is the last of `rounds`
+/// suspends the CronJob (the round itself still runs). Counting at the start makes a task
+/// with a persistent fault stop too; the resourceVersion precondition, retried on 409, makes
+/// two rounds counted at once count twice.
+pub async fn count_round(
     client: &kube::Client,
     namespace: &str,
     cronjob: &str,
+    job: &str,
     rounds: u64,
-) -> Result<bool, ClusterError> {
+) -> Result<Counted, ClusterError> {
     let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), namespace);
-    let cj = cronjobs
-        .get(cronjob)
-        .await
-        .map_err(|e| api_err("CronJob", cronjob, e))?;
-    let done: u64 = cj
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(ROUNDS_DONE))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let patch = round_patch(done, rounds);
-    let suspend = patch.get("spec").is_some();
-    cronjobs
-        .patch(cronjob, &PatchParams::default(), &Patch::Merge(patch))
-        .await
-        .map_err(|e| api_err("CronJob", cronjob, e))?;
-    Ok(suspend)
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let cj = cronjobs
+            .get(cronjob)
+            .await
+            .map_err(|e| api_err("CronJob", cronjob, e))?;
+        let rv = cj.metadata.resource_version.clone().unwrap_or_default();
+        let Some(patch) = round_patch(cj.metadata.annotations.as_ref(), &rv, job, rounds) else {
+            return Ok(Counted::Already);
+        };
+        let n = patch
+            .pointer(&format!("/metadata/annotations/{}", ROUNDS_DONE.replace('/', "~1")))
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let last = patch.get("spec").is_some();
+        match cronjobs
+            .patch(cronjob, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => return Ok(Counted::Round { n, last }),
+            // another round counted in between: read again
+            Err(kube::Error::Api(s)) if s.code == 409 && tries < 10 => {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * tries)).await;
+            }
+            Err(e) => return Err(api_err("CronJob", cronjob, e)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -415,14 +455,27 @@ mod tests {
     }
 
     #[test]
-    fn the_last_round_suspends_the_cron_job() {
+    fn a_round_is_counted_once_under_a_precondition_and_the_last_suspends() {
+        let annotations = |done: &str, last: &str| {
+            BTreeMap::from([
+                (ROUNDS_DONE.to_string(), done.to_string()),
+                (LAST_ROUND.to_string(), last.to_string()),
+            ])
+        };
         assert_eq!(
-            round_patch(1, 3),
-            json!({"metadata": {"annotations": {ROUNDS_DONE: "2"}}})
+            round_patch(None, "7", "t-1", 3),
+            Some(json!({"metadata": {"resourceVersion": "7", "annotations": {ROUNDS_DONE: "1", LAST_ROUND: "t-1"}}}))
         );
         assert_eq!(
-            round_patch(2, 3),
-            json!({"metadata": {"annotations": {ROUNDS_DONE: "3"}}, "spec": {"suspend": true}})
+            round_patch(Some(&annotations("2", "t-2")), "9", "t-3", 3),
+            Some(
+                json!({"metadata": {"resourceVersion": "9", "annotations": {ROUNDS_DONE: "3", LAST_ROUND: "t-3"}}, "spec": {"suspend": true}})
+            )
+        );
+        assert_eq!(
+            round_patch(Some(&annotations("2", "t-2")), "9", "t-2", 3),
+            None,
+            "a retried pod of the same round"
         );
     }
 }
