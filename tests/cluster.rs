@@ -37,11 +37,7 @@ fn fake(route: Arc<Route>) -> (kube::Client, Arc<Mutex<Vec<Seen>>>) {
                 serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
             };
             let (code, answer) = route(&method, &uri, &body);
-            s2.lock().unwrap().push(Seen {
-                method,
-                uri,
-                body,
-            });
+            s2.lock().unwrap().push(Seen { method, uri, body });
             send.send_response(
                 Response::builder()
                     .status(code)
@@ -188,7 +184,8 @@ async fn status_and_report_read_jobs_and_termination_messages() {
         job("web-200", "2026-11-25T01:10:00Z", json!({"succeeded": 1, "failed": 1})),
     ];
     let cronjob = json!({"metadata": {"name": "web", "namespace": "kpatrol", "labels": {"kpatrol.dev/task": "web", "kpatrol.dev/kind": "HttpCheck"}},
-        "spec": {"schedule": "*/10 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}});
+        "spec": {"schedule": "*/10 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}},
+        "status": {"lastScheduleTime": "2026-11-25T01:10:00Z", "lastSuccessfulTime": "2026-11-25T01:00:30Z"}});
     let brief = r#"{"v":1,"task":"web","verdict":"fail","targets":[{"name":"api","sent":100,"ok":90,"p99":12.5}],"failed":[{"target":"api","check":"success rate","observed":"90% (90/100)","threshold":"≥ 99.9% 200","pass":false}]}"#;
     let pods = vec![
         pod("web-200-0", "n1", 0, r#"{"v":1,"verdict":"pass","targets":[]}"#),
@@ -215,7 +212,12 @@ async fn status_and_report_read_jobs_and_termination_messages() {
             s[0].last_verdict.as_str(),
             s[0].schedule.as_str()
         ),
-        ("web", 2, "fail", "*/10 * * * *")
+        ("web", None, "fail", "*/10 * * * *"),
+        "a task without `rounds: N` counts no rounds: its old Jobs go with the history limits"
+    );
+    assert_eq!(
+        (s[0].last_scheduled.as_deref(), s[0].last_success.as_deref()),
+        (Some("2026-11-25T01:10:00Z"), Some("2026-11-25T01:00:30Z"))
     );
     let d = kpatrol::cluster::status::report(&client, "kpatrol", "web")
         .await

@@ -55,16 +55,21 @@ pub struct TaskStatus {
     /// The cron expression, or `once` for a single-round Job.
     pub schedule: String,
     pub suspended: bool,
-    pub rounds_done: u64,
-    /// `pass`, `fail`, `running`, or `-` before the first round.
+    /// Rounds started, as counted on the CronJob of a task with `rounds: N`; `None` for a
+    /// task that runs until removed (its old Jobs go with the history limits).
+    pub rounds_done: Option<u64>,
+    /// N of `rounds: N`.
+    pub rounds: Option<u64>,
+    /// `pass`, `fail`, `running`, or `-` before the first round (of the Jobs still kept).
     pub last_verdict: JobVerdict,
     /// RFC 3339 time the last round ended (or started, while running).
     pub last_round: Option<String>,
     /// The Job of the last round (for `kpatrol report`).
     pub last_job: Option<String>,
-    /// Finished round Jobs still in the cluster (history limits and TTL remove old ones).
-    #[serde(skip)]
-    pub jobs_seen: u64,
+    /// When the CronJob last started a round, and last saw one succeed (its status: these
+    /// outlive the Jobs).
+    pub last_scheduled: Option<String>,
+    pub last_success: Option<String>,
 }
 
 fn label(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, key: &str) -> Option<String> {
@@ -96,10 +101,18 @@ fn verdict_of(job: &Job) -> JobVerdict {
     if failed { JobVerdict::Fail } else { JobVerdict::Pass }
 }
 
+/// When a round ended (a failed Job by its Failed condition, which has no completion
+/// time), or started while it runs.
 fn when(job: &Job) -> Option<String> {
     let s = job.status.as_ref()?;
+    let failed_at = s
+        .conditions
+        .as_ref()
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Failed" && c.status == "True"))
+        .and_then(|c| c.last_transition_time.as_ref());
     s.completion_time
         .as_ref()
+        .or(failed_at)
         .or(s.start_time.as_ref())
         .map(|t| t.0.to_string())
 }
@@ -113,6 +126,15 @@ pub fn summarize(cronjobs: &[CronJob], jobs: &[Job]) -> Vec<TaskStatus> {
             .or(c.metadata.name.clone())
             .unwrap_or_default();
         let spec = c.spec.as_ref();
+        let annotation = |k: &str| {
+            c.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(k))
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let rounds = annotation(crate::names::annotation::ROUNDS);
+        let status = c.status.as_ref();
         tasks.insert(
             (ns.clone(), task.clone()),
             TaskStatus {
@@ -121,18 +143,18 @@ pub fn summarize(cronjobs: &[CronJob], jobs: &[Job]) -> Vec<TaskStatus> {
                 kind: label(&c.metadata, label::KIND).unwrap_or_default(),
                 schedule: spec.map(|s| s.schedule.clone()).unwrap_or_default(),
                 suspended: spec.and_then(|s| s.suspend).unwrap_or(false),
-                // counted on the CronJob when the task has a round count; else from the Jobs kept
-                rounds_done: c
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(super::round::ROUNDS_DONE))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
+                // counted on the CronJob when the task has a round count
+                rounds_done: rounds.map(|_| annotation(super::round::ROUNDS_DONE).unwrap_or(0)),
+                rounds,
                 last_verdict: JobVerdict::NoRound,
                 last_round: None,
                 last_job: None,
-                jobs_seen: 0,
+                last_scheduled: status
+                    .and_then(|s| s.last_schedule_time.as_ref())
+                    .map(|t| t.0.to_string()),
+                last_success: status
+                    .and_then(|s| s.last_successful_time.as_ref())
+                    .map(|t| t.0.to_string()),
             },
         );
     }
@@ -149,34 +171,36 @@ pub fn summarize(cronjobs: &[CronJob], jobs: &[Job]) -> Vec<TaskStatus> {
             kind: label(&j.metadata, label::KIND).unwrap_or_default(),
             schedule: "once".into(),
             suspended: false,
-            rounds_done: 0,
+            rounds_done: Some(1),
+            rounds: Some(1),
             last_verdict: JobVerdict::NoRound,
             last_round: None,
             last_job: None,
-            jobs_seen: 0,
+            last_scheduled: None,
+            last_success: None,
         });
-        if finished(j) {
-            entry.jobs_seen += 1;
-        }
         entry.last_verdict = verdict_of(j);
         entry.last_round = when(j);
         entry.last_job = j.metadata.name.clone();
     }
-    tasks
-        .into_values()
-        .map(|mut t| {
-            t.rounds_done = t.rounds_done.max(t.jobs_seen);
-            t
-        })
-        .collect()
+    tasks.into_values().collect()
 }
 
 /// The status table. Pure.
 pub fn status_table(tasks: &[TaskStatus]) -> String {
     let mut rows = vec![
-        ["NAMESPACE", "TASK", "KIND", "SCHEDULE", "ROUNDS", "LAST", "WHEN"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "NAMESPACE",
+            "TASK",
+            "KIND",
+            "SCHEDULE",
+            "ROUNDS",
+            "LAST",
+            "WHEN",
+            "LAST SUCCESS",
+        ]
+        .map(String::from)
+        .to_vec(),
     ];
     for t in tasks {
         rows.push(vec![
@@ -188,9 +212,16 @@ pub fn status_table(tasks: &[TaskStatus]) -> String {
             } else {
                 t.schedule.clone()
             },
-            t.rounds_done.to_string(),
+            match (t.rounds_done, t.rounds) {
+                (Some(done), Some(n)) => format!("{done}/{n}"),
+                _ => "-".into(),
+            },
             t.last_verdict.to_string(),
-            t.last_round.clone().unwrap_or_else(|| "-".into()),
+            t.last_round
+                .clone()
+                .or_else(|| t.last_scheduled.clone())
+                .unwrap_or_else(|| "-".into()),
+            t.last_success.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
     table(&rows)
@@ -371,6 +402,14 @@ mod tests {
         serde_json::from_value(json!({"metadata": meta, "spec": {"completions": 1, "template": {"spec": {"containers": []}}}, "status": st})).unwrap()
     }
 
+    fn cj_counted() -> CronJob {
+        serde_json::from_value(
+            json!({"metadata": {"name": "reg", "namespace": "kpatrol", "labels": {"kpatrol.dev/task": "reg"}},
+            "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}}),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn status_counts_rounds_and_reads_the_last_verdict() {
         let cj: CronJob = serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "kpatrol", "labels": {"kpatrol.dev/task": "web", "kpatrol.dev/kind": "HttpCheck"}},
@@ -387,7 +426,7 @@ mod tests {
                 "web-2",
                 "web",
                 "2026-11-25T01:10:00Z",
-                json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True"}]}),
+                json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True", "lastTransitionTime": "2026-11-25T01:11:00Z"}]}),
                 Some("CronJob"),
             ),
             job(
@@ -404,16 +443,33 @@ mod tests {
         let web = s.iter().find(|t| t.task == "web").unwrap();
         assert_eq!(
             (web.rounds_done, web.last_verdict.as_str(), web.last_job.as_deref()),
-            (2, "fail", Some("web-2"))
+            (None, "fail", Some("web-2")),
+            "no `rounds: N`, no count: the Jobs kept are not all the rounds"
+        );
+        assert_eq!(
+            web.last_round.as_deref(),
+            Some("2026-11-25T01:11:00Z"),
+            "a failed round ended when it failed"
         );
         assert_eq!(web.schedule, "*/10 * * * *");
         let dns = s.iter().find(|t| t.task == "dns").unwrap();
         assert_eq!(
             (dns.schedule.as_str(), dns.rounds_done, dns.last_verdict.as_str()),
-            ("once", 0, "running")
+            ("once", Some(1), "running")
         );
         let text = status_table(&s);
         assert!(text.starts_with("NAMESPACE  TASK  KIND       SCHEDULE"), "{text}");
-        assert!(text.contains("web   HttpCheck  */10 * * * *  2       fail"), "{text}");
+        assert!(text.contains("web   HttpCheck  */10 * * * *  -       fail"), "{text}");
+        // a counted task: its count and N, from the CronJob
+        let mut counted = cj_counted();
+        counted.metadata.annotations = Some(
+            [("kpatrol.dev/rounds", "5"), ("kpatrol.dev/rounds-done", "3")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        let s = summarize(&[counted], &[]);
+        assert_eq!((s[0].rounds_done, s[0].rounds), (Some(3), Some(5)));
+        assert!(status_table(&s).contains(" 3/5 "), "{}", status_table(&s));
     }
 }
