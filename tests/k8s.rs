@@ -138,7 +138,10 @@ async fn apply_creates_by_server_side_apply_then_changes_nothing_and_diff_and_pr
         .unwrap();
     assert!(!theirs.items.is_empty(), "the other set's ConfigMap stays");
     let (code, out, _) = kpatrol(&c, &["prune", d, "-n", &ns, "--set", &set_a]).await;
-    assert_eq!((code, out.trim()), (0, format!("nothing to prune in set {set_a}").as_str()));
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("nothing to prune in set {set_a}").as_str())
+    );
 }
 
 /// `rounds: N` counts each round as it starts, under a resourceVersion precondition: two

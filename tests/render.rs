@@ -299,6 +299,36 @@ fn a_one_round_job_is_named_by_what_it_runs() {
     );
 }
 
+/// A task's own affinity adds to the one-agent-per-node rule; it does not replace it.
+#[test]
+fn a_per_node_task_affinity_keeps_one_agent_per_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("aff.yaml");
+    std::fs::write(
+        &f,
+        "apiVersion: kpatrol.dev/v1\nkind: DnsCheck\nmetadata: {name: aff}\nspec:\n  schedule: \"@every 1h\"\n  agents:\n    perNode: {}\n    affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: zone, operator: In, values: [a]}]}]}}}\n  targets: [{server: \"127.0.0.1\", queries: [{name: a.example}]}]\n",
+    )
+    .unwrap();
+    let r = render(&plans(&[f]), &RenderOptions::default()).unwrap();
+    let cm = r
+        .objects
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "aff-task")
+        .unwrap();
+    let template: Value = serde_yaml_ng::from_str(cm["data"]["agents-job.yaml"].as_str().unwrap()).unwrap();
+    let affinity = &template["template"]["spec"]["affinity"];
+    assert_eq!(
+        affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"]
+            [0]["key"],
+        "zone"
+    );
+    assert_eq!(
+        affinity["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"],
+        "kubernetes.io/hostname",
+        "{affinity}"
+    );
+}
+
 #[test]
 fn snapshots_of_the_rendered_examples() {
     let r = rendered();

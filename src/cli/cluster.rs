@@ -262,8 +262,9 @@ pub(super) async fn round(
         Ok(Some(cfg)) => {
             let problems = (!verdict.pass).then(|| {
                 format!(
-                    "{} agent(s) missing, failed on: {}",
+                    "{} agent(s) missing ({}), failed on: {}",
                     verdict.missing,
+                    verdict.missing_nodes.join(", "),
                     verdict.failed_nodes.join(", ")
                 )
             });
@@ -289,7 +290,10 @@ pub(super) async fn round(
         report::AgentsBrief {
             agents: verdict.expected,
             missing: verdict.missing,
+            failed: verdict.failed_nodes.len(),
             failed_nodes: verdict.failed_nodes.clone(),
+            missing_nodes: verdict.missing_nodes.clone(),
+            skipped: verdict.skipped.iter().map(|(n, why)| format!("{n}: {why}")).collect(),
         },
     );
     write_termination(log.as_deref(), &brief.to_message());

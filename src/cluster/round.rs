@@ -31,29 +31,190 @@ pub struct AgentResult {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RoundVerdict {
     pub pass: bool,
+    /// Nodes that could take an agent.
     pub expected: usize,
     pub agents: Vec<AgentResult>,
-    /// Nodes that were expected and did not report.
+    /// How many expected nodes did not report, and which.
     pub missing: usize,
+    pub missing_nodes: Vec<String>,
     pub failed_nodes: Vec<String>,
+    /// Nodes the task's selector matches that cannot take an agent, and why (a taint the
+    /// agents do not tolerate, cordoned, another OS or architecture).
+    pub skipped: Vec<(String, String)>,
 }
 
-/// Judges a round from its agents: it passes when every expected agent reported and passed.
-/// Pure.
-pub fn judge(expected: usize, agents: Vec<AgentResult>) -> RoundVerdict {
-    let reported = agents.iter().filter(|a| a.exit_code.is_some()).count();
-    let failed_nodes: Vec<String> = agents
+/// Judges a round from its agents: it passes when every expected node reported, and every
+/// report passed. Nodes count once each, however many pods ran there. Pure.
+pub fn judge(expected: &[String], skipped: Vec<(String, String)>, agents: Vec<AgentResult>) -> RoundVerdict {
+    let reported: std::collections::BTreeSet<&str> = agents
+        .iter()
+        .filter(|a| a.exit_code.is_some())
+        .map(|a| a.node.as_str())
+        .collect();
+    let missing_nodes: Vec<String> = expected
+        .iter()
+        .filter(|n| !reported.contains(n.as_str()))
+        .cloned()
+        .collect();
+    let mut failed_nodes: Vec<String> = agents
         .iter()
         .filter(|a| a.exit_code.is_some_and(|c| c != 0))
         .map(|a| a.node.clone())
         .collect();
-    let missing = expected.saturating_sub(reported);
+    failed_nodes.dedup();
     RoundVerdict {
-        pass: missing == 0 && failed_nodes.is_empty() && expected > 0,
-        expected,
+        pass: missing_nodes.is_empty() && failed_nodes.is_empty() && !expected.is_empty(),
+        expected: expected.len(),
         agents,
-        missing,
+        missing: missing_nodes.len(),
+        missing_nodes,
         failed_nodes,
+        skipped,
+    }
+}
+
+/// What the scheduler looks at on a node.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeFacts {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// (key, value, effect)
+    pub taints: Vec<(String, String, String)>,
+    pub unschedulable: bool,
+}
+
+impl NodeFacts {
+    pub fn of(n: &Node) -> NodeFacts {
+        let spec = n.spec.as_ref();
+        NodeFacts {
+            name: n.metadata.name.clone().unwrap_or_default(),
+            labels: n.metadata.labels.clone().unwrap_or_default(),
+            taints: spec
+                .and_then(|s| s.taints.as_ref())
+                .map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.key.clone(), t.value.clone().unwrap_or_default(), t.effect.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+        }
+    }
+}
+
+/// Why the agents' pod (`template`, a Job spec) cannot run on `node`, as the scheduler
+/// decides: its nodeSelector, its required node affinity, and the node's NoSchedule and
+/// NoExecute taints (a cordoned node's among them) against its tolerations. `None` when it
+/// can. Pure.
+pub fn cannot_run(template: &Value, node: &NodeFacts) -> Option<String> {
+    let pod = super::at(template, &["template", "spec"])?;
+    if let Some(sel) = pod.get("nodeSelector").and_then(Value::as_object) {
+        for (k, v) in sel {
+            let want = v.as_str().unwrap_or_default();
+            if node.labels.get(k).map(String::as_str) != Some(want) {
+                return Some(format!("label {k}={want} missing"));
+            }
+        }
+    }
+    let tolerations: Vec<&Value> = pod
+        .get("tolerations")
+        .and_then(Value::as_array)
+        .map(|t| t.iter().collect())
+        .unwrap_or_default();
+    let mut taints = node.taints.clone();
+    if node.unschedulable {
+        taints.push((
+            "node.kubernetes.io/unschedulable".into(),
+            String::new(),
+            "NoSchedule".into(),
+        ));
+    }
+    for (key, value, effect) in &taints {
+        if effect == "PreferNoSchedule" {
+            continue;
+        }
+        let tolerated = tolerations.iter().any(|t| {
+            let s = |f: &str| t.get(f).and_then(Value::as_str).unwrap_or_default();
+            let key_ok = s("key").is_empty() || s("key") == key;
+            let value_ok = s("operator") == "Exists" || s("value") == value;
+            let effect_ok = s("effect").is_empty() || s("effect") == effect;
+            key_ok && value_ok && effect_ok
+        });
+        if !tolerated {
+            return Some(if key == "node.kubernetes.io/unschedulable" {
+                "cordoned".into()
+            } else if value.is_empty() {
+                format!("taint {key}:{effect} not tolerated")
+            } else {
+                format!("taint {key}={value}:{effect} not tolerated")
+            });
+        }
+    }
+    let terms = super::at(
+        pod,
+        &[
+            "affinity",
+            "nodeAffinity",
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            "nodeSelectorTerms",
+        ],
+    )
+    .and_then(Value::as_array);
+    if let Some(terms) = terms
+        && !terms.is_empty()
+        && !terms.iter().any(|t| term_matches(t, &node.labels))
+    {
+        return Some("required node affinity not met".into());
+    }
+    None
+}
+
+/// Whether a nodeSelectorTerm's matchExpressions all hold for `labels` (matchFields, on the
+/// node's name only, are taken as met).
+fn term_matches(term: &Value, labels: &BTreeMap<String, String>) -> bool {
+    let exprs = term.get("matchExpressions").and_then(Value::as_array);
+    exprs.into_iter().flatten().all(|e| {
+        let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+        let values: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|v| v.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let have = labels.get(key).map(String::as_str);
+        let number = |s: &str| s.parse::<i64>().ok();
+        match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
+            "In" => have.is_some_and(|h| values.contains(&h)),
+            "NotIn" => have.is_none_or(|h| !values.contains(&h)),
+            "Exists" => have.is_some(),
+            "DoesNotExist" => have.is_none(),
+            "Gt" => have
+                .and_then(number)
+                .zip(values.first().and_then(|v| number(v)))
+                .is_some_and(|(h, v)| h > v),
+            "Lt" => have
+                .and_then(number)
+                .zip(values.first().and_then(|v| number(v)))
+                .is_some_and(|(h, v)| h < v),
+            _ => false,
+        }
+    })
+}
+
+/// Scopes the one-agent-per-node rule to this round: the anti-affinity term kpatrol renders
+/// (matching the task's probes) matches this round's Job only, so a stuck agent of an
+/// earlier round cannot keep a node from this one. Pure.
+pub fn scope_to_round(template: &mut Value, job: &str) {
+    let terms = template
+        .pointer_mut("/template/spec/affinity/podAntiAffinity/requiredDuringSchedulingIgnoredDuringExecution")
+        .and_then(Value::as_array_mut);
+    for t in terms.into_iter().flatten() {
+        let ours = t
+            .pointer("/labelSelector/matchLabels")
+            .and_then(Value::as_object)
+            .is_some_and(|m| m.contains_key(label::TASK) && m.get(label::COMPONENT) == Some(&json!("probe")));
+        if ours && let Some(sel) = t.get_mut("labelSelector") {
+            *sel = json!({"matchLabels": {label::JOB_NAME: job}});
+        }
     }
 }
 
@@ -245,14 +406,30 @@ fn api_err(kind: &str, name: &str, e: kube::Error) -> ClusterError {
 pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, ClusterError> {
     let nodes: Api<Node> = Api::all(client.clone());
     let selector: Vec<String> = l.node_selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let mut lp = ListParams::default();
+    // nodes in pages, each reduced at once to what scheduling looks at
+    let mut facts = Vec::new();
+    let mut lp = ListParams::default().limit(NODE_PAGE);
     if !selector.is_empty() {
         lp = lp.labels(&selector.join(","));
     }
-    let node_list = nodes.list(&lp).await.map_err(|e| api_err("Node", "list", e))?;
-    let n = node_list.items.len();
+    loop {
+        let page = nodes.list(&lp).await.map_err(|e| api_err("Node", "list", e))?;
+        facts.extend(page.items.iter().map(NodeFacts::of));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => lp = lp.continue_token(&c),
+            None => break,
+        }
+    }
+    let (mut eligible, mut skipped) = (Vec::new(), Vec::new());
+    for f in facts {
+        match cannot_run(&l.template, &f) {
+            None => eligible.push(f.name),
+            Some(why) => skipped.push((f.name, why)),
+        }
+    }
+    let n = eligible.len();
     if n == 0 {
-        return Ok(judge(0, vec![]));
+        return Ok(judge(&eligible, skipped, vec![]));
     }
     let jobs: Api<Job> = Api::namespaced(client.clone(), &l.namespace);
     let owner = match &l.own_job {
@@ -261,6 +438,7 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
     };
     let name = agents_job_name(l.own_job.as_deref(), std::time::SystemTime::now());
     let mut template = l.template.clone();
+    scope_to_round(&mut template, &name);
     if let Some(pod_name) = &l.own_pod {
         let pods: Api<Pod> = Api::namespaced(client.clone(), &l.namespace);
         if let Some(own) = pods.get_opt(pod_name).await.map_err(|e| api_err("Pod", pod_name, e))? {
@@ -285,8 +463,11 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
         .list(&ListParams::default().labels(&format!("{}={name}", label::JOB_NAME)))
         .await
         .map_err(|e| api_err("Pod", "list", e))?;
-    Ok(judge(n, agents_from_pods(&list.items)))
+    Ok(judge(&eligible, skipped, agents_from_pods(&list.items)))
 }
+
+/// Nodes per list call.
+const NODE_PAGE: u32 = 200;
 
 /// The annotation on a CronJob counting its rounds started.
 pub const ROUNDS_DONE: &str = annotation::ROUNDS_DONE;
@@ -385,13 +566,115 @@ mod tests {
         }
     }
 
+    fn nodes(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
     #[test]
     fn a_round_passes_only_when_every_node_reported_a_pass() {
-        assert!(judge(2, vec![agent("a", Some(0)), agent("b", Some(0))]).pass);
-        let v = judge(3, vec![agent("a", Some(0)), agent("b", Some(1)), agent("c", None)]);
+        assert!(
+            judge(
+                &nodes(&["a", "b"]),
+                vec![],
+                vec![agent("a", Some(0)), agent("b", Some(0))]
+            )
+            .pass
+        );
+        let v = judge(
+            &nodes(&["a", "b", "c"]),
+            vec![],
+            vec![agent("a", Some(0)), agent("b", Some(1)), agent("c", None)],
+        );
         assert!(!v.pass);
-        assert_eq!((v.missing, v.failed_nodes.clone()), (1, vec!["b".to_string()]));
-        assert!(!judge(0, vec![]).pass, "no node matched: nothing was checked");
+        assert_eq!(
+            (v.missing_nodes.clone(), v.failed_nodes.clone()),
+            (nodes(&["c"]), nodes(&["b"]))
+        );
+        assert!(!judge(&[], vec![], vec![]).pass, "no node matched: nothing was checked");
+        // two reports from one node do not stand in for another node
+        let v = judge(
+            &nodes(&["a", "b"]),
+            vec![],
+            vec![agent("a", Some(0)), agent("a", Some(0))],
+        );
+        assert!(!v.pass);
+        assert_eq!(v.missing_nodes, nodes(&["b"]));
+    }
+
+    #[test]
+    fn a_node_that_cannot_take_an_agent_says_why() {
+        let template = json!({"template": {"spec": {
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "probe", "effect": "NoSchedule"}],
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64", "arm64"]}]}]}}}
+        }}});
+        let node = |labels: &[(&str, &str)], taints: &[(&str, &str, &str)], cordoned: bool| NodeFacts {
+            name: "n".into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            taints: taints
+                .iter()
+                .map(|(k, v, e)| (k.to_string(), v.to_string(), e.to_string()))
+                .collect(),
+            unschedulable: cordoned,
+        };
+        let linux = [("kubernetes.io/os", "linux"), ("kubernetes.io/arch", "amd64")];
+        assert_eq!(cannot_run(&template, &node(&linux, &[], false)), None);
+        assert_eq!(
+            cannot_run(&template, &node(&linux, &[("dedicated", "probe", "NoSchedule")], false)),
+            None,
+            "tolerated"
+        );
+        assert_eq!(
+            cannot_run(&template, &node(&[("kubernetes.io/os", "windows")], &[], false)).as_deref(),
+            Some("label kubernetes.io/os=linux missing")
+        );
+        assert_eq!(
+            cannot_run(&template, &node(&linux, &[("gpu", "", "NoExecute")], false)).as_deref(),
+            Some("taint gpu:NoExecute not tolerated")
+        );
+        assert_eq!(
+            cannot_run(&template, &node(&linux, &[("x", "", "PreferNoSchedule")], false)),
+            None
+        );
+        assert_eq!(
+            cannot_run(&template, &node(&linux, &[], true)).as_deref(),
+            Some("cordoned")
+        );
+        assert_eq!(
+            cannot_run(
+                &template,
+                &node(
+                    &[("kubernetes.io/os", "linux"), ("kubernetes.io/arch", "s390x")],
+                    &[],
+                    false
+                )
+            )
+            .as_deref(),
+            Some("required node affinity not met")
+        );
+        // kpatrol's default toleration (operator Exists) takes every taint, cordons too
+        let all = json!({"template": {"spec": {"tolerations": [{"operator": "Exists"}]}}});
+        assert_eq!(cannot_run(&all, &node(&linux, &[("gpu", "", "NoExecute")], true)), None);
+    }
+
+    #[test]
+    fn the_one_agent_per_node_rule_is_scoped_to_the_round() {
+        let mut t = json!({"template": {"spec": {"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"kpatrol.dev/task": "dns", "app.kubernetes.io/component": "probe"}}, "topologyKey": "kubernetes.io/hostname"},
+            {"labelSelector": {"matchLabels": {"app": "theirs"}}, "topologyKey": "zone"}]}}}}});
+        scope_to_round(&mut t, "dns-123-a");
+        let terms =
+            &t["template"]["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+        assert_eq!(
+            terms[0]["labelSelector"],
+            json!({"matchLabels": {"batch.kubernetes.io/job-name": "dns-123-a"}})
+        );
+        assert_eq!(
+            terms[1]["labelSelector"],
+            json!({"matchLabels": {"app": "theirs"}}),
+            "the task's own rule stays"
+        );
     }
 
     #[test]

@@ -290,8 +290,16 @@ pub fn report_table(d: &RoundDetail) -> String {
                     ),
                     Body::Error { error } => (vec![], vec![error.clone()]),
                     Body::Agents(g) => (
-                        vec![format!("{} agents, {} missing", g.agents, g.missing)],
-                        g.failed_nodes.clone(),
+                        vec![format!(
+                            "{} agents, {} missing, {} failed",
+                            g.agents, g.missing, g.failed
+                        )],
+                        g.failed_nodes
+                            .iter()
+                            .map(|n| format!("{n} failed"))
+                            .chain(g.missing_nodes.iter().map(|n| format!("{n} missing")))
+                            .chain(g.skipped.iter().map(|s| format!("{s} (skipped)")))
+                            .collect(),
                     ),
                     Body::Bare {} => (vec![], vec![]),
                 };

@@ -542,9 +542,24 @@ pub(crate) fn agent_job_spec(
             ..Default::default()
         }]);
     }
-    // the task's own affinity and tolerations replace kpatrol's
+    // the task's own affinity merges with the one-agent-per-node rule (a kdoctor agentSpec
+    // affinity must not let two agents share a node); its tolerations replace kpatrol's
     if let Some(a) = &pass.affinity {
-        pod.affinity = Some(a.clone());
+        let mut merged = a.clone();
+        let ours = pod
+            .affinity
+            .take()
+            .and_then(|ours| ours.pod_anti_affinity)
+            .and_then(|anti| anti.required_during_scheduling_ignored_during_execution);
+        if let Some(ours) = ours {
+            merged
+                .pod_anti_affinity
+                .get_or_insert_with(Default::default)
+                .required_during_scheduling_ignored_during_execution
+                .get_or_insert_with(Vec::new)
+                .extend(ours);
+        }
+        pod.affinity = Some(merged);
     }
     if let Some(t) = &pass.tolerations {
         pod.tolerations = Some(t.clone());

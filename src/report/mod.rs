@@ -341,8 +341,16 @@ pub struct TargetBrief {
 pub struct AgentsBrief {
     pub agents: usize,
     pub missing: usize,
+    /// How many nodes' agents failed (the names below may be cut to fit).
+    #[serde(default)]
+    pub failed: usize,
     #[serde(default)]
     pub failed_nodes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_nodes: Vec<String>,
+    /// Nodes that cannot take an agent, each `node: why`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 impl Summary {
@@ -417,6 +425,8 @@ impl Summary {
             match &mut s.body {
                 Body::Round(r) if !r.failed.is_empty() => drop_last(&mut r.failed, over),
                 Body::Round(r) if !r.targets.is_empty() => drop_last(&mut r.targets, over),
+                Body::Agents(a) if !a.skipped.is_empty() => drop_last(&mut a.skipped, over),
+                Body::Agents(a) if !a.missing_nodes.is_empty() => drop_last(&mut a.missing_nodes, over),
                 Body::Agents(a) if !a.failed_nodes.is_empty() => drop_last(&mut a.failed_nodes, over),
                 Body::Error { error } if !error.is_empty() => {
                     // room for the ellipsis (3 bytes), escapes aside
@@ -584,7 +594,10 @@ mod tests {
                 AgentsBrief {
                     agents: 3,
                     missing: 1,
+                    failed: 1,
                     failed_nodes: vec!["n2".into()],
+                    missing_nodes: vec!["n3".into()],
+                    skipped: vec!["n4: cordoned".into()],
                 },
             ),
         ];
@@ -607,11 +620,16 @@ mod tests {
                     &r.task,
                     Outcome::Fail,
                     AgentsBrief {
-                        agents: targets,
-                        missing: 0,
+                        agents: targets * 3,
+                        missing: targets,
+                        failed: targets,
                         failed_nodes: (0..targets)
                             .map(|i| format!("node-{i}-{}", "x".repeat(name_len)))
                             .collect(),
+                        missing_nodes: (0..targets)
+                            .map(|i| format!("m-{i}-{}", "x".repeat(name_len)))
+                            .collect(),
+                        skipped: (0..targets).map(|i| format!("s-{i}: cordoned")).collect(),
                     },
                 ),
             ] {
@@ -621,6 +639,10 @@ mod tests {
                     panic!("unreadable: {text}");
                 };
                 assert_eq!(back.verdict, s.verdict);
+                if let (Body::Agents(b), Body::Agents(a)) = (&back.body, &s.body) {
+                    // the counts survive the cut, and the verdict stays a fail, not an error
+                    assert_eq!((b.agents, b.missing, b.failed), (a.agents, a.missing, a.failed));
+                }
                 let whole = serde_json::to_string(&s).unwrap();
                 assert_eq!(back.truncated, whole.len() > TERMINATION_LIMIT, "{text}");
             }
