@@ -820,7 +820,7 @@ impl Worker {
             };
             json!({
                 "name": c.launch.name, "image": c.launch.image, "imageID": c.launch.image,
-                "containerID": format!("process://{}", self.uid),
+                "containerID": format!("process://{}/{}", self.uid, c.launch.name),
                 "ready": c.running() && !c.init, "started": c.running(),
                 "restartCount": c.restarts,
                 "state": state,
