@@ -299,6 +299,8 @@ struct Cont {
     last_state: Option<Value>,
     restarts: u32,
     pid: Option<i32>,
+    /// Started (or failed to start) and its end not yet seen.
+    launched: bool,
     started_at: Option<String>,
     exit: Option<i32>,
     restart_pending: bool,
@@ -306,7 +308,7 @@ struct Cont {
 
 impl Cont {
     fn done(&self) -> bool {
-        self.pid.is_none() && !self.restart_pending
+        !self.launched && !self.restart_pending
     }
 
     fn running(&self) -> bool {
@@ -490,6 +492,7 @@ impl Worker {
         let Some(c) = self.conts.get_mut(i) else {
             return;
         };
+        c.launched = true;
         let l = &c.launch;
         let _ = std::fs::write(&l.term_log, b"");
         let program = match &l.program {
@@ -567,6 +570,7 @@ impl Worker {
         let Some(c) = self.conts.get_mut(i) else {
             return;
         };
+        c.launched = false;
         if let Some(pid) = c.pid.take().filter(|p| *p > 0) {
             // what the process left in its group goes with it, as with a container
             kill_group(pid, libc::SIGKILL);
@@ -870,6 +874,7 @@ fn cont(launch: Launch, init: bool) -> Cont {
         last_state: None,
         restarts: 0,
         pid: None,
+        launched: false,
         started_at: None,
         exit: None,
         restart_pending: false,
