@@ -13,7 +13,10 @@ use std::path::Path;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
-use support::cluster::{cluster, kpatrol, namespace};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use support::cluster::{cluster, job_finished, kpatrol, namespace, start_round};
 
 /// The cluster examples of jobs/cluster, copied to `dir` with their namespace set to `ns`.
 fn examples_in(dir: &Path, ns: &str) {
@@ -242,4 +245,134 @@ async fn every_example_is_accepted_by_the_real_api_server() {
     // and nothing was created
     let cronjobs: Api<CronJob> = Api::namespaced(c.client.clone(), &ns);
     assert!(cronjobs.list(&ListParams::default()).await.unwrap().items.is_empty());
+}
+
+/// A CronJob's round started as `kubectl create job --from=cronjob/…` does: its indexed
+/// agents run as processes on the test kubelet's nodes, send real traffic to a server on
+/// loopback, and `kpatrol status` and `kpatrol report` read the round back.
+#[tokio::test]
+async fn a_round_runs_real_agents_and_status_and_report_read_it_back() {
+    let c = cluster().await;
+    let ns = namespace(&c, "round").await;
+    let target = support::http(support::Behaviour::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("web.yaml"),
+        format!(
+            "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: web, namespace: {ns}}}\nspec:\n  schedule: \"@every 1h\"\n  agents: {{count: 2}}\n  pressure: {{qps: 20, duration: 1s}}\n  targets: [{{url: \"{}\"}}]\n",
+            target.url("http", "/")
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = kpatrol(&c, &["apply", dir.path().to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    start_round(&c, &ns, "web", "web-manual-1").await;
+    let job = job_finished(&c, &ns, "web-manual-1", Duration::from_secs(120)).await;
+    assert_eq!(job.status.as_ref().unwrap().succeeded, Some(2), "{:?}", job.status);
+    assert!(
+        target.seen.requests.load(Ordering::SeqCst) >= 2 * 18,
+        "both agents pressed the target"
+    );
+
+    let (code, out, err) = kpatrol(&c, &["status", "-n", &ns, "-o", "json"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status[0]["task"], "web", "{out}");
+    assert_eq!(status[0]["lastVerdict"], "pass", "{out}");
+    assert_eq!(status[0]["lastJob"], "web-manual-1", "{out}");
+
+    let (code, out, err) = kpatrol(&c, &["report", "web", "-n", &ns]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("round web-manual-1 PASS"), "{out}");
+    let agents: Vec<&str> = out.lines().filter(|l| l.starts_with("node-")).collect();
+    assert_eq!(agents.len(), 2, "{out}");
+    assert!(
+        agents.iter().all(|l| l.contains(" 0 ") && l.contains(" pass ")),
+        "{out}"
+    );
+}
+
+/// A per-node task: the launcher, with its own token and exactly the rendered Role, lists
+/// the nodes, names the one it cannot use (a taint the task does not tolerate), starts one
+/// agent on each other node, and judges the round from their reports.
+#[tokio::test]
+async fn a_per_node_round_runs_an_agent_on_every_node_it_can_and_names_the_one_it_cannot() {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Patch, PatchParams};
+    let c = cluster().await;
+    let ns = namespace(&c, "pernode").await;
+    // a node of its own, tainted for this test only (the shared nodes stay as they are)
+    let nodes: Api<Node> = Api::all(c.client.clone());
+    let all: Vec<String> = nodes
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| n.metadata.name.unwrap())
+        .collect();
+    assert!(all.len() >= 3, "the test kubelet runs 3 nodes: {all:?}");
+    let label = format!("kpatrol.dev/test-{ns}");
+    for n in &all {
+        let patch = serde_json::json!({"metadata": {"labels": {label.as_str(): "yes"}}});
+        nodes
+            .patch(n, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+    let tainted = all[0].clone();
+    let taint =
+        serde_json::json!({"spec": {"taints": [{"key": label.as_str(), "value": "x", "effect": "NoSchedule"}]}});
+    nodes
+        .patch(&tainted, &PatchParams::default(), &Patch::Merge(&taint))
+        .await
+        .unwrap();
+    let target = support::http(support::Behaviour::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("each.yaml"),
+        format!(
+            "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: each, namespace: {ns}}}\nspec:\n  schedule: \"@every 1h\"\n  agents:\n    perNode: {{nodeSelector: {{{label}: \"yes\"}}}}\n    tolerations: []\n  pressure: {{qps: 20, duration: 1s}}\n  targets: [{{url: \"{}\"}}]\n",
+            target.url("http", "/")
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = kpatrol(&c, &["apply", dir.path().to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    start_round(&c, &ns, "each", "each-manual-1").await;
+    let job = job_finished(&c, &ns, "each-manual-1", Duration::from_secs(150)).await;
+    // untaint before asserting, so a failure leaves the shared nodes clean
+    let untaint = serde_json::json!({"spec": {"taints": null}});
+    nodes
+        .patch(&tainted, &PatchParams::default(), &Patch::Merge(&untaint))
+        .await
+        .unwrap();
+    let (code, out, err) = kpatrol(&c, &["report", "each", "-n", &ns]).await;
+    assert_eq!(
+        job.status.as_ref().unwrap().succeeded,
+        Some(1),
+        "{:?}\n{out}\n{err}",
+        job.status
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    // the launcher's line names the node it skipped; one agent ran on each other node
+    assert!(
+        out.contains(&format!(
+            "{tainted}: taint {label}=x:NoSchedule not tolerated (skipped)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{} agents, 0 missing, 0 failed", all.len() - 1)),
+        "{out}"
+    );
+    let agent_nodes: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("-a-"))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    let mut expected: Vec<&str> = all.iter().filter(|n| **n != tainted).map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(agent_nodes, expected, "{out}");
+    assert!(target.seen.requests.load(Ordering::SeqCst) >= (all.len() as u64 - 1) * 18);
 }

@@ -90,7 +90,10 @@ use kube::config::{ExecAuthCluster, KubeConfigOptions, Kubeconfig};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser, Debug)]
-#[command(name = "kubelet", about = "A test kubelet: fake Nodes whose pods run as local processes.")]
+#[command(
+    name = "kubelet",
+    about = "A test kubelet: fake Nodes whose pods run as local processes."
+)]
 struct Cli {
     /// The kubeconfig of the API server (the kubelet's own credentials).
     #[arg(long)]
@@ -213,7 +216,8 @@ fn server_of(kc: &Kubeconfig, url: &str) -> anyhow::Result<Server> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let bin_dir = std::fs::canonicalize(&cli.bin_dir).with_context(|| format!("--bin-dir {}", cli.bin_dir.display()))?;
+    let bin_dir =
+        std::fs::canonicalize(&cli.bin_dir).with_context(|| format!("--bin-dir {}", cli.bin_dir.display()))?;
     for b in ["kpatrol", "kpatrol-probe"] {
         if !bin_dir.join(b).is_file() {
             log!("warning: {} is not in --bin-dir {}", b, bin_dir.display());
@@ -223,7 +227,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let dir = std::fs::canonicalize(&cli.dir)?;
     let pods_dir = dir.join("pods");
     std::fs::create_dir_all(&pods_dir)?;
-    let kc = Kubeconfig::read_from(&cli.kubeconfig).with_context(|| format!("--kubeconfig {}", cli.kubeconfig.display()))?;
+    let kc =
+        Kubeconfig::read_from(&cli.kubeconfig).with_context(|| format!("--kubeconfig {}", cli.kubeconfig.display()))?;
     let config = kube::Config::from_custom_kubeconfig(kc.clone(), &KubeConfigOptions::default())
         .await
         .with_context(|| format!("--kubeconfig {}", cli.kubeconfig.display()))?;

@@ -37,7 +37,10 @@ pub async fn keep(ctx: Arc<Ctx>, name: String, index: usize) {
         match register(&ctx, &name).await {
             Ok(uid) => break uid,
             Err(e) => {
-                log!("node {name}: registration failed: {e:#} (again in {}s)", delay.as_secs());
+                log!(
+                    "node {name}: registration failed: {e:#} (again in {}s)",
+                    delay.as_secs()
+                );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }

@@ -64,7 +64,10 @@ fn pod_id(pod: &Pod) -> (String, String, String) {
 }
 
 fn phase(pod: &Pod) -> &str {
-    pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending")
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending")
 }
 
 fn terminal(pod: &Pod) -> bool {
@@ -388,7 +391,12 @@ impl Worker {
     /// The pod's life: prepare, init containers, containers, final status.
     async fn live(&mut self, ctl: &mut mpsc::UnboundedReceiver<Control>) -> Option<Stop> {
         if let Err(e) = std::fs::create_dir_all(&self.folder) {
-            log!("{}/{}: cannot create {}: {e}", self.ns, self.name, self.folder.display());
+            log!(
+                "{}/{}: cannot create {}: {e}",
+                self.ns,
+                self.name,
+                self.folder.display()
+            );
         }
         let prepared = match self.prepare(ctl).await {
             Ok(p) => p,
@@ -513,7 +521,10 @@ impl Worker {
         let err = match out.try_clone() {
             Ok(f) => f,
             Err(e) => {
-                let _ = etx.send(Ev::CannotRun { i, message: format!("log file: {e}") });
+                let _ = etx.send(Ev::CannotRun {
+                    i,
+                    message: format!("log file: {e}"),
+                });
                 return;
             }
         };
@@ -602,7 +613,11 @@ impl Worker {
         log!(
             "{ns}/{name}: container {} exited {code} ({reason}){}",
             c.launch.name,
-            if message.is_empty() { "" } else { " with a termination message" }
+            if message.is_empty() {
+                ""
+            } else {
+                " with a termination message"
+            }
         );
     }
 
@@ -912,7 +927,12 @@ fn log_tail(path: &std::path::Path, max: usize, lines: usize) -> String {
     }
     let text = String::from_utf8_lossy(&buf).into_owned();
     let all: Vec<&str> = text.lines().collect();
-    let tail = all.iter().skip(all.len().saturating_sub(lines)).copied().collect::<Vec<_>>().join("\n");
+    let tail = all
+        .iter()
+        .skip(all.len().saturating_sub(lines))
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n");
     // the first of the lines may be cut: still within the bound
     let mut t = tail;
     while t.len() > max {

@@ -203,9 +203,17 @@ pub fn field(pod: &Pod, path: &str) -> Option<String> {
         "status.podIP" | "status.hostIP" | "status.podIPs" | "status.hostIPs" => "127.0.0.1".into(),
         _ => {
             if let Some(k) = key("metadata.labels['").or_else(|| key("metadata.labels[\"")) {
-                meta.labels.as_ref().and_then(|l| l.get(&k)).cloned().unwrap_or_default()
+                meta.labels
+                    .as_ref()
+                    .and_then(|l| l.get(&k))
+                    .cloned()
+                    .unwrap_or_default()
             } else if let Some(k) = key("metadata.annotations['").or_else(|| key("metadata.annotations[\"")) {
-                meta.annotations.as_ref().and_then(|l| l.get(&k)).cloned().unwrap_or_default()
+                meta.annotations
+                    .as_ref()
+                    .and_then(|l| l.get(&k))
+                    .cloned()
+                    .unwrap_or_default()
             } else {
                 return None;
             }
@@ -244,7 +252,10 @@ pub fn quantity(q: &str) -> Option<f64> {
 /// A `resourceFieldRef` of container `c`: its request or limit (a missing limit is the node's
 /// allocatable, a missing request the limit or 0) over the divisor, rounded up.
 pub fn resource(c: Option<&Container>, sel: &ResourceFieldSelector) -> String {
-    let (kind, name) = sel.resource.split_once('.').unwrap_or(("limits", sel.resource.as_str()));
+    let (kind, name) = sel
+        .resource
+        .split_once('.')
+        .unwrap_or(("limits", sel.resource.as_str()));
     let res = c.and_then(|c| c.resources.as_ref());
     let lookup = |m: Option<&BTreeMap<String, Quantity>>| m.and_then(|m| m.get(name)).and_then(|q| quantity(&q.0));
     let limit = lookup(res.and_then(|r| r.limits.as_ref()));
@@ -334,7 +345,9 @@ impl Reader<'_> {
 fn write_file(dir: &Path, path: &str, data: &[u8]) -> Result<(), Problem> {
     let rel = Path::new(path);
     if rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-        return Err(Problem(format!("volume file path {path:?} is not a plain relative path")));
+        return Err(Problem(format!(
+            "volume file path {path:?} is not a plain relative path"
+        )));
     }
     let file = dir.join(rel);
     if let Some(parent) = file.parent() {
@@ -500,13 +513,25 @@ pub async fn prepare(ctx: &Ctx, pod: &Pod, folder: &Path) -> Result<Prepared, Pr
         if let Some(c) = &v.config_map {
             if let Some(cm) = r.config_map(&c.name, c.optional).await? {
                 let what = format!("configmap \"{}\"", c.name);
-                write_keys(&dir, &what, &config_map_data(&cm), c.items.as_ref(), c.optional == Some(true))?;
+                write_keys(
+                    &dir,
+                    &what,
+                    &config_map_data(&cm),
+                    c.items.as_ref(),
+                    c.optional == Some(true),
+                )?;
             }
         } else if let Some(s) = &v.secret {
             let name = s.secret_name.clone().unwrap_or_default();
             if let Some(sec) = r.secret(&name, s.optional).await? {
                 let what = format!("secret \"{name}\"");
-                write_keys(&dir, &what, &secret_data(&sec), s.items.as_ref(), s.optional == Some(true))?;
+                write_keys(
+                    &dir,
+                    &what,
+                    &secret_data(&sec),
+                    s.items.as_ref(),
+                    s.optional == Some(true),
+                )?;
             }
         } else if let Some(p) = &v.projected {
             for src in p.sources.iter().flatten() {
@@ -523,13 +548,25 @@ pub async fn prepare(ctx: &Ctx, pod: &Pod, folder: &Path) -> Result<Prepared, Pr
                     && let Some(cm) = r.config_map(&c.name, c.optional).await?
                 {
                     let what = format!("configmap \"{}\"", c.name);
-                    write_keys(&dir, &what, &config_map_data(&cm), c.items.as_ref(), c.optional == Some(true))?;
+                    write_keys(
+                        &dir,
+                        &what,
+                        &config_map_data(&cm),
+                        c.items.as_ref(),
+                        c.optional == Some(true),
+                    )?;
                 }
                 if let Some(s) = &src.secret
                     && let Some(sec) = r.secret(&s.name, s.optional).await?
                 {
                     let what = format!("secret \"{}\"", s.name);
-                    write_keys(&dir, &what, &secret_data(&sec), s.items.as_ref(), s.optional == Some(true))?;
+                    write_keys(
+                        &dir,
+                        &what,
+                        &secret_data(&sec),
+                        s.items.as_ref(),
+                        s.optional == Some(true),
+                    )?;
                 }
                 if let Some(d) = &src.downward_api {
                     downward_files(&dir, pod, d.items.as_ref())?;
@@ -625,7 +662,11 @@ async fn container(
             BTreeMap::new()
         };
         for (k, v) in data {
-            set(&mut env, &format!("{prefix}{k}"), String::from_utf8_lossy(&v).into_owned());
+            set(
+                &mut env,
+                &format!("{prefix}{k}"),
+                String::from_utf8_lossy(&v).into_owned(),
+            );
         }
     }
     for v in c.env.iter().flatten() {
@@ -708,7 +749,11 @@ async fn container(
         .iter()
         .any(|m| m.trim_end_matches('/') == KPATROL_MOUNTS || m.starts_with(&format!("{KPATROL_MOUNTS}/")));
     if kpatrol_mounts && get(&env, "KPATROL_MOUNTS").is_none() {
-        set(&mut env, "KPATROL_MOUNTS", under(root, KPATROL_MOUNTS).display().to_string());
+        set(
+            &mut env,
+            "KPATROL_MOUNTS",
+            under(root, KPATROL_MOUNTS).display().to_string(),
+        );
     }
     let cwd = match c.working_dir.as_deref().filter(|w| !w.is_empty()) {
         Some(w) => {
@@ -750,9 +795,15 @@ mod tests {
         let m = vec!["/etc/kpatrol/task".to_string()];
         let root = Path::new("/p/root");
         let t = ("/dev/termination-log", Path::new("/p/c.termination-log"));
-        assert_eq!(rewrite("/etc/kpatrol/task/task.yaml", &m, root, t), "/p/root/etc/kpatrol/task/task.yaml");
+        assert_eq!(
+            rewrite("/etc/kpatrol/task/task.yaml", &m, root, t),
+            "/p/root/etc/kpatrol/task/task.yaml"
+        );
         assert_eq!(rewrite("/etc/kpatrol", &m, root, t), "/p/root/etc/kpatrol");
-        assert_eq!(rewrite("--task=/etc/kpatrol/task/x", &m, root, t), "--task=/p/root/etc/kpatrol/task/x");
+        assert_eq!(
+            rewrite("--task=/etc/kpatrol/task/x", &m, root, t),
+            "--task=/p/root/etc/kpatrol/task/x"
+        );
         assert_eq!(rewrite("/etc/kpatrolx", &m, root, t), "/etc/kpatrolx");
         assert_eq!(rewrite("/", &m, root, t), "/");
         assert_eq!(rewrite("/dev/termination-log", &m, root, t), "/p/c.termination-log");

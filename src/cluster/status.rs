@@ -382,16 +382,28 @@ pub async fn report(client: &kube::Client, namespace: &str, task: &str) -> Resul
         .and_then(|j| j.metadata.name.clone())
         .unwrap_or_else(|| name.clone());
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = pods
-        .list(&ListParams::default().labels(&format!("{}={agents_job}", label::JOB_NAME)))
-        .await
-        .map_err(|e| api_err("Pod", e))?;
+    let pods_of = |job: String| {
+        let pods = pods.clone();
+        async move {
+            pods.list(&ListParams::default().labels(&format!("{}={job}", label::JOB_NAME)))
+                .await
+                .map(|l| agents_from_pods(&l.items))
+                .map_err(|e| api_err("Pod", e))
+        }
+    };
+    // a launcher's round: its own line first (agents, missing, skipped nodes), then its agents
+    let mut agents = if agents_job != name {
+        pods_of(name.clone()).await?
+    } else {
+        vec![]
+    };
+    agents.extend(pods_of(agents_job).await?);
     Ok(RoundDetail {
         namespace: namespace.into(),
         task: task.into(),
         job: name,
         verdict: verdict_of(last),
-        agents: agents_from_pods(&list.items),
+        agents,
     })
 }
 

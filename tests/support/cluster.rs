@@ -6,8 +6,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 
 /// Where the shared control plane is.
 pub const KUBECONFIG_ENV: &str = "KPATROL_TEST_KUBECONFIG";
@@ -69,4 +71,68 @@ pub async fn kpatrol(c: &Cluster, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Starts a round of a CronJob now, as `kubectl create job --from=cronjob/NAME JOB` does: a
+/// Job from its template, owned by it, annotated as started by hand.
+pub async fn start_round(c: &Cluster, ns: &str, cronjob: &str, job: &str) -> Job {
+    let cj = Api::<CronJob>::namespaced(c.client.clone(), ns)
+        .get(cronjob)
+        .await
+        .unwrap();
+    let template = cj.spec.as_ref().unwrap().job_template.clone();
+    let j: Job = serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": job,
+            "namespace": ns,
+            "labels": template.metadata.as_ref().and_then(|m| m.labels.clone()),
+            "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": cronjob,
+                "uid": cj.metadata.uid, "controller": true}],
+        },
+        "spec": template.spec,
+    }))
+    .unwrap();
+    Api::<Job>::namespaced(c.client.clone(), ns)
+        .create(&PostParams::default(), &j)
+        .await
+        .unwrap_or_else(|e| panic!("Job {ns}/{job}: {e}"))
+}
+
+/// Waits, on a watch, until Job `name` has finished (Complete or Failed), at most `within`.
+pub async fn job_finished(c: &Cluster, ns: &str, name: &str, within: Duration) -> Job {
+    let jobs = Api::<Job>::namespaced(c.client.clone(), ns);
+    let done = |j: &Job| {
+        j.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+            cs.iter()
+                .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+        })
+    };
+    let wait = async {
+        loop {
+            let now = jobs.get(name).await.unwrap();
+            if done(&now) {
+                return now;
+            }
+            let rv = now.metadata.resource_version.clone().unwrap_or_default();
+            let wp = WatchParams::default()
+                .fields(&format!("metadata.name={name}"))
+                .timeout(30);
+            let mut events = jobs.watch(&wp, &rv).await.unwrap().boxed();
+            while let Some(e) = events.try_next().await.unwrap() {
+                if let WatchEvent::Modified(j) | WatchEvent::Added(j) = e
+                    && done(&j)
+                {
+                    return j;
+                }
+            }
+        }
+    };
+    match tokio::time::timeout(within, wait).await {
+        Ok(j) => j,
+        Err(_) => {
+            let now = jobs.get(name).await.unwrap();
+            panic!("Job {ns}/{name} not finished within {within:?}: {:?}", now.status)
+        }
+    }
 }
