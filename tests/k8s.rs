@@ -376,3 +376,46 @@ async fn a_per_node_round_runs_an_agent_on_every_node_it_can_and_names_the_one_i
     assert_eq!(agent_nodes, expected, "{out}");
     assert!(target.seen.requests.load(Ordering::SeqCst) >= (all.len() as u64 - 1) * 18);
 }
+
+/// A per-node round in which one node's agent is stopped (its pod deleted, as an eviction
+/// does): the round fails and its report names that node; the launcher still reports.
+#[tokio::test]
+async fn a_per_node_round_names_the_node_whose_agent_did_not_finish() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::DeleteParams;
+    let c = cluster().await;
+    let ns = namespace(&c, "lost").await;
+    let target = support::http(support::Behaviour::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("lost.yaml"),
+        format!(
+            "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: lost, namespace: {ns}}}\nspec:\n  schedule: \"@every 1h\"\n  agents: {{perNode: {{}}}}\n  pressure: {{qps: 5, duration: 20s}}\n  targets: [{{url: \"{}\"}}]\n",
+            target.url("http", "/")
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = kpatrol(&c, &["apply", dir.path().to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    start_round(&c, &ns, "lost", "lost-manual-1").await;
+    // wait, on a watch, for an agent pod running, then delete it
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), &ns);
+    let running = |p: &Pod| {
+        p.metadata.name.as_deref().is_some_and(|n| n.contains("-a-"))
+            && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    };
+    let victim = support::cluster::pod_where(&c, &ns, running, Duration::from_secs(60)).await;
+    let node = victim.spec.as_ref().unwrap().node_name.clone().unwrap();
+    pods.delete(victim.metadata.name.as_deref().unwrap(), &DeleteParams::default())
+        .await
+        .unwrap();
+    let job = job_finished(&c, &ns, "lost-manual-1", Duration::from_secs(120)).await;
+    assert_eq!(job.status.as_ref().unwrap().failed, Some(1), "the launcher judged a fail: {:?}", job.status);
+    let (code, out, err) = kpatrol(&c, &["report", "lost", "-n", &ns]).await;
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("FAIL"), "{out}");
+    assert!(
+        out.contains(&format!("{node} missing")) || out.contains(&format!("{node} failed")),
+        "the report names {node}: {out}"
+    );
+}

@@ -234,6 +234,9 @@ pub(super) async fn round(
         Err(e) => return fail(e.to_string()),
     };
     count_rounds(&client).await;
+    // SIGTERM (the Job's deletion or deadline): stop waiting, judge and report what came
+    let stop = crate::pressure::Stop::new();
+    let quit = super::watch_signals(stop.clone());
     let namespace = std::env::var(env::NAMESPACE).unwrap_or_else(|_| plan.namespace.clone());
     let own_job = std::env::var(env::JOB_NAME).ok().filter(|s| !s.is_empty());
     // the round's trace: the launcher's `round` span is the agents' parent
@@ -248,11 +251,15 @@ pub(super) async fn round(
         own_job: own_job.clone(),
         own_pod: std::env::var(env::POD_NAME).ok().filter(|s| !s.is_empty()),
         deadline: plan.round_timeout + std::time::Duration::from_secs(60),
-        poll: std::time::Duration::from_secs(2),
+        stop: stop.clone(),
     };
-    let verdict = match crate::cluster::round::launch(&client, &launch).await {
-        Ok(v) => v,
-        Err(e) => return fail(e.to_string()),
+    let verdict = tokio::select! {
+        v = crate::cluster::round::launch(&client, &launch) => match v {
+            Ok(v) => v,
+            Err(e) => return fail(e.to_string()),
+        },
+        // a second signal: no verdict, but still a message
+        _ = quit.stopped() => return fail("quit by a second signal before the round was judged".into()),
     };
     match serde_json::to_string(&verdict) {
         Ok(text) => outln!("{text}"),
@@ -283,6 +290,21 @@ pub(super) async fn round(
         }
         Ok(None) => {}
         Err(w) => eprintln!("kpatrol round: warning: telemetry off: {w}"),
+    }
+    if verdict.could_not_run {
+        // every agent exited 2: say why the first could not run, and exit 2 as they did
+        let why = verdict
+            .agents
+            .iter()
+            .find_map(|a| match &a.message {
+                Some(report::Message::Summary(m)) => match &m.body {
+                    report::Body::Error { error } => Some(format!("{}: {error}", a.node)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .unwrap_or_else(|| "no agent said why".into());
+        return fail(format!("no agent could run ({} of {}); {why}", verdict.agents.len(), verdict.expected));
     }
     let brief = report::Summary::agents(
         &plan.name,

@@ -584,7 +584,7 @@ pub(super) fn write_termination(path: Option<&Path>, text: &str) {
 /// Ctrl-C and SIGTERM stop the round; what was measured is still judged. A second signal
 /// quits at once: the returned [`Stop`] fires, and the caller abandons the round (the probe
 /// still writes an `error` termination message).
-fn watch_signals(stop: Stop) -> Stop {
+pub(super) fn watch_signals(stop: Stop) -> Stop {
     let quit = Stop::new();
     let q = quit.clone();
     let mut signals = Signals::new();

@@ -1,7 +1,9 @@
 //! The per-round launcher (`kpatrol round`) for tasks whose agents follow the nodes: it
-//! lists the matching nodes, starts that round's Indexed Job with one agent per node, waits
-//! for it with a deadline, gathers the agents' termination messages, and judges the round
-//! as a whole. Also round counting: after the last of `rounds: N`, the CronJob is suspended.
+//! lists the matching nodes (in pages) and keeps those the agents can run on, starts that
+//! round's Indexed Job with one agent per node, watches it until it finishes, its deadline
+//! (from the launcher's own Job's start) passes or SIGTERM comes, gathers the agents'
+//! termination messages, and judges the round as a whole by distinct nodes. Also round
+//! counting: as the last of `rounds: N` starts, the CronJob is suspended.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -41,6 +43,8 @@ pub struct RoundVerdict {
     /// Nodes the task's selector matches that cannot take an agent, and why (a taint the
     /// agents do not tolerate, cordoned, another OS or architecture).
     pub skipped: Vec<(String, String)>,
+    /// Every agent that reported could not run (exit 2): the round could not run either.
+    pub could_not_run: bool,
 }
 
 /// Judges a round from its agents: it passes when every expected node reported, and every
@@ -62,7 +66,10 @@ pub fn judge(expected: &[String], skipped: Vec<(String, String)>, agents: Vec<Ag
         .map(|a| a.node.clone())
         .collect();
     failed_nodes.dedup();
+    let codes: Vec<i32> = agents.iter().filter_map(|a| a.exit_code).collect();
+    let could_not_run = !codes.is_empty() && codes.iter().all(|c| *c == 2);
     RoundVerdict {
+        could_not_run,
         pass: missing_nodes.is_empty() && failed_nodes.is_empty() && !expected.is_empty(),
         expected: expected.len(),
         agents,
@@ -390,8 +397,11 @@ pub struct Launch {
     /// The launcher's own pod: the agents run its image and carry its labels (so kustomize's
     /// `images` and `labels` reach them).
     pub own_pod: Option<String>,
+    /// How long a round may take from the launcher's Job's start (from now when that is
+    /// not known): the round's timeout and a minute for scheduling and reports.
     pub deadline: Duration,
-    pub poll: Duration,
+    /// Fires on SIGTERM: the launcher stops waiting, judges what reported, and reports.
+    pub stop: crate::pressure::Stop,
 }
 
 fn api_err(kind: &str, name: &str, e: kube::Error) -> ClusterError {
@@ -450,13 +460,25 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
     jobs.create(&PostParams::default(), &job)
         .await
         .map_err(|e| api_err("Job", &name, e))?;
-    let deadline = tokio::time::Instant::now() + l.deadline;
-    loop {
-        let j = jobs.get(&name).await.map_err(|e| api_err("Job", &name, e))?;
-        if finished(&j) || tokio::time::Instant::now() >= deadline {
-            break;
+    // the deadline runs from the launcher's own Job's start, not from now
+    let started = owner
+        .as_ref()
+        .and_then(|o| o.status.as_ref())
+        .and_then(|s| s.start_time.as_ref())
+        .and_then(|t| {
+            let age = std::time::SystemTime::now().duration_since(std::time::SystemTime::from(t.0)).ok()?;
+            tokio::time::Instant::now().checked_sub(age)
+        })
+        .unwrap_or_else(tokio::time::Instant::now);
+    let until = started + l.deadline;
+    tokio::select! {
+        _ = wait_finished(&jobs, &name) => {}
+        _ = tokio::time::sleep_until(until) => {
+            eprintln!("kpatrol round: the deadline passed; judging the agents that reported");
         }
-        tokio::time::sleep(l.poll).await;
+        _ = l.stop.stopped() => {
+            eprintln!("kpatrol round: stopping; judging the agents that reported");
+        }
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), &l.namespace);
     let list = pods
@@ -468,6 +490,48 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
 
 /// Nodes per list call.
 const NODE_PAGE: u32 = 200;
+
+/// Returns once Job `name` has finished, on a watch; a failed call is retried with backoff
+/// (bounded by the caller's deadline), never the end of the round.
+async fn wait_finished(jobs: &Api<Job>, name: &str) {
+    use futures::StreamExt;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let rv = match jobs.get(name).await {
+            Ok(j) if finished(&j) => return,
+            Ok(j) => j.metadata.resource_version.unwrap_or_default(),
+            Err(e) => {
+                eprintln!("kpatrol round: reading Job {name}: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+        };
+        let wp = kube::api::WatchParams::default()
+            .fields(&format!("metadata.name={name}"))
+            .timeout(60);
+        match jobs.watch(&wp, &rv).await {
+            Ok(events) => {
+                let mut events = events.boxed();
+                while let Some(e) = events.next().await {
+                    match e {
+                        Ok(kube::api::WatchEvent::Added(j) | kube::api::WatchEvent::Modified(j)) if finished(&j) => {
+                            return;
+                        }
+                        Ok(_) => backoff = Duration::from_millis(200),
+                        // a broken or expired watch: read the Job again
+                        Err(_) => break,
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("kpatrol round: watching Job {name}: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
 
 /// The annotation on a CronJob counting its rounds started.
 pub const ROUNDS_DONE: &str = annotation::ROUNDS_DONE;
@@ -591,6 +655,9 @@ mod tests {
             (nodes(&["c"]), nodes(&["b"]))
         );
         assert!(!judge(&[], vec![], vec![]).pass, "no node matched: nothing was checked");
+        let v = judge(&nodes(&["a", "b"]), vec![], vec![agent("a", Some(2)), agent("b", Some(2))]);
+        assert!(!v.pass && v.could_not_run, "every agent could not run: neither could the round");
+        assert!(!judge(&nodes(&["a", "b"]), vec![], vec![agent("a", Some(2)), agent("b", Some(1))]).could_not_run);
         // two reports from one node do not stand in for another node
         let v = judge(
             &nodes(&["a", "b"]),

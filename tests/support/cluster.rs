@@ -136,3 +136,33 @@ pub async fn job_finished(c: &Cluster, ns: &str, name: &str, within: Duration) -
         }
     }
 }
+
+/// Waits, on a watch of the namespace's pods, for one that `test` accepts, at most `within`.
+pub async fn pod_where(
+    c: &Cluster,
+    ns: &str,
+    test: impl Fn(&k8s_openapi::api::core::v1::Pod) -> bool,
+    within: Duration,
+) -> k8s_openapi::api::core::v1::Pod {
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(c.client.clone(), ns);
+    let wait = async {
+        loop {
+            let list = pods.list(&Default::default()).await.unwrap();
+            if let Some(p) = list.items.iter().find(|p| test(p)) {
+                return p.clone();
+            }
+            let rv = list.metadata.resource_version.unwrap_or_default();
+            let mut events = pods.watch(&WatchParams::default().timeout(30), &rv).await.unwrap().boxed();
+            while let Some(e) = events.try_next().await.unwrap() {
+                if let WatchEvent::Modified(p) | WatchEvent::Added(p) = e
+                    && test(&p)
+                {
+                    return p;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(within, wait)
+        .await
+        .unwrap_or_else(|_| panic!("no such pod in {ns} within {within:?}"))
+}
