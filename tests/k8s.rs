@@ -410,7 +410,12 @@ async fn a_per_node_round_names_the_node_whose_agent_did_not_finish() {
         .await
         .unwrap();
     let job = job_finished(&c, &ns, "lost-manual-1", Duration::from_secs(120)).await;
-    assert_eq!(job.status.as_ref().unwrap().failed, Some(1), "the launcher judged a fail: {:?}", job.status);
+    assert_eq!(
+        job.status.as_ref().unwrap().failed,
+        Some(1),
+        "the launcher judged a fail: {:?}",
+        job.status
+    );
     let (code, out, err) = kpatrol(&c, &["report", "lost", "-n", &ns]).await;
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(out.contains("FAIL"), "{out}");

@@ -304,7 +304,11 @@ pub(super) async fn round(
                 _ => None,
             })
             .unwrap_or_else(|| "no agent said why".into());
-        return fail(format!("no agent could run ({} of {}); {why}", verdict.agents.len(), verdict.expected));
+        return fail(format!(
+            "no agent could run ({} of {}); {why}",
+            verdict.agents.len(),
+            verdict.expected
+        ));
     }
     let brief = report::Summary::agents(
         &plan.name,

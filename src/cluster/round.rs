@@ -315,16 +315,56 @@ pub fn agents_job_name(own_job: Option<&str>, now: std::time::SystemTime) -> Str
     )
 }
 
-/// The agents run the launcher's image and carry its own labels (not the Job's). Pure.
+/// What an overlay set on the launcher reaches its agents (the agents' Job template is a
+/// file in the task's ConfigMap, which kustomize patches do not touch): the launcher's image,
+/// its own labels (not the Job's), its imagePullSecrets and priorityClassName when the
+/// template has none, its tolerations added to the template's, and env entries of its
+/// container that the template's container does not name. Resources are the task's own
+/// (`agents.resources`): a launcher's are not an agent's. Pure.
 pub fn inherit(template: &mut Value, launcher: &Pod) {
-    if let Some(image) = launcher
-        .spec
-        .as_ref()
-        .and_then(|s| s.containers.first())
-        .and_then(|c| c.image.clone())
-        && let Some(container) = first_container(template)
+    let spec = launcher.spec.as_ref();
+    let container = spec.and_then(|s| s.containers.first());
+    if let Some(image) = container.and_then(|c| c.image.clone())
+        && let Some(c) = first_container(template)
     {
-        container.insert("image".into(), json!(image));
+        c.insert("image".into(), json!(image));
+    }
+    if let Some(env) = container.and_then(|c| c.env.as_ref())
+        && let Some(c) = first_container(template)
+    {
+        let list = c.entry("env").or_insert_with(|| json!([]));
+        if let Some(list) = list.as_array_mut() {
+            let named: std::collections::BTreeSet<String> = list
+                .iter()
+                .filter_map(|e| e.get("name").and_then(Value::as_str).map(String::from))
+                .collect();
+            list.extend(
+                env.iter()
+                    .filter(|e| !named.contains(&e.name))
+                    .filter_map(|e| serde_json::to_value(e).ok()),
+            );
+        }
+    }
+    if let Some(pod) = object_at(template, &["template", "spec"]) {
+        if let Some(secrets) = spec
+            .and_then(|s| s.image_pull_secrets.as_ref())
+            .filter(|s| !s.is_empty())
+        {
+            pod.entry("imagePullSecrets").or_insert_with(|| json!(secrets));
+        }
+        if let Some(class) = spec.and_then(|s| s.priority_class_name.as_ref()) {
+            pod.entry("priorityClassName").or_insert_with(|| json!(class));
+        }
+        if let Some(tolerations) = spec.and_then(|s| s.tolerations.as_ref()) {
+            let list = pod.entry("tolerations").or_insert_with(|| json!([]));
+            if let Some(list) = list.as_array_mut() {
+                for t in tolerations.iter().filter_map(|t| serde_json::to_value(t).ok()) {
+                    if !list.contains(&t) {
+                        list.push(t);
+                    }
+                }
+            }
+        }
     }
     let own: Vec<(&String, &String)> = launcher
         .metadata
@@ -466,7 +506,9 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
         .and_then(|o| o.status.as_ref())
         .and_then(|s| s.start_time.as_ref())
         .and_then(|t| {
-            let age = std::time::SystemTime::now().duration_since(std::time::SystemTime::from(t.0)).ok()?;
+            let age = std::time::SystemTime::now()
+                .duration_since(std::time::SystemTime::from(t.0))
+                .ok()?;
             tokio::time::Instant::now().checked_sub(age)
         })
         .unwrap_or_else(tokio::time::Instant::now);
@@ -655,9 +697,23 @@ mod tests {
             (nodes(&["c"]), nodes(&["b"]))
         );
         assert!(!judge(&[], vec![], vec![]).pass, "no node matched: nothing was checked");
-        let v = judge(&nodes(&["a", "b"]), vec![], vec![agent("a", Some(2)), agent("b", Some(2))]);
-        assert!(!v.pass && v.could_not_run, "every agent could not run: neither could the round");
-        assert!(!judge(&nodes(&["a", "b"]), vec![], vec![agent("a", Some(2)), agent("b", Some(1))]).could_not_run);
+        let v = judge(
+            &nodes(&["a", "b"]),
+            vec![],
+            vec![agent("a", Some(2)), agent("b", Some(2))],
+        );
+        assert!(
+            !v.pass && v.could_not_run,
+            "every agent could not run: neither could the round"
+        );
+        assert!(
+            !judge(
+                &nodes(&["a", "b"]),
+                vec![],
+                vec![agent("a", Some(2)), agent("b", Some(1))]
+            )
+            .could_not_run
+        );
         // two reports from one node do not stand in for another node
         let v = judge(
             &nodes(&["a", "b"]),
@@ -723,6 +779,41 @@ mod tests {
         // kpatrol's default toleration (operator Exists) takes every taint, cordons too
         let all = json!({"template": {"spec": {"tolerations": [{"operator": "Exists"}]}}});
         assert_eq!(cannot_run(&all, &node(&linux, &[("gpu", "", "NoExecute")], true)), None);
+    }
+
+    #[test]
+    fn what_an_overlay_set_on_the_launcher_reaches_the_agents() {
+        let launcher: Pod = serde_json::from_value(json!({"metadata": {"labels": {"team": "a", "batch.kubernetes.io/job-name": "l"}},
+            "spec": {"imagePullSecrets": [{"name": "regcred"}], "priorityClassName": "high",
+                "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+                "containers": [{"name": "l", "image": "registry.example/kpatrol:2",
+                    "env": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}, {"name": "KPATROL_NAMESPACE", "value": "launcher's"}],
+                    "resources": {"limits": {"memory": "64Mi"}}}]}}))
+        .unwrap();
+        let mut t = json!({"template": {"metadata": {"labels": {"kpatrol.dev/task": "t"}}, "spec": {
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [{"args": ["dns"], "env": [{"name": "KPATROL_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]}]}}});
+        inherit(&mut t, &launcher);
+        let pod = &t["template"]["spec"];
+        assert_eq!(pod["imagePullSecrets"], json!([{"name": "regcred"}]));
+        assert_eq!(pod["priorityClassName"], "high");
+        assert_eq!(
+            pod["tolerations"],
+            json!([{"operator": "Exists"}, {"key": "dedicated", "operator": "Exists"}])
+        );
+        let c = &pod["containers"][0];
+        assert_eq!(c["image"], "registry.example/kpatrol:2");
+        assert_eq!(
+            c["env"],
+            json!([{"name": "KPATROL_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "HTTPS_PROXY", "value": "http://proxy:3128"}]),
+            "the template's own entries stay; the launcher's others are added"
+        );
+        assert_eq!(c.get("resources"), None, "a launcher's resources are not an agent's");
+        assert_eq!(
+            t["template"]["metadata"]["labels"],
+            json!({"kpatrol.dev/task": "t", "team": "a"})
+        );
     }
 
     #[test]

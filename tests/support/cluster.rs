@@ -152,7 +152,11 @@ pub async fn pod_where(
                 return p.clone();
             }
             let rv = list.metadata.resource_version.unwrap_or_default();
-            let mut events = pods.watch(&WatchParams::default().timeout(30), &rv).await.unwrap().boxed();
+            let mut events = pods
+                .watch(&WatchParams::default().timeout(30), &rv)
+                .await
+                .unwrap()
+                .boxed();
             while let Some(e) = events.try_next().await.unwrap() {
                 if let WatchEvent::Modified(p) | WatchEvent::Added(p) = e
                     && test(&p)
