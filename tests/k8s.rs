@@ -16,7 +16,9 @@ use kube::api::{Api, ListParams};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use support::cluster::{cluster, job_finished, kpatrol, namespace, start_round};
+use support::cluster::{
+    cluster, job_finished, kpatrol, kpatrol_as, namespace, service_account_kubeconfig, start_round,
+};
 
 /// The cluster examples of jobs/cluster, copied to `dir` with their namespace set to `ns`.
 fn examples_in(dir: &Path, ns: &str) {
@@ -390,7 +392,7 @@ async fn a_per_node_round_names_the_node_whose_agent_did_not_finish() {
     std::fs::write(
         dir.path().join("lost.yaml"),
         format!(
-            "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: lost, namespace: {ns}}}\nspec:\n  schedule: \"@every 1h\"\n  agents: {{perNode: {{}}}}\n  pressure: {{qps: 5, duration: 20s}}\n  targets: [{{url: \"{}\"}}]\n",
+            "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: lost, namespace: {ns}}}\nspec:\n  schedule: \"@every 1h\"\n  agents: {{perNode: {{}}}}\n  pressure: {{qps: 5, duration: 6s}}\n  targets: [{{url: \"{}\"}}]\n",
             target.url("http", "/")
         ),
     )
@@ -423,4 +425,30 @@ async fn a_per_node_round_names_the_node_whose_agent_did_not_finish() {
         out.contains(&format!("{node} missing")) || out.contains(&format!("{node} failed")),
         "the report names {node}: {out}"
     );
+}
+
+/// Without permission, apply stops at the first object the real RBAC authorizer refuses,
+/// names it, and says that nothing was applied before it and nothing after.
+#[tokio::test]
+async fn apply_without_permission_names_the_object_and_applies_nothing_after_it() {
+    let c = cluster().await;
+    let ns = namespace(&c, "noperm").await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = service_account_kubeconfig(&c, &ns, "nobody", dir.path()).await;
+    let tasks = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tasks.path().join("t.yaml"),
+        format!(
+            "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: t, namespace: {ns}}}\nspec:\n  schedule: \"@every 1h\"\n  targets: [{{url: \"http://127.0.0.1:9/\"}}]\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = kpatrol_as(&kubeconfig, &["apply", tasks.path().to_str().unwrap()]).await;
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains(&format!("Namespace {ns}")) && err.contains("forbidden"),
+        "{err}"
+    );
+    assert!(err.contains("stopped at object 1 of"), "{err}");
+    assert_eq!(out, "", "nothing was applied");
 }

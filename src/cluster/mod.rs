@@ -51,7 +51,7 @@ pub enum ClusterError {
     TooOld { server: String, major: u32, minor: u32 },
     #[error("cannot reach the Kubernetes API: {server}: {}", crate::probe::client::error_text(.source))]
     Client { server: String, source: kube::Error },
-    #[error("{kind} {name}: {source}")]
+    #[error("{kind} {name}: {}", api_text(.source))]
     Api {
         kind: String,
         name: String,
@@ -66,6 +66,15 @@ pub enum ClusterError {
     AgentsTemplate(#[from] TemplateError),
     #[error("task {namespace}/{task} has no rounds yet")]
     NoRounds { namespace: String, task: String },
+}
+
+/// An API error in one line: the server's message and code for a refusal (not the whole
+/// Status, which can repeat a rejected object twice), the cause chain otherwise.
+fn api_text(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
+        other => crate::probe::client::error_text(other),
+    }
 }
 
 /// What is wrong with the agents' Job template a launcher was given.

@@ -60,8 +60,13 @@ pub async fn namespace(c: &Cluster, prefix: &str) -> String {
 /// Runs `kpatrol` with `args` against the shared control plane (its kubeconfig given with
 /// `--kubeconfig`), bounded in time; returns (exit code, stdout, stderr).
 pub async fn kpatrol(c: &Cluster, args: &[&str]) -> (i32, String, String) {
+    kpatrol_as(&c.kubeconfig, args).await
+}
+
+/// [`kpatrol`] with another kubeconfig.
+pub async fn kpatrol_as(kubeconfig: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_kpatrol"));
-    cmd.args(args).arg("--kubeconfig").arg(&c.kubeconfig).kill_on_drop(true);
+    cmd.args(args).arg("--kubeconfig").arg(kubeconfig).kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
         .await
         .unwrap_or_else(|_| panic!("kpatrol {args:?} did not end within 60 s"))
@@ -169,4 +174,35 @@ pub async fn pod_where(
     tokio::time::timeout(within, wait)
         .await
         .unwrap_or_else(|_| panic!("no such pod in {ns} within {within:?}"))
+}
+
+/// A kubeconfig for ServiceAccount `sa` of `ns` (created here, with no permissions of its
+/// own): the control plane's server and CA, and a token minted through the TokenRequest API.
+pub async fn service_account_kubeconfig(c: &Cluster, ns: &str, sa: &str, dir: &std::path::Path) -> PathBuf {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let sas = Api::<ServiceAccount>::namespaced(c.client.clone(), ns);
+    let account: ServiceAccount = serde_json::from_value(serde_json::json!({"metadata": {"name": sa}})).unwrap();
+    sas.create(&PostParams::default(), &account).await.unwrap();
+    let request = http::Request::post(format!("/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token"))
+        .header("content-type", "application/json")
+        .body(
+            serde_json::to_vec(
+                &serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    let answer: serde_json::Value = c.client.request(request).await.unwrap();
+    let token = answer["status"]["token"].as_str().unwrap().to_string();
+    let admin: serde_json::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&c.kubeconfig).unwrap()).unwrap();
+    let cluster = &admin["clusters"][0]["cluster"];
+    let kc = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": sa, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": sa, "namespace": ns}}],
+    });
+    let path = dir.join(format!("{sa}.kubeconfig"));
+    std::fs::write(&path, serde_json::to_string(&kc).unwrap()).unwrap();
+    path
 }
