@@ -315,6 +315,16 @@ impl ClusterArgs {
             context: self.context.clone(),
         }
     }
+
+    /// What `apply`, `diff` and `prune` apply, and where.
+    fn to<'a>(&self, image: &'a str, set: Option<&'a str>, namespace: Option<String>) -> cluster::To<'a> {
+        cluster::To {
+            image,
+            set,
+            namespace,
+            cluster: self.target(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -432,15 +442,7 @@ pub async fn kpatrol(cli: Kpatrol) -> Exit {
             dry_run,
             namespace,
             cluster,
-        } => {
-            let to = cluster::To {
-                image: &image,
-                set: set.as_deref(),
-                namespace,
-                cluster: cluster.target(),
-            };
-            apply(&paths, &to, dry_run).await
-        }
+        } => apply(&paths, &cluster.to(&image, set.as_deref(), namespace), dry_run).await,
         Command::Prune {
             paths,
             set,
@@ -448,13 +450,12 @@ pub async fn kpatrol(cli: Kpatrol) -> Exit {
             namespace,
             cluster,
         } => {
-            let to = cluster::To {
-                image: crate::render::DEFAULT_IMAGE,
-                set: Some(&set),
-                namespace,
-                cluster: cluster.target(),
-            };
-            prune(&paths, &to, dry_run).await
+            prune(
+                &paths,
+                &cluster.to(crate::render::DEFAULT_IMAGE, Some(&set), namespace),
+                dry_run,
+            )
+            .await
         }
         Command::Diff {
             paths,
@@ -462,15 +463,7 @@ pub async fn kpatrol(cli: Kpatrol) -> Exit {
             set,
             namespace,
             cluster,
-        } => {
-            let to = cluster::To {
-                image: &image,
-                set: set.as_deref(),
-                namespace,
-                cluster: cluster.target(),
-            };
-            diff(&paths, &to).await
-        }
+        } => diff(&paths, &cluster.to(&image, set.as_deref(), namespace)).await,
         Command::Status {
             namespace,
             output,
