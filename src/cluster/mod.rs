@@ -1,7 +1,7 @@
 //! The only code that talks to the Kubernetes API (kube-rs): server-side apply, prune and
 //! diff of rendered objects, the per-round launcher, and round counting. Every decision
 //! around the calls (what changed, what to prune, a round's verdict) is a pure function
-//! here, tested on its own; the calls are tested against kube-rs's mock service.
+//! here, tested on its own; the calls are tested on a real control plane (tests/k8s.rs).
 
 pub mod apply;
 pub mod round;
