@@ -2,7 +2,9 @@
 //! its plan (`plan.rs`), its native kind's reader (`read.rs`), its attempt (`attempt.rs`),
 //! and what rendering needs from it ([`RoundMode::mounts`]). It is known to validate, run,
 //! render, the probe's command line and the kind lists in errors through one line: its
-//! entry in the [`modes!`] list at the end of this file. Shared vocabularies stay outside:
+//! entry in the [`modes!`] list at the end of this file. A native kind registers what its
+//! codes are, its own expectation fields and its targets' reader ([`NativeKind`]); the rest
+//! of its spec is the skeleton `plan::native` plans. Shared vocabularies stay outside:
 //! answer-code names (`plan::CodeKind`) and error kinds (`pressure::ErrorKind`); a mode
 //! that brings new ones adds them there.
 //!
@@ -40,6 +42,9 @@ pub struct NativeKind {
     /// The codes that count as success when a task lists none.
     pub default_codes: CodeRange,
     pub(crate) targets: TargetsReader,
+    /// Reads the kind's own expectation fields (its codes and checks), at the round's level
+    /// and each target's.
+    pub(crate) expect: crate::plan::native::OwnExpect,
 }
 
 /// What one mode provides. Implemented by the mode's plan.

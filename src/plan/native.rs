@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use crate::duration::format_duration;
 use crate::modes::NativeKind;
-use crate::modes::dns::{AnswerCheck, RCODES};
+use crate::modes::dns::AnswerCheck;
 use crate::plan::schedule::{self, Schedule};
 use crate::plan::*;
 use crate::task::k8s::NameRule;
 use crate::task::native::{self as raw, QPS_ALLOWED};
 use crate::task::read::{Cx, Field, Fields, Spanned, field_name, file_ref};
-use crate::task::yaml::{Node, Value};
 use crate::task::{Meta, Overrides, Qps};
 
 /// Highest qps per target per agent a native task may ask for.
@@ -84,7 +83,7 @@ pub(crate) fn plan(cx: &mut Cx, meta: Meta, kind: NativeKind, spec: raw::Spec, o
     let round_expect = match &spec.expect {
         Some(n) => cx
             .fields(n, &format!("{}.expect", spec.path))
-            .map(|mut f| expect(cx, &mut f, kind.codes))
+            .map(|mut f| expect(cx, &mut f, kind.expect))
             .unwrap_or_default(),
         None => ExpectSpec::default(),
     }
@@ -331,7 +330,13 @@ fn checked_max_in_flight(cx: &mut Cx, m: &Spanned<i64>) -> Option<u32> {
     Some(m.value as u32)
 }
 
-pub fn expect(cx: &mut Cx, f: &mut Fields, kind: CodeKind) -> ExpectSpec {
+/// A mode's own expectation fields (its answer codes, its answer checks), read into the
+/// expectations as written.
+pub type OwnExpect = fn(&mut Cx, &mut Fields, &mut ExpectSpec);
+
+/// Expectations as written at one level (the round's, or a target's): success rate, latency
+/// limits and allSent, and the mode's own fields through `own`.
+pub fn expect(cx: &mut Cx, f: &mut Fields, own: OwnExpect) -> ExpectSpec {
     let mut e = ExpectSpec::default();
     if let Some(r) = f.float(cx, "successRate") {
         if (0.0..=1.0).contains(&r) {
@@ -379,113 +384,10 @@ pub fn expect(cx: &mut Cx, f: &mut Fields, kind: CodeKind) -> ExpectSpec {
         }
         l.finish(cx);
     }
-    if kind == CodeKind::Dns {
-        if let Some(items) = f.list(cx, "rcodes") {
-            let path = f.path_of("rcodes");
-            let mut codes = Vec::new();
-            let names: Vec<&str> = RCODES.iter().map(|(n, _)| *n).collect();
-            if items.is_empty() {
-                cx.diags
-                    .error(
-                        f.pos_of("rcodes"),
-                        &path,
-                        "an empty list would count every reply as a success",
-                    )
-                    .allowed("the rcodes that count as success, e.g. [NOERROR]; leave `rcodes` out for any reply");
-            }
-            for (i, n) in items.iter().enumerate() {
-                if let Some(&(_, c)) = cx
-                    .one_of(n, &format!("{path}[{i}]"), &names)
-                    .and_then(|name| RCODES.iter().find(|(n, _)| *n == name))
-                {
-                    codes.push(CodeRange { from: c, to: c });
-                }
-            }
-            e.codes = Some(codes);
-        }
-        if let Some(mut a) = f.map(cx, "answers") {
-            let mut check = AnswerCheck::default();
-            if let Some(items) = a.list(cx, "contain") {
-                let path = a.path_of("contain");
-                for (i, n) in items.iter().enumerate() {
-                    if let Some(s) = cx.scalar_string(n, &format!("{path}[{i}]")) {
-                        check.contain.push(s);
-                    }
-                }
-            }
-            if let Some(m) = a.int(cx, "min") {
-                if (0..=1000).contains(&m) {
-                    check.min = m as u32;
-                } else {
-                    cx.diags
-                        .error(a.pos_of("min"), &a.path_of("min"), format!("{m} answers"))
-                        .allowed("0–1000");
-                }
-            }
-            a.finish(cx);
-            e.answers = Some(check);
-        }
-        e.all_sent = f.bool(cx, "allSent");
-        f.finish(cx);
-        return e;
-    }
-    if let Some(items) = f.list(cx, "status") {
-        let path = f.path_of("status");
-        if items.is_empty() {
-            cx.diags
-                .error(
-                    f.pos_of("status"),
-                    &path,
-                    "an empty list would count every status, 503 too, as a success",
-                )
-                .allowed("the statuses that count as success, e.g. [200] or [2xx]; leave `status` out for 2xx and 3xx");
-        }
-        let mut codes = Vec::new();
-        for (i, n) in items.iter().enumerate() {
-            if let Some(c) = code_range(cx, n, &format!("{path}[{i}]")) {
-                codes.push(c);
-            }
-        }
-        e.codes = Some(codes);
-    }
+    own(cx, f, &mut e);
     e.all_sent = f.bool(cx, "allSent");
     f.finish(cx);
     e
-}
-
-fn code_range(cx: &mut Cx, n: &Node, path: &str) -> Option<CodeRange> {
-    const ALLOWED: &str = "a status code 100–599, a class such as 2xx, or a range such as 200-204";
-    let parsed = match &n.value {
-        Value::Int(c) => u16::try_from(*c).ok().map(|c| CodeRange { from: c, to: c }),
-        Value::Str(s) => {
-            let s = s.trim();
-            if let Some(class) = s
-                .strip_suffix("xx")
-                .and_then(|c| c.parse::<u16>().ok())
-                .filter(|c| (1..=5).contains(c))
-            {
-                Some(CodeRange {
-                    from: class * 100,
-                    to: class * 100 + 99,
-                })
-            } else if let Some((a, b)) = s.split_once('-') {
-                match (a.trim().parse::<u16>(), b.trim().parse::<u16>()) {
-                    (Ok(a), Ok(b)) if a <= b => Some(CodeRange { from: a, to: b }),
-                    _ => None,
-                }
-            } else {
-                s.parse::<u16>().ok().map(|c| CodeRange { from: c, to: c })
-            }
-        }
-        _ => None,
-    };
-    match parsed {
-        Some(r) if r.from >= 100 && r.to <= 599 => Some(r),
-        _ => {
-            cx.diags.error(n.pos, path, "not a status code").allowed(ALLOWED);
-            None
-        }
-    }
 }
 
 pub fn tls(cx: &mut Cx, f: &mut Fields, task_dir: &Path) -> Tls {

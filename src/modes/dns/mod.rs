@@ -23,6 +23,7 @@ impl RoundMode for DnsPlan {
         // success by default: NOERROR
         default_codes: CodeRange { from: 0, to: 0 },
         targets: read::dns_targets,
+        expect: read::dns_expect,
     });
 
     fn targets(&self) -> Vec<(&str, &Expect)> {

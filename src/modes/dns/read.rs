@@ -6,7 +6,7 @@ use std::path::Path;
 use super::plan::*;
 use crate::modes::Mode;
 use crate::plan::native::{ExpectSpec, expect, tls};
-use crate::plan::CodeKind;
+use crate::plan::{CodeKind, CodeRange};
 use crate::task::k8s::NameRule;
 use crate::task::read::{Cx, Fields, field_name, named, target_list, target_name, url};
 use crate::task::yaml::Node;
@@ -160,7 +160,7 @@ fn dns_target(cx: &mut Cx, f: &mut Fields, base: &ExpectSpec, task_dir: &Path) -
     }
     let spec = f
         .map(cx, "expect")
-        .map(|mut e| expect(cx, &mut e, CodeKind::Dns))
+        .map(|mut e| expect(cx, &mut e, dns_expect))
         .unwrap_or_default()
         .over(base);
     f.finish(cx);
@@ -185,4 +185,54 @@ fn dns_target(cx: &mut Cx, f: &mut Fields, base: &ExpectSpec, task_dir: &Path) -
         answers: spec.answers.clone().unwrap_or_default(),
         expect: spec.resolve(CodeKind::Dns),
     })
+}
+
+/// A DnsCheck's own expectations: `rcodes` (by name) and `answers` (what the answer
+/// records must hold).
+pub(crate) fn dns_expect(cx: &mut Cx, f: &mut Fields, e: &mut ExpectSpec) {
+    if let Some(items) = f.list(cx, "rcodes") {
+        let path = f.path_of("rcodes");
+        let mut codes = Vec::new();
+        let names: Vec<&str> = RCODES.iter().map(|(n, _)| *n).collect();
+        if items.is_empty() {
+            cx.diags
+                .error(
+                    f.pos_of("rcodes"),
+                    &path,
+                    "an empty list would count every reply as a success",
+                )
+                .allowed("the rcodes that count as success, e.g. [NOERROR]; leave `rcodes` out for any reply");
+        }
+        for (i, n) in items.iter().enumerate() {
+            if let Some(&(_, c)) = cx
+                .one_of(n, &format!("{path}[{i}]"), &names)
+                .and_then(|name| RCODES.iter().find(|(n, _)| *n == name))
+            {
+                codes.push(CodeRange { from: c, to: c });
+            }
+        }
+        e.codes = Some(codes);
+    }
+    if let Some(mut a) = f.map(cx, "answers") {
+        let mut check = AnswerCheck::default();
+        if let Some(items) = a.list(cx, "contain") {
+            let path = a.path_of("contain");
+            for (i, n) in items.iter().enumerate() {
+                if let Some(s) = cx.scalar_string(n, &format!("{path}[{i}]")) {
+                    check.contain.push(s);
+                }
+            }
+        }
+        if let Some(m) = a.int(cx, "min") {
+            if (0..=1000).contains(&m) {
+                check.min = m as u32;
+            } else {
+                cx.diags
+                    .error(a.pos_of("min"), &a.path_of("min"), format!("{m} answers"))
+                    .allowed("0–1000");
+            }
+        }
+        a.finish(cx);
+        e.answers = Some(check);
+    }
 }

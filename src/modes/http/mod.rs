@@ -24,6 +24,7 @@ impl RoundMode for HttpPlan {
         // success by default: any 2xx or 3xx
         default_codes: CodeRange { from: 200, to: 399 },
         targets: read::http_targets,
+        expect: read::http_expect,
     });
 
     fn targets(&self) -> Vec<(&str, &Expect)> {

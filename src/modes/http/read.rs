@@ -7,7 +7,7 @@ use super::plan::*;
 use crate::diag::Pos;
 use crate::modes::Mode;
 use crate::plan::native::{ExpectSpec, expect, tls};
-use crate::plan::CodeKind;
+use crate::plan::{CodeKind, CodeRange};
 use crate::task::k8s::NameRule;
 use crate::task::read::{Cx, Fields, file_ref, join, named, target_list, target_name, url};
 use crate::task::yaml::{Node, Value};
@@ -76,7 +76,7 @@ fn http_target(cx: &mut Cx, f: &mut Fields, index: usize, base: &ExpectSpec, tas
     };
     let expect = f
         .map(cx, "expect")
-        .map(|mut e| expect(cx, &mut e, CodeKind::Http))
+        .map(|mut e| expect(cx, &mut e, http_expect))
         .unwrap_or_default()
         .over(base)
         .resolve(CodeKind::Http);
@@ -239,3 +239,61 @@ fn body(cx: &mut Cx, f: &mut Fields, task_dir: &Path) -> Body {
 }
 
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// An HttpCheck's own expectations: `status`, the statuses that count as success.
+pub(crate) fn http_expect(cx: &mut Cx, f: &mut Fields, e: &mut ExpectSpec) {
+    if let Some(items) = f.list(cx, "status") {
+        let path = f.path_of("status");
+        if items.is_empty() {
+            cx.diags
+                .error(
+                    f.pos_of("status"),
+                    &path,
+                    "an empty list would count every status, 503 too, as a success",
+                )
+                .allowed("the statuses that count as success, e.g. [200] or [2xx]; leave `status` out for 2xx and 3xx");
+        }
+        let mut codes = Vec::new();
+        for (i, n) in items.iter().enumerate() {
+            if let Some(c) = code_range(cx, n, &format!("{path}[{i}]")) {
+                codes.push(c);
+            }
+        }
+        e.codes = Some(codes);
+    }
+}
+
+fn code_range(cx: &mut Cx, n: &Node, path: &str) -> Option<CodeRange> {
+    const ALLOWED: &str = "a status code 100–599, a class such as 2xx, or a range such as 200-204";
+    let parsed = match &n.value {
+        Value::Int(c) => u16::try_from(*c).ok().map(|c| CodeRange { from: c, to: c }),
+        Value::Str(s) => {
+            let s = s.trim();
+            if let Some(class) = s
+                .strip_suffix("xx")
+                .and_then(|c| c.parse::<u16>().ok())
+                .filter(|c| (1..=5).contains(c))
+            {
+                Some(CodeRange {
+                    from: class * 100,
+                    to: class * 100 + 99,
+                })
+            } else if let Some((a, b)) = s.split_once('-') {
+                match (a.trim().parse::<u16>(), b.trim().parse::<u16>()) {
+                    (Ok(a), Ok(b)) if a <= b => Some(CodeRange { from: a, to: b }),
+                    _ => None,
+                }
+            } else {
+                s.parse::<u16>().ok().map(|c| CodeRange { from: c, to: c })
+            }
+        }
+        _ => None,
+    };
+    match parsed {
+        Some(r) if r.from >= 100 && r.to <= 599 => Some(r),
+        _ => {
+            cx.diags.error(n.pos, path, "not a status code").allowed(ALLOWED);
+            None
+        }
+    }
+}
