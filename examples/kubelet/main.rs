@@ -110,6 +110,11 @@ struct Cli {
     /// Node names are <prefix>0 … <prefix>(N-1).
     #[arg(long, default_value = "node-")]
     node_prefix: String,
+    /// Do not run `kpatrol-probe` containers: complete them at once, exit 0, with a pass
+    /// summary as their termination message (for benchmarks of the launcher over many
+    /// nodes; every other container still runs).
+    #[arg(long)]
+    synthetic_probes: bool,
 }
 
 /// The API server as pods see it.
@@ -128,6 +133,8 @@ pub struct Ctx {
     pub client: kube::Client,
     pub server: Server,
     pub bin_dir: PathBuf,
+    /// `--synthetic-probes`
+    pub synthetic_probes: bool,
     /// `DIR/pods`
     pub pods_dir: PathBuf,
     pub nodes: HashSet<String>,
@@ -239,6 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         client,
         server,
         bin_dir,
+        synthetic_probes: cli.synthetic_probes,
         pods_dir,
         nodes: names.iter().cloned().collect(),
         procs: Mutex::new(HashMap::new()),

@@ -323,7 +323,18 @@ pub(super) async fn round(
         },
     );
     write_termination(log.as_deref(), &brief.to_message());
+    if let Some(kib) = peak_rss_kib() {
+        // the launcher's own limit is 64Mi: say how close a round came
+        eprintln!("kpatrol round: peak RSS {:.1} MiB", kib as f64 / 1024.0);
+    }
     if verdict.pass { Exit::Ok } else { Exit::Fail }
+}
+
+/// This process's peak resident memory (`VmHWM`), where /proc tells it.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// At a round's start: counts it on its CronJob, and the last of `rounds: N` suspends the

@@ -655,7 +655,7 @@ pub(crate) fn rbac(plan: &Plan, per_node: bool, counted_rounds: bool) -> Vec<Obj
     let mut rules = Vec::new();
     if per_node {
         // start the agents' Job and follow it; read its own pod (image, labels) and the agents'
-        rules.push(rule("batch", "jobs", None, &["create", "get"]));
+        rules.push(rule("batch", "jobs", None, &["create", "get", "watch"]));
         rules.push(rule("", "pods", None, &["get", "list"]));
     }
     if counted_rounds {
