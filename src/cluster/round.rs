@@ -522,13 +522,26 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
             eprintln!("kpatrol round: stopping; judging the agents that reported");
         }
     }
+    // the agents' pods in pages, each reduced at once to what the judge reads
     let pods: Api<Pod> = Api::namespaced(client.clone(), &l.namespace);
-    let list = pods
-        .list(&ListParams::default().labels(&format!("{}={name}", label::JOB_NAME)))
-        .await
-        .map_err(|e| api_err("Pod", "list", e))?;
-    Ok(judge(&eligible, skipped, agents_from_pods(&list.items)))
+    let mut lp = ListParams::default()
+        .labels(&format!("{}={name}", label::JOB_NAME))
+        .limit(POD_PAGE);
+    let mut agents = Vec::new();
+    loop {
+        let page = pods.list(&lp).await.map_err(|e| api_err("Pod", "list", e))?;
+        agents.extend(agents_from_pods(&page.items));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => lp = lp.continue_token(&c),
+            None => break,
+        }
+    }
+    agents.sort_by(|a, b| (&a.node, &a.pod).cmp(&(&b.node, &b.pod)));
+    Ok(judge(&eligible, skipped, agents))
 }
+
+/// Agents' pods per list call.
+const POD_PAGE: u32 = 100;
 
 /// Nodes per list call.
 const NODE_PAGE: u32 = 200;
