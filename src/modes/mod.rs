@@ -267,4 +267,5 @@ modes! {
     http::Http(HttpPlan),
     dns::Dns(DnsPlan),
     reach::Reach(ReachPlan),
+    tcp::Tcp(TcpPlan),
 }

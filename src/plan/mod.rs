@@ -191,12 +191,14 @@ pub enum CodeKind {
     #[default]
     Http,
     Dns,
+    Tcp,
 }
 
 impl CodeKind {
-    /// `200` for HTTP; `NOERROR`, `NXDOMAIN`, `WRONG_ANSWER` for DNS.
+    /// `200` for HTTP; `NOERROR`, `NXDOMAIN`, `WRONG_ANSWER` for DNS; `connected`, `replied` for TCP.
     pub fn name(self, code: u16) -> String {
         match self {
+            CodeKind::Tcp => crate::modes::tcp::code_name(code),
             CodeKind::Http => code.to_string(),
             CodeKind::Dns if code == WRONG_ANSWER => "WRONG_ANSWER".into(),
             CodeKind::Dns => RCODES
@@ -211,8 +213,8 @@ impl CodeKind {
     pub fn range(self, r: &CodeRange) -> String {
         match self {
             CodeKind::Http => r.to_string(),
-            CodeKind::Dns if r.from == r.to => self.name(r.from),
-            CodeKind::Dns => format!("{}-{}", self.name(r.from), self.name(r.to)),
+            CodeKind::Dns | CodeKind::Tcp if r.from == r.to => self.name(r.from),
+            CodeKind::Dns | CodeKind::Tcp => format!("{}-{}", self.name(r.from), self.name(r.to)),
         }
     }
 }
