@@ -14,14 +14,14 @@ use support::unbound::Unbound;
 use support::*;
 
 /// The modes with an example below.
-const EXAMPLES: &[&str] = &["http", "dns"];
+const EXAMPLES: &[&str] = &["http", "dns", "tcp"];
 
 #[test]
 fn every_mode_that_runs_has_an_example() {
     let running: Vec<&str> = kpatrol::modes::probe_modes().map(|m| m.name).collect();
     assert_eq!(running, EXAMPLES, "add an example for each new mode below");
     let native: Vec<&str> = kpatrol::modes::native_kinds().map(|k| k.kind).collect();
-    assert_eq!(native, ["HttpCheck", "DnsCheck"]);
+    assert_eq!(native, ["HttpCheck", "DnsCheck", "TcpCheck"]);
     assert_eq!(
         kpatrol::task::native_kinds(),
         native,
@@ -70,6 +70,20 @@ async fn dns_example() {
         &format!(
             "apiVersion: kpatrol.dev/v1\nkind: DnsCheck\nmetadata: {{name: d}}\nspec:\n  pressure: {{qps: 20, duration: 500ms, timeout: 2s}}\n  targets: [{{server: \"127.0.0.1:{}\", queries: [{{name: web.kpatrol.test}}]}}]\n",
             u.port
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn tcp_example() {
+    // a real HTTP server: the example sends a request line and expects the status line
+    let s = http(Behaviour::Ok).await;
+    example(
+        "tcp",
+        &format!(
+            "apiVersion: kpatrol.dev/v1\nkind: TcpCheck\nmetadata: {{name: t}}\nspec:\n  pressure: {{qps: 20, duration: 500ms, timeout: 2s}}\n  targets: [{{address: \"{}\", send: \"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n\", expect: \"HTTP/1.1 200\"}}]\n",
+            s.addr
         ),
     )
     .await;
