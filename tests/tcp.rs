@@ -420,6 +420,10 @@ fn bad_tcp_tasks_name_the_file_line_field_and_what_is_allowed() {
             "t.yaml:7:7: spec.targets[0].address: required field is missing".into(),
         ),
         (
+            "    - {name: \"\", address: \"a:1\"}\n".into(),
+            "t.yaml:7:14: spec.targets[0].name: a target name cannot be blank (allowed: a name, or leave `name` out for the default)".into(),
+        ),
+        (
             "    - {address: \"a:1\", port: 2}\n".into(),
             "t.yaml:7:24: spec.targets[0].port: unknown field (allowed: address, expect, name, send)".into(),
         ),

@@ -460,9 +460,15 @@ pub fn target_list<T>(
     ok.then_some(out)
 }
 
-/// A target's optional `name`; `round` is reserved for the whole round in reports.
+/// A target's optional `name`, not blank; `round` is reserved for the whole round in reports.
 pub fn target_name(cx: &mut Cx, f: &mut Fields) -> Option<String> {
     let name = f.str(cx, "name");
+    if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        cx.diags
+            .error(f.pos_of("name"), &f.path_of("name"), "a target name cannot be blank")
+            .allowed("a name, or leave `name` out for the default");
+        return None;
+    }
     if name.as_deref() == Some("round") {
         cx.diags
             .error(
