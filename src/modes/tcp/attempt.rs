@@ -18,6 +18,10 @@ use crate::duration::format_duration;
 use crate::pressure::{Attempt, ErrorKind, ErrorSamples, Outcome};
 use crate::probe::io_kind;
 
+/// The longest payload sent without TCP_NODELAY: under the smallest common MSS (IPv6's
+/// 1220 bytes with a 1280-byte MTU), so it is one segment, which Nagle never holds back.
+const NAGLE_FREE: usize = 1220;
+
 /// The longest stretch of a reply an error sample shows.
 const SHOWN: usize = 64;
 
@@ -190,7 +194,11 @@ impl TcpAttempt {
         };
         if let Some(payload) = &self.send {
             *step = Step::Sending(addr);
-            let _ = stream.set_nodelay(true);
+            // a payload that fits one segment leaves at once (nothing is unacknowledged
+            // yet); a longer one must not wait for an ACK before its last segment
+            if payload.len() > NAGLE_FREE {
+                let _ = stream.set_nodelay(true);
+            }
             stream
                 .write_all(payload)
                 .await
