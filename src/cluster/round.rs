@@ -6,7 +6,7 @@
 //! counting: as the last of `rounds: N` starts, the CronJob is suspended.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -15,8 +15,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{ClusterError, TemplateError};
+use crate::judge::{Check, Measure, Outcome, Subject};
 use crate::names::{annotation, label};
-use crate::report::{Message, read_message};
+use crate::plan::Plan;
+use crate::report::{AgentsReport, Message, RoundReport, SkippedNode, read_message};
 
 /// One agent's outcome, read from its pod.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -77,6 +79,69 @@ pub fn judge(expected: &[String], skipped: Vec<(String, String)>, agents: Vec<Ag
         missing_nodes,
         failed_nodes,
         skipped,
+    }
+}
+
+impl RoundVerdict {
+    /// The launcher's report of its round: the agents counted by node, and one check per
+    /// expected node (its agent's verdict, or that it did not report), failing ones first.
+    pub fn report(&self, plan: &Plan, started: SystemTime, elapsed: Duration) -> RoundReport {
+        let exit_of: BTreeMap<&str, i32> = self
+            .agents
+            .iter()
+            .filter_map(|a| Some((a.node.as_str(), a.exit_code?)))
+            // a node's worst exit counts (pods of a node retried, or more than one)
+            .fold(BTreeMap::new(), |mut m, (n, c)| {
+                let e = m.entry(n).or_insert(c);
+                *e = (*e).max(c);
+                m
+            });
+        let mut checks: Vec<Check> = Vec::new();
+        let nodes = self.missing_nodes.iter().chain(&self.failed_nodes);
+        let passed = exit_of.iter().filter(|(_, c)| **c == 0).map(|(n, _)| *n);
+        for node in nodes.map(String::as_str).chain(passed) {
+            let observed = match exit_of.get(node) {
+                None => "no report".to_string(),
+                Some(0) => "pass".into(),
+                Some(1) => "fail (exit 1)".into(),
+                Some(c) => format!("could not run (exit {c})"),
+            };
+            if checks.iter().any(|c| c.subject == Subject::Agent(node.into())) {
+                continue;
+            }
+            checks.push(Check {
+                subject: Subject::Agent(node.into()),
+                measure: Measure::Verdict,
+                pass: observed == "pass",
+                observed,
+                threshold: "pass".into(),
+            });
+        }
+        let started_at: chrono::DateTime<chrono::Utc> = started.into();
+        RoundReport {
+            namespace: plan.namespace.clone(),
+            kind: plan.kind.clone(),
+            mode: "round".into(),
+            started: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            duration_seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            agents: Some(AgentsReport {
+                expected: self.expected,
+                reported: self.expected - self.missing,
+                missing: self.missing,
+                failed: self.failed_nodes.len(),
+                skipped: self.skipped.len(),
+                skipped_nodes: self
+                    .skipped
+                    .iter()
+                    .map(|(node, why)| SkippedNode {
+                        node: node.clone(),
+                        why: why.clone(),
+                    })
+                    .collect(),
+            }),
+            checks,
+            ..RoundReport::bare(&plan.name, Outcome::of(self.pass).into())
+        }
     }
 }
 
@@ -735,6 +800,52 @@ mod tests {
         );
         assert!(!v.pass);
         assert_eq!(v.missing_nodes, nodes(&["b"]));
+    }
+
+    #[test]
+    fn the_launchers_report_names_each_node_that_failed_or_did_not_report() {
+        let text = "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {name: web, namespace: ops}\nspec:\n  agents: {perNode: {}}\n  targets: [{url: \"http://a/\"}]\n";
+        let plan = crate::plan::load_str(std::path::Path::new("t.yaml"), text)
+            .unwrap()
+            .plans
+            .remove(0);
+        let v = judge(
+            &nodes(&["a", "b", "c", "d"]),
+            vec![("e".into(), "cordoned".into())],
+            vec![
+                agent("a", Some(0)),
+                agent("b", Some(1)),
+                agent("d", Some(2)),
+                agent("d", Some(0)),
+            ],
+        );
+        let r = v.report(&plan, SystemTime::UNIX_EPOCH, Duration::from_millis(1500));
+        assert_eq!(r.verdict, crate::report::RoundOutcome::Fail);
+        assert_eq!(
+            (r.task.as_str(), r.namespace.as_str(), r.mode.as_str()),
+            ("web", "ops", "round")
+        );
+        let a = r.agents.as_ref().unwrap();
+        assert_eq!(
+            (a.expected, a.reported, a.missing, a.failed, a.skipped),
+            (4, 3, 1, 2, 1)
+        );
+        let checks: Vec<(String, &str, bool)> = r
+            .checks
+            .iter()
+            .map(|c| (c.subject.to_string(), c.observed.as_str(), c.pass))
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                ("agent c".to_string(), "no report", false),
+                ("agent b".into(), "fail (exit 1)", false),
+                ("agent d".into(), "could not run (exit 2)", false),
+                ("agent a".into(), "pass", true),
+            ]
+        );
+        // it reads back from its termination message as written
+        assert_eq!(read_message(&r.to_message()), Message::Report(Box::new(r)));
     }
 
     #[test]

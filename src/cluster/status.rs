@@ -10,8 +10,9 @@ use serde::Serialize;
 
 use super::round::{AgentResult, agents_from_pods, finished};
 use super::{ClusterError, MANAGED};
+use crate::judge::Subject;
 use crate::names::label;
-use crate::report::{Body, Message};
+use crate::report::Message;
 
 /// What became of a task's last round, as its Job tells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -273,37 +274,45 @@ pub fn report_table(d: &RoundDetail) -> String {
     ];
     for a in &d.agents {
         let (verdict, targets, failed) = match &a.message {
-            Some(Message::Summary(m)) => {
-                let (targets, failed) = match &m.body {
-                    Body::Round(r) => (
-                        r.targets
-                            .iter()
-                            .map(|t| {
-                                let p99 = t.p99.map_or("-".into(), |p| format!("{p}ms"));
-                                format!("{} sent {} ok {} p99 {p99}", t.name, t.sent, t.ok)
-                            })
-                            .collect(),
-                        r.failed
-                            .iter()
-                            .map(|c| format!("{} {}: {} (want {})", c.subject, c.measure, c.observed, c.threshold))
-                            .collect(),
-                    ),
-                    Body::Error { error } => (vec![], vec![error.clone()]),
-                    Body::Agents(g) => (
-                        vec![format!(
-                            "{} agents, {} missing, {} failed",
-                            g.agents, g.missing, g.failed
-                        )],
-                        g.failed_nodes
-                            .iter()
-                            .map(|n| format!("{n} failed"))
-                            .chain(g.missing_nodes.iter().map(|n| format!("{n} missing")))
-                            .chain(g.skipped.iter().map(|s| format!("{s} (skipped)")))
-                            .collect(),
-                    ),
-                    Body::Bare {} => (vec![], vec![]),
+            Some(Message::Report(r)) => {
+                let targets = match &r.agents {
+                    Some(g) => vec![format!(
+                        "{} agents, {} missing, {} failed{}",
+                        g.expected,
+                        g.missing,
+                        g.failed,
+                        if g.skipped > 0 {
+                            format!(", {} skipped", g.skipped)
+                        } else {
+                            String::new()
+                        }
+                    )],
+                    None => r
+                        .targets
+                        .iter()
+                        .map(|t| {
+                            let p99 = t
+                                .latency_ms
+                                .map_or("-".into(), |l| format!("{}ms", l.p99.as_micros() as f64 / 1000.0));
+                            format!("{} sent {} ok {} p99 {p99}", t.name, t.sent, t.succeeded)
+                        })
+                        .collect(),
                 };
-                (m.verdict.as_str(), targets, failed)
+                let failed = r
+                    .error
+                    .iter()
+                    .cloned()
+                    .chain(r.checks.iter().filter(|c| !c.pass).map(|c| match &c.subject {
+                        Subject::Agent(node) => format!("{node} {}", c.observed),
+                        _ => format!("{} {}: {} (want {})", c.subject, c.measure, c.observed, c.threshold),
+                    }))
+                    .chain(r.agents.iter().flat_map(|g| {
+                        g.skipped_nodes
+                            .iter()
+                            .map(|s| format!("{}: {} (skipped)", s.node, s.why))
+                    }))
+                    .collect();
+                (r.verdict.as_str(), targets, failed)
             }
             // an older or newer kpatrol, or a crash the kubelet logged: shown as it is
             Some(Message::Text(text)) => ("-", vec![], vec![one_line(text)]),
