@@ -379,17 +379,19 @@ pub async fn report(client: &kube::Client, namespace: &str, task: &str) -> Resul
         task: task.into(),
     })?;
     let name = last.metadata.name.clone().unwrap_or_default();
-    // a launcher's agents run in the Job it owns
-    let agents_job = all
+    // a launcher's agents run in the Jobs it owns (a second or third for nodes the first
+    // left without an agent), named after the first
+    let mut agents_jobs: Vec<String> = all
         .iter()
-        .find(|j| {
+        .filter(|j| {
             j.metadata
                 .owner_references
                 .as_ref()
                 .is_some_and(|o| o.iter().any(|r| r.kind == "Job" && r.name == name))
         })
-        .and_then(|j| j.metadata.name.clone())
-        .unwrap_or_else(|| name.clone());
+        .filter_map(|j| j.metadata.name.clone())
+        .collect();
+    agents_jobs.sort();
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let pods_of = |job: String| {
         let pods = pods.clone();
@@ -400,13 +402,12 @@ pub async fn report(client: &kube::Client, namespace: &str, task: &str) -> Resul
                 .map_err(|e| api_err("Pod", e))
         }
     };
-    // a launcher's round: its own line first (agents, missing, skipped nodes), then its agents
-    let mut agents = if agents_job != name {
-        pods_of(name.clone()).await?
-    } else {
-        vec![]
-    };
-    agents.extend(pods_of(agents_job).await?);
+    // a launcher's round: its own line first (agents, missing, skipped nodes), then its
+    // agents; otherwise the round Job's own pods
+    let mut agents = pods_of(name.clone()).await?;
+    for job in agents_jobs {
+        agents.extend(pods_of(job).await?);
+    }
     Ok(RoundDetail {
         namespace: namespace.into(),
         task: task.into(),
