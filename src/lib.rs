@@ -5,7 +5,7 @@
 //!    command line's overrides, kdoctor's meaning; pure)
 //!    ─► pressure (open-loop engine) + probe (a round of one mode's attempts)
 //!    ─► results (keyed by target) ─► judge (pure; typed checks and verdict)
-//!    ─► report (table, JSON, the versioned termination message) and telemetry
+//!    ─► report (one versioned `RoundReport`: JSON, termination message, table) and telemetry
 //! ```
 //!
 //! Beside the flow: `render` (plans into typed Kubernetes objects, pure), `cluster` (the

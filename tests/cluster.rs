@@ -80,9 +80,9 @@ async fn status_and_report_read_jobs_and_termination_messages() {
     let cronjob = json!({"metadata": {"name": "web", "namespace": "kpatrol", "labels": {"kpatrol.dev/task": "web", "kpatrol.dev/kind": "HttpCheck"}},
         "spec": {"schedule": "*/10 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}},
         "status": {"lastScheduleTime": "2026-11-25T01:10:00Z", "lastSuccessfulTime": "2026-11-25T01:00:30Z"}});
-    let brief = r#"{"v":1,"task":"web","verdict":"fail","targets":[{"name":"api","sent":100,"ok":90,"p99":12.5}],"failed":[{"target":"api","check":"success rate","observed":"90% (90/100)","threshold":"≥ 99.9% 200","pass":false}]}"#;
+    let brief = r#"{"schemaVersion":2,"task":"web","verdict":"fail","targets":[{"name":"api","sent":100,"unsent":0,"answered":90,"failed":10,"succeeded":90,"successRate":0.9,"rate":10.0,"latencyMs":{"min":1.0,"mean":2.0,"p50":2.0,"p90":3.0,"p95":4.0,"p99":12.5,"max":20.0}}],"checks":[{"target":"api","check":"success rate","observed":"90% (90/100)","threshold":"≥ 99.9% 200","pass":false}]}"#;
     let pods = vec![
-        pod("web-200-0", "n1", 0, r#"{"v":1,"verdict":"pass","targets":[]}"#),
+        pod("web-200-0", "n1", 0, r#"{"schemaVersion":2,"verdict":"pass"}"#),
         pod("web-200-1", "n2", 1, brief),
     ];
     let route: Arc<Route> = Arc::new(move |method, uri, _| {
@@ -122,7 +122,9 @@ async fn status_and_report_read_jobs_and_termination_messages() {
     );
     let text = kpatrol::cluster::status::report_table(&d);
     assert!(
-        text.contains("n2") && text.contains("api success rate: 90% (90/100) (want ≥ 99.9% 200)"),
+        text.contains("n2")
+            && text.contains("api sent 100 ok 90 p99 12.5ms")
+            && text.contains("api success rate: 90% (90/100) (want ≥ 99.9% 200)"),
         "{text}"
     );
     let seen = seen.lock().unwrap().clone();

@@ -77,7 +77,7 @@ async fn informational_answers_are_skipped() {
     )
     .await;
     assert_eq!(r.targets[0].codes.get("201"), Some(&10), "{:?}", r.targets[0]);
-    assert_eq!(r.verdict, kpatrol::judge::Outcome::Pass);
+    assert_eq!(r.verdict, kpatrol::report::RoundOutcome::Pass);
 }
 
 #[tokio::test]

@@ -422,7 +422,7 @@ async fn a_per_node_round_names_the_node_whose_agent_did_not_finish() {
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(out.contains("FAIL"), "{out}");
     assert!(
-        out.contains(&format!("{node} missing")) || out.contains(&format!("{node} failed")),
+        out.contains(&format!("{node} no report")) || out.contains(&format!("{node} fail (exit 1)")),
         "the report names {node}: {out}"
     );
 }

@@ -910,10 +910,11 @@ impl Worker {
     }
 }
 
-/// The termination message of a `--synthetic-probes` probe: a pass with no targets.
 /// How long a `--synthetic-probes` probe runs.
 const SYNTHETIC_RUN: Duration = Duration::from_secs(10);
-const SYNTHETIC_PASS: &str = r#"{"v":1,"task":"synthetic","verdict":"pass","targets":[]}"#;
+/// The termination message of a `--synthetic-probes` probe: a pass with no targets (a
+/// `kpatrol::report::RoundReport`).
+const SYNTHETIC_PASS: &str = r#"{"schemaVersion":2,"task":"synthetic","verdict":"pass"}"#;
 
 fn cont(launch: Launch, init: bool) -> Cont {
     Cont {

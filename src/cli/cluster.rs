@@ -261,10 +261,29 @@ pub(super) async fn round(
         // a second signal: no verdict, but still a message
         _ = quit.stopped() => return fail("quit by a second signal before the round was judged".into()),
     };
-    match serde_json::to_string(&verdict) {
-        Ok(text) => outln!("{text}"),
-        Err(e) => return fail(format!("the verdict as JSON: {e}")),
+    if verdict.could_not_run {
+        // every agent exited 2: say why the first could not run, and exit 2 as they did
+        let why = verdict
+            .agents
+            .iter()
+            .find_map(|a| match &a.message {
+                Some(report::Message::Report(r)) => r.error.as_ref().map(|e| format!("{}: {e}", a.node)),
+                _ => None,
+            })
+            .unwrap_or_else(|| "no agent said why".into());
+        return fail(format!(
+            "no agent could run ({} of {}); {why}",
+            verdict.agents.len(),
+            verdict.expected
+        ));
     }
+    let report = verdict.report(&plan, started, started.elapsed().unwrap_or_default());
+    match serde_json::to_string(&report) {
+        Ok(text) => outln!("{text}"),
+        Err(e) => return fail(format!("the report as JSON: {e}")),
+    }
+    // the message before telemetry: a slow collector must not cost it
+    write_termination(log.as_deref(), &report.to_message());
     match crate::telemetry::config_from(|k| std::env::var(k).ok()) {
         Ok(Some(cfg)) => {
             let problems = (!verdict.pass).then(|| {
@@ -291,38 +310,6 @@ pub(super) async fn round(
         Ok(None) => {}
         Err(w) => eprintln!("kpatrol round: warning: telemetry off: {w}"),
     }
-    if verdict.could_not_run {
-        // every agent exited 2: say why the first could not run, and exit 2 as they did
-        let why = verdict
-            .agents
-            .iter()
-            .find_map(|a| match &a.message {
-                Some(report::Message::Summary(m)) => match &m.body {
-                    report::Body::Error { error } => Some(format!("{}: {error}", a.node)),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .unwrap_or_else(|| "no agent said why".into());
-        return fail(format!(
-            "no agent could run ({} of {}); {why}",
-            verdict.agents.len(),
-            verdict.expected
-        ));
-    }
-    let brief = report::Summary::agents(
-        &plan.name,
-        crate::judge::Outcome::of(verdict.pass),
-        report::AgentsBrief {
-            agents: verdict.expected,
-            missing: verdict.missing,
-            failed: verdict.failed_nodes.len(),
-            failed_nodes: verdict.failed_nodes.clone(),
-            missing_nodes: verdict.missing_nodes.clone(),
-            skipped: verdict.skipped.iter().map(|(n, why)| format!("{n}: {why}")).collect(),
-        },
-    );
-    write_termination(log.as_deref(), &brief.to_message());
     if let Some(kib) = peak_rss_kib() {
         // the launcher's own limit is 64Mi: say how close a round came
         eprintln!("kpatrol round: peak RSS {:.1} MiB", kib as f64 / 1024.0);

@@ -538,7 +538,7 @@ pub async fn probe(cli: Probe) -> Exit {
                 Ok(json) => outln!("{json}"),
                 Err(e) => eprintln!("kpatrol-probe: the report did not serialise: {e}"),
             }
-            write_termination(log.as_deref(), &report::Summary::of(&finished.report).to_message());
+            write_termination(log.as_deref(), &finished.report.to_message());
             send_telemetry(&plan, &finished).await;
             let crate::round::Finished { verdict, .. } = finished;
             if verdict.passed() { Exit::Ok } else { Exit::Fail }
@@ -561,7 +561,7 @@ pub(super) fn termination_path(given: Option<&Path>) -> Option<PathBuf> {
 
 /// The termination message of a round that could not run, always valid JSON within the limit.
 pub(super) fn error_message(task: &str, error: &str) -> String {
-    report::Summary::error(task, error).to_message()
+    report::RoundReport::could_not_run(task, error).to_message()
 }
 
 pub(super) fn write_termination(path: Option<&Path>, text: &str) {

@@ -6,7 +6,7 @@
 //! counting: as the last of `rounds: N` starts, the CronJob is suspended.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -15,8 +15,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{ClusterError, TemplateError};
+use crate::judge::{Check, Measure, Outcome, Subject};
 use crate::names::{annotation, label};
-use crate::report::{Message, read_message};
+use crate::plan::Plan;
+use crate::report::{AgentsReport, Message, RoundReport, SkippedNode, read_message};
 
 /// One agent's outcome, read from its pod.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -77,6 +79,69 @@ pub fn judge(expected: &[String], skipped: Vec<(String, String)>, agents: Vec<Ag
         missing_nodes,
         failed_nodes,
         skipped,
+    }
+}
+
+impl RoundVerdict {
+    /// The launcher's report of its round: the agents counted by node, and one check per
+    /// expected node (its agent's verdict, or that it did not report), failing ones first.
+    pub fn report(&self, plan: &Plan, started: SystemTime, elapsed: Duration) -> RoundReport {
+        let exit_of: BTreeMap<&str, i32> = self
+            .agents
+            .iter()
+            .filter_map(|a| Some((a.node.as_str(), a.exit_code?)))
+            // a node's worst exit counts (pods of a node retried, or more than one)
+            .fold(BTreeMap::new(), |mut m, (n, c)| {
+                let e = m.entry(n).or_insert(c);
+                *e = (*e).max(c);
+                m
+            });
+        let mut checks: Vec<Check> = Vec::new();
+        let nodes = self.missing_nodes.iter().chain(&self.failed_nodes);
+        let passed = exit_of.iter().filter(|(_, c)| **c == 0).map(|(n, _)| *n);
+        for node in nodes.map(String::as_str).chain(passed) {
+            let observed = match exit_of.get(node) {
+                None => "no report".to_string(),
+                Some(0) => "pass".into(),
+                Some(1) => "fail (exit 1)".into(),
+                Some(c) => format!("could not run (exit {c})"),
+            };
+            if checks.iter().any(|c| c.subject == Subject::Agent(node.into())) {
+                continue;
+            }
+            checks.push(Check {
+                subject: Subject::Agent(node.into()),
+                measure: Measure::Verdict,
+                pass: observed == "pass",
+                observed,
+                threshold: "pass".into(),
+            });
+        }
+        let started_at: chrono::DateTime<chrono::Utc> = started.into();
+        RoundReport {
+            namespace: plan.namespace.clone(),
+            kind: plan.kind.clone(),
+            mode: "round".into(),
+            started: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            duration_seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            agents: Some(AgentsReport {
+                expected: self.expected,
+                reported: self.expected - self.missing,
+                missing: self.missing,
+                failed: self.failed_nodes.len(),
+                skipped: self.skipped.len(),
+                skipped_nodes: self
+                    .skipped
+                    .iter()
+                    .map(|(node, why)| SkippedNode {
+                        node: node.clone(),
+                        why: why.clone(),
+                    })
+                    .collect(),
+            }),
+            checks,
+            ..RoundReport::bare(&plan.name, Outcome::of(self.pass).into())
+        }
     }
 }
 
@@ -462,14 +527,9 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
     if !selector.is_empty() {
         lp = lp.labels(&selector.join(","));
     }
-    loop {
-        let page = nodes.list(&lp).await.map_err(|e| api_err("Node", "list", e))?;
-        facts.extend(page.items.iter().map(NodeFacts::of));
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(c) => lp = lp.continue_token(&c),
-            None => break,
-        }
-    }
+    in_pages(&nodes, lp, |page| facts.extend(page.iter().map(NodeFacts::of)))
+        .await
+        .map_err(|e| api_err("Node", "list", e))?;
     let (mut eligible, mut skipped) = (Vec::new(), Vec::new());
     for f in facts {
         match cannot_run(&l.template, &f) {
@@ -477,8 +537,7 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
             Some(why) => skipped.push((f.name, why)),
         }
     }
-    let n = eligible.len();
-    if n == 0 {
+    if eligible.is_empty() {
         return Ok(judge(&eligible, skipped, vec![]));
     }
     let jobs: Api<Job> = Api::namespaced(client.clone(), &l.namespace);
@@ -488,18 +547,12 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
     };
     let name = agents_job_name(l.own_job.as_deref(), std::time::SystemTime::now());
     let mut template = l.template.clone();
-    scope_to_round(&mut template, &name);
     if let Some(pod_name) = &l.own_pod {
         let pods: Api<Pod> = Api::namespaced(client.clone(), &l.namespace);
         if let Some(own) = pods.get_opt(pod_name).await.map_err(|e| api_err("Pod", pod_name, e))? {
             inherit(&mut template, &own);
         }
     }
-    let job_value = agents_job(&template, &name, &l.namespace, n, &l.forward, &l.env, owner.as_ref())?;
-    let job: Job = serde_json::from_value(job_value).map_err(TemplateError::NotAJob)?;
-    jobs.create(&PostParams::default(), &job)
-        .await
-        .map_err(|e| api_err("Job", &name, e))?;
     // the deadline runs from the launcher's own Job's start, not from now
     let started = owner
         .as_ref()
@@ -513,31 +566,130 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
         })
         .unwrap_or_else(tokio::time::Instant::now);
     let until = started + l.deadline;
-    tokio::select! {
-        _ = wait_finished(&jobs, &name) => {}
-        _ = tokio::time::sleep_until(until) => {
-            eprintln!("kpatrol round: the deadline passed; judging the agents that reported");
-        }
-        _ = l.stop.stopped() => {
-            eprintln!("kpatrol round: stopping; judging the agents that reported");
-        }
-    }
-    // the agents' pods in pages, each reduced at once to what the judge reads
     let pods: Api<Pod> = Api::namespaced(client.clone(), &l.namespace);
-    let mut lp = ListParams::default()
-        .labels(&format!("{}={name}", label::JOB_NAME))
-        .limit(POD_PAGE);
     let mut agents = Vec::new();
-    loop {
-        let page = pods.list(&lp).await.map_err(|e| api_err("Pod", "list", e))?;
-        agents.extend(agents_from_pods(&page.items));
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(c) => lp = lp.continue_token(&c),
-            None => break,
+    let mut missing = eligible.clone();
+    for attempt in 0..=CATCH_UPS {
+        // The scheduler keeps one agent per node only among running pods: an agent that
+        // finished before the last was placed frees its node, and on a large cluster (pods
+        // are created over a minute) a second agent may land there while another node gets
+        // none. Such nodes get their agents in a Job of their own, pinned to them.
+        let job_name = match attempt {
+            0 => name.clone(),
+            k => format!("{name}{}", k + 1),
+        };
+        let mut template = template.clone();
+        scope_to_round(&mut template, &job_name);
+        if attempt > 0 {
+            eprintln!(
+                "kpatrol round: {} node(s) got no agent (another node took two); starting theirs in Job {job_name}",
+                missing.len()
+            );
+            pin_to_nodes(&mut template, &missing);
+        }
+        let job_value = agents_job(
+            &template,
+            &job_name,
+            &l.namespace,
+            missing.len(),
+            &l.forward,
+            &l.env,
+            owner.as_ref(),
+        )?;
+        let job: Job = serde_json::from_value(job_value).map_err(TemplateError::NotAJob)?;
+        jobs.create(&PostParams::default(), &job)
+            .await
+            .map_err(|e| api_err("Job", &job_name, e))?;
+        let ended = tokio::select! {
+            j = wait_finished(&jobs, &job_name) => Some(j),
+            _ = tokio::time::sleep_until(until) => {
+                eprintln!("kpatrol round: the deadline passed; judging the agents that reported");
+                None
+            }
+            _ = l.stop.stopped() => {
+                eprintln!("kpatrol round: stopping; judging the agents that reported");
+                None
+            }
+        };
+        agents.extend(agents_of(&pods, &job_name).await?);
+        let reported: std::collections::BTreeSet<&str> = agents
+            .iter()
+            .filter(|a| a.exit_code.is_some())
+            .map(|a| a.node.as_str())
+            .collect();
+        missing.retain(|n| !reported.contains(n.as_str()));
+        // only a Job whose every agent passed leaves nodes that were never tried; a failed
+        // one (an agent evicted, a node gone) is judged as it is
+        let all_passed = ended.is_some_and(|j| j.status.and_then(|s| s.failed).unwrap_or(0) == 0);
+        if missing.is_empty() || !all_passed {
+            break;
         }
     }
     agents.sort_by(|a, b| (&a.node, &a.pod).cmp(&(&b.node, &b.pod)));
     Ok(judge(&eligible, skipped, agents))
+}
+
+/// Jobs at most that start the agents of nodes a round's first Job left without one.
+const CATCH_UPS: usize = 2;
+
+/// The agents' pods of Job `job` in pages, each reduced at once to what the judge reads.
+async fn agents_of(pods: &Api<Pod>, job: &str) -> Result<Vec<AgentResult>, ClusterError> {
+    let lp = ListParams::default()
+        .labels(&format!("{}={job}", label::JOB_NAME))
+        .limit(POD_PAGE);
+    let mut agents = Vec::new();
+    in_pages(pods, lp, |page| agents.extend(agents_from_pods(page)))
+        .await
+        .map_err(|e| api_err("Pod", "list", e))?;
+    Ok(agents)
+}
+
+/// Lists `api` in pages of `lp`'s limit, handing each page to `take` before the next is
+/// read, so only one page is held at a time.
+async fn in_pages<K>(api: &Api<K>, mut lp: ListParams, mut take: impl FnMut(&[K])) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    loop {
+        let page = api.list(&lp).await?;
+        take(&page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => lp = lp.continue_token(&c),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Pins the agents' pod (`template`, a Job spec) to `nodes`: every required node affinity
+/// term also asks for one of those names (a term of its own when there is none). Pure.
+pub fn pin_to_nodes(template: &mut Value, nodes: &[String]) {
+    let field = json!({"key": "metadata.name", "operator": "In", "values": nodes});
+    let Some(spec) = template.pointer_mut("/template/spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let required = spec
+        .entry("affinity")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .map(|a| a.entry("nodeAffinity").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+        .map(|n| {
+            n.entry("requiredDuringSchedulingIgnoredDuringExecution")
+                .or_insert_with(|| json!({}))
+        })
+        .and_then(Value::as_object_mut)
+        .map(|r| r.entry("nodeSelectorTerms").or_insert_with(|| json!([])))
+        .and_then(Value::as_array_mut);
+    let Some(terms) = required else { return };
+    if terms.is_empty() {
+        terms.push(json!({}));
+    }
+    for t in terms.iter_mut().filter_map(Value::as_object_mut) {
+        let fields = t.entry("matchFields").or_insert_with(|| json!([]));
+        if let Some(f) = fields.as_array_mut() {
+            f.push(field.clone());
+        }
+    }
 }
 
 /// Agents' pods per list call.
@@ -546,14 +698,14 @@ const POD_PAGE: u32 = 100;
 /// Nodes per list call.
 const NODE_PAGE: u32 = 200;
 
-/// Returns once Job `name` has finished, on a watch; a failed call is retried with backoff
-/// (bounded by the caller's deadline), never the end of the round.
-async fn wait_finished(jobs: &Api<Job>, name: &str) {
+/// Returns Job `name` once it has finished, on a watch; a failed call is retried with
+/// backoff (bounded by the caller's deadline), never the end of the round.
+async fn wait_finished(jobs: &Api<Job>, name: &str) -> Job {
     use futures::StreamExt;
     let mut backoff = Duration::from_millis(200);
     loop {
         let rv = match jobs.get(name).await {
-            Ok(j) if finished(&j) => return,
+            Ok(j) if finished(&j) => return j,
             Ok(j) => j.metadata.resource_version.unwrap_or_default(),
             Err(e) => {
                 eprintln!("kpatrol round: reading Job {name}: {e}; retrying in {backoff:?}");
@@ -571,7 +723,7 @@ async fn wait_finished(jobs: &Api<Job>, name: &str) {
                 while let Some(e) = events.next().await {
                     match e {
                         Ok(kube::api::WatchEvent::Added(j) | kube::api::WatchEvent::Modified(j)) if finished(&j) => {
-                            return;
+                            return j;
                         }
                         Ok(_) => backoff = Duration::from_millis(200),
                         // a broken or expired watch: read the Job again
@@ -735,6 +887,93 @@ mod tests {
         );
         assert!(!v.pass);
         assert_eq!(v.missing_nodes, nodes(&["b"]));
+    }
+
+    #[test]
+    fn the_launchers_report_names_each_node_that_failed_or_did_not_report() {
+        let text = "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {name: web, namespace: ops}\nspec:\n  agents: {perNode: {}}\n  targets: [{url: \"http://a/\"}]\n";
+        let plan = crate::plan::load_str(std::path::Path::new("t.yaml"), text)
+            .unwrap()
+            .plans
+            .remove(0);
+        let v = judge(
+            &nodes(&["a", "b", "c", "d"]),
+            vec![("e".into(), "cordoned".into())],
+            vec![
+                agent("a", Some(0)),
+                agent("b", Some(1)),
+                agent("d", Some(2)),
+                agent("d", Some(0)),
+            ],
+        );
+        let r = v.report(&plan, SystemTime::UNIX_EPOCH, Duration::from_millis(1500));
+        assert_eq!(r.verdict, crate::report::RoundOutcome::Fail);
+        assert_eq!(
+            (r.task.as_str(), r.namespace.as_str(), r.mode.as_str()),
+            ("web", "ops", "round")
+        );
+        let a = r.agents.as_ref().unwrap();
+        assert_eq!(
+            (a.expected, a.reported, a.missing, a.failed, a.skipped),
+            (4, 3, 1, 2, 1)
+        );
+        let checks: Vec<(String, &str, bool)> = r
+            .checks
+            .iter()
+            .map(|c| (c.subject.to_string(), c.observed.as_str(), c.pass))
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                ("agent c".to_string(), "no report", false),
+                ("agent b".into(), "fail (exit 1)", false),
+                ("agent d".into(), "could not run (exit 2)", false),
+                ("agent a".into(), "pass", true),
+            ]
+        );
+        // it reads back from its termination message as written
+        assert_eq!(read_message(&r.to_message()), Message::Report(Box::new(r)));
+    }
+
+    #[test]
+    fn agents_pinned_to_nodes_keep_the_tasks_own_node_affinity() {
+        let field = json!({"key": "metadata.name", "operator": "In", "values": ["n2", "n7"]});
+        let mut bare = json!({"template": {"spec": {"containers": [{"name": "probe"}]}}});
+        pin_to_nodes(&mut bare, &nodes(&["n2", "n7"]));
+        assert_eq!(
+            bare.pointer(
+                "/template/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms"
+            ),
+            Some(&json!([{"matchFields": [field]}]))
+        );
+        // every term of the task's own (ORed) terms also asks for the names
+        let own = json!([
+            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]},
+            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]}
+        ]);
+        let mut t = json!({"template": {"spec": {"affinity": {
+            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": own}},
+            "podAntiAffinity": {"x": 1}}}}});
+        pin_to_nodes(&mut t, &nodes(&["n2", "n7"]));
+        let terms = t
+            .pointer(
+                "/template/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms",
+            )
+            .and_then(Value::as_array)
+            .unwrap();
+        assert_eq!(terms.len(), 2);
+        for (term, zone) in terms.iter().zip(["a", "b"]) {
+            assert_eq!(term["matchFields"], json!([field]));
+            assert_eq!(term["matchExpressions"][0]["values"], json!([zone]));
+        }
+        assert_eq!(
+            t.pointer("/template/spec/affinity/podAntiAffinity"),
+            Some(&json!({"x": 1}))
+        );
+        // a template that is not a Job spec is left alone, not a panic
+        let mut odd = json!("not a job");
+        pin_to_nodes(&mut odd, &nodes(&["n1"]));
+        assert_eq!(odd, json!("not a job"));
     }
 
     #[test]

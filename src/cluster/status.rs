@@ -10,8 +10,9 @@ use serde::Serialize;
 
 use super::round::{AgentResult, agents_from_pods, finished};
 use super::{ClusterError, MANAGED};
+use crate::judge::Subject;
 use crate::names::label;
-use crate::report::{Body, Message};
+use crate::report::Message;
 
 /// What became of a task's last round, as its Job tells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -273,37 +274,45 @@ pub fn report_table(d: &RoundDetail) -> String {
     ];
     for a in &d.agents {
         let (verdict, targets, failed) = match &a.message {
-            Some(Message::Summary(m)) => {
-                let (targets, failed) = match &m.body {
-                    Body::Round(r) => (
-                        r.targets
-                            .iter()
-                            .map(|t| {
-                                let p99 = t.p99.map_or("-".into(), |p| format!("{p}ms"));
-                                format!("{} sent {} ok {} p99 {p99}", t.name, t.sent, t.ok)
-                            })
-                            .collect(),
-                        r.failed
-                            .iter()
-                            .map(|c| format!("{} {}: {} (want {})", c.subject, c.measure, c.observed, c.threshold))
-                            .collect(),
-                    ),
-                    Body::Error { error } => (vec![], vec![error.clone()]),
-                    Body::Agents(g) => (
-                        vec![format!(
-                            "{} agents, {} missing, {} failed",
-                            g.agents, g.missing, g.failed
-                        )],
-                        g.failed_nodes
-                            .iter()
-                            .map(|n| format!("{n} failed"))
-                            .chain(g.missing_nodes.iter().map(|n| format!("{n} missing")))
-                            .chain(g.skipped.iter().map(|s| format!("{s} (skipped)")))
-                            .collect(),
-                    ),
-                    Body::Bare {} => (vec![], vec![]),
+            Some(Message::Report(r)) => {
+                let targets = match &r.agents {
+                    Some(g) => vec![format!(
+                        "{} agents, {} missing, {} failed{}",
+                        g.expected,
+                        g.missing,
+                        g.failed,
+                        if g.skipped > 0 {
+                            format!(", {} skipped", g.skipped)
+                        } else {
+                            String::new()
+                        }
+                    )],
+                    None => r
+                        .targets
+                        .iter()
+                        .map(|t| {
+                            let p99 = t
+                                .latency_ms
+                                .map_or("-".into(), |l| format!("{}ms", l.p99.as_micros() as f64 / 1000.0));
+                            format!("{} sent {} ok {} p99 {p99}", t.name, t.sent, t.succeeded)
+                        })
+                        .collect(),
                 };
-                (m.verdict.as_str(), targets, failed)
+                let failed = r
+                    .error
+                    .iter()
+                    .cloned()
+                    .chain(r.checks.iter().filter(|c| !c.pass).map(|c| match &c.subject {
+                        Subject::Agent(node) => format!("{node} {}", c.observed),
+                        _ => format!("{} {}: {} (want {})", c.subject, c.measure, c.observed, c.threshold),
+                    }))
+                    .chain(r.agents.iter().flat_map(|g| {
+                        g.skipped_nodes
+                            .iter()
+                            .map(|s| format!("{}: {} (skipped)", s.node, s.why))
+                    }))
+                    .collect();
+                (r.verdict.as_str(), targets, failed)
             }
             // an older or newer kpatrol, or a crash the kubelet logged: shown as it is
             Some(Message::Text(text)) => ("-", vec![], vec![one_line(text)]),
@@ -370,17 +379,19 @@ pub async fn report(client: &kube::Client, namespace: &str, task: &str) -> Resul
         task: task.into(),
     })?;
     let name = last.metadata.name.clone().unwrap_or_default();
-    // a launcher's agents run in the Job it owns
-    let agents_job = all
+    // a launcher's agents run in the Jobs it owns (a second or third for nodes the first
+    // left without an agent), named after the first
+    let mut agents_jobs: Vec<String> = all
         .iter()
-        .find(|j| {
+        .filter(|j| {
             j.metadata
                 .owner_references
                 .as_ref()
                 .is_some_and(|o| o.iter().any(|r| r.kind == "Job" && r.name == name))
         })
-        .and_then(|j| j.metadata.name.clone())
-        .unwrap_or_else(|| name.clone());
+        .filter_map(|j| j.metadata.name.clone())
+        .collect();
+    agents_jobs.sort();
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let pods_of = |job: String| {
         let pods = pods.clone();
@@ -391,13 +402,12 @@ pub async fn report(client: &kube::Client, namespace: &str, task: &str) -> Resul
                 .map_err(|e| api_err("Pod", e))
         }
     };
-    // a launcher's round: its own line first (agents, missing, skipped nodes), then its agents
-    let mut agents = if agents_job != name {
-        pods_of(name.clone()).await?
-    } else {
-        vec![]
-    };
-    agents.extend(pods_of(agents_job).await?);
+    // a launcher's round: its own line first (agents, missing, skipped nodes), then its
+    // agents; otherwise the round Job's own pods
+    let mut agents = pods_of(name.clone()).await?;
+    for job in agents_jobs {
+        agents.extend(pods_of(job).await?);
+    }
     Ok(RoundDetail {
         namespace: namespace.into(),
         task: task.into(),

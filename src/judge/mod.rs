@@ -80,16 +80,20 @@ pub enum Measure {
     AllSent,
     /// The round ran its whole duration (not stopped early).
     Completed,
+    /// An agent's own verdict, as its pod reported it (or that it did not).
+    Verdict,
 }
 
 impl Measure {
-    /// The check's name in reports: `success rate`, `latency p99`, `all sent`, `completed`.
+    /// The check's name in reports: `success rate`, `latency p99`, `all sent`, `completed`,
+    /// `verdict`.
     pub fn name(self) -> String {
         match self {
             Measure::SuccessRate => "success rate".into(),
             Measure::Latency(s) => format!("latency {}", s.as_str()),
             Measure::AllSent => "all sent".into(),
             Measure::Completed => "completed".into(),
+            Measure::Verdict => "verdict".into(),
         }
     }
 
@@ -99,6 +103,7 @@ impl Measure {
             "success rate" => Some(Measure::SuccessRate),
             "all sent" => Some(Measure::AllSent),
             "completed" => Some(Measure::Completed),
+            "verdict" => Some(Measure::Verdict),
             _ => Stat::from_name(name.strip_prefix("latency ")?).map(Measure::Latency),
         }
     }
@@ -588,6 +593,7 @@ mod tests {
             Measure::SuccessRate,
             Measure::AllSent,
             Measure::Completed,
+            Measure::Verdict,
             Measure::Latency(Stat::Mean),
             Measure::Latency(Stat::P99),
         ];

@@ -1,16 +1,14 @@
-//! Reports of a judged round: the typed, versioned data every writer and reader shares.
+//! Reports of a judged round: one typed, versioned struct, [`RoundReport`], that every
+//! writer and reader shares (`docs/report.md`):
 //!
-//! - [`RoundReport`]: the full report (`-o json`, a probe's stdout; `docs/report.md`).
-//! - [`Summary`]: the bounded termination message a pod leaves (at most
-//!   [`TERMINATION_LIMIT`] bytes), written by the probe (a round, or why it could not run)
-//!   and by the launcher (its agents), read back by the launcher and by `kpatrol status` /
-//!   `kpatrol report` through [`read_message`], which takes any text a pod may have left.
+//! - written in full by `kpatrol run -o json` and by a probe on its stdout;
+//! - written as a termination message, cut to at most [`TERMINATION_LIMIT`] bytes
+//!   ([`RoundReport::to_message`]), by a probe (its round, or why it could not run) and by
+//!   the launcher (its agents, [`AgentsReport`]);
+//! - read back by the launcher and by `kpatrol status` / `kpatrol report` through
+//!   [`read_message`], which takes any text a pod may have left.
 //!
-//! Both carry [`SCHEMA_VERSION`] and share the judge's typed [`Check`]. They stay two
-//! shapes: the full report does not fit 4 KiB for a few dozen targets, and the compact
-//! form is what pods of earlier versions left.
-//!
-//! Also the human table of a round.
+//! Checks are the judge's typed [`Check`]. Also the human table of a round.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -23,26 +21,52 @@ use crate::pressure::LatencySummary;
 use crate::results::{RoundResult, TargetId};
 
 /// Bump when a field changes meaning or disappears; adding fields keeps the version.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 1 had a separate compact termination message (`{"v":1,…}`); version 2 is one
+/// struct for both.
+pub const SCHEMA_VERSION: u32 = 2;
 /// Kubernetes keeps at most 4096 bytes of a termination message.
 pub const TERMINATION_LIMIT: usize = 4096;
 
+/// A judged round: what `kpatrol run -o json` and a probe print, what a pod leaves as its
+/// termination message ([`RoundReport::to_message`], cut to fit), what the launcher writes
+/// of its agents, and what the launcher, `status` and `report` read back
+/// ([`read_message`]). One type for every writer and reader (`docs/report.md`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoundReport {
     pub schema_version: u32,
+    #[serde(default)]
     pub task: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub namespace: String,
+    /// The task's kind as written (`HttpCheck`, `AppHttpHealthy`, …).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub kind: String,
+    /// The probe's mode (`http`, `dns`); `round` for a launcher.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mode: String,
-    pub verdict: Outcome,
+    pub verdict: RoundOutcome,
+    /// Why the round could not run (verdict `error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// The round was cut short by Ctrl-C or SIGTERM.
+    #[serde(default)]
     pub stopped: bool,
     /// RFC 3339, UTC.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub started: String,
+    #[serde(default)]
     pub duration_seconds: f64,
+    /// A launcher's round: its agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<AgentsReport>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetReport>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Check>,
+    /// Detail was dropped to fit a termination message.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,8 +85,10 @@ pub struct TargetReport {
     /// Attempts sent per second over the sending window.
     pub rate: f64,
     /// Answer code (HTTP status) → count.
+    #[serde(default)]
     pub codes: BTreeMap<String, u64>,
     /// Error kind → count (timeout, refused, reset, dns, tls, protocol, truncated, other).
+    #[serde(default)]
     pub errors: BTreeMap<String, u64>,
     /// Error kind → one example message.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -118,18 +144,16 @@ pub fn build(plan: &Plan, round: &RoundResult, verdict: &Verdict) -> RoundReport
         namespace: plan.namespace.clone(),
         kind: plan.kind.clone(),
         mode: plan.mode.name().into(),
-        verdict: verdict.outcome,
+        verdict: verdict.outcome.into(),
+        error: None,
         stopped: round.stopped,
         started: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         duration_seconds: (secs * 1000.0).round() / 1000.0,
+        agents: None,
         targets,
         checks: verdict.checks.clone(),
+        truncated: false,
     }
-}
-
-/// Milliseconds with three decimals, as a JSON number.
-fn ms3(d: std::time::Duration) -> f64 {
-    (d.as_micros() as f64).round() / 1000.0
 }
 
 fn ms(d: std::time::Duration) -> String {
@@ -234,8 +258,8 @@ pub fn table(r: &RoundReport) -> String {
     out
 }
 
-/// What a termination message says of its round: `pass`, `fail`, or `error` (the round
-/// could not run).
+/// A round's verdict as reports write it: `pass`, `fail`, or `error` (the round could not
+/// run; exit code 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RoundOutcome {
@@ -263,192 +287,115 @@ impl From<Outcome> for RoundOutcome {
     }
 }
 
-/// The termination message: `{"v":1,"task","verdict",…}` and what its writer had to say
-/// (see [`Body`]), compact JSON of at most [`TERMINATION_LIMIT`] bytes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    /// [`SCHEMA_VERSION`]; a message without one is read as version 1.
-    #[serde(default = "first_version")]
-    pub v: u32,
-    #[serde(default)]
-    pub task: String,
-    pub verdict: RoundOutcome,
-    #[serde(flatten)]
-    pub body: Body,
-    /// Detail was dropped to fit the limit.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub truncated: bool,
-}
-
-fn first_version() -> u32 {
-    1
-}
-
-/// What a termination message holds besides its verdict, by writer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Body {
-    /// The round could not run (exit 2).
-    Error { error: String },
-    /// A launcher's round: its agents.
-    Agents(AgentsBrief),
-    /// A probe's round.
-    Round(RoundBrief),
-    /// Nothing but the verdict (what is left when nothing else fits).
-    Bare {},
-}
-
-/// A probe's round in brief.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RoundBrief {
-    #[serde(default)]
-    pub stopped: bool,
-    #[serde(default)]
-    pub started: String,
-    #[serde(default)]
-    pub seconds: f64,
-    pub targets: Vec<TargetBrief>,
-    /// The failing checks.
-    #[serde(default)]
-    pub failed: Vec<Check>,
-}
-
-/// One target in brief; latencies in milliseconds, `null` when nothing was answered.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TargetBrief {
-    pub name: TargetId,
-    #[serde(default)]
-    pub sent: u64,
-    #[serde(default)]
-    pub unsent: u64,
-    /// Successful attempts.
-    #[serde(default)]
-    pub ok: u64,
-    #[serde(default)]
-    pub errors: BTreeMap<String, u64>,
-    #[serde(default)]
-    pub p50: Option<f64>,
-    #[serde(default)]
-    pub p99: Option<f64>,
-    #[serde(default)]
-    pub max: Option<f64>,
-}
-
-/// A launcher's round in brief: how many agents it expected, how many did not report,
-/// and the nodes whose agent failed.
+/// A launcher's round: its agents, counted by node. Which nodes failed or did not report
+/// are its checks (subject `agent`), so a message cut to fit still keeps the counts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AgentsBrief {
-    pub agents: usize,
+pub struct AgentsReport {
+    /// Nodes that could take an agent.
+    pub expected: usize,
+    /// Expected nodes whose agent finished (pass, fail or could not run).
+    pub reported: usize,
+    /// Expected nodes whose agent did not report.
     pub missing: usize,
-    /// How many nodes' agents failed (the names below may be cut to fit).
-    #[serde(default)]
+    /// Nodes whose agent failed or could not run.
     pub failed: usize,
+    /// Nodes the task's selector matches that cannot take an agent.
     #[serde(default)]
-    pub failed_nodes: Vec<String>,
+    pub skipped: usize,
+    /// Those nodes and why (the list may be cut to fit; `skipped` stays the count).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub missing_nodes: Vec<String>,
-    /// Nodes that cannot take an agent, each `node: why`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub skipped: Vec<String>,
+    pub skipped_nodes: Vec<SkippedNode>,
 }
 
-impl Summary {
-    /// The brief of a probe's round.
-    pub fn of(r: &RoundReport) -> Summary {
-        let targets = r
-            .targets
-            .iter()
-            .map(|t| TargetBrief {
-                name: t.name.clone(),
-                sent: t.sent,
-                unsent: t.unsent,
-                ok: t.succeeded,
-                errors: t.errors.clone(),
-                p50: t.latency_ms.map(|l| ms3(l.p50)),
-                p99: t.latency_ms.map(|l| ms3(l.p99)),
-                max: t.latency_ms.map(|l| ms3(l.max)),
-            })
-            .collect();
-        Summary {
-            v: SCHEMA_VERSION,
-            task: r.task.clone(),
-            verdict: r.verdict.into(),
-            body: Body::Round(RoundBrief {
-                stopped: r.stopped,
-                started: r.started.clone(),
-                seconds: r.duration_seconds,
-                targets,
-                failed: r.checks.iter().filter(|c| !c.pass).cloned().collect(),
-            }),
-            truncated: false,
+/// A node that cannot take an agent, and why (a taint, cordoned, a missing label).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SkippedNode {
+    pub node: String,
+    pub why: String,
+}
+
+impl RoundReport {
+    /// The report of a round that could not run (exit 2): its task and why.
+    pub fn could_not_run(task: &str, error: &str) -> RoundReport {
+        RoundReport {
+            error: Some(error.into()),
+            ..RoundReport::bare(task, RoundOutcome::Error)
         }
     }
 
-    /// The message of a round that could not run.
-    pub fn error(task: &str, error: &str) -> Summary {
-        Summary {
-            v: SCHEMA_VERSION,
+    /// A report with nothing but its task and verdict.
+    pub fn bare(task: &str, verdict: RoundOutcome) -> RoundReport {
+        RoundReport {
+            schema_version: SCHEMA_VERSION,
             task: task.into(),
-            verdict: RoundOutcome::Error,
-            body: Body::Error { error: error.into() },
+            namespace: String::new(),
+            kind: String::new(),
+            mode: String::new(),
+            verdict,
+            error: None,
+            stopped: false,
+            started: String::new(),
+            duration_seconds: 0.0,
+            agents: None,
+            targets: Vec::new(),
+            checks: Vec::new(),
             truncated: false,
         }
     }
 
-    /// The message of a launcher's round.
-    pub fn agents(task: &str, outcome: Outcome, agents: AgentsBrief) -> Summary {
-        Summary {
-            v: SCHEMA_VERSION,
-            task: task.into(),
-            verdict: outcome.into(),
-            body: Body::Agents(agents),
-            truncated: false,
-        }
-    }
-
-    /// The message as written: compact JSON of at most [`TERMINATION_LIMIT`] bytes. Keeps
-    /// the verdict and drops detail until it fits: a round's failing checks, then its
-    /// targets; the end of an error; failed nodes; at last the task's name.
+    /// The report as a termination message: compact JSON of at most [`TERMINATION_LIMIT`]
+    /// bytes. Keeps the verdict and the counts, and drops detail until it fits: error
+    /// samples, passing checks, answer codes, skipped nodes, targets from the last, failing
+    /// checks from the last, the end of an error, at last the task's name. What was dropped
+    /// sets `truncated`.
     pub fn to_message(&self) -> String {
-        let mut s = self.clone();
+        let mut r = self.clone();
         loop {
             // Serialising these plain structs cannot fail; if it did, the bare verdict still goes out.
-            let Ok(text) = serde_json::to_string(&s) else {
-                return s.bare_text();
+            let Ok(text) = serde_json::to_string(&r) else {
+                return r.bare_text();
             };
             if text.len() <= TERMINATION_LIMIT {
                 return text;
             }
             let over = text.len() - TERMINATION_LIMIT;
-            s.truncated = true;
-            match &mut s.body {
-                Body::Round(r) if !r.failed.is_empty() => drop_last(&mut r.failed, over),
-                Body::Round(r) if !r.targets.is_empty() => drop_last(&mut r.targets, over),
-                Body::Agents(a) if !a.skipped.is_empty() => drop_last(&mut a.skipped, over),
-                Body::Agents(a) if !a.missing_nodes.is_empty() => drop_last(&mut a.missing_nodes, over),
-                Body::Agents(a) if !a.failed_nodes.is_empty() => drop_last(&mut a.failed_nodes, over),
-                Body::Error { error } if !error.is_empty() => {
-                    // room for the ellipsis (3 bytes), escapes aside
-                    let keep = error.floor_char_boundary(error.len().saturating_sub(over + 4));
-                    error.truncate(keep);
-                    error.push('…');
-                    if keep == 0 {
-                        error.clear();
-                    }
+            r.truncated = true;
+            let skipped = r.agents.as_mut().map(|a| &mut a.skipped_nodes);
+            if r.targets.iter().any(|t| !t.error_samples.is_empty()) {
+                r.targets.iter_mut().for_each(|t| t.error_samples.clear());
+            } else if r.checks.iter().any(|c| c.pass) {
+                r.checks.retain(|c| !c.pass);
+            } else if r.targets.iter().any(|t| !t.codes.is_empty()) {
+                r.targets.iter_mut().for_each(|t| t.codes.clear());
+            } else if let Some(s) = skipped.filter(|s| !s.is_empty()) {
+                drop_last(s, over);
+            } else if !r.targets.is_empty() {
+                drop_last(&mut r.targets, over);
+            } else if !r.checks.is_empty() {
+                drop_last(&mut r.checks, over);
+            } else if let Some(error) = r.error.as_mut().filter(|e| !e.is_empty()) {
+                // room for the ellipsis (3 bytes), escapes aside
+                let keep = error.floor_char_boundary(error.len().saturating_sub(over + 4));
+                error.truncate(keep);
+                error.push('…');
+                if keep == 0 {
+                    error.clear();
                 }
-                _ if !s.task.is_empty() => {
-                    // Only an absurdly long task name can get here.
-                    s.task.clear();
-                }
-                _ => return s.bare_text(),
+            } else if !(r.task.is_empty() && r.namespace.is_empty() && r.kind.is_empty()) {
+                // Only absurdly long names can get here.
+                r.task.clear();
+                r.namespace.clear();
+                r.kind.clear();
+            } else {
+                return r.bare_text();
             }
         }
     }
 
     fn bare_text(&self) -> String {
         format!(
-            r#"{{"v":{},"task":"","verdict":"{}","truncated":true}}"#,
+            r#"{{"schemaVersion":{},"task":"","verdict":"{}","truncated":true}}"#,
             SCHEMA_VERSION,
             self.verdict.as_str()
         )
@@ -470,29 +417,50 @@ fn drop_last<T: Serialize>(items: &mut Vec<T>, over: usize) {
     items.truncate(keep);
 }
 
-/// What a pod's termination message said: a [`Summary`] of this schema version, or
-/// anything else (an older or newer kpatrol, a crash the kubelet logged, an empty file),
-/// kept as text.
+/// What a pod's termination message said: a [`RoundReport`] (of this schema version, or
+/// the verdict and task of an earlier one), or anything else (a newer kpatrol, a crash the
+/// kubelet logged, an empty file), kept as text.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Message {
-    Summary(Summary),
+    Report(Box<RoundReport>),
     Text(String),
 }
 
 impl Message {
-    pub fn summary(&self) -> Option<&Summary> {
+    pub fn report(&self) -> Option<&RoundReport> {
         match self {
-            Message::Summary(s) => Some(s),
+            Message::Report(r) => Some(r),
             Message::Text(_) => None,
         }
     }
 }
 
-/// Reads a termination message; never fails.
+/// The least a message of this or an earlier version holds (version 1 wrote `v`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Verdictish {
+    #[serde(default, alias = "v")]
+    schema_version: Option<u32>,
+    #[serde(default)]
+    task: String,
+    verdict: RoundOutcome,
+}
+
+/// Reads a termination message; never fails. A message of this version whose detail does
+/// not read, or one of an earlier version, keeps its verdict and task (`truncated`).
 pub fn read_message(text: &str) -> Message {
-    match serde_json::from_str::<Summary>(text) {
-        Ok(s) if s.v == SCHEMA_VERSION => Message::Summary(s),
+    match serde_json::from_str::<RoundReport>(text) {
+        Ok(r) if r.schema_version == SCHEMA_VERSION => return Message::Report(Box::new(r)),
+        Ok(_) => return Message::Text(text.to_string()),
+        Err(_) => {}
+    }
+    match serde_json::from_str::<Verdictish>(text) {
+        // version 1 wrote messages without a version
+        Ok(v) if v.schema_version.unwrap_or(1) <= SCHEMA_VERSION => Message::Report(Box::new(RoundReport {
+            truncated: true,
+            ..RoundReport::bare(&v.task, v.verdict)
+        })),
         _ => Message::Text(text.to_string()),
     }
 }
@@ -539,7 +507,8 @@ mod tests {
             namespace: "kpatrol".into(),
             kind: "HttpCheck".into(),
             mode: "http".into(),
-            verdict: Outcome::Fail,
+            verdict: RoundOutcome::Fail,
+            error: None,
             stopped: false,
             started: "2026-12-03T01:02:03.456Z".into(),
             duration_seconds: 10.012,
@@ -563,6 +532,8 @@ mod tests {
                 })
                 .collect(),
             checks,
+            agents: None,
+            truncated: false,
         }
     }
 
@@ -582,80 +553,113 @@ mod tests {
         assert_eq!(v["targets"][0]["latencyMs"]["p99"], 9.876);
     }
 
-    #[test]
-    fn a_summary_reads_back_as_written_within_the_limit() {
-        let cases = [
-            Summary::of(&report(1, 8)),
-            Summary::of(&report(4, 20)),
-            Summary::error("web", "cannot read /etc/kpatrol/secrets/x/token: no such file"),
-            Summary::agents(
-                "mesh",
-                Outcome::Fail,
-                AgentsBrief {
-                    agents: 3,
-                    missing: 1,
-                    failed: 1,
-                    failed_nodes: vec!["n2".into()],
-                    missing_nodes: vec!["n3".into()],
-                    skipped: vec!["n4: cordoned".into()],
-                },
-            ),
-        ];
-        for s in cases {
-            let text = s.to_message();
-            assert!(text.len() <= TERMINATION_LIMIT, "{} bytes", text.len());
-            assert_eq!(read_message(&text), Message::Summary(s.clone()), "{text}");
+    fn launcher(nodes: usize, name_len: usize) -> RoundReport {
+        let mut checks = Vec::new();
+        for i in 0..nodes {
+            let node = format!("node-{i}-{}", "x".repeat(name_len));
+            let (observed, pass) = match i % 3 {
+                0 => ("pass", true),
+                1 => ("fail (exit 1)", false),
+                _ => ("no report", false),
+            };
+            checks.push(Check {
+                subject: Subject::Agent(node),
+                measure: Measure::Verdict,
+                observed: observed.into(),
+                threshold: "pass".into(),
+                pass,
+            });
+        }
+        RoundReport {
+            mode: "round".into(),
+            agents: Some(AgentsReport {
+                expected: nodes,
+                reported: nodes - nodes / 3,
+                missing: nodes / 3,
+                failed: nodes / 3,
+                skipped: nodes,
+                skipped_nodes: (0..nodes)
+                    .map(|i| SkippedNode {
+                        node: format!("s-{i}"),
+                        why: "cordoned".into(),
+                    })
+                    .collect(),
+            }),
+            checks,
+            ..RoundReport::bare("mesh", RoundOutcome::Fail)
         }
     }
 
     #[test]
-    fn a_summary_of_many_targets_or_long_names_shrinks_to_the_limit() {
+    fn a_message_reads_back_as_written_within_the_limit() {
+        let cases = [
+            report(1, 8),
+            report(4, 20),
+            RoundReport::could_not_run("web", "cannot read /etc/kpatrol/secrets/x/token: no such file"),
+            launcher(3, 2),
+        ];
+        for r in cases {
+            let text = r.to_message();
+            assert!(text.len() <= TERMINATION_LIMIT, "{} bytes", text.len());
+            assert_eq!(read_message(&text), Message::Report(Box::new(r.clone())), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_message_of_many_targets_or_long_names_shrinks_to_the_limit() {
         for (targets, name_len, error_len) in [(60, 40, 2000), (300, 100, 2000), (1, 9000, 9000)] {
             let mut r = report(targets, name_len);
             r.task = "t".repeat(if name_len > 1000 { name_len } else { 10 });
-            for s in [
-                Summary::of(&r),
-                Summary::error(&r.task, &"é\u{1}\"".repeat(error_len)),
-                Summary::agents(
-                    &r.task,
-                    Outcome::Fail,
-                    AgentsBrief {
-                        agents: targets * 3,
-                        missing: targets,
-                        failed: targets,
-                        failed_nodes: (0..targets)
-                            .map(|i| format!("node-{i}-{}", "x".repeat(name_len)))
-                            .collect(),
-                        missing_nodes: (0..targets)
-                            .map(|i| format!("m-{i}-{}", "x".repeat(name_len)))
-                            .collect(),
-                        skipped: (0..targets).map(|i| format!("s-{i}: cordoned")).collect(),
-                    },
-                ),
+            let mut l = launcher(targets * 3, name_len);
+            l.task = r.task.clone();
+            for full in [
+                r.clone(),
+                RoundReport::could_not_run(&r.task, &"é\u{1}\"".repeat(error_len)),
+                l,
             ] {
-                let text = s.to_message();
+                let text = full.to_message();
                 assert!(text.len() <= TERMINATION_LIMIT, "{} bytes", text.len());
-                let Message::Summary(back) = read_message(&text) else {
+                let Message::Report(back) = read_message(&text) else {
                     panic!("unreadable: {text}");
                 };
-                assert_eq!(back.verdict, s.verdict);
-                if let (Body::Agents(b), Body::Agents(a)) = (&back.body, &s.body) {
-                    // the counts survive the cut, and the verdict stays a fail, not an error
-                    assert_eq!((b.agents, b.missing, b.failed), (a.agents, a.missing, a.failed));
+                // the verdict and the counts survive the cut: a fail stays a fail, not an error
+                assert_eq!(back.verdict, full.verdict);
+                if let (Some(b), Some(a)) = (&back.agents, &full.agents) {
+                    assert_eq!(
+                        (b.expected, b.reported, b.missing, b.failed, b.skipped),
+                        (a.expected, a.reported, a.missing, a.failed, a.skipped)
+                    );
                 }
-                let whole = serde_json::to_string(&s).unwrap();
+                let whole = serde_json::to_string(&full).unwrap();
                 assert_eq!(back.truncated, whole.len() > TERMINATION_LIMIT, "{text}");
             }
         }
-        // what fits is kept whole: the failing checks go before the targets
-        let s = Summary::of(&report(30, 20));
-        let Message::Summary(back) = read_message(&s.to_message()) else {
+        // what goes first: error samples, then passing checks, then codes; targets before
+        // the failing checks
+        let full = report(12, 8);
+        let Message::Report(back) = read_message(&full.to_message()) else {
             panic!("unreadable")
         };
-        let Body::Round(b) = back.body else {
-            panic!("not a round")
+        assert!(back.truncated);
+        assert!(back.targets.iter().all(|t| t.error_samples.is_empty()), "{back:?}");
+        assert!(back.checks.iter().all(|c| !c.pass), "{back:?}");
+        assert_eq!(back.checks.len(), 13, "every failing check stays: {back:?}");
+        assert!(!back.targets.is_empty() && back.targets.len() <= 12);
+        // a launcher's passing agents and skipped nodes go before its failing agents
+        let full = launcher(120, 4);
+        let Message::Report(back) = read_message(&full.to_message()) else {
+            panic!("unreadable")
         };
-        assert!(b.failed.len() < 31 && b.targets.len() == 30, "{b:?}");
+        assert!(back.truncated && back.checks.len() > 20, "{back:?}");
+        assert!(
+            back.checks
+                .iter()
+                .all(|c| matches!(c.subject, Subject::Agent(_)) && !c.pass)
+        );
+        assert!(
+            back.agents
+                .is_some_and(|a| a.skipped_nodes.is_empty() && a.skipped == 120)
+        );
     }
 
     #[test]
@@ -669,47 +673,44 @@ mod tests {
             "{",
             "\u{0}\u{ffff}",
             "panic: runtime error: index out of range",
-            r#"{"v":2,"verdict":"pass","targets":[]}"#,
-            r#"{"v":1,"verdict":"maybe"}"#,
-            r#"{"v":1,"task":7,"verdict":"pass"}"#,
+            r#"{"schemaVersion":3,"verdict":"pass","targets":[]}"#,
+            r#"{"v":3,"verdict":"pass"}"#,
+            r#"{"schemaVersion":2,"verdict":"maybe"}"#,
+            r#"{"schemaVersion":2,"task":7,"verdict":"pass"}"#,
         ] {
             assert_eq!(read_message(text), Message::Text(text.into()), "{text:?}");
         }
-        // a verdict with detail this version cannot read: the verdict alone
+        // a verdict with detail this version cannot read: the verdict alone, marked cut
         for text in [
-            r#"{"v":1,"verdict":"fail","targets":[{"sent":3}]}"#,
-            r#"{"v":1,"verdict":"fail","failed":[{"check":"moon phase","observed":"","threshold":"","pass":false}],"targets":[]}"#,
+            r#"{"schemaVersion":2,"verdict":"fail","targets":[{"sent":3}]}"#,
+            r#"{"schemaVersion":2,"verdict":"fail","checks":[{"check":"moon phase","observed":"","threshold":"","pass":false}]}"#,
         ] {
-            let s = read_message(text);
+            let r = read_message(text);
             assert_eq!(
-                s.summary().map(|s| (&s.body, s.verdict)),
-                Some((&Body::Bare {}, RoundOutcome::Fail)),
+                r.report()
+                    .map(|r| (r.verdict, r.targets.len(), r.checks.len(), r.truncated)),
+                Some((RoundOutcome::Fail, 0, 0, true)),
                 "{text}"
             );
         }
-        // what earlier versions wrote still reads
-        let old = r#"{"v":1,"task":"web","verdict":"fail","targets":[{"name":"api","sent":100,"ok":90,"p99":12.5}],"failed":[{"target":"api","check":"success rate","observed":"90% (90/100)","threshold":"≥ 99.9% 200","pass":false}]}"#;
-        let Message::Summary(s) = read_message(old) else {
-            panic!("unreadable")
-        };
-        let Body::Round(r) = &s.body else { panic!("not a round") };
-        assert_eq!(
-            (r.targets[0].ok, r.targets[0].p99, r.targets[0].max),
-            (90, Some(12.5), None)
-        );
-        assert_eq!(r.failed[0].subject, Subject::Target("api".into()));
+        // what version 1 wrote keeps its task and verdict
         for (text, verdict) in [
             (r#"{"verdict":"pass"}"#, RoundOutcome::Pass),
             (
-                r#"{"v":1,"task":"t","verdict":"error","error":"boom"}"#,
-                RoundOutcome::Error,
-            ),
-            (
-                r#"{"v":1,"task":"t","verdict":"fail","agents":2,"missing":0,"failedNodes":["n2"]}"#,
+                r#"{"v":1,"task":"web","verdict":"fail","targets":[{"name":"api","sent":100,"ok":90,"p99":12.5}],"failed":[]}"#,
                 RoundOutcome::Fail,
             ),
+            (
+                r#"{"v":1,"task":"web","verdict":"error","error":"boom"}"#,
+                RoundOutcome::Error,
+            ),
         ] {
-            assert_eq!(read_message(text).summary().map(|s| s.verdict), Some(verdict), "{text}");
+            let r = read_message(text);
+            assert_eq!(
+                r.report().map(|r| (r.verdict, r.task.as_str())),
+                Some((verdict, if text.contains("web") { "web" } else { "" })),
+                "{text}"
+            );
         }
     }
 }
