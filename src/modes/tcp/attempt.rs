@@ -2,10 +2,10 @@
 //! parsed once), connect, write the payload when there is one, read until the reply can be
 //! judged (its first bytes, or as many as the expected prefix has), then close.
 //!
-//! Every step runs under the attempt's own deadline (the task's timeout, the same the
-//! engine applies around each attempt), so none outlives `pressure.timeout`. A timeout's
-//! error sample names the step it cut (look-up, connect, write, reply): a guard notes it
-//! when the attempt is dropped unfinished, whichever timer fired.
+//! Every step runs under the task's timeout, which the engine applies around each
+//! attempt, so none outlives `pressure.timeout`. A timeout's error sample names the step
+//! it cut (look-up, connect, write, reply): a guard notes it when the attempt is dropped
+//! unfinished.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -137,16 +137,15 @@ impl Attempt for TcpAttempt {
             step: Step::Resolving,
             done: false,
         };
-        let result = tokio::time::timeout(self.timeout, self.exchange(&mut guard.step)).await;
-        let outcome = match result {
-            Ok(Ok(code)) => Outcome::Answered(code),
-            Ok(Err(f)) => {
+        // The engine bounds every attempt by the task's timeout: when it fires, this future
+        // is dropped unfinished and the guard notes the sample (no second timer here).
+        let outcome = match self.exchange(&mut guard.step).await {
+            Ok(code) => Outcome::Answered(code),
+            Err(f) => {
                 let kind = f.kind();
                 self.samples.note(kind, || f.to_string());
                 Outcome::Failed(kind)
             }
-            // the guard notes the sample
-            Err(_) => return Outcome::Failed(ErrorKind::Timeout),
         };
         guard.done = true;
         outcome
