@@ -452,3 +452,61 @@ async fn apply_without_permission_names_the_object_and_applies_nothing_after_it(
     assert!(err.contains("stopped at object 1 of"), "{err}");
     assert_eq!(out, "", "nothing was applied");
 }
+
+/// The agents' Jobs the launcher builds from a rendered per-node task (with a kdoctor-style
+/// node affinity of its own) are valid on the real API server, Pod Security admission
+/// included: the round's first Job, and one pinned to the nodes the first left without an
+/// agent (the API server takes one name per `matchFields` term: a unit test cannot see it).
+#[tokio::test]
+async fn the_agents_jobs_the_launcher_builds_are_accepted_by_the_real_api_server() {
+    use k8s_openapi::api::batch::v1::Job;
+    use kube::api::PostParams;
+    use serde::Deserialize;
+    let c = cluster().await;
+    let ns = namespace(&c, "pinned").await;
+    let dir = tempfile::tempdir().unwrap();
+    let task = dir.path().join("each.yaml");
+    std::fs::write(
+        &task,
+        format!(
+            "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {{name: each, namespace: {ns}}}\nspec:\n  schedule: \"@every 1h\"\n  agents:\n    perNode: {{}}\n    affinity: {{nodeAffinity: {{requiredDuringSchedulingIgnoredDuringExecution: {{nodeSelectorTerms: [{{matchExpressions: [{{key: kubernetes.io/os, operator: In, values: [linux]}}]}}]}}}}}}\n  targets: [{{url: \"http://127.0.0.1:9/\"}}]\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kpatrol"))
+        .args(["render", task.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let template: serde_json::Value = serde_yaml_ng::Deserializer::from_str(&text)
+        .filter_map(|d| serde_json::to_value(serde_yaml_ng::Value::deserialize(d).ok()?).ok())
+        .find_map(|d| {
+            let job = d.pointer("/data/agents-job.yaml")?.as_str()?;
+            serde_yaml_ng::from_str(job).ok()
+        })
+        .expect("the task ConfigMap holds the agents' Job template");
+    let jobs: Api<Job> = Api::namespaced(c.client.clone(), &ns);
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let nodes: Vec<String> = (0..3).map(|i| format!("node-{i}")).collect();
+    for (name, pinned) in [("each-1-a", false), ("each-1-a2", true)] {
+        let mut t = template.clone();
+        kpatrol::cluster::round::scope_to_round(&mut t, name);
+        if pinned {
+            kpatrol::cluster::round::pin_to_nodes(&mut t, &nodes);
+        }
+        let job = kpatrol::cluster::round::agents_job(&t, name, &ns, nodes.len(), &[], &[], None).unwrap();
+        let job: Job = serde_json::from_value(job).unwrap();
+        let made = jobs.create(&dry, &job).await;
+        assert!(made.is_ok(), "{name}: {made:?}");
+        if pinned {
+            let terms = serde_json::to_value(made.unwrap()).unwrap()
+                ["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+                .clone();
+            assert_eq!(terms.as_array().map(Vec::len), Some(3), "{terms}");
+        }
+    }
+}

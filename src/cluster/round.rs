@@ -597,9 +597,15 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
             owner.as_ref(),
         )?;
         let job: Job = serde_json::from_value(job_value).map_err(TemplateError::NotAJob)?;
-        jobs.create(&PostParams::default(), &job)
-            .await
-            .map_err(|e| api_err("Job", &job_name, e))?;
+        match jobs.create(&PostParams::default(), &job).await {
+            Ok(_) => {}
+            Err(e) if attempt == 0 => return Err(api_err("Job", &job_name, e)),
+            // the nodes stay missing: the round is judged as it is
+            Err(e) => {
+                eprintln!("kpatrol round: {}", api_err("Job", &job_name, e));
+                break;
+            }
+        }
         let ended = tokio::select! {
             j = wait_finished(&jobs, &job_name) => Some(j),
             _ = tokio::time::sleep_until(until) => {
@@ -660,10 +666,10 @@ where
     }
 }
 
-/// Pins the agents' pod (`template`, a Job spec) to `nodes`: every required node affinity
-/// term also asks for one of those names (a term of its own when there is none). Pure.
+/// Pins the agents' pod (`template`, a Job spec) to `nodes`, as the DaemonSet controller
+/// pins its pods: a node affinity term per node (`matchFields` on `metadata.name` takes one
+/// value), each ANDed with every term of the task's own (ORed) required node affinity. Pure.
 pub fn pin_to_nodes(template: &mut Value, nodes: &[String]) {
-    let field = json!({"key": "metadata.name", "operator": "In", "values": nodes});
     let Some(spec) = template.pointer_mut("/template/spec").and_then(Value::as_object_mut) else {
         return;
     };
@@ -681,15 +687,27 @@ pub fn pin_to_nodes(template: &mut Value, nodes: &[String]) {
         .map(|r| r.entry("nodeSelectorTerms").or_insert_with(|| json!([])))
         .and_then(Value::as_array_mut);
     let Some(terms) = required else { return };
-    if terms.is_empty() {
-        terms.push(json!({}));
-    }
-    for t in terms.iter_mut().filter_map(Value::as_object_mut) {
-        let fields = t.entry("matchFields").or_insert_with(|| json!([]));
-        if let Some(f) = fields.as_array_mut() {
-            f.push(field.clone());
-        }
-    }
+    let own: Vec<Value> = match terms.is_empty() {
+        true => vec![json!({})],
+        false => terms.clone(),
+    };
+    *terms = nodes
+        .iter()
+        .flat_map(|node| {
+            own.iter().map(move |t| {
+                let mut t = t.clone();
+                if let Some(fields) = t
+                    .as_object_mut()
+                    .map(|m| m.entry("matchFields").or_insert_with(|| json!([])))
+                {
+                    if let Some(f) = fields.as_array_mut() {
+                        f.push(json!({"key": "metadata.name", "operator": "In", "values": [node]}));
+                    }
+                }
+                t
+            })
+        })
+        .collect();
 }
 
 /// Agents' pods per list call.
@@ -937,16 +955,21 @@ mod tests {
 
     #[test]
     fn agents_pinned_to_nodes_keep_the_tasks_own_node_affinity() {
-        let field = json!({"key": "metadata.name", "operator": "In", "values": ["n2", "n7"]});
+        let field = |n: &str| json!({"key": "metadata.name", "operator": "In", "values": [n]});
+        let terms_of = |t: &Value| {
+            t.pointer(
+                "/template/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms",
+            )
+            .cloned()
+        };
         let mut bare = json!({"template": {"spec": {"containers": [{"name": "probe"}]}}});
         pin_to_nodes(&mut bare, &nodes(&["n2", "n7"]));
+        // one name per term: the API server refuses more than one value for matchFields
         assert_eq!(
-            bare.pointer(
-                "/template/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms"
-            ),
-            Some(&json!([{"matchFields": [field]}]))
+            terms_of(&bare),
+            Some(json!([{"matchFields": [field("n2")]}, {"matchFields": [field("n7")]}]))
         );
-        // every term of the task's own (ORed) terms also asks for the names
+        // every term of the task's own (ORed) terms, for each name
         let own = json!([
             {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]},
             {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]}
@@ -955,17 +978,16 @@ mod tests {
             "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": own}},
             "podAntiAffinity": {"x": 1}}}}});
         pin_to_nodes(&mut t, &nodes(&["n2", "n7"]));
-        let terms = t
-            .pointer(
-                "/template/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms",
-            )
-            .and_then(Value::as_array)
-            .unwrap();
-        assert_eq!(terms.len(), 2);
-        for (term, zone) in terms.iter().zip(["a", "b"]) {
-            assert_eq!(term["matchFields"], json!([field]));
-            assert_eq!(term["matchExpressions"][0]["values"], json!([zone]));
-        }
+        let zone = |z: &str| json!([{"key": "zone", "operator": "In", "values": [z]}]);
+        assert_eq!(
+            terms_of(&t),
+            Some(json!([
+                {"matchExpressions": zone("a"), "matchFields": [field("n2")]},
+                {"matchExpressions": zone("b"), "matchFields": [field("n2")]},
+                {"matchExpressions": zone("a"), "matchFields": [field("n7")]},
+                {"matchExpressions": zone("b"), "matchFields": [field("n7")]},
+            ]))
+        );
         assert_eq!(
             t.pointer("/template/spec/affinity/podAntiAffinity"),
             Some(&json!({"x": 1}))
