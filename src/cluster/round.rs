@@ -636,7 +636,7 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
 }
 
 /// Jobs at most that start the agents of nodes a round's first Job left without one.
-const CATCH_UPS: usize = 2;
+const CATCH_UPS: usize = 4;
 
 /// The agents' pods of Job `job` in pages, each reduced at once to what the judge reads.
 async fn agents_of(pods: &Api<Pod>, job: &str) -> Result<Vec<AgentResult>, ClusterError> {
