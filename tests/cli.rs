@@ -33,14 +33,7 @@ async fn probe_writes_the_report_and_a_bounded_termination_message() {
         &task(&s.url("http", "/"), "{qps: 20, duration: 500ms}", "{successRate: 1}"),
     );
     let log = dir.path().join("termination-log");
-    let out = tokio::process::Command::new(PROBE)
-        .args(["http", "--task"])
-        .arg(&f)
-        .arg("--termination-log")
-        .arg(&log)
-        .output()
-        .await
-        .unwrap();
+    let out = probe_round("http", &f, &log).await;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verdict"], "pass");
@@ -58,14 +51,7 @@ async fn probe_writes_the_report_and_a_bounded_termination_message() {
         "t.yaml",
         &task(&bad.url("http", "/"), "{qps: 20, duration: 500ms}", "{successRate: 1}"),
     );
-    let out = tokio::process::Command::new(PROBE)
-        .args(["http", "--task"])
-        .arg(&f)
-        .arg("--termination-log")
-        .arg(&log)
-        .output()
-        .await
-        .unwrap();
+    let out = probe_round("http", &f, &log).await;
     assert_eq!(out.status.code(), Some(1));
     let brief: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
     assert_eq!(brief["verdict"], "fail");

@@ -18,12 +18,11 @@ use kpatrol::judge::Verdict;
 use kpatrol::pressure::Stop;
 use kpatrol::probe::Mounts;
 use kpatrol::report::RoundReport;
-use support::{closed_port, task_file};
+use support::{closed_port, probe_round, task_file};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const KPATROL: &str = env!("CARGO_BIN_EXE_kpatrol");
-const PROBE: &str = env!("CARGO_BIN_EXE_kpatrol-probe");
 
 /// What a test listener does with each connection it accepts.
 #[derive(Clone, Copy)]
@@ -345,28 +344,14 @@ async fn probe_tcp_runs_a_round_and_other_modes_refuse_the_task() {
         ),
     );
     let log = dir.path().join("log");
-    let out = tokio::process::Command::new(PROBE)
-        .args(["tcp", "--task"])
-        .arg(&f)
-        .arg("--termination-log")
-        .arg(&log)
-        .output()
-        .await
-        .unwrap();
+    let out = probe_round("tcp", &f, &log).await;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["mode"], "tcp");
     assert_eq!(r["targets"][0]["codes"]["replied"], 20);
     let brief: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
     assert_eq!(brief["verdict"], "pass");
-    let out = tokio::process::Command::new(PROBE)
-        .args(["http", "--task"])
-        .arg(&f)
-        .arg("--termination-log")
-        .arg(&log)
-        .output()
-        .await
-        .unwrap();
+    let out = probe_round("http", &f, &log).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("mode `tcp`"),

@@ -696,13 +696,12 @@ pub fn pin_to_nodes(template: &mut Value, nodes: &[String]) {
         .flat_map(|node| {
             own.iter().map(move |t| {
                 let mut t = t.clone();
-                if let Some(fields) = t
+                let fields = t
                     .as_object_mut()
                     .map(|m| m.entry("matchFields").or_insert_with(|| json!([])))
-                {
-                    if let Some(f) = fields.as_array_mut() {
-                        f.push(json!({"key": "metadata.name", "operator": "In", "values": [node]}));
-                    }
+                    .and_then(Value::as_array_mut);
+                if let Some(f) = fields {
+                    f.push(json!({"key": "metadata.name", "operator": "In", "values": [node]}));
                 }
                 t
             })

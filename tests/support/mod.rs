@@ -309,6 +309,20 @@ pub fn wait_port(port: u16, what: &str, within: Duration) {
     }
 }
 
+/// Runs one round of `task` as a pod does: `kpatrol-probe MODE --task TASK
+/// --termination-log LOG`.
+#[allow(dead_code)] // not every test binary runs the probe
+pub async fn probe_round(mode: &str, task: &Path, log: &Path) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_kpatrol-probe"))
+        .args([mode, "--task"])
+        .arg(task)
+        .arg("--termination-log")
+        .arg(log)
+        .output()
+        .await
+        .unwrap()
+}
+
 /// Writes `text` as a task file in `dir` and returns its path.
 pub fn task_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
