@@ -617,7 +617,9 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
                 None
             }
         };
-        agents.extend(agents_of(&pods, &job_name).await?);
+        // a pinned Job's pods carry a node affinity term per node: fewer of them per page
+        let page = if attempt == 0 { POD_PAGE } else { PINNED_POD_PAGE };
+        agents.extend(agents_of(&pods, &job_name, page).await?);
         let reported: std::collections::BTreeSet<&str> = agents
             .iter()
             .filter(|a| a.exit_code.is_some())
@@ -639,10 +641,10 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
 const CATCH_UPS: usize = 4;
 
 /// The agents' pods of Job `job` in pages, each reduced at once to what the judge reads.
-async fn agents_of(pods: &Api<Pod>, job: &str) -> Result<Vec<AgentResult>, ClusterError> {
+async fn agents_of(pods: &Api<Pod>, job: &str, page: u32) -> Result<Vec<AgentResult>, ClusterError> {
     let lp = ListParams::default()
         .labels(&format!("{}={job}", label::JOB_NAME))
-        .limit(POD_PAGE);
+        .limit(page);
     let mut agents = Vec::new();
     in_pages(pods, lp, |page| agents.extend(agents_from_pods(page)))
         .await
@@ -711,6 +713,9 @@ pub fn pin_to_nodes(template: &mut Value, nodes: &[String]) {
 
 /// Agents' pods per list call.
 const POD_PAGE: u32 = 100;
+
+/// Agents' pods per list call for a Job pinned to nodes (each pod holds every name).
+const PINNED_POD_PAGE: u32 = 10;
 
 /// Nodes per list call.
 const NODE_PAGE: u32 = 200;
