@@ -96,27 +96,30 @@ impl RoundVerdict {
                 *e = (*e).max(c);
                 m
             });
-        let mut checks: Vec<Check> = Vec::new();
-        let nodes = self.missing_nodes.iter().chain(&self.failed_nodes);
-        let passed = exit_of.iter().filter(|(_, c)| **c == 0).map(|(n, _)| *n);
-        for node in nodes.map(String::as_str).chain(passed) {
-            let observed = match exit_of.get(node) {
-                None => "no report".to_string(),
-                Some(0) => "pass".into(),
-                Some(1) => "fail (exit 1)".into(),
-                Some(c) => format!("could not run (exit {c})"),
-            };
-            if checks.iter().any(|c| c.subject == Subject::Agent(node.into())) {
-                continue;
-            }
-            checks.push(Check {
-                subject: Subject::Agent(node.into()),
-                measure: Measure::Verdict,
-                pass: observed == "pass",
-                observed,
-                threshold: "pass".into(),
-            });
-        }
+        let check = |node: &str, observed: String| Check {
+            subject: Subject::Agent(node.into()),
+            measure: Measure::Verdict,
+            pass: observed == "pass",
+            observed,
+            threshold: "pass".into(),
+        };
+        // missing nodes, then failed ones (the judge's failed nodes: a worst exit other
+        // than 0), then those that passed, each once
+        let failed = exit_of.iter().filter(|(_, c)| **c != 0);
+        let passed = exit_of.iter().filter(|(_, c)| **c == 0);
+        let checks: Vec<Check> = self
+            .missing_nodes
+            .iter()
+            .map(|n| check(n, "no report".into()))
+            .chain(failed.chain(passed).map(|(n, c)| {
+                let observed = match c {
+                    0 => "pass".to_string(),
+                    1 => "fail (exit 1)".into(),
+                    c => format!("could not run (exit {c})"),
+                };
+                check(n, observed)
+            }))
+            .collect();
         let started_at: chrono::DateTime<chrono::Utc> = started.into();
         RoundReport {
             namespace: plan.namespace.clone(),
@@ -547,11 +550,11 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
     };
     let name = agents_job_name(l.own_job.as_deref(), std::time::SystemTime::now());
     let mut template = l.template.clone();
-    if let Some(pod_name) = &l.own_pod {
-        let pods: Api<Pod> = Api::namespaced(client.clone(), &l.namespace);
-        if let Some(own) = pods.get_opt(pod_name).await.map_err(|e| api_err("Pod", pod_name, e))? {
-            inherit(&mut template, &own);
-        }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &l.namespace);
+    if let Some(pod_name) = &l.own_pod
+        && let Some(own) = pods.get_opt(pod_name).await.map_err(|e| api_err("Pod", pod_name, e))?
+    {
+        inherit(&mut template, &own);
     }
     // the deadline runs from the launcher's own Job's start, not from now
     let started = owner
@@ -566,7 +569,6 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
         })
         .unwrap_or_else(tokio::time::Instant::now);
     let until = started + l.deadline;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &l.namespace);
     let mut agents = Vec::new();
     let mut missing = eligible.clone();
     for attempt in 0..=CATCH_UPS {
@@ -641,7 +643,7 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
 const CATCH_UPS: usize = 4;
 
 /// The agents' pods of Job `job` in pages, each reduced at once to what the judge reads.
-async fn agents_of(pods: &Api<Pod>, job: &str, page: u32) -> Result<Vec<AgentResult>, ClusterError> {
+pub(super) async fn agents_of(pods: &Api<Pod>, job: &str, page: u32) -> Result<Vec<AgentResult>, ClusterError> {
     let lp = ListParams::default()
         .labels(&format!("{}={job}", label::JOB_NAME))
         .limit(page);
@@ -712,7 +714,7 @@ pub fn pin_to_nodes(template: &mut Value, nodes: &[String]) {
 }
 
 /// Agents' pods per list call.
-const POD_PAGE: u32 = 100;
+pub(super) const POD_PAGE: u32 = 100;
 
 /// Agents' pods per list call for a Job pinned to nodes (each pod holds every name).
 const PINNED_POD_PAGE: u32 = 10;

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
-use super::round::{AgentResult, agents_from_pods, finished};
+use super::round::{AgentResult, POD_PAGE, agents_of, finished};
 use super::{ClusterError, MANAGED};
 use crate::judge::Subject;
 use crate::names::label;
@@ -393,20 +393,11 @@ pub async fn report(client: &kube::Client, namespace: &str, task: &str) -> Resul
         .collect();
     agents_jobs.sort();
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let pods_of = |job: String| {
-        let pods = pods.clone();
-        async move {
-            pods.list(&ListParams::default().labels(&format!("{}={job}", label::JOB_NAME)))
-                .await
-                .map(|l| agents_from_pods(&l.items))
-                .map_err(|e| api_err("Pod", e))
-        }
-    };
     // a launcher's round: its own line first (agents, missing, skipped nodes), then its
     // agents; otherwise the round Job's own pods
-    let mut agents = pods_of(name.clone()).await?;
+    let mut agents = agents_of(&pods, &name, POD_PAGE).await?;
     for job in agents_jobs {
-        agents.extend(pods_of(job).await?);
+        agents.extend(agents_of(&pods, &job, POD_PAGE).await?);
     }
     Ok(RoundDetail {
         namespace: namespace.into(),
