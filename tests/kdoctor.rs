@@ -391,6 +391,7 @@ fn expect_values_map_with_kdoctor_meaning() {
         all_sent: true,
         code_kind: CodeKind::Http,
         whole_ms: true,
+        min_rate: None,
     };
     assert_eq!(p.expect, want);
     assert_eq!(
@@ -754,6 +755,7 @@ spec:
             all_sent: true,
             code_kind: CodeKind::Http,
             whole_ms: true,
+            min_rate: None,
         },
     };
     assert_eq!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::format_duration;
-use crate::plan::{Expect, LatencyLimits};
+use crate::plan::{Expect, LatencyLimits, RateUnit};
 use crate::pressure::{Stat, Stats};
 use crate::results::TargetId;
 
@@ -82,11 +82,15 @@ pub enum Measure {
     Completed,
     /// An agent's own verdict, as its pod reported it (or that it did not).
     Verdict,
+    /// Bytes per second moved by successful attempts (DiskCheck's sequential measures).
+    Throughput,
+    /// Successful attempts per second (DiskCheck's fdatasync and random measures).
+    Iops,
 }
 
 impl Measure {
     /// The check's name in reports: `success rate`, `latency p99`, `all sent`, `completed`,
-    /// `verdict`.
+    /// `verdict`, `throughput`, `iops`.
     pub fn name(self) -> String {
         match self {
             Measure::SuccessRate => "success rate".into(),
@@ -94,6 +98,8 @@ impl Measure {
             Measure::AllSent => "all sent".into(),
             Measure::Completed => "completed".into(),
             Measure::Verdict => "verdict".into(),
+            Measure::Throughput => "throughput".into(),
+            Measure::Iops => "iops".into(),
         }
     }
 
@@ -104,6 +110,8 @@ impl Measure {
             "all sent" => Some(Measure::AllSent),
             "completed" => Some(Measure::Completed),
             "verdict" => Some(Measure::Verdict),
+            "throughput" => Some(Measure::Throughput),
+            "iops" => Some(Measure::Iops),
             _ => Stat::from_name(name.strip_prefix("latency ")?).map(Measure::Latency),
         }
     }
@@ -325,6 +333,32 @@ pub fn judge_target(subject: &Subject, expect: &Expect, stats: &Stats, ok: u64) 
             pass,
         ));
     }
+    if let Some(floor) = &expect.min_rate {
+        let secs = stats.elapsed.as_secs_f64();
+        let per_second = if secs > 0.0 { ok as f64 / secs } else { 0.0 };
+        let (measure, observed, threshold, pass) = match floor.unit {
+            RateUnit::Bytes(each) => {
+                let bytes = per_second * each as f64;
+                (
+                    Measure::Throughput,
+                    format!("{} ({ok} × {})", throughput_text(bytes), bytes_text(each as f64)),
+                    format!("≥ {}", throughput_text(floor.per_second)),
+                    bytes >= floor.per_second,
+                )
+            }
+            RateUnit::Ops => (
+                Measure::Iops,
+                format!(
+                    "{} ({ok} in {})",
+                    iops_text(per_second),
+                    format_duration(round_ms(stats.elapsed))
+                ),
+                format!("≥ {}", iops_text(floor.per_second)),
+                per_second >= floor.per_second,
+            ),
+        };
+        checks.push(check(measure, observed, threshold, pass && secs > 0.0));
+    }
     if expect.all_sent {
         checks.push(check(
             Measure::AllSent,
@@ -334,6 +368,45 @@ pub fn judge_target(subject: &Subject, expect: &Expect, stats: &Stats, ok: u64) 
         ));
     }
     checks
+}
+
+/// Bytes as people read them: `512 B`, `4 KiB`, `1.5 MiB`, `2 GiB`.
+pub fn bytes_text(b: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut unit = "B";
+    for u in UNITS.iter().skip(1) {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    let s = format!("{v:.1}");
+    let s = s.strip_suffix(".0").unwrap_or(&s);
+    format!("{s} {unit}")
+}
+
+/// A throughput: `112.3 MiB/s`.
+pub fn throughput_text(bytes_per_second: f64) -> String {
+    format!("{}/s", bytes_text(bytes_per_second))
+}
+
+/// Operations per second: `2,345 IOPS` (whole numbers; one decimal under 100).
+pub fn iops_text(per_second: f64) -> String {
+    if per_second < 100.0 {
+        let s = format!("{per_second:.1}");
+        return format!("{} IOPS", s.strip_suffix(".0").unwrap_or(&s));
+    }
+    let digits = format!("{}", per_second.round() as u64);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{out} IOPS")
 }
 
 /// Each set latency limit with the figure it bounds, in a fixed order.
@@ -448,6 +521,7 @@ mod tests {
             all_sent: true,
             code_kind: CodeKind::Http,
             whole_ms: false,
+            min_rate: None,
         }
     }
 

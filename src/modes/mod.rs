@@ -45,6 +45,9 @@ pub struct NativeKind {
     /// Reads the kind's own expectation fields (its codes and checks), at the round's level
     /// and each target's.
     pub(crate) expect: crate::plan::native::OwnExpect,
+    /// Measures at the maximum rate with one attempt in flight (a disk's I/O): `qps` and
+    /// `maxInFlight` are not the task's to set.
+    pub one_at_a_time: bool,
 }
 
 /// What one mode provides. Implemented by the mode's plan.
@@ -117,6 +120,8 @@ pub struct Needs<'a> {
     pub diagnostics: &'a mut Diagnostics,
     pub secrets: Vec<String>,
     pub config_maps: Vec<String>,
+    /// Volumes mounted read-write at a path (DiskCheck's folders).
+    pub volumes: Vec<(String, disk::DiskVolume)>,
     warned: std::collections::BTreeSet<String>,
 }
 
@@ -127,6 +132,7 @@ impl<'a> Needs<'a> {
             diagnostics,
             secrets: Vec::new(),
             config_maps: Vec::new(),
+            volumes: Vec::new(),
             warned: Default::default(),
         }
     }
@@ -268,4 +274,5 @@ modes! {
     dns::Dns(DnsPlan),
     reach::Reach(ReachPlan),
     tcp::Tcp(TcpPlan),
+    disk::Disk(DiskPlan),
 }

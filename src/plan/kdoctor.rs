@@ -226,6 +226,7 @@ fn common(
                     CodeKind::Http
                 },
                 whole_ms: true,
+                min_rate: None,
             }
         }
         Field::Invalid => Expect::default(),

@@ -183,6 +183,26 @@ pub struct Expect {
     pub code_kind: CodeKind,
     /// Compare latencies in whole milliseconds, truncated (kdoctor's meaning).
     pub whole_ms: bool,
+    /// A floor on successful attempts per second (DiskCheck's throughput and IOPS).
+    pub min_rate: Option<MinRate>,
+}
+
+/// A floor on the rate of successful attempts, over the time the target was pressed.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct MinRate {
+    /// Units per second.
+    pub per_second: f64,
+    pub unit: RateUnit,
+}
+
+/// What a [`MinRate`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateUnit {
+    /// Bytes, each successful attempt moving this many (a throughput).
+    Bytes(u64),
+    /// Successful attempts (I/O operations per second).
+    Ops,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -192,6 +212,7 @@ pub enum CodeKind {
     Http,
     Dns,
     Tcp,
+    Disk,
 }
 
 impl CodeKind {
@@ -199,6 +220,7 @@ impl CodeKind {
     pub fn name(self, code: u16) -> String {
         match self {
             CodeKind::Tcp => crate::modes::tcp::code_name(code),
+            CodeKind::Disk => crate::modes::disk::code_name(code),
             CodeKind::Http => code.to_string(),
             CodeKind::Dns if code == WRONG_ANSWER => "WRONG_ANSWER".into(),
             CodeKind::Dns => RCODES
@@ -213,8 +235,8 @@ impl CodeKind {
     pub fn range(self, r: &CodeRange) -> String {
         match self {
             CodeKind::Http => r.to_string(),
-            CodeKind::Dns | CodeKind::Tcp if r.from == r.to => self.name(r.from),
-            CodeKind::Dns | CodeKind::Tcp => format!("{}-{}", self.name(r.from), self.name(r.to)),
+            CodeKind::Dns | CodeKind::Tcp | CodeKind::Disk if r.from == r.to => self.name(r.from),
+            CodeKind::Dns | CodeKind::Tcp | CodeKind::Disk => format!("{}-{}", self.name(r.from), self.name(r.to)),
         }
     }
 }
@@ -230,6 +252,18 @@ pub struct LatencyLimits {
 }
 
 impl LatencyLimits {
+    /// `self` over `base`, limit by limit.
+    pub fn over(&self, base: &LatencyLimits) -> LatencyLimits {
+        LatencyLimits {
+            mean: self.mean.or(base.mean),
+            p50: self.p50.or(base.p50),
+            p90: self.p90.or(base.p90),
+            p95: self.p95.or(base.p95),
+            p99: self.p99.or(base.p99),
+            max: self.max.or(base.max),
+        }
+    }
+
     /// Each set limit with its name, in a fixed order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, Duration)> + '_ {
         [

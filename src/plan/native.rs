@@ -35,26 +35,20 @@ pub struct ExpectSpec {
     pub all_sent: Option<bool>,
     /// DNS only: what answers must hold.
     pub answers: Option<AnswerCheck>,
+    /// DiskCheck only: each measure's own expectations.
+    pub disk: crate::modes::disk::DiskExpect,
 }
 
 impl ExpectSpec {
     /// `self` over `base`, field by field.
     pub fn over(&self, base: &ExpectSpec) -> ExpectSpec {
-        let l = &self.latency;
-        let b = &base.latency;
         ExpectSpec {
             success_rate: self.success_rate.or(base.success_rate),
-            latency: LatencyLimits {
-                mean: l.mean.or(b.mean),
-                p50: l.p50.or(b.p50),
-                p90: l.p90.or(b.p90),
-                p95: l.p95.or(b.p95),
-                p99: l.p99.or(b.p99),
-                max: l.max.or(b.max),
-            },
+            latency: self.latency.over(&base.latency),
             codes: self.codes.clone().or_else(|| base.codes.clone()),
             all_sent: self.all_sent.or(base.all_sent),
             answers: self.answers.clone().or_else(|| base.answers.clone()),
+            disk: self.disk.over(&base.disk),
         }
     }
 
@@ -66,6 +60,7 @@ impl ExpectSpec {
             all_sent: self.all_sent.unwrap_or(true),
             code_kind,
             whole_ms: false,
+            min_rate: None,
         }
     }
 }
@@ -92,7 +87,14 @@ pub(crate) fn plan(cx: &mut Cx, meta: Meta, kind: NativeKind, spec: raw::Spec, o
         .targets
         .as_ref()
         .and_then(|n| (kind.targets)(cx, n, &format!("{}.targets", spec.path), &round_expect, &spec.dir));
-    let (common, mode) = (common?, mode?);
+    if kind.one_at_a_time {
+        one_at_a_time(cx, kind.kind, &spec.pressure, overrides);
+    }
+    let (mut common, mode) = (common?, mode?);
+    if kind.one_at_a_time {
+        common.pressure.rate = Rate::Max;
+        common.pressure.max_in_flight = 1;
+    }
     let mut origin = meta.origin;
     // where a warning about the pressure (an agent too big for its pod) points
     origin.positions.insert("spec.pressure".into(), spec.pressure.pos);
@@ -112,6 +114,33 @@ pub(crate) fn plan(cx: &mut Cx, meta: Meta, kind: NativeKind, spec: raw::Spec, o
         expect: round_expect.resolve(kind.codes),
         mode,
     })
+}
+
+/// A kind that measures one attempt at a time takes no `qps` or `maxInFlight`, from the
+/// task or the command line: refused where set.
+fn one_at_a_time(cx: &mut Cx, kind: &str, p: &raw::Pressure, overrides: &Overrides) {
+    let allowed =
+        "leave pressure.qps and pressure.maxInFlight out: each measure runs for its share of pressure.duration";
+    for at in [p.qps.spanned().map(|q| &q.at), overrides.qps.spanned().map(|q| &q.at)]
+        .into_iter()
+        .flatten()
+    {
+        cx.error_at(
+            at,
+            format!("{kind} measures as fast as the disk answers, one I/O at a time: it takes no qps"),
+        )
+        .allowed(allowed);
+    }
+    for at in [
+        p.max_in_flight.spanned().map(|m| &m.at),
+        overrides.max_in_flight.spanned().map(|m| &m.at),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        cx.error_at(at, format!("{kind} keeps one I/O in flight: it takes no maxInFlight"))
+            .allowed(allowed);
+    }
 }
 
 struct Common {
@@ -352,42 +381,50 @@ pub fn expect(cx: &mut Cx, f: &mut Fields, own: OwnExpect) -> ExpectSpec {
         }
     }
     if let Some(mut l) = f.map(cx, "latency") {
-        let lat = &mut e.latency;
-        lat.mean = l.duration(cx, "mean");
-        lat.p50 = l.duration(cx, "p50");
-        lat.p90 = l.duration(cx, "p90");
-        lat.p95 = l.duration(cx, "p95");
-        lat.p99 = l.duration(cx, "p99");
-        lat.max = l.duration(cx, "max");
-        for (key, limit) in [
-            ("mean", lat.mean),
-            ("p50", lat.p50),
-            ("p90", lat.p90),
-            ("p95", lat.p95),
-            ("p99", lat.p99),
-            ("max", lat.max),
-        ] {
-            if let Some(d) = limit
-                && d < MIN_LATENCY_LIMIT
-            {
-                cx.diags
-                    .error(
-                        l.pos_of(key),
-                        &l.path_of(key),
-                        format!(
-                            "a latency limit of {} can never be met: no answer over a socket comes that fast",
-                            format_duration(d)
-                        ),
-                    )
-                    .allowed(format!("at least {}", format_duration(MIN_LATENCY_LIMIT)));
-            }
-        }
+        e.latency = latency_limits(cx, &mut l);
         l.finish(cx);
     }
     own(cx, f, &mut e);
     e.all_sent = f.bool(cx, "allSent");
     f.finish(cx);
     e
+}
+
+/// The latency limits of one mapping (`mean`, `p50`, `p90`, `p95`, `p99`, `max`), each
+/// at least [`MIN_LATENCY_LIMIT`]; other keys are the caller's to read.
+pub fn latency_limits(cx: &mut Cx, l: &mut Fields) -> LatencyLimits {
+    let lat = LatencyLimits {
+        mean: l.duration(cx, "mean"),
+        p50: l.duration(cx, "p50"),
+        p90: l.duration(cx, "p90"),
+        p95: l.duration(cx, "p95"),
+        p99: l.duration(cx, "p99"),
+        max: l.duration(cx, "max"),
+    };
+    for (key, limit) in [
+        ("mean", lat.mean),
+        ("p50", lat.p50),
+        ("p90", lat.p90),
+        ("p95", lat.p95),
+        ("p99", lat.p99),
+        ("max", lat.max),
+    ] {
+        if let Some(d) = limit
+            && d < MIN_LATENCY_LIMIT
+        {
+            cx.diags
+                .error(
+                    l.pos_of(key),
+                    &l.path_of(key),
+                    format!(
+                        "a latency limit of {} can never be met: no attempt is measured that fast",
+                        format_duration(d)
+                    ),
+                )
+                .allowed(format!("at least {}", format_duration(MIN_LATENCY_LIMIT)));
+        }
+    }
+    lat
 }
 
 pub fn tls(cx: &mut Cx, f: &mut Fields, task_dir: &Path) -> Tls {

@@ -401,6 +401,7 @@ pub async fn press<A: Attempt>(load: &Load, attempt: Arc<A>, start: Instant, sto
     for _ in stats.sent..live.sent() {
         stats.record(Outcome::Failed(ErrorKind::Timeout), Duration::ZERO);
     }
+    stats.elapsed = start.elapsed();
     stats
 }
 

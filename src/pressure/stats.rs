@@ -62,6 +62,9 @@ pub struct Stats {
     errors: [u64; ErrorKind::COUNT],
     pub sent: u64,
     pub unsent: u64,
+    /// How long the target was pressed, from its start until its last attempt ended (the
+    /// time a rate is taken over).
+    pub elapsed: Duration,
     /// Latencies above this (microseconds) are recorded as this.
     highest: u64,
 }
@@ -181,6 +184,7 @@ impl Stats {
             errors: [0; ErrorKind::COUNT],
             sent: 0,
             unsent: 0,
+            elapsed: Duration::ZERO,
         }
     }
 
@@ -193,6 +197,7 @@ impl Stats {
             errors: [0; ErrorKind::COUNT],
             sent: 0,
             unsent: 0,
+            elapsed: Duration::ZERO,
             highest: self.highest,
         }
     }
@@ -246,6 +251,7 @@ impl Stats {
         }
         self.sent += other.sent;
         self.unsent += other.unsent;
+        self.elapsed = self.elapsed.max(other.elapsed);
         self.highest = self.highest.max(other.highest);
     }
 

@@ -200,6 +200,8 @@ pub fn labels(plan: &Plan, component: &str) -> BTreeMap<String, String> {
 pub(crate) struct Mounted {
     pub secrets: Vec<String>,
     pub config_maps: Vec<String>,
+    /// Volumes mounted read-write at a path, in task order (DiskCheck's folders).
+    pub volumes: Vec<(String, crate::modes::disk::DiskVolume)>,
 }
 
 fn mounted(plan: &Plan, d: &mut Diagnostics) -> Mounted {
@@ -224,13 +226,18 @@ fn mounted(plan: &Plan, d: &mut Diagnostics) -> Mounted {
     let crate::modes::Needs {
         mut secrets,
         mut config_maps,
+        volumes,
         ..
     } = needs;
     secrets.sort();
     secrets.dedup();
     config_maps.sort();
     config_maps.dedup();
-    Mounted { secrets, config_maps }
+    Mounted {
+        secrets,
+        config_maps,
+        volumes,
+    }
 }
 
 /// The cron expression of a periodic task.

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::JobSpec;
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapEnvSource, ConfigMapVolumeSource, Container, EnvFromSource, EnvVar, EnvVarSource,
-    ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SeccompProfile, SecretEnvSource, SecretVolumeSource, SecurityContext, ServiceAccount,
-    Toleration, Volume, VolumeMount,
+    HostPathVolumeSource, ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodAffinityTerm, PodAntiAffinity,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretEnvSource,
+    SecretVolumeSource, SecurityContext, ServiceAccount, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -347,7 +347,7 @@ pub fn memory_problem(plan: &Plan) -> Option<String> {
         .ok()?
         .unwrap_or_else(default_resources);
     let limit_text = resources.limits?.get("memory")?.0.clone();
-    let limit = quantity_bytes(&limit_text)?;
+    let limit = crate::task::k8s::quantity_bytes(&limit_text)?;
     let p = &plan.pressure;
     let targets = plan.targets().len();
     let need = crate::pressure::memory_estimate(p.rate, p.timeout, p.max_in_flight, targets);
@@ -357,26 +357,6 @@ pub fn memory_problem(plan: &Plan) -> Option<String> {
             need.div_ceil(1 << 20)
         )
     })
-}
-
-/// Bytes of a Kubernetes quantity such as `128Mi`, `1G` or `1e9`; `None` for what it cannot read.
-fn quantity_bytes(q: &str) -> Option<u64> {
-    const SUFFIXES: &[(&str, f64)] = &[
-        ("Ki", 1024.0),
-        ("Mi", 1048576.0),
-        ("Gi", 1073741824.0),
-        ("Ti", 1099511627776.0),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-    ];
-    let (number, factor) = SUFFIXES
-        .iter()
-        .find_map(|(s, f)| q.strip_suffix(s).map(|n| (n, *f)))
-        .unwrap_or((q, 1.0));
-    let v = number.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)? * factor;
-    (v < u64::MAX as f64).then_some(v as u64)
 }
 
 fn quantities(items: &[(&str, &str)]) -> BTreeMap<String, Quantity> {
@@ -476,6 +456,35 @@ pub(crate) fn agent_job_spec(
         });
         mounts.push(read_only_mount(&v, format!("{MOUNT_ROOT}/configmaps/{c}")));
     }
+    for (i, (path, v)) in mounted.volumes.iter().enumerate() {
+        use crate::modes::disk::DiskVolume;
+        let name = format!("disk-{i}");
+        let mut volume = Volume {
+            name: name.clone(),
+            ..Default::default()
+        };
+        match v {
+            DiskVolume::EmptyDir => volume.empty_dir = Some(Default::default()),
+            DiskVolume::HostPath(h) => {
+                volume.host_path = Some(HostPathVolumeSource {
+                    path: h.clone(),
+                    type_: Some("Directory".into()),
+                })
+            }
+            DiskVolume::Pvc(c) => {
+                volume.persistent_volume_claim = Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: c.clone(),
+                    read_only: Some(false),
+                })
+            }
+        }
+        volumes.push(volume);
+        mounts.push(VolumeMount {
+            name,
+            mount_path: path.clone(),
+            ..Default::default()
+        });
+    }
     let container = Container {
         name: "probe".into(),
         image: Some(opts.image.clone()),
@@ -502,7 +511,15 @@ pub(crate) fn agent_job_spec(
         // SIGTERM to SIGKILL: the probe's drain, then 10 s for the report and telemetry
         termination_grace_period_seconds: Some(seconds(crate::pressure::DEFAULT_DRAIN.as_secs().saturating_add(10))),
         automount_service_account_token: Some(api_access),
-        security_context: Some(pod_security()),
+        security_context: Some(PodSecurityContext {
+            // a PVC's files are the pod's group's to write
+            fs_group: mounted
+                .volumes
+                .iter()
+                .any(|(_, v)| matches!(v, crate::modes::disk::DiskVolume::Pvc(_)))
+                .then_some(65532),
+            ..pod_security()
+        }),
         containers: vec![container],
         volumes: Some(volumes),
         service_account_name: api_access.then(|| base.clone()),
@@ -717,9 +734,10 @@ pub(crate) fn rbac(plan: &Plan, per_node: bool, counted_rounds: bool) -> Vec<Obj
 mod tests {
     use std::path::Path;
 
-    use super::{Passthrough, passthrough, quantity_bytes};
+    use super::{Passthrough, passthrough};
     use crate::diag::Diagnostics;
     use crate::plan::Plan;
+    use crate::task::k8s::quantity_bytes;
 
     #[test]
     fn quantities_read_as_kubernetes_writes_them() {

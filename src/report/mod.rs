@@ -98,6 +98,16 @@ pub struct TargetReport {
     pub latency_ms: Option<LatencySummary>,
 }
 
+/// The seconds a target was pressed: the round's sending `window`, or less for a target
+/// pressed for a share of it (DiskCheck's measures, one after another).
+fn target_window(elapsed: std::time::Duration, window: f64) -> f64 {
+    if elapsed.is_zero() {
+        window
+    } else {
+        elapsed.as_secs_f64().clamp(1e-3, window)
+    }
+}
+
 /// Builds the report of a judged round.
 pub fn build(plan: &Plan, round: &RoundResult, verdict: &Verdict) -> RoundReport {
     let secs = round.elapsed.as_secs_f64().max(1e-9);
@@ -121,7 +131,7 @@ pub fn build(plan: &Plan, round: &RoundResult, verdict: &Verdict) -> RoundReport
                 failed: s.failed(),
                 succeeded: ok,
                 success_rate: if s.sent == 0 { 0.0 } else { ok as f64 / s.sent as f64 },
-                rate: (s.sent as f64 / window * 10.0).round() / 10.0,
+                rate: (s.sent as f64 / target_window(s.elapsed, window) * 10.0).round() / 10.0,
                 codes: s.codes.iter().map(|(c, n)| (e.code_kind.name(*c), *n)).collect(),
                 errors: s
                     .errors()

@@ -1,6 +1,6 @@
 //! Kubernetes' naming rules as the API server applies them, for every task field that becomes
 //! part of an object or a path: object names (DNS-1123 labels and subdomains), label keys and
-//! values, Secret and ConfigMap keys, time zones, and the host names a probe looks up. Pure:
+//! values, Secret and ConfigMap keys, time zones, quantities (`256Mi`), and the host names a probe looks up. Pure:
 //! each returns why a value is refused, in words a task author can act on.
 
 use super::time_zones::ZONES;
@@ -200,6 +200,26 @@ pub fn host_problem(s: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Bytes of a Kubernetes quantity such as `128Mi`, `1G` or `1e9`; `None` for what it cannot read.
+pub fn quantity_bytes(q: &str) -> Option<u64> {
+    const SUFFIXES: &[(&str, f64)] = &[
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+    ];
+    let (number, factor) = SUFFIXES
+        .iter()
+        .find_map(|(s, f)| q.strip_suffix(s).map(|n| (n, *f)))
+        .unwrap_or((q, 1.0));
+    let v = number.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)? * factor;
+    (v < u64::MAX as f64).then_some(v as u64)
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ impl RoundMode for DnsPlan {
         default_codes: CodeRange { from: 0, to: 0 },
         targets: read::dns_targets,
         expect: read::dns_expect,
+        one_at_a_time: false,
     });
 
     fn targets(&self) -> Vec<(&str, &Expect)> {

@@ -25,6 +25,7 @@ impl RoundMode for HttpPlan {
         default_codes: CodeRange { from: 200, to: 399 },
         targets: read::http_targets,
         expect: read::http_expect,
+        one_at_a_time: false,
     });
 
     fn targets(&self) -> Vec<(&str, &Expect)> {

@@ -30,6 +30,7 @@ impl RoundMode for TcpPlan {
         },
         targets: read::tcp_targets,
         expect: read::tcp_expect,
+        one_at_a_time: false,
     });
 
     fn targets(&self) -> Vec<(&str, &Expect)> {
