@@ -11,8 +11,11 @@ use crate::probe::{self, Mounts, ProbeError};
 use crate::report::{self, RoundReport};
 use crate::results::RoundResult;
 
-/// A finished round: what was measured, the verdict, the report.
+/// A finished round: the plan as it ran, what was measured, the verdict, the report.
 pub struct Finished {
+    /// The task's plan with the target names the round used (some hold what preparing
+    /// found, see [`crate::modes::Prepared::planned_as`]): what telemetry reads with it.
+    pub plan: Plan,
     pub round: RoundResult,
     pub verdict: Verdict,
     pub report: RoundReport,
@@ -42,6 +45,11 @@ pub async fn execute_round(
     watch: Option<&mut dyn Watch>,
 ) -> Result<Finished, ProbeError> {
     let prepared = probe::prepare(plan, mounts).await?;
+    let mut plan = plan.clone();
+    for (from, to) in prepared.renamed() {
+        plan.mode.rename_target(from.as_str(), to.as_str());
+    }
+    let plan = &plan;
     let round = match watch {
         Some(w) => {
             w.started(plan, prepared.live().to_vec());
@@ -56,7 +64,12 @@ pub async fn execute_round(
         judge::add_stopped(&mut verdict, round.elapsed, plan.pressure.duration);
     }
     let report = report::build(plan, &round, &verdict);
-    Ok(Finished { round, verdict, report })
+    Ok(Finished {
+        plan: plan.clone(),
+        round,
+        verdict,
+        report,
+    })
 }
 
 /// Finds each target's expectations by its name and judges the round.

@@ -964,6 +964,26 @@ fn netdns_target_dns_service_ipv4_and_ipv6() {
             target(svc(false, true), DnsProtocol::Udp, names, Some("AAAA".into())),
         ]
     );
+    // named by the Service until the pod finds its address, then as kdoctor names them
+    let named: Vec<_> = dns(&p)
+        .targets
+        .iter()
+        .map(|t| (t.name.clone(), t.named_after_server.clone()))
+        .collect();
+    let domain = "_kubernetes.default.svc.cluster.local";
+    assert_eq!(
+        named,
+        [
+            (
+                format!("typeA_coredns.kube-system:53{domain}"),
+                Some(("typeA_".to_string(), domain.to_string()))
+            ),
+            (
+                format!("typeAAAA_coredns.kube-system:53{domain}"),
+                Some(("typeAAAA_".to_string(), domain.to_string()))
+            ),
+        ]
+    );
 }
 
 #[test]

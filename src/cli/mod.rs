@@ -539,7 +539,7 @@ pub async fn probe(cli: Probe) -> Exit {
                 Err(e) => eprintln!("kpatrol-probe: the report did not serialise: {e}"),
             }
             write_termination(log.as_deref(), &finished.report.to_message());
-            send_telemetry(&plan, &finished).await;
+            send_telemetry(&finished.plan, &finished).await;
             let crate::round::Finished { verdict, .. } = finished;
             if verdict.passed() { Exit::Ok } else { Exit::Fail }
         }
@@ -945,7 +945,7 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> E
                     }
                 },
             }
-            send_telemetry(&plan, &finished).await;
+            send_telemetry(&finished.plan, &finished).await;
             if finished.verdict.passed() {
                 Exit::Ok
             } else {

@@ -74,12 +74,18 @@ pub(crate) trait RoundMode {
 
     /// What its pods mount, and what a pod cannot reach (local files, loopback).
     fn mounts(&self, needs: &mut Needs<'_>);
+
+    /// Gives target `from` the name `to`: the name preparing chose ([`Prepared::planned_as`]).
+    fn rename_target(&mut self, _from: &str, _to: &str) {}
 }
 
 /// One target's attempt, ready to press.
 pub struct Prepared {
     pub id: TargetId,
     pub attempt: Arc<dyn Press>,
+    /// The target's name in the plan, when its results go by another: a name that holds
+    /// what preparing found (kdoctor's `targetDns` names hold the Service's address).
+    pub planned_as: Option<TargetId>,
 }
 
 impl Prepared {
@@ -87,7 +93,16 @@ impl Prepared {
         Prepared {
             id: TargetId::new(name),
             attempt,
+            planned_as: None,
         }
+    }
+
+    /// The same attempt, known in the plan as `name`.
+    pub fn planned_as(mut self, name: &str) -> Self {
+        if self.id != name {
+            self.planned_as = Some(TargetId::new(name));
+        }
+        self
     }
 }
 
@@ -255,6 +270,13 @@ macro_rules! modes {
             pub async fn prepare(&self, pressure: &Pressure, mounts: &Mounts) -> Result<Vec<Prepared>, ProbeError> {
                 match self {
                     $(Mode::$variant(m) => m.prepare(pressure, mounts).await),*
+                }
+            }
+
+            /// Gives target `from` the name `to` (see [`Prepared::planned_as`]).
+            pub fn rename_target(&mut self, from: &str, to: &str) {
+                match self {
+                    $(Mode::$variant(m) => m.rename_target(from, to)),*
                 }
             }
 

@@ -607,7 +607,7 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &raw::Spec, overrides: &Ove
                 let addr = SocketAddr::new(ip, port.clamp(1, 65535) as u16);
                 let rtype = if ip.is_ipv4() { "A" } else { "AAAA" };
                 // kdoctor's name; the record type follows the server's family
-                targets.push((format!("type{rtype}_{addr}_{domain}"), DnsServer::Address(addr), None));
+                targets.push((format!("type{rtype}_{addr}_{domain}"), DnsServer::Address(addr), None, None));
             }
         }
         if let Some(mut d) = dns {
@@ -641,6 +641,8 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &raw::Spec, overrides: &Ove
                             port: 53,
                         },
                         Some(rtype.to_string()),
+                        // kdoctor's name holds the Service's address, found in the pod
+                        Some((format!("type{rtype}_"), format!("_{domain}"))),
                     ));
                 }
             }
@@ -653,7 +655,7 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &raw::Spec, overrides: &Ove
     let common = common?;
     let targets = targets
         .into_iter()
-        .map(|(name, server, record_type)| DnsTarget {
+        .map(|(name, server, record_type, named_after_server)| DnsTarget {
             name,
             server,
             protocol,
@@ -671,6 +673,7 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &raw::Spec, overrides: &Ove
             answers: AnswerCheck::default(),
             // any reply within the timeout is a success: no rcodes listed
             expect: common.expect.clone(),
+            named_after_server,
         })
         .collect();
     Some(plan(meta, "Netdns", common, Mode::Dns(DnsPlan { targets }), overrides))

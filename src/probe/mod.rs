@@ -146,6 +146,13 @@ impl Prepared {
     pub fn live(&self) -> &[Arc<Live>] {
         &self.live
     }
+
+    /// The targets whose results go by another name than the plan's: (plan's, results').
+    pub fn renamed(&self) -> impl Iterator<Item = (&crate::results::TargetId, &crate::results::TargetId)> {
+        self.targets
+            .iter()
+            .filter_map(|t| Some((t.planned_as.as_ref()?, &t.id)))
+    }
 }
 
 /// Builds every target's attempt. Fails (exit 2) when a file is missing or TLS material is bad.

@@ -65,6 +65,7 @@ impl RoundMode for DiskPlan {
                 out.push(Prepared {
                     id: TargetId::new(m.id.as_str()),
                     attempt: Arc::new(phase),
+                    planned_as: None,
                 });
             }
         }

@@ -289,6 +289,11 @@ impl DnsAttempt {
         })
     }
 
+    /// The server's address and port as found (or its URL).
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
     fn judge(&self, reply: &[u8]) -> Outcome {
         let Some(head) = reply.first_chunk::<12>() else {
             return Outcome::Failed(ErrorKind::Protocol);

@@ -37,9 +37,22 @@ impl RoundMode for DnsPlan {
             let a = attempt::DnsAttempt::build(t, p, mounts)
                 .await
                 .map_err(|e| e.of(&t.name))?;
-            out.push(Prepared::new(&t.name, Arc::new(a)));
+            let prepared = match &t.named_after_server {
+                Some((prefix, suffix)) => {
+                    let name = format!("{prefix}{}{suffix}", a.server());
+                    Prepared::new(&name, Arc::new(a)).planned_as(&t.name)
+                }
+                None => Prepared::new(&t.name, Arc::new(a)),
+            };
+            out.push(prepared);
         }
         Ok(out)
+    }
+
+    fn rename_target(&mut self, from: &str, to: &str) {
+        for t in self.targets.iter_mut().filter(|t| t.name == from) {
+            t.name = to.to_string();
+        }
     }
 
     fn mounts(&self, needs: &mut Needs<'_>) {

@@ -22,6 +22,9 @@ pub struct DnsTarget {
     /// What a NOERROR answer must hold to count as the expected answer.
     pub answers: AnswerCheck,
     pub expect: Expect,
+    /// kdoctor's `targetDns`: once the Service's address is found (in the pod), the target
+    /// is named `<prefix><address>:<port><suffix>` (`typeA_10.96.0.10:53_kubernetes.default`).
+    pub named_after_server: Option<(String, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

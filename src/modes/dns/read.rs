@@ -176,6 +176,7 @@ fn dns_target(cx: &mut Cx, f: &mut Fields, base: &ExpectSpec, task_dir: &Path) -
         }
     });
     Some(DnsTarget {
+        named_after_server: None,
         name,
         server,
         protocol,
