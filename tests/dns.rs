@@ -282,7 +282,11 @@ async fn kdoctor_netdns_any_reply_succeeds_over_udp_tcp_and_unverified_tls() {
 async fn a_target_named_after_its_server_goes_by_the_address_found() {
     let u = Unbound::start();
     let dir = tempfile::tempdir().unwrap();
-    let f = task_file(dir.path(), "t.yaml", &netdns("127.0.0.1", u.port, "udp", "web.kpatrol.test"));
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &netdns("127.0.0.1", u.port, "udp", "web.kpatrol.test"),
+    );
     let mut plan = kpatrol::plan::load_file(&f).unwrap().plans.remove(0);
     let kpatrol::modes::Mode::Dns(d) = &mut plan.mode else {
         panic!("a DNS plan")
@@ -295,10 +299,18 @@ async fn a_target_named_after_its_server_goes_by_the_address_found() {
     let want = format!("typeA_127.0.0.1:{}_web.kpatrol.test", u.port);
     assert!(f.verdict.passed(), "{:#?}", f.verdict.checks);
     assert_eq!(f.report.targets[0].name.as_str(), want);
-    assert!(f.verdict.checks.iter().all(|c| c.subject.to_string() == want), "{:#?}", f.verdict.checks);
+    assert!(
+        f.verdict.checks.iter().all(|c| c.subject.to_string() == want),
+        "{:#?}",
+        f.verdict.checks
+    );
     assert_eq!(f.round.targets[0].id.as_str(), want);
     assert_eq!(f.plan.targets()[0].0, want, "the plan telemetry reads");
-    assert_eq!(plan.targets()[0].0, "typeA_coredns.kube-system:53_web.kpatrol.test", "the task's own plan is untouched");
+    assert_eq!(
+        plan.targets()[0].0,
+        "typeA_coredns.kube-system:53_web.kpatrol.test",
+        "the task's own plan is untouched"
+    );
 }
 
 #[tokio::test]

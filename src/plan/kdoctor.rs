@@ -607,7 +607,12 @@ pub(crate) fn net_dns(cx: &mut Cx, meta: Meta, spec: &raw::Spec, overrides: &Ove
                 let addr = SocketAddr::new(ip, port.clamp(1, 65535) as u16);
                 let rtype = if ip.is_ipv4() { "A" } else { "AAAA" };
                 // kdoctor's name; the record type follows the server's family
-                targets.push((format!("type{rtype}_{addr}_{domain}"), DnsServer::Address(addr), None, None));
+                targets.push((
+                    format!("type{rtype}_{addr}_{domain}"),
+                    DnsServer::Address(addr),
+                    None,
+                    None,
+                ));
             }
         }
         if let Some(mut d) = dns {

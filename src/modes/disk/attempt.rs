@@ -67,7 +67,7 @@ pub enum FolderError {
         #[source]
         source: io::Error,
     },
-    #[error("{} needs {} free, and {} has {} free", bytes_text(*need as f64), bytes_text(*need as f64), path.display(), bytes_text(*free as f64))]
+    #[error("the round's files need {} free, and {} has {} free", bytes_text(*need as f64), path.display(), bytes_text(*free as f64))]
     NoRoom { path: PathBuf, need: u64, free: u64 },
     #[error("{}: {source}", path.display())]
     Io {
