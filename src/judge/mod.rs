@@ -2,6 +2,8 @@
 //! check (observed value, threshold, pass/fail) per target and, when there are several
 //! targets, for the round as a whole. Pure: no I/O, no clock.
 
+pub mod matrix;
+
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,6 @@
 //! The mesh (`reach`): kdoctor's NetReach, planned in `plan::kdoctor`. Validated, not yet
-//! rendered or run.
+//! rendered or run. What is here already: which peers each agent presses in a round when a
+//! neighbour limit bounds the mesh ([`neighbours`]); the matrix judge is `judge::matrix`.
 
 use serde::Serialize;
 
@@ -35,4 +36,68 @@ impl RoundMode for ReachPlan {
     }
 
     fn mounts(&self, _: &mut Needs<'_>) {}
+}
+
+/// The peers agent `me` of `n` presses in round `round` when each agent takes at most
+/// `limit` of them (kubenurse's neighbour limit): the `limit` agents after it in index order,
+/// starting `round × limit` further on each round, wrapping, never itself. Every ordered
+/// pair is covered within ⌈(n − 1) / limit⌉ consecutive rounds, each agent presses the same
+/// number of peers and is pressed by as many. A limit of `n − 1` or more is the full mesh.
+/// Pure and deterministic: every agent computes its own set, no list is shared.
+pub fn neighbours(me: u32, n: u32, limit: u32, round: u64) -> Vec<u32> {
+    if n < 2 || me >= n {
+        return Vec::new();
+    }
+    let others = (n - 1) as u64;
+    let limit = (limit as u64).min(others);
+    let start = (round.wrapping_mul(limit)) % others;
+    (0..limit)
+        .map(|k| {
+            // the k-th peer after `me`, skipping `me` itself: offsets 1..=n-1
+            let offset = 1 + (start + k) % others;
+            ((me as u64 + offset) % n as u64) as u32
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pair_is_covered_within_the_rounds_the_limit_needs() {
+        for (n, limit) in [(2, 1), (5, 2), (10, 3), (17, 4), (100, 10), (7, 6), (7, 50)] {
+            let rounds = (n as u64 - 1).div_ceil((limit as u64).min(n as u64 - 1));
+            let mut seen = std::collections::BTreeSet::new();
+            for r in 0..rounds {
+                let mut pressed = vec![0u32; n as usize];
+                for me in 0..n {
+                    let peers = neighbours(me, n, limit, r);
+                    assert_eq!(peers.len() as u32, limit.min(n - 1), "n {n} limit {limit}");
+                    assert!(!peers.contains(&me), "never itself");
+                    let distinct: std::collections::BTreeSet<_> = peers.iter().collect();
+                    assert_eq!(distinct.len(), peers.len(), "no peer twice");
+                    for p in peers {
+                        pressed[p as usize] += 1;
+                        seen.insert((me, p));
+                    }
+                }
+                // as many agents press each one as each presses
+                assert!(pressed.iter().all(|c| *c == limit.min(n - 1)), "n {n} limit {limit}: {pressed:?}");
+            }
+            assert_eq!(seen.len() as u32, n * (n - 1), "n {n} limit {limit}: every ordered pair in {rounds} rounds");
+        }
+    }
+
+    #[test]
+    fn rounds_rotate_and_repeat_deterministically() {
+        assert_eq!(neighbours(0, 10, 3, 0), [1, 2, 3]);
+        assert_eq!(neighbours(0, 10, 3, 1), [4, 5, 6]);
+        assert_eq!(neighbours(0, 10, 3, 2), [7, 8, 9]);
+        assert_eq!(neighbours(0, 10, 3, 3), [1, 2, 3]);
+        assert_eq!(neighbours(8, 10, 3, 0), [9, 0, 1]);
+        assert_eq!(neighbours(3, 4, 100, 7), [0, 1, 2], "a limit above the others is all of them");
+        assert!(neighbours(0, 1, 3, 0).is_empty());
+        assert!(neighbours(5, 4, 3, 0).is_empty());
+    }
 }
