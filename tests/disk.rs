@@ -360,7 +360,7 @@ fn a_size_above_the_free_space_stops_the_round_before_anything_is_written() {
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("line 9, spec.targets[0].size: ")
-            && err.contains("needs 32 MiB free")
+            && err.contains("the round's files need 32 MiB free")
             && err.contains("has 8 MiB free"),
         "{err}"
     );

@@ -379,6 +379,63 @@ async fn a_per_node_round_runs_an_agent_on_every_node_it_can_and_names_the_one_i
     assert!(target.seen.requests.load(Ordering::SeqCst) >= (all.len() as u64 - 1) * 18);
 }
 
+/// A DiskCheck on every node: the launcher starts a disk agent on each, each measures its
+/// folder (an emptyDir the test kubelet links; the task's path is a folder of this machine,
+/// since the test kubelet does not rewrite paths inside the task) and the round passes with
+/// every node named; nothing is left in the folder.
+#[tokio::test]
+async fn a_disk_check_runs_on_every_node_through_the_launcher() {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Patch, PatchParams};
+    let c = cluster().await;
+    let ns = namespace(&c, "disk").await;
+    let nodes: Api<Node> = Api::all(c.client.clone());
+    let all: Vec<String> = nodes
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| n.metadata.name.unwrap())
+        .collect();
+    let label = format!("kpatrol.dev/test-{ns}");
+    for n in &all {
+        let patch = serde_json::json!({"metadata": {"labels": {label.as_str(): "yes"}}});
+        nodes
+            .patch(n, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+    let folder = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("disk.yaml"),
+        format!(
+            "apiVersion: kpatrol.dev/v1\nkind: DiskCheck\nmetadata: {{name: disk, namespace: {ns}}}\nspec:\n  schedule: \"@every 1h\"\n  agents:\n    perNode: {{nodeSelector: {{{label}: \"yes\"}}}}\n  pressure: {{duration: 1s, timeout: 5s}}\n  expect: {{randRead: {{minIops: 1}}}}\n  targets: [{{name: scratch, path: \"{}\", size: 1Mi, measures: [fdatasync, randRead]}}]\n",
+            folder.path().display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = kpatrol(&c, &["apply", dir.path().to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    start_round(&c, &ns, "disk", "disk-manual-1").await;
+    let job = job_finished(&c, &ns, "disk-manual-1", Duration::from_secs(150)).await;
+    let (code, out, err) = kpatrol(&c, &["report", "disk", "-n", &ns]).await;
+    assert_eq!(
+        job.status.as_ref().unwrap().succeeded,
+        Some(1),
+        "{:?}\n{out}\n{err}",
+        job.status
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!("{} agents, 0 missing, 0 failed", all.len())),
+        "{out}"
+    );
+    let left: Vec<_> = std::fs::read_dir(folder.path()).unwrap().collect();
+    assert!(left.is_empty(), "left: {left:?}");
+}
+
 /// A per-node round in which one node's agent is stopped (its pod deleted, as an eviction
 /// does): the round fails and its report names that node; the launcher still reports.
 #[tokio::test]

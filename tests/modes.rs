@@ -14,14 +14,14 @@ use support::unbound::Unbound;
 use support::*;
 
 /// The modes with an example below.
-const EXAMPLES: &[&str] = &["http", "dns", "tcp"];
+const EXAMPLES: &[&str] = &["http", "dns", "tcp", "disk"];
 
 #[test]
 fn every_mode_that_runs_has_an_example() {
     let running: Vec<&str> = kpatrol::modes::probe_modes().map(|m| m.name).collect();
     assert_eq!(running, EXAMPLES, "add an example for each new mode below");
     let native: Vec<&str> = kpatrol::modes::native_kinds().map(|k| k.kind).collect();
-    assert_eq!(native, ["HttpCheck", "DnsCheck", "TcpCheck"]);
+    assert_eq!(native, ["HttpCheck", "DnsCheck", "TcpCheck", "DiskCheck"]);
     assert_eq!(
         kpatrol::task::native_kinds(),
         native,
@@ -29,8 +29,15 @@ fn every_mode_that_runs_has_an_example() {
     );
 }
 
-/// Validates, plans, renders and runs `yaml`; the round must pass in the expected mode.
+/// Validates, plans, renders and runs `yaml`; the round must pass in the expected mode, its
+/// first target answering 10 times.
 async fn example(mode: &str, yaml: &str) {
+    let report = run_example(mode, yaml).await;
+    assert_eq!(report.targets[0].answered, 10, "{mode}");
+}
+
+/// Validates, plans, renders and runs `yaml`; the round must pass in the expected mode.
+async fn run_example(mode: &str, yaml: &str) -> kpatrol::report::RoundReport {
     let dir = tempfile::tempdir().unwrap();
     let f = task_file(dir.path(), "t.yaml", yaml);
     let ft = kpatrol::plan::load_file(&f).unwrap();
@@ -46,7 +53,7 @@ async fn example(mode: &str, yaml: &str) {
         .expect("round runs");
     assert!(verdict.passed(), "{mode}: {:#?}", verdict.checks);
     assert_eq!(report.mode, mode);
-    assert_eq!(report.targets[0].answered, 10, "{mode}");
+    report
 }
 
 #[tokio::test]
@@ -87,4 +94,24 @@ async fn tcp_example() {
         ),
     )
     .await;
+}
+
+#[tokio::test]
+async fn disk_example() {
+    // a real folder: as fast as the disk answers, so the counts vary; each measure ran
+    let folder = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let report = run_example(
+        "disk",
+        &format!(
+            "apiVersion: kpatrol.dev/v1\nkind: DiskCheck\nmetadata: {{name: k}}\nspec:\n  pressure: {{duration: 500ms, timeout: 5s}}\n  expect: {{fdatasync: {{p99: 5s}}}}\n  targets: [{{name: f, path: \"{}\", size: 1Mi}}]\n",
+            folder.path().display()
+        ),
+    )
+    .await;
+    assert_eq!(report.targets.len(), 5);
+    assert!(
+        report.targets.iter().all(|t| t.answered > 0 && t.failed == 0),
+        "{:#?}",
+        report.targets
+    );
 }
