@@ -32,6 +32,13 @@ fn task(pressure: &str, expect: &str, target: &str) -> String {
 /// Five measures of 100 ms each; a generous timeout (two cores run the suite beside it).
 const P: &str = "{duration: 500ms, timeout: 5s}";
 
+/// `text` as `t.yaml` in a folder of its own (kept while the first value lives).
+fn written(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let files = tempfile::tempdir().unwrap();
+    let f = task_file(files.path(), "t.yaml", text);
+    (files, f)
+}
+
 fn kpatrol(args: &[&str], file: &Path) -> std::process::Output {
     Command::new(KPATROL).args(args).arg(file).output().unwrap()
 }
@@ -56,16 +63,11 @@ fn report(out: &std::process::Output) -> RoundReport {
 
 /// A round on `dir`: every measure sent and answered, nothing failed, nothing left.
 fn round_on(dir: &Path) {
-    let files = tempfile::tempdir().unwrap();
-    let f = task_file(
-        files.path(),
-        "t.yaml",
-        &task(
-            P,
-            "{fdatasync: {p99: 5s}, seqWrite: {min: 1KiB/s}, randRead: {minIops: 1}}",
-            &format!("    - {{name: t, path: \"{}\", size: 2Mi}}\n", dir.display()),
-        ),
-    );
+    let (_files, f) = written(&task(
+        P,
+        "{fdatasync: {p99: 5s}, seqWrite: {min: 1KiB/s}, randRead: {minIops: 1}}",
+        &format!("    - {{name: t, path: \"{}\", size: 2Mi}}\n", dir.display()),
+    ));
     let out = kpatrol(&["run", "-o", "json"], &f);
     let r = report(&out);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
@@ -110,19 +112,14 @@ fn a_round_on_tmpfs_measures_everything_and_leaves_nothing() {
 #[test]
 fn a_floor_the_disk_cannot_reach_fails_the_round_and_names_it() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let files = tempfile::tempdir().unwrap();
-    let f = task_file(
-        files.path(),
-        "t.yaml",
-        &task(
-            "{duration: 200ms, timeout: 5s}",
-            "{seqWrite: {min: 1000000GiB/s}}",
-            &format!(
-                "    - {{name: t, path: \"{}\", size: 1Mi, measures: [seqWrite]}}\n",
-                dir.path().display()
-            ),
+    let (_files, f) = written(&task(
+        "{duration: 200ms, timeout: 5s}",
+        "{seqWrite: {min: 1000000GiB/s}}",
+        &format!(
+            "    - {{name: t, path: \"{}\", size: 1Mi, measures: [seqWrite]}}\n",
+            dir.path().display()
         ),
-    );
+    ));
     let out = kpatrol(&["run", "-o", "json"], &f);
     assert_eq!(out.status.code(), Some(1));
     let r = report(&out);
@@ -140,20 +137,15 @@ fn a_floor_the_disk_cannot_reach_fails_the_round_and_names_it() {
 #[tokio::test]
 async fn the_probe_runs_a_disk_round_as_a_pod_does() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let files = tempfile::tempdir().unwrap();
-    let f = task_file(
-        files.path(),
-        "t.yaml",
-        &task(
-            "{duration: 200ms, timeout: 5s}",
-            "{}",
-            &format!(
-                "    - {{path: \"{}\", size: 1Mi, measures: [fdatasync, randRead]}}\n",
-                dir.path().display()
-            ),
+    let (_files, f) = written(&task(
+        "{duration: 200ms, timeout: 5s}",
+        "{}",
+        &format!(
+            "    - {{path: \"{}\", size: 1Mi, measures: [fdatasync, randRead]}}\n",
+            dir.path().display()
         ),
-    );
-    let log = files.path().join("termination-log");
+    ));
+    let log = f.with_file_name("termination-log");
     let out = probe_round("disk", &f, &log).await;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let msg = kpatrol::report::read_message(&std::fs::read_to_string(&log).unwrap());
@@ -252,19 +244,14 @@ fn a_later_run_removes_what_a_killed_one_left_but_not_what_a_live_one_holds() {
     rustix::fs::flock(&h, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
     // and a file of someone else is none of the round's business
     std::fs::write(dir.path().join("etcd.wal"), b"x").unwrap();
-    let files = tempfile::tempdir().unwrap();
-    let f = task_file(
-        files.path(),
-        "t.yaml",
-        &task(
-            "{duration: 100ms, timeout: 5s}",
-            "{}",
-            &format!(
-                "    - {{path: \"{}\", size: 1Mi, measures: [fdatasync]}}\n",
-                dir.path().display()
-            ),
+    let (_files, f) = written(&task(
+        "{duration: 100ms, timeout: 5s}",
+        "{}",
+        &format!(
+            "    - {{path: \"{}\", size: 1Mi, measures: [fdatasync]}}\n",
+            dir.path().display()
         ),
-    );
+    ));
     let out = kpatrol(&["run"], &f);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let mut left = left_in(dir.path());

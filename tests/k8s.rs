@@ -294,6 +294,31 @@ async fn a_round_runs_real_agents_and_status_and_report_read_it_back() {
     );
 }
 
+/// Labels every node `kpatrol.dev/test-<ns>: yes` (a selector of this test's own, the
+/// shared nodes otherwise unchanged); returns the nodes' names and the label's key.
+async fn label_every_node(c: &support::cluster::Cluster, ns: &str) -> (Vec<String>, String) {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Patch, PatchParams};
+    let nodes: Api<Node> = Api::all(c.client.clone());
+    let all: Vec<String> = nodes
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| n.metadata.name.unwrap())
+        .collect();
+    let label = format!("kpatrol.dev/test-{ns}");
+    for n in &all {
+        let patch = serde_json::json!({"metadata": {"labels": {label.as_str(): "yes"}}});
+        nodes
+            .patch(n, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+    (all, label)
+}
+
 /// A per-node task: the launcher, with its own token and exactly the rendered Role, lists
 /// the nodes, names the one it cannot use (a taint the task does not tolerate), starts one
 /// agent on each other node, and judges the round from their reports.
@@ -305,23 +330,8 @@ async fn a_per_node_round_runs_an_agent_on_every_node_it_can_and_names_the_one_i
     let ns = namespace(&c, "pernode").await;
     // a node of its own, tainted for this test only (the shared nodes stay as they are)
     let nodes: Api<Node> = Api::all(c.client.clone());
-    let all: Vec<String> = nodes
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|n| n.metadata.name.unwrap())
-        .collect();
+    let (all, label) = label_every_node(&c, &ns).await;
     assert!(all.len() >= 3, "the test kubelet runs 3 nodes: {all:?}");
-    let label = format!("kpatrol.dev/test-{ns}");
-    for n in &all {
-        let patch = serde_json::json!({"metadata": {"labels": {label.as_str(): "yes"}}});
-        nodes
-            .patch(n, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .unwrap();
-    }
     let tainted = all[0].clone();
     let taint =
         serde_json::json!({"spec": {"taints": [{"key": label.as_str(), "value": "x", "effect": "NoSchedule"}]}});
@@ -385,27 +395,9 @@ async fn a_per_node_round_runs_an_agent_on_every_node_it_can_and_names_the_one_i
 /// every node named; nothing is left in the folder.
 #[tokio::test]
 async fn a_disk_check_runs_on_every_node_through_the_launcher() {
-    use k8s_openapi::api::core::v1::Node;
-    use kube::api::{Patch, PatchParams};
     let c = cluster().await;
     let ns = namespace(&c, "disk").await;
-    let nodes: Api<Node> = Api::all(c.client.clone());
-    let all: Vec<String> = nodes
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|n| n.metadata.name.unwrap())
-        .collect();
-    let label = format!("kpatrol.dev/test-{ns}");
-    for n in &all {
-        let patch = serde_json::json!({"metadata": {"labels": {label.as_str(): "yes"}}});
-        nodes
-            .patch(n, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .unwrap();
-    }
+    let (all, label) = label_every_node(&c, &ns).await;
     let folder = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
