@@ -109,6 +109,11 @@ pub const MAX_CELL_CHECKS: usize = 10_000;
 /// (with fewer, one failing pair would name both its ends).
 const MIN_GROUP: u32 = 2;
 
+/// Whether one cell met every expectation.
+pub fn cell_passes(e: &CellExpect, c: &Cell) -> bool {
+    cell_failures(e, c).is_empty()
+}
+
 /// Why one cell failed: each check of it that did not pass.
 fn cell_failures(e: &CellExpect, c: &Cell) -> Vec<(Measure, String, String)> {
     let mut out = Vec::new();

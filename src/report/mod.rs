@@ -10,6 +10,8 @@
 //!
 //! Checks are the judge's typed [`Check`]. Also the human table of a round.
 
+pub mod heatmap;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
