@@ -42,7 +42,7 @@ pub async fn execute_round(
     plan: &Plan,
     mounts: &Mounts,
     stop: Stop,
-    watch: Option<&mut dyn Watch>,
+    watch: Option<&mut (dyn Watch + Send)>,
 ) -> Result<Finished, ProbeError> {
     let prepared = probe::prepare(plan, mounts).await?;
     let mut plan = plan.clone();

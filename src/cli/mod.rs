@@ -168,6 +168,13 @@ pub enum Command {
         /// Hide the live progress line (it is hidden anyway when stderr is not a terminal).
         #[arg(long)]
         no_progress: bool,
+        /// A mesh (kdoctor NetReach): how many agents to run on loopback (2–64; default 4).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(2..=64))]
+        agents: Option<u32>,
+        /// A mesh: rehearse a node gone bad. AGENT=down: that agent (an index from 0)
+        /// neither serves, presses nor reports. Repeatable.
+        #[arg(long, value_name = "AGENT=down")]
+        impair: Vec<String>,
     },
     /// Render tasks into Kubernetes manifests: per task a ConfigMap and a CronJob or Job (and
     /// RBAC only where the mode needs it), plus a kustomization.yaml listing them.
@@ -433,7 +440,19 @@ pub async fn kpatrol(cli: Kpatrol) -> Exit {
             opts,
             output,
             no_progress,
-        } => run(&file, &opts, output, !no_progress && std::io::stderr().is_terminal()).await,
+            agents,
+            impair,
+        } => {
+            let mesh = MeshFlags { agents, impair };
+            run(
+                &file,
+                &opts,
+                output,
+                !no_progress && std::io::stderr().is_terminal(),
+                &mesh,
+            )
+            .await
+        }
         Command::Render { paths, output, image } => render(&paths, output.as_deref(), &image),
         Command::Apply {
             paths,
@@ -907,7 +926,13 @@ pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Pla
     Ok(plan)
 }
 
-async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> Exit {
+/// `kpatrol run`'s flags for a mesh task.
+struct MeshFlags {
+    agents: Option<u32>,
+    impair: Vec<String>,
+}
+
+async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool, mesh: &MeshFlags) -> Exit {
     let plan = match load_one(file, opts, None) {
         Ok(p) => p,
         Err(e) => {
@@ -915,6 +940,16 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> E
             return Exit::Trouble;
         }
     };
+    if let crate::modes::Mode::Reach(reach) = &plan.mode {
+        return run_mesh(&plan, reach, opts, output, mesh).await;
+    }
+    if mesh.agents.is_some() || !mesh.impair.is_empty() {
+        eprintln!(
+            "kpatrol: --agents and --impair are for a mesh (kdoctor NetReach); {} is a {}",
+            plan.name, plan.kind
+        );
+        return Exit::Trouble;
+    }
     let stop = match round_stop() {
         Ok(s) => s,
         Err(e) => {
@@ -925,7 +960,7 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> E
     let quit = watch_signals(stop.clone());
     let mounts = Mounts::new(&opts.mounts);
     let mut line = progress::Progress::default();
-    let watch: Option<&mut dyn crate::round::Watch> = if progress { Some(&mut line) } else { None };
+    let watch: Option<&mut (dyn crate::round::Watch + Send)> = if progress { Some(&mut line) } else { None };
     let round = tokio::select! {
         r = crate::round::execute_round(&plan, &mounts, stop, watch) => r,
         _ = quit.stopped() => {
@@ -947,6 +982,63 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool) -> E
             }
             send_telemetry(&finished.plan, &finished).await;
             if finished.verdict.passed() {
+                Exit::Ok
+            } else {
+                Exit::Fail
+            }
+        }
+        Err(e) => {
+            eprintln!("kpatrol: could not run {}: {e}", plan.name);
+            Exit::Trouble
+        }
+    }
+}
+
+/// A mesh round on loopback: its agents' cells judged as a matrix, the heatmap or JSON.
+async fn run_mesh(
+    plan: &Plan,
+    reach: &crate::modes::reach::ReachPlan,
+    opts: &RoundOpts,
+    output: Output,
+    mesh: &MeshFlags,
+) -> Exit {
+    use crate::modes::reach::local;
+    let local = match local::Local::from_flags(mesh.agents, &mesh.impair) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("kpatrol: {e}");
+            return Exit::Trouble;
+        }
+    };
+    let stop = match round_stop() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kpatrol: {e}");
+            return Exit::Trouble;
+        }
+    };
+    let quit = watch_signals(stop.clone());
+    let mounts = Mounts::new(&opts.mounts);
+    let report = tokio::select! {
+        r = local::run(plan, reach, &local, &mounts, stop) => r,
+        _ = quit.stopped() => {
+            eprintln!("kpatrol: {QUIT}");
+            return Exit::Trouble;
+        }
+    };
+    match report {
+        Ok(r) => {
+            match output {
+                Output::Table => out!("{}", r.table()),
+                Output::Json => match serde_json::to_string_pretty(&r) {
+                    Ok(json) => outln!("{json}"),
+                    Err(e) => {
+                        eprintln!("kpatrol: the report did not serialise: {e}");
+                        return Exit::Trouble;
+                    }
+                },
+            }
+            if r.verdict == crate::judge::Outcome::Pass {
                 Exit::Ok
             } else {
                 Exit::Fail

@@ -1,6 +1,10 @@
 //! The mesh (`reach`): kdoctor's NetReach, planned in `plan::kdoctor`. Validated, not yet
-//! rendered or run. What is here already: which peers each agent presses in a round when a
-//! neighbour limit bounds the mesh ([`neighbours`]); the matrix judge is `judge::matrix`.
+//! rendered or run in a cluster. What is here already: a mesh round on one machine, its
+//! agents on loopback ([`local`], `kpatrol run`); which peers each agent presses in a round
+//! when a neighbour limit bounds the mesh ([`neighbours`]); the matrix judge is
+//! `judge::matrix`, its heatmap `report::heatmap`.
+
+pub mod local;
 
 use serde::Serialize;
 
