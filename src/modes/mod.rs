@@ -268,4 +268,5 @@ modes! {
     dns::Dns(DnsPlan),
     reach::Reach(ReachPlan),
     tcp::Tcp(TcpPlan),
+    sql::Sql(SqlPlan),
 }

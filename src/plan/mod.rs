@@ -192,13 +192,15 @@ pub enum CodeKind {
     Http,
     Dns,
     Tcp,
+    Sql,
 }
 
 impl CodeKind {
-    /// `200` for HTTP; `NOERROR`, `NXDOMAIN`, `WRONG_ANSWER` for DNS; `connected`, `replied` for TCP.
+    /// `200` for HTTP; `NOERROR`, `NXDOMAIN`, `WRONG_ANSWER` for DNS; `connected`, `replied` for TCP; `queried` for SQL.
     pub fn name(self, code: u16) -> String {
         match self {
             CodeKind::Tcp => crate::modes::tcp::code_name(code),
+            CodeKind::Sql => crate::modes::sql::code_name(code),
             CodeKind::Http => code.to_string(),
             CodeKind::Dns if code == WRONG_ANSWER => "WRONG_ANSWER".into(),
             CodeKind::Dns => RCODES
@@ -213,8 +215,8 @@ impl CodeKind {
     pub fn range(self, r: &CodeRange) -> String {
         match self {
             CodeKind::Http => r.to_string(),
-            CodeKind::Dns | CodeKind::Tcp if r.from == r.to => self.name(r.from),
-            CodeKind::Dns | CodeKind::Tcp => format!("{}-{}", self.name(r.from), self.name(r.to)),
+            CodeKind::Dns | CodeKind::Tcp | CodeKind::Sql if r.from == r.to => self.name(r.from),
+            CodeKind::Dns | CodeKind::Tcp | CodeKind::Sql => format!("{}-{}", self.name(r.from), self.name(r.to)),
         }
     }
 }

@@ -577,7 +577,7 @@ mod tests {
 
     #[test]
     fn every_listed_kind_has_a_reader() {
-        assert_eq!(native_kinds(), ["HttpCheck", "DnsCheck", "TcpCheck"]);
+        assert_eq!(native_kinds(), ["HttpCheck", "DnsCheck", "TcpCheck", "SqlCheck"]);
         for name in native_kinds() {
             assert!(Kind::of(NATIVE_API, name).is_some(), "{name}");
         }
@@ -596,7 +596,14 @@ mod tests {
         assert_eq!(KDOCTOR_MODES.len(), KDOCTOR_KINDS.len());
         assert_eq!(
             renderable_kinds(),
-            ["HttpCheck", "DnsCheck", "TcpCheck", "AppHttpHealthy", "Netdns"]
+            [
+                "HttpCheck",
+                "DnsCheck",
+                "TcpCheck",
+                "SqlCheck",
+                "AppHttpHealthy",
+                "Netdns"
+            ]
         );
     }
 }

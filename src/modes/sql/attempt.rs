@@ -1,0 +1,452 @@
+//! The SQL mode's attempt: one simple query on a pooled connection, or on a connection of
+//! its own (connect, log in, query, close).
+//!
+//! The pool is a stack of idle connections, at most `maxInFlight` (the engine never runs
+//! more attempts at once): an attempt takes one or opens one, and gives it back when the
+//! query was answered, an error answer included; a connection that broke is dropped, and
+//! the next attempt opens another. Every step runs under the task's timeout, which the
+//! engine applies around each attempt (connecting has the same bound of its own); a
+//! connection whose query the timeout cut is dropped, not reused.
+//!
+//! The password lives only in the clients' connection settings: error samples redact it,
+//! and no message here is built from the settings.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use mysql_async::prelude::Queryable;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::plan::{Credentials, Engine, QUERIED, SqlTarget};
+use crate::plan::{Pressure, Tls};
+use crate::pressure::{Attempt, ErrorKind, ErrorSamples, Outcome};
+use crate::probe::{Mounts, SetupError, io_kind, read_file};
+
+pub struct SqlAttempt {
+    samples: ErrorSamples,
+    client: Client,
+    query: String,
+    /// Keep connections between attempts.
+    pool: bool,
+    /// The most idle connections kept.
+    max_idle: usize,
+    /// Where the target is, for messages: `HOST:PORT`.
+    server: String,
+}
+
+enum Client {
+    Postgres {
+        config: tokio_postgres::Config,
+        tls: Option<RustlsConnect>,
+        idle: Mutex<Vec<tokio_postgres::Client>>,
+    },
+    Mysql {
+        opts: mysql_async::Opts,
+        idle: Mutex<Vec<mysql_async::Conn>>,
+    },
+}
+
+/// Why an attempt failed, sorted into the engine's kinds; `message` is the sample.
+struct Failure {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl SqlAttempt {
+    /// A target's attempt: credentials read from their Secret, TLS set up. Fails (the round
+    /// cannot run) when a key is missing or TLS material is bad.
+    pub fn build(t: &SqlTarget, pool: bool, p: &Pressure, mounts: &Mounts) -> Result<Self, SetupError> {
+        let (user, password) = credentials(&t.credentials, mounts)?;
+        let server = if t.host.contains(':') {
+            format!("[{}]:{}", t.host, t.port)
+        } else {
+            format!("{}:{}", t.host, t.port)
+        };
+        let client = match t.engine {
+            Engine::Postgres => {
+                let mut config = tokio_postgres::Config::new();
+                config
+                    .host(&t.host)
+                    .port(t.port)
+                    .user(&user)
+                    .password(password.as_bytes())
+                    .application_name("kpatrol")
+                    .connect_timeout(p.timeout);
+                if let Some(db) = &t.database {
+                    config.dbname(db);
+                }
+                let tls = match &t.tls {
+                    None => {
+                        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+                        None
+                    }
+                    Some(tls) => {
+                        config.ssl_mode(tokio_postgres::config::SslMode::Require);
+                        let cfg = crate::probe::client::client_tls(tls, Vec::new(), mounts)?;
+                        Some(RustlsConnect {
+                            config: Arc::new(cfg),
+                            server_name: tls.server_name.clone(),
+                        })
+                    }
+                };
+                Client::Postgres {
+                    config,
+                    tls,
+                    idle: Mutex::new(Vec::new()),
+                }
+            }
+            Engine::Mysql => {
+                let mut b = mysql_async::OptsBuilder::default()
+                    .ip_or_hostname(t.host.clone())
+                    .tcp_port(t.port)
+                    .user(Some(user.clone()))
+                    .pass(Some(password.clone()))
+                    .db_name(t.database.clone())
+                    .prefer_socket(false)
+                    .tcp_nodelay(true)
+                    .stmt_cache_size(0)
+                    // known settings spare a query after every login
+                    .max_allowed_packet(Some(16 * 1024 * 1024))
+                    .wait_timeout(Some(28_800));
+                if let Some(tls) = &t.tls {
+                    b = b.ssl_opts(mysql_tls(tls, mounts)?);
+                }
+                Client::Mysql {
+                    opts: b.into(),
+                    idle: Mutex::new(Vec::new()),
+                }
+            }
+        };
+        Ok(SqlAttempt {
+            samples: ErrorSamples::redacting(vec![password]),
+            client,
+            query: t.query.clone(),
+            pool,
+            max_idle: p.max_in_flight.max(1) as usize,
+            server,
+        })
+    }
+
+    async fn postgres(
+        &self,
+        config: &tokio_postgres::Config,
+        tls: &Option<RustlsConnect>,
+        idle: &Mutex<Vec<tokio_postgres::Client>>,
+    ) -> Result<(), Failure> {
+        let pooled = if self.pool { take(idle) } else { None };
+        let client = match pooled {
+            Some(c) => c,
+            None => self.pg_connect(config, tls).await?,
+        };
+        match client.batch_execute(&self.query).await {
+            Ok(()) => {
+                if self.pool {
+                    give_back(idle, client, self.max_idle);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let f = self.pg_failure(&e, "query");
+                // a server's error answer leaves the connection usable
+                if self.pool && !client.is_closed() && f.kind == ErrorKind::Query {
+                    give_back(idle, client, self.max_idle);
+                }
+                Err(f)
+            }
+        }
+    }
+
+    async fn pg_connect(
+        &self,
+        config: &tokio_postgres::Config,
+        tls: &Option<RustlsConnect>,
+    ) -> Result<tokio_postgres::Client, Failure> {
+        let connected = match tls {
+            None => config.connect(tokio_postgres::NoTls).await.map(|(c, conn)| {
+                tokio::spawn(conn);
+                c
+            }),
+            Some(t) => config.connect(t.clone()).await.map(|(c, conn)| {
+                tokio::spawn(conn);
+                c
+            }),
+        };
+        connected.map_err(|e| self.pg_failure(&e, "connect"))
+    }
+
+    fn pg_failure(&self, e: &tokio_postgres::Error, step: &str) -> Failure {
+        let server = &self.server;
+        if let Some(db) = e.as_db_error() {
+            let code = db.code().code();
+            let kind = match code {
+                // invalid_authorization_specification, invalid_password
+                c if c.starts_with("28") => ErrorKind::Auth,
+                // admin_shutdown (pg_terminate_backend), crash_shutdown, cannot_connect_now
+                "57P01" | "57P02" | "57P03" => ErrorKind::Reset,
+                _ => ErrorKind::Query,
+            };
+            return Failure {
+                kind,
+                message: format!("{server}: {step}: {} (SQLSTATE {code})", db.message()),
+            };
+        }
+        let text = crate::probe::client::error_text(e);
+        let kind = if e.is_closed() {
+            ErrorKind::Reset
+        } else {
+            chain_kind(e, &text)
+        };
+        Failure {
+            kind,
+            message: format!("{server}: {step}: {text}"),
+        }
+    }
+
+    async fn mysql(&self, opts: &mysql_async::Opts, idle: &Mutex<Vec<mysql_async::Conn>>) -> Result<(), Failure> {
+        let pooled = if self.pool { take(idle) } else { None };
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => mysql_async::Conn::new(opts.clone())
+                .await
+                .map_err(|e| self.my_failure(&e, "connect"))?,
+        };
+        let result = conn.query_drop(self.query.as_str()).await;
+        let usable = match &result {
+            Ok(()) => true,
+            Err(e) => !e.is_fatal(),
+        };
+        if self.pool && usable {
+            give_back(idle, conn, self.max_idle);
+        } else if usable {
+            // a fresh connection says goodbye (COM_QUIT) before it closes
+            let _ = conn.disconnect().await;
+        }
+        result.map_err(|e| self.my_failure(&e, "query"))
+    }
+
+    fn my_failure(&self, e: &mysql_async::Error, step: &str) -> Failure {
+        use mysql_async::{DriverError, Error as E, IoError};
+        let server = &self.server;
+        let text = crate::probe::client::error_text(e);
+        let kind = match e {
+            // access denied (for the user, to the database), plugin refusals
+            E::Server(s) if matches!(s.code, 1044 | 1045 | 1251 | 1698) => ErrorKind::Auth,
+            E::Server(_) => ErrorKind::Query,
+            E::Io(IoError::Io(io)) => match io_kind(io) {
+                ErrorKind::Other => chain_kind(e, &text),
+                k => k,
+            },
+            E::Io(IoError::Tls(_)) => ErrorKind::Tls,
+            E::Driver(DriverError::ConnectionClosed) => ErrorKind::Reset,
+            _ => chain_kind(e, &text),
+        };
+        Failure {
+            kind,
+            message: format!("{server}: {step}: {text}"),
+        }
+    }
+}
+
+impl Attempt for SqlAttempt {
+    async fn attempt(&self) -> Outcome {
+        let result = match &self.client {
+            Client::Postgres { config, tls, idle } => self.postgres(config, tls, idle).await,
+            Client::Mysql { opts, idle } => self.mysql(opts, idle).await,
+        };
+        match result {
+            Ok(()) => Outcome::Answered(QUERIED),
+            Err(f) => {
+                self.samples.note(f.kind, || f.message);
+                Outcome::Failed(f.kind)
+            }
+        }
+    }
+
+    fn error_samples(&self) -> Vec<(ErrorKind, String)> {
+        self.samples.all()
+    }
+}
+
+/// An idle connection, when there is one.
+fn take<C>(idle: &Mutex<Vec<C>>) -> Option<C> {
+    idle.lock().unwrap_or_else(PoisonError::into_inner).pop()
+}
+
+/// Keeps a connection for a later attempt, unless `max` are idle already.
+fn give_back<C>(idle: &Mutex<Vec<C>>, c: C, max: usize) {
+    let mut idle = idle.lock().unwrap_or_else(PoisonError::into_inner);
+    if idle.len() < max {
+        idle.push(c);
+    }
+}
+
+/// The kind of an error from its causes: an I/O error's kind, TLS, a name that did not
+/// resolve, else `Other`.
+fn chain_kind(e: &(dyn std::error::Error + 'static), text: &str) -> ErrorKind {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if s.is::<rustls::Error>() {
+            return ErrorKind::Tls;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            match io_kind(io) {
+                ErrorKind::Other => {}
+                k => return k,
+            }
+        }
+        src = s.source();
+    }
+    let t = text.to_ascii_lowercase();
+    if t.contains("timed out") || t.contains("timeout") {
+        ErrorKind::Timeout
+    } else if t.contains("lookup") || t.contains("name or service not known") || t.contains("resolve") {
+        ErrorKind::Dns
+    } else if t.contains("certificate") || t.contains("tls") || t.contains("ssl") {
+        ErrorKind::Tls
+    } else if t.contains("connection closed") || t.contains("connection reset") || t.contains("broken pipe") {
+        ErrorKind::Reset
+    } else {
+        ErrorKind::Other
+    }
+}
+
+/// The user name and password from their Secret's keys (a trailing newline dropped, as a
+/// file written by hand has one).
+fn credentials(c: &Credentials, mounts: &Mounts) -> Result<(String, String), SetupError> {
+    let dir = mounts.secret_dir(&c.secret)?;
+    let read = |key: &str, what: &str| -> Result<String, SetupError> {
+        let path = Mounts::key(&dir, key)?;
+        let raw = read_file(&path, &format!("the {what} (key `{key}` of Secret {})", c.secret))?;
+        String::from_utf8(raw)
+            .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+            .map_err(|_| SetupError::Invalid(format!("key `{key}` of Secret {} is not UTF-8", c.secret)))
+    };
+    Ok((read(&c.username_key, "user name")?, read(&c.password_key, "password")?))
+}
+
+/// MySQL's TLS settings: the CA (a file beside the task, or `ca.crt` of the Secret), or the
+/// system's roots; a client certificate is not supported.
+fn mysql_tls(tls: &Tls, mounts: &Mounts) -> Result<mysql_async::SslOpts, SetupError> {
+    if tls.cert.is_some() {
+        return Err(SetupError::Tls("a client certificate is not supported for MySQL targets".into()));
+    }
+    let mut ca = tls.ca.as_ref().map(|f| read_file(&f.path, "CA file")).transpose()?;
+    if let Some(secret) = &tls.secret {
+        let dir = mounts.secret_dir(secret)?;
+        if !dir.is_dir() {
+            return Err(SetupError::Tls(format!(
+                "TLS Secret {secret} is not mounted at {}",
+                dir.display()
+            )));
+        }
+        ca = std::fs::read(dir.join("ca.crt")).ok();
+    }
+    let mut o = mysql_async::SslOpts::default().with_danger_accept_invalid_certs(tls.insecure_skip_verify);
+    if let Some(pem) = ca {
+        o = o.with_root_certs(vec![pem.into()]);
+    }
+    if let Some(name) = &tls.server_name {
+        o = o.with_danger_tls_hostname_override(Some(name.clone()));
+    }
+    Ok(o)
+}
+
+/// tokio-postgres's TLS through rustls (ring), with the target's `tls` settings.
+#[derive(Clone)]
+struct RustlsConnect {
+    config: Arc<rustls::ClientConfig>,
+    server_name: Option<String>,
+}
+
+impl<S> tokio_postgres::tls::MakeTlsConnect<S> for RustlsConnect
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
+    type TlsConnect = RustlsConnector;
+    type Error = rustls::pki_types::InvalidDnsNameError;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnector, Self::Error> {
+        let name = self.server_name.as_deref().unwrap_or(domain);
+        Ok(RustlsConnector {
+            config: self.config.clone(),
+            name: ServerName::try_from(name.to_string())?,
+        })
+    }
+}
+
+struct RustlsConnector {
+    config: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
+}
+
+type Handshake<S> = Pin<Box<dyn Future<Output = std::io::Result<RustlsStream<S>>> + Send>>;
+
+impl<S> tokio_postgres::tls::TlsConnect<S> for RustlsConnector
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
+    type Error = std::io::Error;
+    type Future = Handshake<S>;
+
+    fn connect(self, stream: S) -> Handshake<S> {
+        Box::pin(async move {
+            tokio_rustls::TlsConnector::from(self.config)
+                .connect(self.name, stream)
+                .await
+                .map(RustlsStream)
+        })
+    }
+}
+
+struct RustlsStream<S>(tokio_rustls::client::TlsStream<S>);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for RustlsStream<S> {
+    fn channel_binding(&self) -> tokio_postgres::tls::ChannelBinding {
+        tokio_postgres::tls::ChannelBinding::none()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_keeps_at_most_its_bound() {
+        let idle = Mutex::new(Vec::new());
+        for i in 0..5 {
+            give_back(&idle, i, 3);
+        }
+        assert_eq!(take(&idle), Some(2));
+        assert_eq!(idle.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn io_causes_give_the_kind() {
+        let e = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(chain_kind(&e, "connection refused"), ErrorKind::Refused);
+        let e = std::io::Error::other("failed to lookup address information: Name or service not known");
+        assert_eq!(chain_kind(&e, &e.to_string()), ErrorKind::Dns);
+    }
+}
