@@ -38,7 +38,7 @@ pub struct SqlAttempt {
 
 enum Client {
     Postgres {
-        config: tokio_postgres::Config,
+        config: Box<tokio_postgres::Config>,
         tls: Option<RustlsConnect>,
         idle: Mutex<Vec<tokio_postgres::Client>>,
     },
@@ -92,7 +92,7 @@ impl SqlAttempt {
                     }
                 };
                 Client::Postgres {
-                    config,
+                    config: Box::new(config),
                     tls,
                     idle: Mutex::new(Vec::new()),
                 }
