@@ -11,219 +11,21 @@
 
 mod support;
 
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use kpatrol::judge::Verdict;
 use kpatrol::pressure::Stop;
 use kpatrol::probe::Mounts;
 use kpatrol::report::RoundReport;
+use support::sql::{PASSWORD, USER, mariadb, postgres, write_credentials};
 use support::{Pki, closed_port, probe_round, task_file};
 
 const KPATROL: &str = env!("CARGO_BIN_EXE_kpatrol");
-const USER: &str = "kpatrol";
-const PASSWORD: &str = "s3cret-Pa55word";
-/// Who runs the servers when the tests run as root (PostgreSQL refuses root).
-const NOBODY: u32 = 65534;
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// `path` (and everything under it) handed to the servers' user when running as root.
-fn give(path: &Path) {
-    if !is_root() {
-        return;
-    }
-    std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap();
-    if path.is_dir() {
-        for e in std::fs::read_dir(path).unwrap() {
-            give(&e.unwrap().path());
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits, at most 30 s, until `ready` holds (polled every 50 ms).
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ready() {
-        assert!(Instant::now() < deadline, "{what} did not become ready in 30 s");
-        std::thread::sleep(Duration::from_millis(50)); // polling a condition, bounded
-    }
-}
-
-/// A server process, stopped (SIGTERM, then SIGKILL after 10 s) when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child by its pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn pg_bin(name: &str) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL is installed (apt-get install postgresql)")
-        .map(|e| e.unwrap().path().join("bin"))
-        .filter(|p| p.join(name).exists())
-        .collect();
-    dirs.sort();
-    dirs.pop().expect("a PostgreSQL bin folder").join(name)
-}
-
-fn as_server_user(cmd: &mut Command) -> &mut Command {
-    if is_root() {
-        cmd.uid(NOBODY).gid(NOBODY);
-    }
-    cmd
-}
-
-/// A private PostgreSQL on 127.0.0.1 (superuser `kpatrol`, password [`PASSWORD`],
-/// scram-sha-256), with TLS from the test CA when `tls` is given.
-fn postgres(tls: Option<&Pki>) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let pw = dir.path().join("pw");
-    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
-    give(dir.path());
-    let data = dir.path().join("data");
-    let out = as_server_user(&mut Command::new(pg_bin("initdb")))
-        .arg("-D")
-        .arg(&data)
-        .args(["-U", USER, "--auth=scram-sha-256", "-E", "UTF8", "--no-sync"])
-        .arg(format!("--pwfile={}", pw.display()))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
-    let port = free_port();
-    let mut conf = format!(
-        "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nfsync = off\nmax_connections = 60\n",
-        dir.path().display()
-    );
-    if let Some(pki) = tls {
-        std::fs::copy(&pki.server_cert, data.join("server.crt")).unwrap();
-        std::fs::copy(&pki.server_key, data.join("server.key")).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(data.join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
-        give(&data);
-        conf += "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n";
-    }
-    let mut c = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
-    c += &conf;
-    std::fs::write(data.join("postgresql.conf"), c).unwrap();
-    let child = as_server_user(&mut Command::new(pg_bin("postgres")))
-        .arg("-D")
-        .arg(&data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, port, dir };
-    let isready = pg_bin("pg_isready");
-    wait_until("PostgreSQL", || {
-        Command::new(&isready)
-            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    server
-}
-
-/// A private MariaDB on 127.0.0.1 with a user `kpatrol` (password [`PASSWORD`]) allowed
-/// from anywhere.
-fn mariadb() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let install = ["mariadb-install-db", "mysql_install_db"]
-        .into_iter()
-        .find(|b| {
-            Command::new(b)
-                .arg("--help")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok()
-        })
-        .expect("MariaDB is installed (apt-get install mariadb-server)");
-    let out = Command::new(install)
-        .arg("--no-defaults")
-        .arg(format!("--datadir={}", data.display()))
-        .args(["--skip-test-db", "--auth-root-authentication-method=socket"])
-        .arg(format!("--user={}", if is_root() { "root" } else { "" }))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "mariadb-install-db: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let init = dir.path().join("init.sql");
-    std::fs::write(
-        &init,
-        format!("CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}';\nGRANT ALL ON *.* TO '{USER}'@'%';\n"),
-    )
-    .unwrap();
-    let port = free_port();
-    let d = dir.path();
-    let mariadbd = ["/usr/sbin/mariadbd", "/usr/sbin/mysqld"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or("mariadbd");
-    let mut cmd = Command::new(mariadbd);
-    cmd.arg("--no-defaults")
-        .arg(format!("--datadir={}", data.display()))
-        .arg(format!("--port={port}"))
-        .arg("--bind-address=127.0.0.1")
-        .arg(format!("--socket={}/sock", d.display()))
-        .arg(format!("--pid-file={}/pid", d.display()))
-        .arg(format!("--init-file={}", init.display()))
-        .arg(format!("--log-error={}/err.log", d.display()))
-        .args(["--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=16M"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if is_root() {
-        cmd.arg("--user=root");
-    }
-    let child = cmd.spawn().unwrap();
-    let server = Server { child, port, dir };
-    let log = server.dir.path().join("err.log");
-    wait_until("MariaDB", || {
-        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("ready for connections"))
-            && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    server
-}
-
 /// A mounts root whose Secret `db-creds` holds the user name and `password`.
 fn mounts(dir: &Path, password: &str) -> Mounts {
-    let s = dir.join("secrets/db-creds");
-    std::fs::create_dir_all(&s).unwrap();
-    std::fs::write(s.join("username"), format!("{USER}\n")).unwrap();
-    std::fs::write(s.join("password"), password).unwrap();
+    write_credentials(dir, password);
     Mounts::new(dir)
 }
 
@@ -239,6 +41,8 @@ fn target(url: &str) -> String {
 
 /// 20 attempts, a generous timeout (two cores run the rest of the suite beside it).
 const POOL: &str = "{qps: 50, duration: 400ms, timeout: 5s}";
+/// 20 attempts over a second, for TLS handshakes in a debug build.
+const SLOWER: &str = "{qps: 20, duration: 1s, timeout: 5s}";
 const FRESH: &str = "{qps: 50, duration: 400ms, timeout: 5s, connections: fresh}";
 
 async fn round_in(dir: &Path, yaml: &str, password: &str) -> (RoundReport, Verdict) {
@@ -417,7 +221,7 @@ async fn postgres_tls_verifies_the_server_with_its_ca() {
     let (r, v) = round_in(
         dir.path(),
         &task(
-            POOL,
+            SLOWER,
             &format!(
                 "    - {{name: ca, url: \"{url}\", credentials: {{secret: db-creds}}, tls: {{ca: ca.crt}}}}\n    - {{name: secret, url: \"{url}\", credentials: {{secret: db-creds}}, tls: {{secret: db-tls}}}}\n    - {{name: wrong-ca, url: \"{url}\", credentials: {{secret: db-creds}}, tls: {{ca: other.crt}}}}\n"
             ),
@@ -426,10 +230,16 @@ async fn postgres_tls_verifies_the_server_with_its_ca() {
     )
     .await;
     assert!(!v.passed());
-    assert_eq!(r.targets[0].codes.get("queried"), Some(&20), "{:?}", r.targets[0]);
-    assert_eq!(r.targets[1].codes.get("queried"), Some(&20), "{:?}", r.targets[1]);
+    // TLS handshakes in a debug build on a loaded machine may leave the round's last slot
+    // unsent: every attempt that left must have its answer (or its error)
+    for t in &r.targets[..2] {
+        assert!(t.sent >= 15 && t.sent + t.unsent == 20, "{t:?}");
+        assert_eq!(t.codes.get("queried"), Some(&t.sent), "{t:?}");
+        assert!(t.errors.is_empty(), "{t:?}");
+    }
     let wrong = &r.targets[2];
-    assert_eq!(wrong.errors.get("tls"), Some(&20), "{:?}", wrong.errors);
+    assert!(wrong.sent >= 15, "{wrong:?}");
+    assert_eq!(wrong.errors.get("tls"), Some(&wrong.sent), "{:?}", wrong.errors);
     assert!(
         wrong.error_samples["tls"].contains("certificate"),
         "{:?}",
@@ -575,4 +385,36 @@ fn bad_sql_tasks_name_the_file_line_field_and_what_is_allowed() {
         // nothing created, nothing written: the folder holds the task alone
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
+}
+
+#[test]
+fn a_sql_task_renders_with_its_secrets_and_no_api_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        "apiVersion: kpatrol.dev/v1\nkind: SqlCheck\nmetadata: {name: db}\nspec:\n  schedule: \"@every 10m\"\n  targets:\n    - {url: \"postgres://db.example/app\", credentials: {secret: db-creds}, tls: {secret: db-tls}}\n    - {url: \"mysql://127.0.0.1\", credentials: {secret: db-creds}}\n",
+    );
+    let ft = kpatrol::plan::load_file(&f).unwrap();
+    let errors: Vec<_> = ft
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == kpatrol::diag::Severity::Error)
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let r = kpatrol::render::render(&ft.plans, &Default::default()).expect("renders");
+    let text = &r.files["kpatrol-db.yaml"];
+    let kinds: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("kind: ")).collect();
+    assert_eq!(kinds, ["ConfigMap", "CronJob"], "{text}");
+    assert!(text.contains("- sql\n"), "the probe's mode: {text}");
+    assert!(text.contains("automountServiceAccountToken: false"), "{text}");
+    assert_eq!(text.matches("secretName: db-creds").count(), 1, "{text}");
+    assert_eq!(text.matches("secretName: db-tls").count(), 1, "{text}");
+    // a loopback target reaches the pod itself: warned
+    let out = Command::new(KPATROL).arg("render").arg(&f).output().unwrap();
+    let warnings = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warnings.contains("target 127.0.0.1 is loopback: in a pod it reaches the pod itself"),
+        "{warnings}"
+    );
 }
