@@ -13,13 +13,13 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kpatrol::judge::Verdict;
 use kpatrol::pressure::Stop;
 use kpatrol::probe::Mounts;
 use kpatrol::report::RoundReport;
-use support::sql::{PASSWORD, USER, mariadb, postgres, write_credentials};
+use support::sql::{PASSWORD, admin, mariadb, postgres, write_credentials};
 use support::{Pki, closed_port, probe_round, task_file};
 
 const KPATROL: &str = env!("CARGO_BIN_EXE_kpatrol");
@@ -142,7 +142,7 @@ async fn postgres_a_slow_query_times_out_and_a_bad_one_is_a_query_error() {
     let (r, v) = round(&task(
         "{qps: 20, duration: 250ms, timeout: 200ms}",
         &format!(
-            "    - {{name: slow, url: \"{url}\", query: \"SELECT pg_sleep(2)\", credentials: {{secret: db-creds}}}}\n    - {{name: typo, url: \"{url}\", query: \"SELEC 1\", credentials: {{secret: db-creds}}}}\n"
+            "    - {{name: slow, url: \"{url}\", query: \"SELECT pg_sleep(30)\", credentials: {{secret: db-creds}}}}\n    - {{name: typo, url: \"{url}\", query: \"SELEC 1\", credentials: {{secret: db-creds}}}}\n"
         ),
     ))
     .await;
@@ -157,6 +157,27 @@ async fn postgres_a_slow_query_times_out_and_a_bad_one_is_a_query_error() {
         "{:?}",
         typo.error_samples
     );
+    // the queries the timeout cut were cancelled: none sleeps on (they would for 30 s)
+    let admin = admin(pg.port).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'",
+                &[],
+            )
+            .await
+            .unwrap();
+        let sleeping: i64 = row.get(0);
+        if sleeping == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sleeping} queries still run 10 s after the round"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await; // polling a condition, bounded
+    }
 }
 
 #[tokio::test]
@@ -170,16 +191,7 @@ async fn postgres_terminated_connections_are_reset_and_the_pool_recovers() {
     // an admin connection terminates the round's connections twice while it runs
     let port = pg.port;
     let admin = tokio::spawn(async move {
-        let (c, conn) = tokio_postgres::Config::new()
-            .host("127.0.0.1")
-            .port(port)
-            .user(USER)
-            .password(PASSWORD)
-            .dbname("postgres")
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let c = admin(port).await;
         let mut killed = 0;
         for at in [600, 1200] {
             tokio::time::sleep(Duration::from_millis(at / 2)).await;

@@ -217,6 +217,22 @@ pub fn mariadb() -> Server {
     server
 }
 
+/// A connection to the PostgreSQL on `port` as its superuser, for what a test does beside
+/// the round (terminating backends, looking at pg_stat_activity).
+pub async fn admin(port: u16) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(port)
+        .user(USER)
+        .password(PASSWORD)
+        .dbname("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    c
+}
+
 /// Writes the Secret `db-creds` (`username`, `password`) under the mounts root `dir`.
 pub fn write_credentials(dir: &Path, password: &str) {
     let s = dir.join("secrets/db-creds");

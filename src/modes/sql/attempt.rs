@@ -6,7 +6,8 @@
 //! query was answered, an error answer included; a connection that broke is dropped, and
 //! the next attempt opens another. Every step runs under the task's timeout, which the
 //! engine applies around each attempt (connecting has the same bound of its own); a
-//! connection whose query the timeout cut is dropped, not reused.
+//! connection whose query the timeout cut is dropped, not reused, and PostgreSQL is asked
+//! to cancel that query (MySQL runs it to its end).
 //!
 //! The password lives only in the clients' connection settings: error samples redact it,
 //! and no message here is built from the settings.
@@ -14,6 +15,7 @@
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use rustls::pki_types::ServerName;
@@ -34,6 +36,8 @@ pub struct SqlAttempt {
     max_idle: usize,
     /// Where the target is, for messages: `HOST:PORT`.
     server: String,
+    /// The engine's bound on each attempt, which also bounds a cancel request.
+    timeout: Duration,
 }
 
 enum Client {
@@ -126,6 +130,7 @@ impl SqlAttempt {
             pool,
             max_idle: p.max_in_flight.max(1) as usize,
             server,
+            timeout: p.timeout,
         })
     }
 
@@ -140,7 +145,16 @@ impl SqlAttempt {
             Some(c) => c,
             None => self.pg_connect(config, tls).await?,
         };
-        match client.batch_execute(&self.query).await {
+        let mut cut = Cancel {
+            client: &client,
+            tls,
+            timeout: self.timeout,
+            done: false,
+        };
+        let result = client.batch_execute(&self.query).await;
+        cut.done = true;
+        drop(cut);
+        match result {
             Ok(()) => {
                 if self.pool {
                     give_back(idle, client, self.max_idle);
@@ -266,6 +280,39 @@ impl Attempt for SqlAttempt {
 
     fn error_samples(&self) -> Vec<(ErrorKind, String)> {
         self.samples.all()
+    }
+}
+
+/// Asks PostgreSQL to cancel the query of an attempt the timeout cut (dropped before the
+/// answer): the server would otherwise run it to its end (a `pg_sleep(3600)` for an hour),
+/// holding its backend. The request goes on its own task, bounded by the timeout.
+struct Cancel<'a> {
+    client: &'a tokio_postgres::Client,
+    tls: &'a Option<RustlsConnect>,
+    timeout: Duration,
+    done: bool,
+}
+
+impl Drop for Cancel<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let token = self.client.cancel_token();
+        let tls = self.tls.clone();
+        let timeout = self.timeout;
+        rt.spawn(async move {
+            let cancel = async {
+                match tls {
+                    None => token.cancel_query(tokio_postgres::NoTls).await,
+                    Some(t) => token.cancel_query(t).await,
+                }
+            };
+            let _ = tokio::time::timeout(timeout, cancel).await;
+        });
     }
 }
 
