@@ -187,20 +187,14 @@ impl SqlAttempt {
                 c
             }),
         };
-        connected.map_err(|e| self.pg_failure(&e, "connect"))
+        connected.map_err(|e| self.pg_failure(&e, CONNECT))
     }
 
     fn pg_failure(&self, e: &tokio_postgres::Error, step: &str) -> Failure {
         let server = &self.server;
         if let Some(db) = e.as_db_error() {
             let code = db.code().code();
-            let kind = match code {
-                // invalid_authorization_specification, invalid_password
-                c if c.starts_with("28") => ErrorKind::Auth,
-                // admin_shutdown (pg_terminate_backend), crash_shutdown, cannot_connect_now
-                "57P01" | "57P02" | "57P03" => ErrorKind::Reset,
-                _ => ErrorKind::Query,
-            };
+            let kind = postgres_kind(code, step == CONNECT);
             return Failure {
                 kind,
                 message: format!("{server}: {step}: {} (SQLSTATE {code})", db.message()),
@@ -224,7 +218,7 @@ impl SqlAttempt {
             Some(c) => c,
             None => mysql_async::Conn::new(opts.clone())
                 .await
-                .map_err(|e| self.my_failure(&e, "connect"))?,
+                .map_err(|e| self.my_failure(&e, CONNECT))?,
         };
         let result = conn.query_drop(self.query.as_str()).await;
         let usable = match &result {
@@ -246,8 +240,7 @@ impl SqlAttempt {
         let text = crate::probe::client::error_text(e);
         let kind = match e {
             // access denied (for the user, to the database), plugin refusals
-            E::Server(s) if matches!(s.code, 1044 | 1045 | 1251 | 1698) => ErrorKind::Auth,
-            E::Server(_) => ErrorKind::Query,
+            E::Server(s) => mysql_kind(s.code, step == CONNECT),
             E::Io(IoError::Io(io)) => match io_kind(io) {
                 ErrorKind::Other => chain_kind(e, &text),
                 k => k,
@@ -280,6 +273,33 @@ impl Attempt for SqlAttempt {
 
     fn error_samples(&self) -> Vec<(ErrorKind, String)> {
         self.samples.all()
+    }
+}
+
+/// The step of an attempt that opens a connection (and logs in), in messages.
+const CONNECT: &str = "connect";
+
+/// The kind of a PostgreSQL error answer (its SQLSTATE), while connecting or to the query.
+fn postgres_kind(sqlstate: &str, connecting: bool) -> ErrorKind {
+    match sqlstate {
+        // invalid_authorization_specification, invalid_password
+        c if c.starts_with("28") => ErrorKind::Auth,
+        // any other refusal to connect: too many clients, no such database, starting up
+        _ if connecting => ErrorKind::Refused,
+        // admin_shutdown (pg_terminate_backend), crash_shutdown
+        "57P01" | "57P02" => ErrorKind::Reset,
+        _ => ErrorKind::Query,
+    }
+}
+
+/// The kind of a MySQL error answer (its code), while connecting or to the query.
+fn mysql_kind(code: u16, connecting: bool) -> ErrorKind {
+    match code {
+        // access denied (for the user, to the database), authentication plugin refusals
+        1044 | 1045 | 1251 | 1698 => ErrorKind::Auth,
+        // too many connections, no such database, host blocked, …
+        _ if connecting => ErrorKind::Refused,
+        _ => ErrorKind::Query,
     }
 }
 
@@ -487,6 +507,20 @@ mod tests {
         }
         assert_eq!(take(&idle), Some(2));
         assert_eq!(idle.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn server_answers_give_the_kind() {
+        assert_eq!(postgres_kind("28P01", true), ErrorKind::Auth);
+        assert_eq!(postgres_kind("28000", true), ErrorKind::Auth);
+        assert_eq!(postgres_kind("53300", true), ErrorKind::Refused);
+        assert_eq!(postgres_kind("3D000", true), ErrorKind::Refused);
+        assert_eq!(postgres_kind("57P01", false), ErrorKind::Reset);
+        assert_eq!(postgres_kind("42601", false), ErrorKind::Query);
+        assert_eq!(postgres_kind("57014", false), ErrorKind::Query);
+        assert_eq!(mysql_kind(1045, true), ErrorKind::Auth);
+        assert_eq!(mysql_kind(1040, true), ErrorKind::Refused);
+        assert_eq!(mysql_kind(1064, false), ErrorKind::Query);
     }
 
     #[test]
