@@ -21,6 +21,7 @@ use mysql_async::prelude::Queryable;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::pg;
 use super::plan::{Credentials, Engine, QUERIED, SqlTarget};
 use crate::plan::{Pressure, Tls};
 use crate::pressure::{Attempt, ErrorKind, ErrorSamples, Outcome};
@@ -41,6 +42,12 @@ pub struct SqlAttempt {
 }
 
 enum Client {
+    /// PostgreSQL over plain TCP: the lean client ([`super::pg`]).
+    PgPlain {
+        plain: Box<PlainPg>,
+        idle: Mutex<Vec<pg::PgConn>>,
+    },
+    /// PostgreSQL over TLS: tokio-postgres.
     Postgres {
         config: Box<tokio_postgres::Config>,
         tls: Option<RustlsConnect>,
@@ -50,6 +57,16 @@ enum Client {
         opts: mysql_async::Opts,
         idle: Mutex<Vec<mysql_async::Conn>>,
     },
+}
+
+/// Where and who, for the lean PostgreSQL client, and the query's message.
+struct PlainPg {
+    host: Arc<str>,
+    port: u16,
+    user: String,
+    password: String,
+    database: Option<String>,
+    message: Box<[u8]>,
 }
 
 /// Why an attempt failed, sorted into the engine's kinds; `message` is the sample.
@@ -69,6 +86,19 @@ impl SqlAttempt {
             format!("{}:{}", t.host, t.port)
         };
         let client = match t.engine {
+            Engine::Postgres if t.tls.is_none() => Client::PgPlain {
+                plain: Box::new(PlainPg {
+                    host: t.host.as_str().into(),
+                    port: t.port,
+                    user: user.clone(),
+                    password: password.clone(),
+                    database: t.database.clone(),
+                    message: pg::query_message(&t.query)
+                        .map_err(|e| SetupError::Invalid(format!("query: {e}")))?
+                        .into(),
+                }),
+                idle: Mutex::new(Vec::new()),
+            },
             Engine::Postgres => {
                 let mut config = tokio_postgres::Config::new();
                 config
@@ -132,6 +162,60 @@ impl SqlAttempt {
             server,
             timeout: p.timeout,
         })
+    }
+
+    async fn pg_plain(&self, l: &PlainPg, idle: &Mutex<Vec<pg::PgConn>>) -> Result<(), Failure> {
+        let pooled = if self.pool { take(idle) } else { None };
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => pg::PgConn::connect(&pg::Login {
+                host: &l.host,
+                port: l.port,
+                user: &l.user,
+                password: &l.password,
+                database: l.database.as_deref(),
+            })
+            .await
+            .map_err(|e| self.pg_plain_failure(&e, CONNECT))?,
+        };
+        let mut cut = PlainCancel {
+            host: &l.host,
+            port: l.port,
+            key: conn.key,
+            timeout: self.timeout,
+            done: false,
+        };
+        let result = conn.query(&l.message).await;
+        cut.done = true;
+        drop(cut);
+        let f = match result {
+            Ok(()) => None,
+            Err(e) => Some(self.pg_plain_failure(&e, "query")),
+        };
+        // a server's error answer leaves the connection ready for the next query
+        let usable = f.as_ref().is_none_or(|f| f.kind == ErrorKind::Query);
+        if self.pool && usable {
+            give_back(idle, conn, self.max_idle);
+        } else if usable {
+            conn.terminate().await;
+        }
+        f.map_or(Ok(()), Err)
+    }
+
+    fn pg_plain_failure(&self, e: &pg::PgError, step: &str) -> Failure {
+        let kind = match e {
+            pg::PgError::Io(io) => match io_kind(io) {
+                ErrorKind::Other => chain_kind(io, &io.to_string()),
+                k => k,
+            },
+            pg::PgError::Closed => ErrorKind::Reset,
+            pg::PgError::Server { code, .. } => postgres_kind(code, step == CONNECT),
+            pg::PgError::Protocol(_) => ErrorKind::Protocol,
+        };
+        Failure {
+            kind,
+            message: format!("{}: {step}: {e}", self.server),
+        }
     }
 
     async fn postgres(
@@ -259,6 +343,7 @@ impl SqlAttempt {
 impl Attempt for SqlAttempt {
     async fn attempt(&self) -> Outcome {
         let result = match &self.client {
+            Client::PgPlain { plain, idle } => self.pg_plain(plain, idle).await,
             Client::Postgres { config, tls, idle } => self.postgres(config, tls, idle).await,
             Client::Mysql { opts, idle } => self.mysql(opts, idle).await,
         };
@@ -332,6 +417,30 @@ impl Drop for Cancel<'_> {
                 }
             };
             let _ = tokio::time::timeout(timeout, cancel).await;
+        });
+    }
+}
+
+/// [`Cancel`] for the lean client: a cancel request naming the backend's key.
+struct PlainCancel<'a> {
+    host: &'a Arc<str>,
+    port: u16,
+    key: Option<(i32, i32)>,
+    timeout: Duration,
+    done: bool,
+}
+
+impl Drop for PlainCancel<'_> {
+    fn drop(&mut self) {
+        let (false, Some(key)) = (self.done, self.key) else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (host, port, timeout) = (self.host.clone(), self.port, self.timeout);
+        rt.spawn(async move {
+            let _ = tokio::time::timeout(timeout, pg::cancel(&host, port, key)).await;
         });
     }
 }

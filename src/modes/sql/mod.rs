@@ -10,6 +10,7 @@
 //! (and the TLS Secret), no API access.
 
 pub mod attempt;
+pub mod pg;
 pub mod plan;
 pub(crate) mod read;
 
