@@ -19,7 +19,7 @@ use kpatrol::judge::Verdict;
 use kpatrol::pressure::Stop;
 use kpatrol::probe::Mounts;
 use kpatrol::report::RoundReport;
-use support::sql::{PASSWORD, admin, mariadb, postgres, write_credentials};
+use support::sql::{PASSWORD, mariadb, postgres, psql, write_credentials};
 use support::{Pki, closed_port, probe_round, task_file};
 
 const KPATROL: &str = env!("CARGO_BIN_EXE_kpatrol");
@@ -99,8 +99,8 @@ async fn postgres_a_wrong_password_is_auth_a_closed_port_refused_and_run_exits_1
         &task(
             POOL,
             &format!(
-                "    - {{name: pg, url: \"postgres://127.0.0.1:{}\", credentials: {{secret: db-creds}}}}\n    - {{name: down, url: \"postgresql://{down}/app\", credentials: {{secret: db-creds}}}}\n",
-                pg.port
+                "    - {{name: pg, url: \"postgres://127.0.0.1:{}\", credentials: {{secret: db-creds}}}}\n    - {{name: down, url: \"postgresql://{down}/app\", credentials: {{secret: db-creds}}}}\n    - {{name: no-tls, url: \"postgres://127.0.0.1:{}\", credentials: {{secret: db-creds}}, tls: {{}}}}\n",
+                pg.port, pg.port
             ),
         ),
     );
@@ -133,6 +133,16 @@ async fn postgres_a_wrong_password_is_auth_a_closed_port_refused_and_run_exits_1
     );
     let down_t = &r["targets"][1];
     assert_eq!(down_t["errors"]["refused"], 20, "{down_t}");
+    // TLS asked of a server without it
+    let plain = &r["targets"][2];
+    assert_eq!(plain["errors"]["tls"], 20, "{plain}");
+    assert!(
+        plain["errorSamples"]["tls"]
+            .as_str()
+            .unwrap()
+            .ends_with("connect: the server does not offer TLS (ssl = off)"),
+        "{plain}"
+    );
 }
 
 #[tokio::test]
@@ -158,17 +168,16 @@ async fn postgres_a_slow_query_times_out_and_a_bad_one_is_a_query_error() {
         typo.error_samples
     );
     // the queries the timeout cut were cancelled: none sleeps on (they would for 30 s)
-    let admin = admin(pg.port).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let row = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'",
-                &[],
-            )
-            .await
-            .unwrap();
-        let sleeping: i64 = row.get(0);
+        let sleeping: i64 = psql(
+            pg.port,
+            "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'",
+        )
+        .await
+        .trim()
+        .parse()
+        .unwrap();
         if sleeping == 0 {
             break;
         }
@@ -188,21 +197,18 @@ async fn postgres_terminated_connections_are_reset_and_the_pool_recovers() {
         "{qps: 50, duration: 2s, timeout: 5s, maxInFlight: 4}",
         &format!("    - {{name: pg, url: \"{url}\", credentials: {{secret: db-creds}}}}\n"),
     );
-    // an admin connection terminates the round's connections twice while it runs
+    // psql terminates the round's connections twice while it runs
     let port = pg.port;
     let admin = tokio::spawn(async move {
-        let c = admin(port).await;
         let mut killed = 0;
         for at in [600, 1200] {
             tokio::time::sleep(Duration::from_millis(at / 2)).await;
-            let rows = c
-                .query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'kpatrol'",
-                    &[],
-                )
-                .await
-                .unwrap();
-            killed += rows.len();
+            let rows = psql(
+                port,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'kpatrol'",
+            )
+            .await;
+            killed += rows.lines().filter(|l| *l == "t").count();
         }
         killed
     });

@@ -217,20 +217,33 @@ pub fn mariadb() -> Server {
     server
 }
 
-/// A connection to the PostgreSQL on `port` as its superuser, for what a test does beside
-/// the round (terminating backends, looking at pg_stat_activity).
-pub async fn admin(port: u16) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::Config::new()
-        .host("127.0.0.1")
-        .port(port)
-        .user(USER)
-        .password(PASSWORD)
-        .dbname("postgres")
-        .connect(tokio_postgres::NoTls)
+/// Runs `sql` with psql on the PostgreSQL on `port` as its superuser, for what a test does
+/// beside the round (terminating backends, looking at pg_stat_activity): its output, one
+/// line per row, fields separated by `|`.
+pub async fn psql(port: u16, sql: &str) -> String {
+    let out = tokio::process::Command::new(pg_bin("psql"))
+        .args([
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            USER,
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ])
+        .env("PGPASSWORD", PASSWORD)
+        .output()
         .await
         .unwrap();
-    tokio::spawn(conn);
-    c
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Writes the Secret `db-creds` (`username`, `password`) under the mounts root `dir`.

@@ -5,21 +5,18 @@
 //! more attempts at once): an attempt takes one or opens one, and gives it back when the
 //! query was answered, an error answer included; a connection that broke is dropped, and
 //! the next attempt opens another. Every step runs under the task's timeout, which the
-//! engine applies around each attempt (connecting has the same bound of its own); a
-//! connection whose query the timeout cut is dropped, not reused, and PostgreSQL is asked
-//! to cancel that query (MySQL runs it to its end).
+//! engine applies around each attempt; a connection whose query the timeout cut is
+//! dropped, not reused, and PostgreSQL is asked to cancel that query (MySQL runs it to its
+//! end).
 //!
 //! The password lives only in the clients' connection settings: error samples redact it,
 //! and no message here is built from the settings.
 
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::pg;
 use super::plan::{Credentials, Engine, QUERIED, SqlTarget};
@@ -42,16 +39,10 @@ pub struct SqlAttempt {
 }
 
 enum Client {
-    /// PostgreSQL over plain TCP: the lean client ([`super::pg`]).
-    PgPlain {
-        plain: Box<PlainPg>,
-        idle: Mutex<Vec<pg::PgConn>>,
-    },
-    /// PostgreSQL over TLS: tokio-postgres.
+    /// PostgreSQL: the lean client ([`super::pg`]).
     Postgres {
-        config: Box<tokio_postgres::Config>,
-        tls: Option<RustlsConnect>,
-        idle: Mutex<Vec<tokio_postgres::Client>>,
+        target: Box<PgTarget>,
+        idle: Mutex<Vec<pg::PgConn>>,
     },
     Mysql {
         opts: mysql_async::Opts,
@@ -59,13 +50,14 @@ enum Client {
     },
 }
 
-/// Where and who, for the lean PostgreSQL client, and the query's message.
-struct PlainPg {
+/// Where and who, for the PostgreSQL client, TLS, and the query's message.
+struct PgTarget {
     host: Arc<str>,
     port: u16,
     user: String,
     password: String,
     database: Option<String>,
+    tls: Option<pg::Tls>,
     message: Box<[u8]>,
 }
 
@@ -86,48 +78,31 @@ impl SqlAttempt {
             format!("{}:{}", t.host, t.port)
         };
         let client = match t.engine {
-            Engine::Postgres if t.tls.is_none() => Client::PgPlain {
-                plain: Box::new(PlainPg {
-                    host: t.host.as_str().into(),
-                    port: t.port,
-                    user: user.clone(),
-                    password: password.clone(),
-                    database: t.database.clone(),
-                    message: pg::query_message(&t.query)
-                        .map_err(|e| SetupError::Invalid(format!("query: {e}")))?
-                        .into(),
-                }),
-                idle: Mutex::new(Vec::new()),
-            },
             Engine::Postgres => {
-                let mut config = tokio_postgres::Config::new();
-                config
-                    .host(&t.host)
-                    .port(t.port)
-                    .user(&user)
-                    .password(password.as_bytes())
-                    .application_name("kpatrol")
-                    .connect_timeout(p.timeout);
-                if let Some(db) = &t.database {
-                    config.dbname(db);
-                }
                 let tls = match &t.tls {
-                    None => {
-                        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-                        None
-                    }
+                    None => None,
                     Some(tls) => {
-                        config.ssl_mode(tokio_postgres::config::SslMode::Require);
                         let cfg = crate::probe::client::client_tls(tls, Vec::new(), mounts)?;
-                        Some(RustlsConnect {
+                        let name = tls.server_name.clone().unwrap_or_else(|| t.host.clone());
+                        Some(pg::Tls {
                             config: Arc::new(cfg),
-                            server_name: tls.server_name.clone(),
+                            name: ServerName::try_from(name)
+                                .map_err(|e| SetupError::Tls(format!("TLS server name: {e}")))?,
                         })
                     }
                 };
                 Client::Postgres {
-                    config: Box::new(config),
-                    tls,
+                    target: Box::new(PgTarget {
+                        host: t.host.as_str().into(),
+                        port: t.port,
+                        user: user.clone(),
+                        password: password.clone(),
+                        database: t.database.clone(),
+                        tls,
+                        message: pg::query_message(&t.query)
+                            .map_err(|e| SetupError::Invalid(format!("query: {e}")))?
+                            .into(),
+                    }),
                     idle: Mutex::new(Vec::new()),
                 }
             }
@@ -164,7 +139,7 @@ impl SqlAttempt {
         })
     }
 
-    async fn pg_plain(&self, l: &PlainPg, idle: &Mutex<Vec<pg::PgConn>>) -> Result<(), Failure> {
+    async fn postgres(&self, l: &PgTarget, idle: &Mutex<Vec<pg::PgConn>>) -> Result<(), Failure> {
         let pooled = if self.pool { take(idle) } else { None };
         let mut conn = match pooled {
             Some(c) => c,
@@ -174,11 +149,12 @@ impl SqlAttempt {
                 user: &l.user,
                 password: &l.password,
                 database: l.database.as_deref(),
+                tls: l.tls.as_ref(),
             })
             .await
-            .map_err(|e| self.pg_plain_failure(&e, CONNECT))?,
+            .map_err(|e| self.pg_failure(&e, CONNECT))?,
         };
-        let mut cut = PlainCancel {
+        let mut cut = Cancel {
             host: &l.host,
             port: l.port,
             key: conn.key,
@@ -190,7 +166,7 @@ impl SqlAttempt {
         drop(cut);
         let f = match result {
             Ok(()) => None,
-            Err(e) => Some(self.pg_plain_failure(&e, "query")),
+            Err(e) => Some(self.pg_failure(&e, "query")),
         };
         // a server's error answer leaves the connection ready for the next query
         let usable = f.as_ref().is_none_or(|f| f.kind == ErrorKind::Query);
@@ -202,7 +178,7 @@ impl SqlAttempt {
         f.map_or(Ok(()), Err)
     }
 
-    fn pg_plain_failure(&self, e: &pg::PgError, step: &str) -> Failure {
+    fn pg_failure(&self, e: &pg::PgError, step: &str) -> Failure {
         let kind = match e {
             pg::PgError::Io(io) => match io_kind(io) {
                 ErrorKind::Other => chain_kind(io, &io.to_string()),
@@ -211,88 +187,11 @@ impl SqlAttempt {
             pg::PgError::Closed => ErrorKind::Reset,
             pg::PgError::Server { code, .. } => postgres_kind(code, step == CONNECT),
             pg::PgError::Protocol(_) => ErrorKind::Protocol,
+            pg::PgError::NoTls => ErrorKind::Tls,
         };
         Failure {
             kind,
             message: format!("{}: {step}: {e}", self.server),
-        }
-    }
-
-    async fn postgres(
-        &self,
-        config: &tokio_postgres::Config,
-        tls: &Option<RustlsConnect>,
-        idle: &Mutex<Vec<tokio_postgres::Client>>,
-    ) -> Result<(), Failure> {
-        let pooled = if self.pool { take(idle) } else { None };
-        let client = match pooled {
-            Some(c) => c,
-            None => self.pg_connect(config, tls).await?,
-        };
-        let mut cut = Cancel {
-            client: &client,
-            tls,
-            timeout: self.timeout,
-            done: false,
-        };
-        let result = client.batch_execute(&self.query).await;
-        cut.done = true;
-        drop(cut);
-        match result {
-            Ok(()) => {
-                if self.pool {
-                    give_back(idle, client, self.max_idle);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                let f = self.pg_failure(&e, "query");
-                // a server's error answer leaves the connection usable
-                if self.pool && !client.is_closed() && f.kind == ErrorKind::Query {
-                    give_back(idle, client, self.max_idle);
-                }
-                Err(f)
-            }
-        }
-    }
-
-    async fn pg_connect(
-        &self,
-        config: &tokio_postgres::Config,
-        tls: &Option<RustlsConnect>,
-    ) -> Result<tokio_postgres::Client, Failure> {
-        let connected = match tls {
-            None => config.connect(tokio_postgres::NoTls).await.map(|(c, conn)| {
-                tokio::spawn(conn);
-                c
-            }),
-            Some(t) => config.connect(t.clone()).await.map(|(c, conn)| {
-                tokio::spawn(conn);
-                c
-            }),
-        };
-        connected.map_err(|e| self.pg_failure(&e, CONNECT))
-    }
-
-    fn pg_failure(&self, e: &tokio_postgres::Error, step: &str) -> Failure {
-        let server = &self.server;
-        if let Some(db) = e.as_db_error() {
-            let code = db.code().code();
-            let kind = postgres_kind(code, step == CONNECT);
-            return Failure {
-                kind,
-                message: format!("{server}: {step}: {} (SQLSTATE {code})", db.message()),
-            };
-        }
-        let text = crate::probe::client::error_text(e);
-        let kind = if e.is_closed() {
-            ErrorKind::Reset
-        } else {
-            chain_kind(e, &text)
-        };
-        Failure {
-            kind,
-            message: format!("{server}: {step}: {text}"),
         }
     }
 
@@ -343,8 +242,7 @@ impl SqlAttempt {
 impl Attempt for SqlAttempt {
     async fn attempt(&self) -> Outcome {
         let result = match &self.client {
-            Client::PgPlain { plain, idle } => self.pg_plain(plain, idle).await,
-            Client::Postgres { config, tls, idle } => self.postgres(config, tls, idle).await,
+            Client::Postgres { target, idle } => self.postgres(target, idle).await,
             Client::Mysql { opts, idle } => self.mysql(opts, idle).await,
         };
         match result {
@@ -390,39 +288,9 @@ fn mysql_kind(code: u16, connecting: bool) -> ErrorKind {
 
 /// Asks PostgreSQL to cancel the query of an attempt the timeout cut (dropped before the
 /// answer): the server would otherwise run it to its end (a `pg_sleep(3600)` for an hour),
-/// holding its backend. The request goes on its own task, bounded by the timeout.
+/// holding its backend. The request names the backend's key, on a connection and a task of
+/// its own, bounded by the timeout.
 struct Cancel<'a> {
-    client: &'a tokio_postgres::Client,
-    tls: &'a Option<RustlsConnect>,
-    timeout: Duration,
-    done: bool,
-}
-
-impl Drop for Cancel<'_> {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let token = self.client.cancel_token();
-        let tls = self.tls.clone();
-        let timeout = self.timeout;
-        rt.spawn(async move {
-            let cancel = async {
-                match tls {
-                    None => token.cancel_query(tokio_postgres::NoTls).await,
-                    Some(t) => token.cancel_query(t).await,
-                }
-            };
-            let _ = tokio::time::timeout(timeout, cancel).await;
-        });
-    }
-}
-
-/// [`Cancel`] for the lean client: a cancel request naming the backend's key.
-struct PlainCancel<'a> {
     host: &'a Arc<str>,
     port: u16,
     key: Option<(i32, i32)>,
@@ -430,7 +298,7 @@ struct PlainCancel<'a> {
     done: bool,
 }
 
-impl Drop for PlainCancel<'_> {
+impl Drop for Cancel<'_> {
     fn drop(&mut self) {
         let (false, Some(key)) = (self.done, self.key) else {
             return;
@@ -527,81 +395,6 @@ fn mysql_tls(tls: &Tls, mounts: &Mounts) -> Result<mysql_async::SslOpts, SetupEr
         o = o.with_danger_tls_hostname_override(Some(name.clone()));
     }
     Ok(o)
-}
-
-/// tokio-postgres's TLS through rustls (ring), with the target's `tls` settings.
-#[derive(Clone)]
-struct RustlsConnect {
-    config: Arc<rustls::ClientConfig>,
-    server_name: Option<String>,
-}
-
-impl<S> tokio_postgres::tls::MakeTlsConnect<S> for RustlsConnect
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    type Stream = RustlsStream<S>;
-    type TlsConnect = RustlsConnector;
-    type Error = rustls::pki_types::InvalidDnsNameError;
-
-    fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnector, Self::Error> {
-        let name = self.server_name.as_deref().unwrap_or(domain);
-        Ok(RustlsConnector {
-            config: self.config.clone(),
-            name: ServerName::try_from(name.to_string())?,
-        })
-    }
-}
-
-struct RustlsConnector {
-    config: Arc<rustls::ClientConfig>,
-    name: ServerName<'static>,
-}
-
-type Handshake<S> = Pin<Box<dyn Future<Output = std::io::Result<RustlsStream<S>>> + Send>>;
-
-impl<S> tokio_postgres::tls::TlsConnect<S> for RustlsConnector
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    type Stream = RustlsStream<S>;
-    type Error = std::io::Error;
-    type Future = Handshake<S>;
-
-    fn connect(self, stream: S) -> Handshake<S> {
-        Box::pin(async move {
-            tokio_rustls::TlsConnector::from(self.config)
-                .connect(self.name, stream)
-                .await
-                .map(RustlsStream)
-        })
-    }
-}
-
-struct RustlsStream<S>(tokio_rustls::client::TlsStream<S>);
-
-impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for RustlsStream<S> {
-    fn channel_binding(&self) -> tokio_postgres::tls::ChannelBinding {
-        tokio_postgres::tls::ChannelBinding::none()
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
 }
 
 #[cfg(test)]

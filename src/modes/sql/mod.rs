@@ -1,4 +1,4 @@
-//! The SQL mode: native `SqlCheck`, PostgreSQL (`tokio-postgres`) and MySQL/MariaDB
+//! The SQL mode: native `SqlCheck`, PostgreSQL (a lean client of ours, [`pg`]) and MySQL/MariaDB
 //! (`mysql_async`). Each attempt runs the target's query (default `SELECT 1`) as one simple
 //! query, on a pooled connection (`pressure.connections: reuse`, up to `maxInFlight`
 //! connections opened as the load needs them) or on a connection of its own (`fresh`:

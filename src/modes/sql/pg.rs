@@ -1,14 +1,19 @@
-//! A lean PostgreSQL client for plain TCP (the path of every target without `tls`): connect,
-//! log in (SCRAM-SHA-256, MD5 or a clear-text password, as the server asks), and run one
-//! simple query per call from a message serialised once, reading replies until the server
-//! is ready again. One write and, mostly, one read per query: no task per connection and no
-//! channel between the caller and the socket. Messages come from `postgres-protocol`
-//! (tokio-postgres's own crate), which also does SCRAM.
+//! A lean PostgreSQL client: connect (TLS after an SSLRequest when the target asks for it,
+//! through rustls), log in (SCRAM-SHA-256, MD5 or a clear-text password, as the server
+//! asks), and run one simple query per call from a message serialised once, reading replies
+//! until the server is ready again. One write and, mostly, one read per query: no task per
+//! connection and no channel between the caller and the socket. Messages come from
+//! `postgres-protocol` (tokio-postgres's own crate), which also does SCRAM.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::{backend, frontend};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 /// Why a connection or a query failed.
@@ -23,6 +28,8 @@ pub enum PgError {
     Server { code: String, message: String, fatal: bool },
     /// Something the server sent that this client does not follow.
     Protocol(String),
+    /// The target asks for TLS and the server does not offer it.
+    NoTls,
 }
 
 impl std::fmt::Display for PgError {
@@ -32,6 +39,7 @@ impl std::fmt::Display for PgError {
             PgError::Closed => write!(f, "the server closed the connection"),
             PgError::Server { code, message, .. } => write!(f, "{message} (SQLSTATE {code})"),
             PgError::Protocol(p) => write!(f, "protocol: {p}"),
+            PgError::NoTls => write!(f, "the server does not offer TLS (ssl = off)"),
         }
     }
 }
@@ -44,7 +52,7 @@ impl From<std::io::Error> for PgError {
 
 /// One logged-in connection.
 pub struct PgConn {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     /// What a cancel request names: the backend's process ID and secret key.
     pub key: Option<(i32, i32)>,
@@ -57,6 +65,49 @@ pub struct Login<'a> {
     pub user: &'a str,
     pub password: &'a str,
     pub database: Option<&'a str>,
+    pub tls: Option<&'a Tls>,
+}
+
+/// TLS settings: the rustls configuration and the name the certificate must have.
+pub struct Tls {
+    pub config: Arc<rustls::ClientConfig>,
+    pub name: ServerName<'static>,
+}
+
+/// The connection's socket, plain or inside TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
 
 const READ_CHUNK: usize = 8 * 1024;
@@ -64,8 +115,25 @@ const READ_CHUNK: usize = 8 * 1024;
 impl PgConn {
     /// Connects and logs in; ready for queries.
     pub async fn connect(l: &Login<'_>) -> Result<PgConn, PgError> {
-        let stream = TcpStream::connect((l.host, l.port)).await?;
-        let _ = stream.set_nodelay(true);
+        let mut tcp = TcpStream::connect((l.host, l.port)).await?;
+        let _ = tcp.set_nodelay(true);
+        let stream = match l.tls {
+            None => Stream::Plain(tcp),
+            Some(t) => {
+                let mut out = BytesMut::new();
+                frontend::ssl_request(&mut out);
+                tcp.write_all(&out).await?;
+                let mut answer = [0u8; 1];
+                tcp.read_exact(&mut answer).await?;
+                if answer != *b"S" {
+                    return Err(PgError::NoTls);
+                }
+                let tls = tokio_rustls::TlsConnector::from(t.config.clone())
+                    .connect(t.name.clone(), tcp)
+                    .await?;
+                Stream::Tls(Box::new(tls))
+            }
+        };
         let mut c = PgConn {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
@@ -77,7 +145,7 @@ impl PgConn {
             params.push(("database", db));
         }
         frontend::startup_message(params, &mut out)?;
-        c.stream.write_all(&out).await?;
+        c.send(&out).await?;
         let mut scram: Option<ScramSha256> = None;
         loop {
             out.clear();
@@ -95,7 +163,8 @@ impl PgConn {
                     frontend::password_message(hash.as_bytes(), &mut out)?;
                 }
                 backend::Message::AuthenticationSasl(_) => {
-                    // without TLS there is no channel to bind: plain SCRAM-SHA-256
+                    // plain SCRAM-SHA-256, without channel binding (the server offers it
+                    // only with TLS, and does not require it)
                     let s = ScramSha256::new(l.password.as_bytes(), ChannelBinding::unsupported());
                     frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), &mut out)?;
                     scram = Some(s);
@@ -121,7 +190,7 @@ impl PgConn {
                 _ => return Err(PgError::Protocol("an unexpected message while logging in".into())),
             }
             if !out.is_empty() {
-                c.stream.write_all(&out).await?;
+                c.send(&out).await?;
             }
         }
     }
@@ -147,6 +216,13 @@ impl PgConn {
         }
     }
 
+    /// Writes `bytes` and flushes them (TLS keeps records until flushed; TCP has nothing to
+    /// flush).
+    async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
+    }
+
     /// Reads more of what the server sent; its end is [`PgError::Closed`].
     async fn fill(&mut self) -> Result<(), PgError> {
         self.buf.reserve(READ_CHUNK);
@@ -160,7 +236,7 @@ impl PgConn {
     /// for the next: `Ok` when no ErrorResponse came, else the first error. After an error
     /// that was not FATAL the connection is ready again.
     pub async fn query(&mut self, query: &[u8]) -> Result<(), PgError> {
-        self.stream.write_all(query).await?;
+        self.send(query).await?;
         let mut error = None;
         loop {
             while let Some((tag, len)) = header(&self.buf)
@@ -195,6 +271,7 @@ impl PgConn {
         let mut out = BytesMut::new();
         frontend::terminate(&mut out);
         let _ = self.stream.write_all(&out).await;
+        let _ = self.stream.flush().await;
     }
 }
 
