@@ -378,6 +378,10 @@ fn bad_sql_tasks_name_the_file_line_field_and_what_is_allowed() {
             "t.yaml:7:7: spec.targets[0].credentials: required field is missing".into(),
         ),
         (
+            "    - {url: \"postgres://db/app\", credentials: {}}\n",
+            "t.yaml:7:47: spec.targets[0].credentials.secret: required field is missing".into(),
+        ),
+        (
             "    - {url: \"postgres://db/app\", credentials: {secret: c, name: c}}\n",
             "t.yaml:7:59: spec.targets[0].credentials.name: unknown field (allowed: passwordKey, secret, usernameKey)".into(),
         ),
