@@ -160,7 +160,10 @@ async fn postgres_a_slow_query_times_out_and_a_bad_one_is_a_query_error() {
     let (slow, typo) = (&r.targets[0], &r.targets[1]);
     assert_eq!(slow.answered, 0, "{slow:?}");
     assert_eq!(slow.errors.get("timeout"), Some(&slow.sent), "{:?}", slow.errors);
-    assert_eq!(slow.error_samples["timeout"], "no answer within the timeout of 200ms");
+    assert_eq!(
+        slow.error_samples["timeout"],
+        format!("127.0.0.1:{}: query: no answer within 200ms", pg.port)
+    );
     assert_eq!(typo.errors.get("query"), Some(&typo.sent), "{:?}", typo.errors);
     assert!(
         typo.error_samples["query"].contains("syntax error at or near \"SELEC\" (SQLSTATE 42601)"),

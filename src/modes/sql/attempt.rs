@@ -139,7 +139,7 @@ impl SqlAttempt {
         })
     }
 
-    async fn postgres(&self, l: &PgTarget, idle: &Mutex<Vec<pg::PgConn>>) -> Result<(), Failure> {
+    async fn postgres(&self, l: &PgTarget, idle: &Mutex<Vec<pg::PgConn>>, step: &mut Step) -> Result<(), Failure> {
         let pooled = if self.pool { take(idle) } else { None };
         let mut conn = match pooled {
             Some(c) => c,
@@ -161,6 +161,7 @@ impl SqlAttempt {
             timeout: self.timeout,
             done: false,
         };
+        *step = Step::Query;
         let result = conn.query(&l.message).await;
         cut.done = true;
         drop(cut);
@@ -195,7 +196,12 @@ impl SqlAttempt {
         }
     }
 
-    async fn mysql(&self, opts: &mysql_async::Opts, idle: &Mutex<Vec<mysql_async::Conn>>) -> Result<(), Failure> {
+    async fn mysql(
+        &self,
+        opts: &mysql_async::Opts,
+        idle: &Mutex<Vec<mysql_async::Conn>>,
+        step: &mut Step,
+    ) -> Result<(), Failure> {
         let pooled = if self.pool { take(idle) } else { None };
         let mut conn = match pooled {
             Some(c) => c,
@@ -203,6 +209,7 @@ impl SqlAttempt {
                 .await
                 .map_err(|e| self.my_failure(&e, CONNECT))?,
         };
+        *step = Step::Query;
         let result = conn.query_drop(self.query.as_str()).await;
         let usable = match &result {
             Ok(()) => true,
@@ -241,10 +248,18 @@ impl SqlAttempt {
 
 impl Attempt for SqlAttempt {
     async fn attempt(&self) -> Outcome {
-        let result = match &self.client {
-            Client::Postgres { target, idle } => self.postgres(target, idle).await,
-            Client::Mysql { opts, idle } => self.mysql(opts, idle).await,
+        let mut guard = Unfinished {
+            attempt: self,
+            step: Step::Connect,
+            done: false,
         };
+        // The engine bounds every attempt by the task's timeout: when it fires, this future
+        // is dropped unfinished and the guard notes the sample naming the step it cut.
+        let result = match &self.client {
+            Client::Postgres { target, idle } => self.postgres(target, idle, &mut guard.step).await,
+            Client::Mysql { opts, idle } => Box::pin(self.mysql(opts, idle, &mut guard.step)).await,
+        };
+        guard.done = true;
         match result {
             Ok(()) => Outcome::Answered(QUERIED),
             Err(f) => {
@@ -256,6 +271,34 @@ impl Attempt for SqlAttempt {
 
     fn error_samples(&self) -> Vec<(ErrorKind, String)> {
         self.samples.all()
+    }
+}
+
+/// Where an attempt is, for the sample of a timeout.
+#[derive(Clone, Copy)]
+enum Step {
+    Connect,
+    Query,
+}
+
+/// Notes a timeout sample naming the step when an attempt is dropped before it finished.
+struct Unfinished<'a> {
+    attempt: &'a SqlAttempt,
+    step: Step,
+    done: bool,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let a = self.attempt;
+        let t = crate::duration::format_duration(a.timeout);
+        a.samples.note(ErrorKind::Timeout, || match self.step {
+            Step::Connect => format!("{}: connect: no connection and login within {t}", a.server),
+            Step::Query => format!("{}: query: no answer within {t}", a.server),
+        });
     }
 }
 
