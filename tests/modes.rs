@@ -14,14 +14,14 @@ use support::unbound::Unbound;
 use support::*;
 
 /// The modes with an example below.
-const EXAMPLES: &[&str] = &["http", "dns", "tcp", "disk"];
+const EXAMPLES: &[&str] = &["http", "dns", "tcp", "disk", "sql"];
 
 #[test]
 fn every_mode_that_runs_has_an_example() {
     let running: Vec<&str> = kpatrol::modes::probe_modes().map(|m| m.name).collect();
     assert_eq!(running, EXAMPLES, "add an example for each new mode below");
     let native: Vec<&str> = kpatrol::modes::native_kinds().map(|k| k.kind).collect();
-    assert_eq!(native, ["HttpCheck", "DnsCheck", "TcpCheck", "DiskCheck"]);
+    assert_eq!(native, ["HttpCheck", "DnsCheck", "TcpCheck", "DiskCheck", "SqlCheck"]);
     assert_eq!(
         kpatrol::task::native_kinds(),
         native,
@@ -39,6 +39,8 @@ async fn example(mode: &str, yaml: &str) {
 /// Validates, plans, renders and runs `yaml`; the round must pass in the expected mode.
 async fn run_example(mode: &str, yaml: &str) -> kpatrol::report::RoundReport {
     let dir = tempfile::tempdir().unwrap();
+    // the mounts hold the Secret a SQL example logs in with
+    support::sql::write_credentials(dir.path(), support::sql::PASSWORD);
     let f = task_file(dir.path(), "t.yaml", yaml);
     let ft = kpatrol::plan::load_file(&f).unwrap();
     assert!(ft.diagnostics.is_empty(), "{mode}: {:#?}", ft.diagnostics);
@@ -114,4 +116,17 @@ async fn disk_example() {
         "{:#?}",
         report.targets
     );
+}
+
+#[tokio::test]
+async fn sql_example() {
+    let pg = support::sql::postgres(None);
+    example(
+        "sql",
+        &format!(
+            "apiVersion: kpatrol.dev/v1\nkind: SqlCheck\nmetadata: {{name: s}}\nspec:\n  pressure: {{qps: 20, duration: 500ms, timeout: 2s}}\n  targets: [{{url: \"postgres://127.0.0.1:{}/postgres\", credentials: {{secret: db-creds}}}}]\n",
+            pg.port
+        ),
+    )
+    .await;
 }

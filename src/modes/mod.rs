@@ -297,4 +297,5 @@ modes! {
     reach::Reach(ReachPlan),
     tcp::Tcp(TcpPlan),
     disk::Disk(DiskPlan),
+    sql::Sql(SqlPlan),
 }

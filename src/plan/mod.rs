@@ -213,14 +213,16 @@ pub enum CodeKind {
     Dns,
     Tcp,
     Disk,
+    Sql,
 }
 
 impl CodeKind {
-    /// `200` for HTTP; `NOERROR`, `NXDOMAIN`, `WRONG_ANSWER` for DNS; `connected`, `replied` for TCP.
+    /// `200` for HTTP; `NOERROR`, `NXDOMAIN`, `WRONG_ANSWER` for DNS; `connected`, `replied` for TCP; `queried` for SQL.
     pub fn name(self, code: u16) -> String {
         match self {
             CodeKind::Tcp => crate::modes::tcp::code_name(code),
             CodeKind::Disk => crate::modes::disk::code_name(code),
+            CodeKind::Sql => crate::modes::sql::code_name(code),
             CodeKind::Http => code.to_string(),
             CodeKind::Dns if code == WRONG_ANSWER => "WRONG_ANSWER".into(),
             CodeKind::Dns => RCODES
@@ -235,8 +237,10 @@ impl CodeKind {
     pub fn range(self, r: &CodeRange) -> String {
         match self {
             CodeKind::Http => r.to_string(),
-            CodeKind::Dns | CodeKind::Tcp | CodeKind::Disk if r.from == r.to => self.name(r.from),
-            CodeKind::Dns | CodeKind::Tcp | CodeKind::Disk => format!("{}-{}", self.name(r.from), self.name(r.to)),
+            CodeKind::Dns | CodeKind::Tcp | CodeKind::Disk | CodeKind::Sql if r.from == r.to => self.name(r.from),
+            CodeKind::Dns | CodeKind::Tcp | CodeKind::Disk | CodeKind::Sql => {
+                format!("{}-{}", self.name(r.from), self.name(r.to))
+            }
         }
     }
 }

@@ -21,12 +21,16 @@ pub enum ErrorKind {
     Protocol,
     /// A DNS reply over UDP with the TC bit: the answer did not fit.
     Truncated,
+    /// The server refused the credentials (SQL: a wrong user or password).
+    Auth,
+    /// The server answered the query with an error (SQL: syntax, a cancelled statement).
+    Query,
     Other,
 }
 
 impl ErrorKind {
     /// How many kinds there are: the size of every per-kind array.
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 10;
     pub const ALL: [ErrorKind; Self::COUNT] = [
         ErrorKind::Timeout,
         ErrorKind::Refused,
@@ -35,6 +39,8 @@ impl ErrorKind {
         ErrorKind::Tls,
         ErrorKind::Protocol,
         ErrorKind::Truncated,
+        ErrorKind::Auth,
+        ErrorKind::Query,
         ErrorKind::Other,
     ];
 
@@ -47,6 +53,8 @@ impl ErrorKind {
             ErrorKind::Tls => "tls",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Truncated => "truncated",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Query => "query",
             ErrorKind::Other => "other",
         }
     }

@@ -577,7 +577,10 @@ mod tests {
 
     #[test]
     fn every_listed_kind_has_a_reader() {
-        assert_eq!(native_kinds(), ["HttpCheck", "DnsCheck", "TcpCheck", "DiskCheck"]);
+        assert_eq!(
+            native_kinds(),
+            ["HttpCheck", "DnsCheck", "TcpCheck", "DiskCheck", "SqlCheck"]
+        );
         for name in native_kinds() {
             assert!(Kind::of(NATIVE_API, name).is_some(), "{name}");
         }
@@ -601,6 +604,7 @@ mod tests {
                 "DnsCheck",
                 "TcpCheck",
                 "DiskCheck",
+                "SqlCheck",
                 "AppHttpHealthy",
                 "Netdns"
             ]

@@ -2,7 +2,7 @@
 //! without a client-certificate requirement), a server that stalls for a window, one that
 //! resets connections, raw servers that answer in odd shapes (echoes, endless heads and
 //! bodies, split writes, precise delays), and a port nobody listens on. Certificates come
-//! from rcgen.
+//! from rcgen. PostgreSQL and MariaDB are in [`sql`], unbound in [`unbound`].
 #![allow(dead_code)]
 
 use std::convert::Infallible;
@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 pub mod cluster;
 pub mod otel;
+pub mod sql;
 pub mod unbound;
 
 /// What a test server saw.

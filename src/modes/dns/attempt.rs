@@ -364,7 +364,7 @@ impl Attempt for DnsAttempt {
                     }
                     ErrorKind::Dns => "the DoH server's name does not resolve",
                     ErrorKind::Timeout => "no reply within the timeout",
-                    ErrorKind::Other => "network error",
+                    ErrorKind::Auth | ErrorKind::Query | ErrorKind::Other => "network error",
                 };
                 format!("{}: {what}", self.server)
             });
