@@ -926,6 +926,17 @@ pub fn load_one(file: &Path, opts: &RoundOpts, mode: Option<&str>) -> Result<Pla
     Ok(plan)
 }
 
+/// What a round `kpatrol run` starts needs: its stop (Ctrl-C, SIGTERM), the quit signal
+/// (a second one), and the mounts.
+fn local_round(opts: &RoundOpts) -> Result<(Stop, Stop, Mounts), Exit> {
+    let stop = round_stop().map_err(|e| {
+        eprintln!("kpatrol: {e}");
+        Exit::Trouble
+    })?;
+    let quit = watch_signals(stop.clone());
+    Ok((stop, quit, Mounts::new(&opts.mounts)))
+}
+
 /// `kpatrol run`'s flags for a mesh task.
 struct MeshFlags {
     agents: Option<u32>,
@@ -950,15 +961,10 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool, mesh
         );
         return Exit::Trouble;
     }
-    let stop = match round_stop() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("kpatrol: {e}");
-            return Exit::Trouble;
-        }
+    let (stop, quit, mounts) = match local_round(opts) {
+        Ok(r) => r,
+        Err(exit) => return exit,
     };
-    let quit = watch_signals(stop.clone());
-    let mounts = Mounts::new(&opts.mounts);
     let mut line = progress::Progress::default();
     let watch: Option<&mut (dyn crate::round::Watch + Send)> = if progress { Some(&mut line) } else { None };
     let round = tokio::select! {
@@ -1010,15 +1016,10 @@ async fn run_mesh(
             return Exit::Trouble;
         }
     };
-    let stop = match round_stop() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("kpatrol: {e}");
-            return Exit::Trouble;
-        }
+    let (stop, quit, mounts) = match local_round(opts) {
+        Ok(r) => r,
+        Err(exit) => return exit,
     };
-    let quit = watch_signals(stop.clone());
-    let mounts = Mounts::new(&opts.mounts);
     let report = tokio::select! {
         r = local::run(plan, reach, &local, &mounts, stop) => r,
         _ = quit.stopped() => {
