@@ -124,18 +124,25 @@ async fn postgres_a_wrong_password_is_auth_a_closed_port_refused_and_run_exits_1
         (Some("SqlCheck"), Some("sql"))
     );
     assert_eq!(r["verdict"], "fail");
+    // every attempt sent failed as its kind; a loaded machine may leave a slot or two of
+    // 20 unsent (each attempt logs in anew), which is counted, not lost
+    let all_failed_as = |t: &serde_json::Value, kind: &str| {
+        let (sent, unsent) = (t["sent"].as_u64().unwrap(), t["unsent"].as_u64().unwrap());
+        assert!(sent >= 10 && sent + unsent == 20, "{t}");
+        assert_eq!(t["errors"][kind].as_u64(), Some(sent), "{t}");
+    };
     let pg_t = &r["targets"][0];
-    assert_eq!(pg_t["errors"]["auth"], 20, "{pg_t}");
+    all_failed_as(pg_t, "auth");
     let sample = pg_t["errorSamples"]["auth"].as_str().unwrap();
     assert!(
         sample.contains("password authentication failed for user \"kpatrol\" (SQLSTATE 28P01)"),
         "{sample}"
     );
     let down_t = &r["targets"][1];
-    assert_eq!(down_t["errors"]["refused"], 20, "{down_t}");
+    all_failed_as(down_t, "refused");
     // TLS asked of a server without it
     let plain = &r["targets"][2];
-    assert_eq!(plain["errors"]["tls"], 20, "{plain}");
+    all_failed_as(plain, "tls");
     assert!(
         plain["errorSamples"]["tls"]
             .as_str()
