@@ -207,20 +207,36 @@ async fn postgres_terminated_connections_are_reset_and_the_pool_recovers() {
         "{qps: 50, duration: 2s, timeout: 5s, maxInFlight: 4}",
         &format!("    - {{name: pg, url: \"{url}\", credentials: {{secret: db-creds}}}}\n"),
     );
-    // psql terminates the round's connections twice while it runs
+    // psql terminates the round's connections twice while it runs: first those it finds,
+    // then the ones the pool opened instead (each found by polling, bounded)
     let port = pg.port;
     let admin = tokio::spawn(async move {
-        let mut killed = 0;
-        for at in [600, 1200] {
-            tokio::time::sleep(Duration::from_millis(at / 2)).await;
-            let rows = psql(
-                port,
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'kpatrol'",
-            )
-            .await;
-            killed += rows.lines().filter(|l| *l == "t").count();
+        let mut gone: Vec<String> = Vec::new();
+        for _ in 0..2 {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let rows = psql(
+                    port,
+                    &format!(
+                        "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'kpatrol' AND pid NOT IN ({})",
+                        if gone.is_empty() { "0".to_string() } else { gone.join(",") }
+                    ),
+                )
+                .await;
+                let killed: Vec<String> = rows
+                    .lines()
+                    .filter_map(|l| l.strip_suffix("|t"))
+                    .map(String::from)
+                    .collect();
+                if !killed.is_empty() {
+                    gone.extend(killed);
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the round opened no connection to terminate");
+                tokio::time::sleep(Duration::from_millis(20)).await; // polling a condition, bounded
+            }
         }
-        killed
+        gone.len()
     });
     let (r, v) = round(&yaml).await;
     let killed = admin.await.unwrap();

@@ -937,6 +937,22 @@ fn local_round(opts: &RoundOpts) -> Result<(Stop, Stop, Mounts), Exit> {
     Ok((stop, quit, Mounts::new(&opts.mounts)))
 }
 
+/// Prints a round's report as `output` asks: the table `table` makes, or `report` as JSON.
+/// `false` when the JSON could not be made (said on stderr).
+fn print_report<T: serde::Serialize>(output: Output, table: impl FnOnce() -> String, report: &T) -> bool {
+    match output {
+        Output::Table => out!("{}", table()),
+        Output::Json => match serde_json::to_string_pretty(report) {
+            Ok(json) => outln!("{json}"),
+            Err(e) => {
+                eprintln!("kpatrol: the report did not serialise: {e}");
+                return false;
+            }
+        },
+    }
+    true
+}
+
 /// `kpatrol run`'s flags for a mesh task.
 struct MeshFlags {
     agents: Option<u32>,
@@ -976,15 +992,8 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool, mesh
     };
     match round {
         Ok(finished) => {
-            match output {
-                Output::Table => out!("{}", report::table(&finished.report)),
-                Output::Json => match serde_json::to_string_pretty(&finished.report) {
-                    Ok(json) => outln!("{json}"),
-                    Err(e) => {
-                        eprintln!("kpatrol: the report did not serialise: {e}");
-                        return Exit::Trouble;
-                    }
-                },
+            if !print_report(output, || report::table(&finished.report), &finished.report) {
+                return Exit::Trouble;
             }
             send_telemetry(&finished.plan, &finished).await;
             if finished.verdict.passed() {
@@ -1029,15 +1038,8 @@ async fn run_mesh(
     };
     match report {
         Ok(r) => {
-            match output {
-                Output::Table => out!("{}", r.table()),
-                Output::Json => match serde_json::to_string_pretty(&r) {
-                    Ok(json) => outln!("{json}"),
-                    Err(e) => {
-                        eprintln!("kpatrol: the report did not serialise: {e}");
-                        return Exit::Trouble;
-                    }
-                },
+            if !print_report(output, || r.table(), &r) {
+                return Exit::Trouble;
             }
             if r.verdict == crate::judge::Outcome::Pass {
                 Exit::Ok

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use super::{Check, Measure, Outcome, Subject};
+use super::{Check, Measure, Outcome, Subject, pct};
 use crate::duration::format_duration;
 
 /// What a round's agents measured, cell by cell.
@@ -174,12 +174,6 @@ fn cell_failures(e: &CellExpect, c: &Cell) -> Vec<(Measure, String, String)> {
 
 fn rate_text(min: f64) -> String {
     format!("≥ {}", pct(min))
-}
-
-fn pct(x: f64) -> String {
-    let s = format!("{:.3}", x * 100.0);
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    format!("{s}%")
 }
 
 /// Cells and failed cells of one group (a node's row or column over one path).

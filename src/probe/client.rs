@@ -12,6 +12,18 @@ use crate::plan;
 use crate::pressure::ErrorKind;
 
 /// The rustls configuration of one target (ring provider, ALPN from the HTTP version).
+/// The folder of a mounted TLS Secret, or why it is not there.
+pub(crate) fn tls_secret_dir(mounts: &Mounts, secret: &str) -> Result<std::path::PathBuf, SetupError> {
+    let dir = mounts.secret_dir(secret)?;
+    if !dir.is_dir() {
+        return Err(SetupError::Tls(format!(
+            "TLS Secret {secret} is not mounted at {}",
+            dir.display()
+        )));
+    }
+    Ok(dir)
+}
+
 pub(crate) fn client_tls(
     tls: &plan::Tls,
     alpn: Vec<Vec<u8>>,
@@ -28,13 +40,7 @@ pub(crate) fn client_tls(
         key = Some((read_file(&k.path, "client key")?, k.path.display().to_string()));
     }
     if let Some(secret) = &tls.secret {
-        let dir = mounts.secret_dir(secret)?;
-        if !dir.is_dir() {
-            return Err(SetupError::Tls(format!(
-                "TLS Secret {secret} is not mounted at {}",
-                dir.display()
-            )));
-        }
+        let dir = tls_secret_dir(mounts, secret)?;
         let opt = |k: &str| -> Option<(Vec<u8>, String)> {
             let p = dir.join(k);
             std::fs::read(&p).ok().map(|b| (b, p.display().to_string()))

@@ -96,6 +96,15 @@ pub struct MeshReport {
     pub expect: CellExpect,
 }
 
+/// Agent `i`'s address in `family`: 127.0.0.(2+i), or ::1 (on a port of its own).
+fn agent_ip(i: u32, family: &str) -> IpAddr {
+    if family == "ipv4" {
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 250) as u8))
+    } else {
+        IpAddr::V6(Ipv6Addr::LOCALHOST)
+    }
+}
+
 /// The node name of agent `i` in a local mesh.
 pub fn agent_name(i: u32) -> String {
     format!("agent-{i}")
@@ -135,11 +144,7 @@ pub async fn run(plan: &Plan, reach: &ReachPlan, local: &Local, mounts: &Mounts,
     let mut tasks = Vec::new();
     for i in (0..n).filter(|i| !local.down.contains(i)) {
         for (f, family) in families.iter().enumerate() {
-            let ip = if *family == "ipv4" {
-                IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 250) as u8))
-            } else {
-                IpAddr::V6(Ipv6Addr::LOCALHOST)
-            };
+            let ip = agent_ip(i, family);
             let listener = crate::probe::serve::listen(SocketAddr::new(ip, 0)).map_err(|source| {
                 SetupError::Socket {
                     what: format!("agent {i} listening on {ip}"),
@@ -161,11 +166,7 @@ pub async fn run(plan: &Plan, reach: &ReachPlan, local: &Local, mounts: &Mounts,
     // an impaired agent's addresses: a port nobody listens on (bound, then released)
     for i in local.down.iter().copied() {
         for (f, family) in families.iter().enumerate() {
-            let ip = if *family == "ipv4" {
-                IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 250) as u8))
-            } else {
-                IpAddr::V6(Ipv6Addr::LOCALHOST)
-            };
+            let ip = agent_ip(i, family);
             let closed = std::net::TcpListener::bind(SocketAddr::new(ip, 0))
                 .and_then(|l| l.local_addr())
                 .map_err(|source| {

@@ -421,13 +421,7 @@ fn mysql_tls(tls: &Tls, mounts: &Mounts) -> Result<mysql_async::SslOpts, SetupEr
     }
     let mut ca = tls.ca.as_ref().map(|f| read_file(&f.path, "CA file")).transpose()?;
     if let Some(secret) = &tls.secret {
-        let dir = mounts.secret_dir(secret)?;
-        if !dir.is_dir() {
-            return Err(SetupError::Tls(format!(
-                "TLS Secret {secret} is not mounted at {}",
-                dir.display()
-            )));
-        }
+        let dir = crate::probe::client::tls_secret_dir(mounts, secret)?;
         ca = std::fs::read(dir.join("ca.crt")).ok();
     }
     let mut o = mysql_async::SslOpts::default().with_danger_accept_invalid_certs(tls.insecure_skip_verify);
