@@ -51,7 +51,7 @@ fn warnings(text: &str) -> Vec<String> {
         .collect()
 }
 
-const REACH_WARNING: &str = "NetReach is valid; its mode (reach, the mesh) runs only on one machine in this version (`kpatrol run`, agents on loopback), not in a cluster";
+const REACH_WARNING: &str = "NetReach is valid; its mode (reach, the mesh) runs only on one machine in this version (`kpatrol run`: agents on loopback, or in network namespaces with --netns), not in a cluster";
 
 #[test]
 fn netreach_says_its_mode_cannot_run_yet() {

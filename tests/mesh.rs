@@ -4,6 +4,15 @@
 //! by the diagnosis, its column failing, its row missing, every other cell passing; paths a
 //! loopback cannot take are listed as skipped, not failed; bad flags and a mesh with nothing
 //! to press on loopback exit 2 with the reason.
+//!
+//! With `--netns` (root, `ip` and `nft`, as CI runs): each agent a node in a network
+//! namespace the run makes, every path real (pod, ClusterIP and NodePort through nftables
+//! DNAT, Multus on a second interface), IPv4 and IPv6: all pass; a node at 20% packet loss
+//! is named, every cell touching it failing and every other passing; a NodePort rule left
+//! out on one node is named as that path; IPv6 on a node without it is skipped, not failed;
+//! an agent that never starts is named as not reporting and the round still ends; the
+//! namespaces are gone after every run, and those a SIGKILLed run left are deleted by the
+//! next.
 
 // Tests fail loudly by design: unwrap, expect, indexing and panic are how they assert.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
@@ -46,7 +55,10 @@ fn a_loopback_mesh_of_four_agents_passes_over_ipv4_and_ipv6() {
     assert_eq!(r["failedCells"], 0);
     assert_eq!(
         r["skipped"],
-        serde_json::json!(["clusterIP: needs a cluster", "nodePort: needs a cluster"])
+        serde_json::json!([
+            "clusterIP: needs --netns or a cluster",
+            "nodePort: needs --netns or a cluster"
+        ])
     );
     assert_eq!(r["findings"], serde_json::json!([]));
 }
@@ -95,8 +107,8 @@ fn the_table_draws_the_matrix_and_says_what_was_skipped() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     for want in [
-        "NetReach mesh on loopback: 3 agents, the pod path (ipv4, ipv6)\n",
-        "skipped clusterIP: needs a cluster\n",
+        "NetReach mesh on loopback: 3 agents, paths pod (ipv4, ipv6)\n",
+        "skipped clusterIP: needs --netns or a cluster\n",
         "pod ipv4: source ↓ target →\n",
         "agent-0  ·█·  0\n",
         "agent-1  ???  1\n",
@@ -148,8 +160,179 @@ fn bad_flags_and_a_mesh_with_nothing_to_press_on_loopback_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--agents and --impair are for a mesh"),
+        String::from_utf8_lossy(&out.stderr).contains("--agents, --netns and --impair are for a mesh"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+// --- --netns: each agent a node in a network namespace the test's `kpatrol run` makes ---
+
+/// Every path a netns mesh takes (load balancers and Ingress need a cluster).
+const NETNS_PATHS: &str = "{endpoint: true, clusterIP: true, nodePort: true, loadBalancer: true, ingress: false, multusInterface: true, ipv4: true, ipv6: true}";
+
+/// The paths whose cells point at one node: no ClusterIP, whose one address spreads every
+/// node's requests over every agent (a lossy agent behind it fails some of everyone's).
+const NODE_PATHS: &str = "{endpoint: true, clusterIP: false, nodePort: true, loadBalancer: false, ingress: false, multusInterface: true, ipv4: true, ipv6: true}";
+
+/// A mesh whose every request must answer within 150 ms, below TCP's shortest retransmission
+/// timeout (200 ms): a dropped packet fails its request instead of slowing it.
+fn strict(target: &str) -> String {
+    netreach(target).replace(
+        "request: {durationInSecond: 1, perRequestTimeoutInMS: 2000, qps: 10}",
+        "request: {durationInSecond: 2, perRequestTimeoutInMS: 150, qps: 19}",
+    )
+}
+
+/// The network namespaces of the `kpatrol run` whose process id is `pid`.
+fn namespaces_of(pid: u32) -> Vec<String> {
+    let lead = format!("kpatrol-{pid}-");
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&lead))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `kpatrol run --netns ARGS` on `task`; asserts its namespaces are gone after it.
+fn run_netns(task: &str, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(dir.path(), "t.yaml", task);
+    let child = Command::new(KPATROL)
+        .args(["run", "--netns", "-o", "json"])
+        .args(args)
+        .arg(&f)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(namespaces_of(pid), Vec::<String>::new(), "every namespace deleted");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code(),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Whether check `c` is about node `node` (its source or its target).
+fn touches(c: &serde_json::Value, node: &str) -> bool {
+    c["source"] == node || c["target"] == node || c["agent"] == node
+}
+
+#[test]
+fn a_netns_mesh_passes_over_every_path_and_family_and_leaves_nothing() {
+    let (code, r, err) = run_netns(&netreach(NETNS_PATHS), &[]);
+    assert_eq!(code, Some(0), "{r:#}\n{err}");
+    assert_eq!(r["network"], "netns");
+    // pod, nodePort and multus: 4 × 4 each; clusterIP: each node's row towards the Service
+    assert_eq!(r["cells"], (16 + 4 + 16 + 16) * 2, "{r:#}");
+    assert_eq!(r["failedCells"], 0);
+    assert_eq!(r["skipped"], serde_json::json!(["loadBalancer: needs a cluster"]));
+}
+
+#[test]
+fn a_node_at_twenty_percent_loss_is_named_and_only_its_cells_fail() {
+    let (code, r, err) = run_netns(&strict(NODE_PATHS), &["--impair", "2=loss:20"]);
+    assert_eq!(code, Some(1), "{r:#}\n{err}");
+    // pod, nodePort, multus over two families: its row (4 × 6) and column (4 × 6), the cell
+    // to itself counted once per path
+    assert_eq!(r["cells"], 96);
+    assert_eq!(r["failedCells"], 24 + 24 - 6, "{r:#}");
+    assert_eq!(
+        r["findings"],
+        serde_json::json!(["node agent-2: every cell from and to it failed (42 cells): the node is the likely cause"])
+    );
+    for c in r["checks"].as_array().unwrap() {
+        assert!(touches(c, "agent-2") && c["pass"] == false, "{c}");
+    }
+}
+
+#[test]
+fn one_path_broken_on_one_node_is_named_as_that_path() {
+    let (code, r, err) = run_netns(&netreach(NODE_PATHS), &["--impair", "1=nodePort:down", "--agents", "3"]);
+    assert_eq!(code, Some(1), "{r:#}\n{err}");
+    // its NodePort, over both families: the 3 cells to it each
+    assert_eq!(r["failedCells"], 6, "{r:#}");
+    assert_eq!(
+        r["findings"],
+        serde_json::json!([
+            "node agent-1, path nodePort ipv4: every cell to it over this path failed (3), its other paths passed",
+            "node agent-1, path nodePort ipv6: every cell to it over this path failed (3), its other paths passed"
+        ])
+    );
+    for c in r["checks"].as_array().unwrap() {
+        assert_eq!(c["target"], "agent-1", "{c}");
+        assert_eq!(c["path"], "nodePort", "{c}");
+    }
+}
+
+#[test]
+fn ipv6_where_a_node_has_none_is_skipped_not_failed() {
+    let (code, r, err) = run_netns(&netreach(NODE_PATHS), &["--impair", "0=no-ipv6", "--agents", "3"]);
+    assert_eq!(code, Some(0), "{r:#}\n{err}");
+    assert_eq!(
+        r["skipped"],
+        serde_json::json!(["ipv6 to and from agent-0: it has no IPv6 address"])
+    );
+    // IPv4: 3 × 3 per path; IPv6: 2 × 2 per path
+    assert_eq!(r["cells"], 3 * (9 + 4), "{r:#}");
+}
+
+#[test]
+fn an_agent_that_never_starts_is_named_and_the_round_ends_by_its_deadline() {
+    let started = std::time::Instant::now();
+    let (code, r, err) = run_netns(&netreach(NODE_PATHS), &["--impair", "3=down"]);
+    assert_eq!(code, Some(1), "{r:#}\n{err}");
+    assert!(
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("node agent-3: its agent never reported")),
+        "{r:#}"
+    );
+    // a 1 s round whose requests time out after 2 s: done well within a minute
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn namespaces_a_killed_run_left_are_deleted_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = netreach(NODE_PATHS).replace("durationInSecond: 1,", "durationInSecond: 60,");
+    let f = task_file(dir.path(), "t.yaml", &long);
+    let mut child = Command::new(KPATROL)
+        .args(["run", "--netns", "--agents", "2", "-o", "json"])
+        .arg(&f)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // the last node's namespace exists once the network is made (bounded wait on the file)
+    let made = std::path::Path::new("/run/netns").join(format!("kpatrol-{pid}-1"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !made.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            made.display()
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::yield_now();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!namespaces_of(pid).is_empty(), "SIGKILL leaves them");
+    let (code, r, err) = run_netns(&netreach(NODE_PATHS), &["--agents", "2"]);
+    assert_eq!(code, Some(0), "{r:#}\n{err}");
+    assert_eq!(namespaces_of(pid), Vec::<String>::new(), "the next run deleted them");
 }

@@ -168,12 +168,23 @@ pub enum Command {
         /// Hide the live progress line (it is hidden anyway when stderr is not a terminal).
         #[arg(long)]
         no_progress: bool,
-        /// A mesh (kdoctor NetReach): how many agents to run on loopback (2–64; default 4).
+        /// A mesh (kdoctor NetReach): how many agents to run (2–64; default 4).
         #[arg(long, value_parser = clap::value_parser!(u32).range(2..=64))]
         agents: Option<u32>,
-        /// A mesh: rehearse a node gone bad. AGENT=down: that agent (an index from 0)
-        /// neither serves, presses nor reports. Repeatable.
-        #[arg(long, value_name = "AGENT=down")]
+        /// A mesh: each agent a node in a network namespace of its own, joined by veth pairs
+        /// and bridges (198.18.0.0/15 and fd6b:7061::/48), so the pod path, ClusterIP and
+        /// NodePort (nftables DNAT, as kube-proxy does) and Multus (a second interface) are
+        /// real, different paths. Needs root, `ip` (iproute2) and `nft` (nftables); the host's
+        /// own network is not touched and the namespaces are deleted at the end.
+        /// Without it the agents share loopback and take the pod path only.
+        #[arg(long)]
+        netns: bool,
+        /// A mesh: rehearse a node gone bad (AGENT is an index from 0). AGENT=down: the agent
+        /// neither serves, presses nor reports. With --netns also AGENT=loss:PCT (that share
+        /// of its packets dropped, in and out), AGENT=PATH:down or AGENT=PATH:loss:PCT (PATH:
+        /// pod, clusterIP, nodePort, multus) and AGENT=no-ipv6 (its IPv6 cells are skipped,
+        /// not failed). Repeatable.
+        #[arg(long, value_name = "AGENT=IMPAIRMENT")]
         impair: Vec<String>,
     },
     /// Render tasks into Kubernetes manifests: per task a ConfigMap and a CronJob or Job (and
@@ -441,9 +452,10 @@ pub async fn kpatrol(cli: Kpatrol) -> Exit {
             output,
             no_progress,
             agents,
+            netns,
             impair,
         } => {
-            let mesh = MeshFlags { agents, impair };
+            let mesh = MeshFlags { agents, netns, impair };
             run(
                 &file,
                 &opts,
@@ -956,6 +968,7 @@ fn print_report<T: serde::Serialize>(output: Output, table: impl FnOnce() -> Str
 /// `kpatrol run`'s flags for a mesh task.
 struct MeshFlags {
     agents: Option<u32>,
+    netns: bool,
     impair: Vec<String>,
 }
 
@@ -970,9 +983,9 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool, mesh
     if let crate::modes::Mode::Reach(reach) = &plan.mode {
         return run_mesh(&plan, reach, opts, output, mesh).await;
     }
-    if mesh.agents.is_some() || !mesh.impair.is_empty() {
+    if mesh.agents.is_some() || mesh.netns || !mesh.impair.is_empty() {
         eprintln!(
-            "kpatrol: --agents and --impair are for a mesh (kdoctor NetReach); {} is a {}",
+            "kpatrol: --agents, --netns and --impair are for a mesh (kdoctor NetReach); {} is a {}",
             plan.name, plan.kind
         );
         return Exit::Trouble;
@@ -1018,7 +1031,7 @@ async fn run_mesh(
     mesh: &MeshFlags,
 ) -> Exit {
     use crate::modes::reach::local;
-    let local = match local::Local::from_flags(mesh.agents, &mesh.impair) {
+    let local = match local::Local::from_flags(mesh.agents, mesh.netns, &mesh.impair) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("kpatrol: {e}");

@@ -514,7 +514,7 @@ pub(crate) fn net_reach(cx: &mut Cx, meta: Meta, spec: &raw::Spec, overrides: &O
     cx.diags.warn(
         meta.origin.name_pos,
         "kind",
-        "NetReach is valid; its mode (reach, the mesh) runs only on one machine in this version (`kpatrol run`, agents on loopback), not in a cluster",
+        "NetReach is valid; its mode (reach, the mesh) runs only on one machine in this version (`kpatrol run`: agents on loopback, or in network namespaces with --netns), not in a cluster",
     );
     let common = common(cx, spec, overrides, MAX_QPS_NET_REACH, true, "NetReach");
     let target = spec

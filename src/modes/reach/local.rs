@@ -1,72 +1,119 @@
-//! A mesh round on one machine (`kpatrol run` of a mesh task): N agents on loopback, each
-//! serving kpatrol's HTTP target on an address of its own (127.0.0.2, 127.0.0.3, … for IPv4;
-//! ::1 on a port of its own for IPv6) and pressing every peer over the pod path (kdoctor's
-//! `endpoint`) at the task's rate, with the HTTP mode's attempt; the servers stay up until
-//! every agent is done. The cells go to the matrix judge. Paths that need a cluster
-//! (ClusterIP, NodePort, LoadBalancer, Ingress, Multus) are skipped and said so.
+//! A mesh round on one machine (`kpatrol run` of a mesh task): N agents, each serving
+//! kpatrol's HTTP target and pressing every peer over every path the task enables at the
+//! task's rate, with the HTTP mode's attempt; the servers stay up until every agent is done,
+//! then the cells go to the matrix judge.
 //!
-//! `--impair AGENT=down` rehearses a node gone bad: that agent neither serves nor presses
-//! nor reports, so its column fails and its row is missing.
+//! Two places: loopback (the default): agent `i` on 127.0.0.(2+i) and on ::1, each on a port
+//! of its own, the pod path only (the other paths need a cluster or `--netns`, and are
+//! skipped and said so); or `--netns` ([`super::netns`]): each agent a node in a network
+//! namespace of its own, where pod, ClusterIP, NodePort and Multus are different real paths.
+//! Each agent presses from a thread of its own (in its node's namespace with `--netns`), so
+//! its sockets are that node's.
+//!
+//! `--impair` rehearses a node gone bad: `AGENT=down` (neither serves, presses nor reports:
+//! its column fails and its row is missing); with `--netns` also `loss:PCT`, `PATH:down`,
+//! `PATH:loss:PCT` and `no-ipv6`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
+use tokio::net::TcpListener;
 
 use super::ReachPlan;
+use super::netns::{self, Addr, Family, Impairment, Network, Via};
 use crate::judge::matrix::{Cell, CellExpect, Matrix, MatrixVerdict, PathName, judge_matrix};
 use crate::judge::{Check, Outcome, successes};
 use crate::modes::Mode;
 use crate::modes::http::{Body, HttpPlan, HttpTarget, HttpVersion};
-use crate::plan::{Plan, Tls};
+use crate::plan::{Expect, Plan, Tls};
 use crate::pressure::Stop;
 use crate::probe::{Mounts, ProbeError, SetupError};
+use crate::round::Finished;
 
 /// The agents of a local mesh when `--agents` is not given.
 pub const DEFAULT_AGENTS: u32 = 4;
 /// The most agents a local mesh runs (each presses every other: N² targets).
 pub const MAX_AGENTS: u32 = 64;
 
-/// How a local mesh runs: how many agents, and which are impaired.
+/// How a local mesh runs: how many agents, where, and which are impaired.
 #[derive(Clone, Debug, Default)]
 pub struct Local {
     pub agents: u32,
-    /// Agents that neither serve, press nor report (`--impair AGENT=down`).
-    pub down: Vec<u32>,
+    /// Each agent a node in a network namespace of its own.
+    pub netns: bool,
+    /// Per agent, what goes wrong with it on purpose (`--impair`).
+    pub impaired: Vec<Vec<Impairment>>,
 }
 
 /// Why `--impair` cannot be taken.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ImpairError {
-    #[error("--impair {0}: expected AGENT=down, AGENT an agent's index from 0")]
+    #[error(
+        "--impair {0}: expected AGENT=down, AGENT=loss:PCT, AGENT=PATH:down, AGENT=PATH:loss:PCT or AGENT=no-ipv6 (AGENT an agent's index from 0, PATH one of pod, clusterIP, nodePort, multus)"
+    )]
     Form(String),
     #[error("--impair {given}: there are {agents} agents, 0 to {last}", last = .agents - 1)]
     NoSuchAgent { given: String, agents: u32 },
-    #[error("--impair {0}: only `down` can be rehearsed on loopback (loss needs network namespaces)")]
+    #[error("--impair {0}: only `down` can be rehearsed on loopback (loss, a path and no-ipv6 need --netns)")]
     Kind(String),
+    #[error("--impair {0}: a loss is a whole percentage from 1 to 100")]
+    Percent(String),
 }
 
 impl Local {
-    /// `--agents` and `--impair` as given.
-    pub fn from_flags(agents: Option<u32>, impair: &[String]) -> Result<Local, ImpairError> {
+    /// `--agents`, `--netns` and `--impair` as given.
+    pub fn from_flags(agents: Option<u32>, netns: bool, impair: &[String]) -> Result<Local, ImpairError> {
         let agents = agents.unwrap_or(DEFAULT_AGENTS);
-        let mut down = Vec::new();
-        for i in impair {
-            let (agent, how) = i.split_once('=').ok_or_else(|| ImpairError::Form(i.clone()))?;
-            let n: u32 = agent.trim().parse().map_err(|_| ImpairError::Form(i.clone()))?;
-            if n >= agents {
-                return Err(ImpairError::NoSuchAgent {
-                    given: i.clone(),
-                    agents,
-                });
+        let mut impaired = vec![Vec::new(); agents as usize];
+        for given in impair {
+            let form = || ImpairError::Form(given.clone());
+            let (agent, how) = given.split_once('=').ok_or_else(form)?;
+            let n: u32 = agent.trim().parse().map_err(|_| form())?;
+            let slot = impaired.get_mut(n as usize).ok_or_else(|| ImpairError::NoSuchAgent {
+                given: given.clone(),
+                agents,
+            })?;
+            let percent = |p: &str| -> Result<u8, ImpairError> {
+                p.trim()
+                    .trim_end_matches('%')
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|p| (1..=100).contains(p))
+                    .ok_or_else(|| ImpairError::Percent(given.clone()))
+            };
+            let parts: Vec<&str> = how.trim().split(':').collect();
+            let imp = match parts.as_slice() {
+                ["down"] => Impairment::Down,
+                ["no-ipv6"] => Impairment::NoIpv6,
+                ["loss", p] => Impairment::Loss {
+                    via: None,
+                    percent: percent(p)?,
+                },
+                [path, "down"] => Impairment::PathDown(Via::from_name(path).ok_or_else(form)?),
+                [path, "loss", p] => Impairment::Loss {
+                    via: Some(Via::from_name(path).ok_or_else(form)?),
+                    percent: percent(p)?,
+                },
+                _ => return Err(form()),
+            };
+            if !netns && imp != Impairment::Down {
+                return Err(ImpairError::Kind(given.clone()));
             }
-            if how.trim() != "down" {
-                return Err(ImpairError::Kind(i.clone()));
-            }
-            down.push(n);
+            slot.push(imp);
         }
-        Ok(Local { agents, down })
+        Ok(Local {
+            agents,
+            netns,
+            impaired,
+        })
+    }
+
+    /// Whether agent `i` runs.
+    fn up(&self, i: u32) -> bool {
+        !self.impaired.get(i as usize).is_some_and(|v| v.contains(&Impairment::Down))
     }
 }
 
@@ -79,11 +126,13 @@ pub struct MeshReport {
     pub mode: &'static str,
     pub verdict: Outcome,
     pub agents: u32,
+    /// `loopback` or `netns`.
+    pub network: &'static str,
     pub cells: u64,
     pub failed_cells: u64,
     /// Failing cells past the listed checks.
     pub unlisted_cells: u64,
-    /// The task's paths this run could not take, with why.
+    /// The task's paths (or cells) this run could not take, with why.
     pub skipped: Vec<String>,
     pub findings: Vec<String>,
     pub checks: Vec<Check>,
@@ -96,142 +145,325 @@ pub struct MeshReport {
     pub expect: CellExpect,
 }
 
-/// Agent `i`'s address in `family`: 127.0.0.(2+i), or ::1 (on a port of its own).
-fn agent_ip(i: u32, family: &str) -> IpAddr {
-    if family == "ipv4" {
-        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 250) as u8))
-    } else {
-        IpAddr::V6(Ipv6Addr::LOCALHOST)
-    }
-}
-
 /// The node name of agent `i` in a local mesh.
 pub fn agent_name(i: u32) -> String {
     format!("agent-{i}")
 }
 
-/// Runs one mesh round of `plan` on loopback with `local`'s agents; `stop` ends it early.
-pub async fn run(plan: &Plan, reach: &ReachPlan, local: &Local, mounts: &Mounts, stop: Stop) -> Result<MeshReport, ProbeError> {
-    let mut skipped = Vec::new();
-    for (on, path) in [
-        (reach.cluster_ip, "clusterIP"),
-        (reach.node_port, "nodePort"),
-        (reach.load_balancer, "loadBalancer"),
-        (reach.ingress, "ingress"),
-        (reach.multus_interface, "multus"),
-    ] {
-        if on {
-            skipped.push(format!("{path}: needs a cluster"));
-        }
-    }
-    let mut families = Vec::new();
+/// One target of one agent: where, and which cell it fills.
+struct Aim {
+    name: String,
+    url: String,
+    target: u32,
+    path: u16,
+}
+
+/// One agent that runs: its index, its node's namespace, what it presses.
+struct Agent {
+    index: u32,
+    netns: Option<PathBuf>,
+    aims: Vec<Aim>,
+}
+
+/// Where the agents of a round are and what they press.
+struct Layout {
+    paths: Vec<PathName>,
+    skipped: Vec<String>,
+    /// Every live agent's listening sockets.
+    listeners: Vec<TcpListener>,
+    agents: Vec<Agent>,
+    /// The network namespaces, deleted when this is dropped.
+    network: Option<netns::Created>,
+}
+
+fn families(reach: &ReachPlan) -> Vec<Family> {
+    let mut out = Vec::new();
     if reach.ipv4 {
-        families.push("ipv4");
+        out.push(Family::V4);
     }
     if reach.ipv6 {
-        families.push("ipv6");
+        out.push(Family::V6);
     }
+    out
+}
+
+fn mesh_error(problem: String) -> ProbeError {
+    SetupError::Invalid(problem).of("mesh")
+}
+
+fn socket_error(what: String, source: std::io::Error) -> ProbeError {
+    SetupError::Socket { what, source }.of("mesh")
+}
+
+/// On loopback: agent `i` on 127.0.0.(2+i) and ::1, each on a port of its own; the pod path.
+fn loopback(reach: &ReachPlan, local: &Local) -> Result<Layout, ProbeError> {
+    let mut skipped = Vec::new();
+    for (on, path) in [
+        (reach.cluster_ip, "clusterIP: needs --netns or a cluster"),
+        (reach.node_port, "nodePort: needs --netns or a cluster"),
+        (reach.load_balancer, "loadBalancer: needs a cluster"),
+        (reach.ingress, "ingress: needs a cluster"),
+        (reach.multus_interface, "multus: needs --netns or a cluster"),
+    ] {
+        if on {
+            skipped.push(path.to_string());
+        }
+    }
+    let families = families(reach);
     if !reach.endpoint || families.is_empty() {
-        return Err(SetupError::Invalid(
-            "nothing to press on loopback: a local mesh takes the pod path (endpoint) over IPv4 or IPv6".into(),
-        )
-        .of("mesh"));
+        return Err(mesh_error(
+            "nothing to press on loopback: a local mesh takes the pod path (endpoint) over IPv4 or IPv6; with --netns also clusterIP, nodePort and multusInterface".into(),
+        ));
     }
     let n = local.agents;
-    // every live agent's servers, one per family
-    let servers = Stop::new();
+    let ip = |i: u32, f: Family| match f {
+        Family::V4 => IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 250) as u8)),
+        Family::V6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    };
+    let mut listeners = Vec::new();
     let mut addrs: HashMap<(u32, usize), SocketAddr> = HashMap::new();
-    let mut tasks = Vec::new();
-    for i in (0..n).filter(|i| !local.down.contains(i)) {
+    for i in 0..n {
         for (f, family) in families.iter().enumerate() {
-            let ip = agent_ip(i, family);
-            let listener = crate::probe::serve::listen(SocketAddr::new(ip, 0)).map_err(|source| {
-                SetupError::Socket {
-                    what: format!("agent {i} listening on {ip}"),
-                    source,
-                }
-                .of("mesh")
-            })?;
-            let addr = listener.local_addr().map_err(|source| {
-                SetupError::Socket {
-                    what: format!("agent {i}'s address"),
-                    source,
-                }
-                .of("mesh")
-            })?;
+            let ip = ip(i, *family);
+            let addr = if local.up(i) {
+                let listener = crate::probe::serve::listen(SocketAddr::new(ip, 0))
+                    .map_err(|e| socket_error(format!("agent {i} listening on {ip}"), e))?;
+                let addr = listener
+                    .local_addr()
+                    .map_err(|e| socket_error(format!("agent {i}'s address"), e))?;
+                listeners.push(listener);
+                addr
+            } else {
+                // a port nobody listens on (bound, then released)
+                std::net::TcpListener::bind(SocketAddr::new(ip, 0))
+                    .and_then(|l| l.local_addr())
+                    .map_err(|e| socket_error(format!("agent {i}'s address"), e))?
+            };
             addrs.insert((i, f), addr);
-            tasks.push(tokio::spawn(crate::probe::serve::serve(listener, servers.clone())));
         }
     }
-    // an impaired agent's addresses: a port nobody listens on (bound, then released)
-    for i in local.down.iter().copied() {
-        for (f, family) in families.iter().enumerate() {
-            let ip = agent_ip(i, family);
-            let closed = std::net::TcpListener::bind(SocketAddr::new(ip, 0))
-                .and_then(|l| l.local_addr())
-                .map_err(|source| {
-                    SetupError::Socket {
-                        what: format!("agent {i}'s address"),
-                        source,
-                    }
-                    .of("mesh")
-                })?;
-            addrs.insert((i, f), closed);
-        }
-    }
-    let paths: Vec<PathName> = families
+    let paths = families
         .iter()
         .map(|f| PathName {
             path: "pod".into(),
-            family: f.to_string(),
+            family: f.name().into(),
         })
         .collect();
-    // each agent presses every agent (itself too, as kdoctor's do) over each family
-    let mut expect = plan.expect.clone();
-    expect.codes.clear(); // kdoctor: any response is a success
-    let mut rounds = Vec::new();
-    let mut index: HashMap<String, (u32, u16)> = HashMap::new();
-    for i in (0..n).filter(|i| !local.down.contains(i)) {
-        let mut targets = Vec::new();
-        for j in 0..n {
-            for (f, family) in families.iter().enumerate() {
-                let name = format!("{} pod {family}", agent_name(j));
-                index.insert(name.clone(), (j, f as u16));
-                let Some(addr) = addrs.get(&(j, f)) else { continue };
-                targets.push(HttpTarget {
-                    name,
-                    url: format!("http://{addr}/"),
-                    method: "GET".into(),
-                    headers: Vec::new(),
-                    body: Body::None,
-                    tls: Tls::default(),
-                    version: HttpVersion::Http1,
-                    redirects: 0,
-                    expect: expect.clone(),
-                });
+    let agents = (0..n)
+        .filter(|i| local.up(*i))
+        .map(|index| Agent {
+            index,
+            netns: None,
+            aims: (0..n)
+                .flat_map(|j| (0..families.len()).map(move |f| (j, f)))
+                .filter_map(|(j, f)| {
+                    let addr = addrs.get(&(j, f))?;
+                    Some(Aim {
+                        name: format!("{} pod {}", agent_name(j), families.get(f)?.name()),
+                        url: format!("http://{addr}/"),
+                        target: j,
+                        path: f as u16,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Layout {
+        paths,
+        skipped,
+        listeners,
+        agents,
+        network: None,
+    })
+}
+
+/// In network namespaces: every agent a node, every enabled path a real path.
+async fn in_netns(reach: &ReachPlan, local: &Local) -> Result<Layout, ProbeError> {
+    let mut skipped = Vec::new();
+    for (on, path) in [
+        (reach.load_balancer, "loadBalancer: needs a cluster"),
+        (reach.ingress, "ingress: needs a cluster"),
+    ] {
+        if on {
+            skipped.push(path.to_string());
+        }
+    }
+    let families = families(reach);
+    let vias: Vec<Via> = [
+        (reach.endpoint, Via::Pod),
+        (reach.cluster_ip, Via::ClusterIp),
+        (reach.node_port, Via::NodePort),
+        (reach.endpoint && reach.multus_interface, Via::Multus),
+    ]
+    .into_iter()
+    .filter_map(|(on, v)| on.then_some(v))
+    .collect();
+    if vias.is_empty() || families.is_empty() {
+        return Err(mesh_error(
+            "nothing to press: the task enables none of endpoint, clusterIP, nodePort over IPv4 or IPv6".into(),
+        ));
+    }
+    let n = local.agents;
+    let network = Network::plan(n, vias.contains(&Via::Multus), local.impaired.clone());
+    if families.contains(&Family::V6) {
+        for i in (0..n).filter(|i| !network.has_family(*i, Family::V6)) {
+            skipped.push(format!("ipv6 to and from {}: it has no IPv6 address", agent_name(i)));
+        }
+    }
+    let created = tokio::task::spawn_blocking(move || network.create())
+        .await
+        .map_err(|e| mesh_error(format!("--netns: {e}")))?
+        .map_err(|e| mesh_error(e.to_string()))?;
+    let network = &created.network;
+    // each live node's server on the agents' port, IPv4 and IPv6 on one socket, opened in
+    // its namespace
+    let handle = tokio::runtime::Handle::current();
+    let mut listeners = Vec::new();
+    for i in (0..n).filter(|i| network.up(*i)) {
+        let path = network.node_path(i);
+        let opened = std::thread::scope(|s| {
+            s.spawn(|| -> Result<TcpListener, ProbeError> {
+                netns::enter(&path).map_err(|e| mesh_error(e.to_string()))?;
+                let _runtime = handle.enter();
+                let port = netns::AGENT_PORT;
+                crate::probe::serve::listen(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port))
+                    .or_else(|_| crate::probe::serve::listen(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)))
+                    .map_err(|e| socket_error(format!("{} listening on port {port}", agent_name(i)), e))
+            })
+            .join()
+        });
+        listeners.push(opened.map_err(|_| mesh_error(format!("{}: its server did not start", agent_name(i))))??);
+    }
+    let mut paths = Vec::new();
+    let mut index: HashMap<(Via, Family), u16> = HashMap::new();
+    for v in &vias {
+        for f in &families {
+            index.insert((*v, *f), paths.len() as u16);
+            paths.push(PathName {
+                path: v.name().into(),
+                family: f.name().into(),
+            });
+        }
+    }
+    let mut agents = Vec::new();
+    for i in (0..n).filter(|i| network.up(*i)) {
+        let mut aims = Vec::new();
+        for v in &vias {
+            for f in families.iter().copied().filter(|f| network.has_family(i, *f)) {
+                let Some(path) = index.get(&(*v, f)).copied() else { continue };
+                let aim = |j: u32, authority: String| Aim {
+                    name: format!("{} {} {}", agent_name(j), v.name(), f.name()),
+                    url: format!("http://{authority}/"),
+                    target: j,
+                    path,
+                };
+                if *v == Via::ClusterIp {
+                    // the Service: this node's row towards it, drawn on the diagonal
+                    aims.push(aim(i, netns::authority(netns::cluster_ip(f), netns::AGENT_PORT)));
+                    continue;
+                }
+                for j in (0..n).filter(|j| network.has_family(*j, f)) {
+                    let authority = match v {
+                        Via::NodePort => netns::authority(netns::address(Addr::Node, j, f), netns::NODE_PORT),
+                        Via::Multus => netns::authority(netns::address(Addr::Multus, j, f), netns::AGENT_PORT),
+                        Via::Pod | Via::ClusterIp => {
+                            netns::authority(netns::address(Addr::Pod, j, f), netns::AGENT_PORT)
+                        }
+                    };
+                    aims.push(aim(j, authority));
+                }
             }
         }
-        let mut agent = plan.clone();
-        agent.mode = Mode::Http(HttpPlan { targets });
-        let (stop, mounts) = (stop.clone(), mounts.clone());
-        rounds.push(tokio::spawn(async move {
-            let r = crate::round::execute_round(&agent, &mounts, stop, None).await;
-            (i, r)
-        }));
+        agents.push(Agent {
+            index: i,
+            netns: Some(network.node_path(i)),
+            aims,
+        });
+    }
+    Ok(Layout {
+        paths,
+        skipped,
+        listeners,
+        agents,
+        network: Some(created),
+    })
+}
+
+/// Runs `agent`'s round of `plan` on a thread of its own (in its node's namespace when it has
+/// one); the result comes back on the channel, which closes unanswered if the thread could
+/// not start.
+fn spawn_agent(
+    agent: &Agent,
+    plan: Plan,
+    mounts: Mounts,
+    stop: Stop,
+) -> tokio::sync::oneshot::Receiver<Result<Finished, ProbeError>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let netns = agent.netns.clone();
+    let name = agent_name(agent.index);
+    let _ = std::thread::Builder::new().name(name.clone()).spawn(move || {
+        let result = (|| {
+            if let Some(path) = &netns {
+                netns::enter(path).map_err(|e| mesh_error(e.to_string()))?;
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| socket_error(format!("{name}'s runtime"), e))?;
+            runtime.block_on(crate::round::execute_round(&plan, &mounts, stop, None))
+        })();
+        let _ = tx.send(result);
+    });
+    rx
+}
+
+/// Runs one mesh round of `plan` with `local`'s agents; `stop` ends it early.
+pub async fn run(plan: &Plan, reach: &ReachPlan, local: &Local, mounts: &Mounts, stop: Stop) -> Result<MeshReport, ProbeError> {
+    let layout = if local.netns {
+        in_netns(reach, local).await?
+    } else {
+        loopback(reach, local)?
+    };
+    let n = local.agents;
+    let servers = Stop::new();
+    let serving: Vec<_> = layout
+        .listeners
+        .into_iter()
+        .map(|l| tokio::spawn(crate::probe::serve::serve(l, servers.clone())))
+        .collect();
+    // kdoctor: any response is a success
+    let mut expect: Expect = plan.expect.clone();
+    expect.codes.clear();
+    let mut rounds = Vec::new();
+    for agent in &layout.agents {
+        let mut targets = Vec::new();
+        let mut cells: HashMap<String, (u32, u16)> = HashMap::new();
+        for a in &agent.aims {
+            cells.insert(a.name.clone(), (a.target, a.path));
+            targets.push(HttpTarget {
+                name: a.name.clone(),
+                url: a.url.clone(),
+                method: "GET".into(),
+                headers: Vec::new(),
+                body: Body::None,
+                tls: Tls::default(),
+                version: HttpVersion::Http1,
+                redirects: 0,
+                expect: expect.clone(),
+            });
+        }
+        let mut p = plan.clone();
+        p.mode = Mode::Http(HttpPlan { targets });
+        let rx = spawn_agent(agent, p, mounts.clone(), stop.clone());
+        rounds.push((agent.index, cells, rx));
     }
     let mut cells = Vec::new();
-    let mut reported = vec![true; n as usize];
-    for d in &local.down {
-        if let Some(r) = reported.get_mut(*d as usize) {
-            *r = false;
-        }
-    }
+    let mut reported: Vec<bool> = (0..n).map(|i| local.up(i)).collect();
     let mut stopped = false;
     let mut first_error = None;
-    for r in rounds {
-        let Ok((i, result)) = r.await else { continue };
-        match result {
-            Ok(f) => {
+    for (i, index, rx) in rounds {
+        match rx.await {
+            Ok(Ok(f)) => {
                 stopped |= f.round.stopped;
                 for t in &f.round.targets {
                     let Some((j, p)) = index.get(t.id.as_str()).copied() else { continue };
@@ -249,17 +481,23 @@ pub async fn run(plan: &Plan, reach: &ReachPlan, local: &Local, mounts: &Mounts,
                     });
                 }
             }
-            Err(e) => {
+            other => {
                 if let Some(r) = reported.get_mut(i as usize) {
                     *r = false;
                 }
-                first_error.get_or_insert(e);
+                if let Ok(Err(e)) = other {
+                    first_error.get_or_insert(e);
+                }
             }
         }
     }
     servers.stop();
-    for t in tasks {
+    for t in serving {
         t.abort();
+    }
+    if let Some(created) = layout.network {
+        // deleting the namespaces runs `ip`: off the runtime's threads
+        let _ = tokio::task::spawn_blocking(move || drop(created)).await;
     }
     if cells.is_empty()
         && let Some(e) = first_error
@@ -268,7 +506,7 @@ pub async fn run(plan: &Plan, reach: &ReachPlan, local: &Local, mounts: &Mounts,
     }
     let matrix = Matrix {
         nodes: (0..n).map(agent_name).collect(),
-        paths,
+        paths: layout.paths,
         reported,
         cells,
     };
@@ -286,10 +524,11 @@ pub async fn run(plan: &Plan, reach: &ReachPlan, local: &Local, mounts: &Mounts,
         mode: "reach",
         verdict: outcome,
         agents: n,
+        network: if local.netns { "netns" } else { "loopback" },
         cells: v.cells,
         failed_cells: v.failed_cells,
         unlisted_cells: v.unlisted_cells,
-        skipped,
+        skipped: layout.skipped,
         findings: v.findings.iter().map(crate::report::heatmap::finding_text).collect(),
         checks: v.checks.clone(),
         stopped,
@@ -302,12 +541,30 @@ pub async fn run(plan: &Plan, reach: &ReachPlan, local: &Local, mounts: &Mounts,
 impl MeshReport {
     /// The report as a table: the heatmap, what was skipped, the verdict.
     pub fn table(&self) -> String {
+        let mut paths: Vec<&str> = Vec::new();
+        for p in &self.matrix.paths {
+            if !paths.contains(&p.path.as_str()) {
+                paths.push(&p.path);
+            }
+        }
+        let mut families: Vec<&str> = Vec::new();
+        for p in &self.matrix.paths {
+            if !families.contains(&p.family.as_str()) {
+                families.push(&p.family);
+            }
+        }
+        let place = if self.network == "netns" {
+            "in network namespaces"
+        } else {
+            "on loopback"
+        };
         let mut out = format!(
-            "{} {} on loopback: {} agents, the pod path ({})\n",
+            "{} {} {place}: {} agents, paths {} ({})\n",
             self.kind,
             self.task,
             self.agents,
-            self.matrix.paths.iter().map(|p| p.family.as_str()).collect::<Vec<_>>().join(", ")
+            paths.join(", "),
+            families.join(", ")
         );
         for s in &self.skipped {
             out.push_str(&format!("skipped {s}\n"));
@@ -334,16 +591,52 @@ mod tests {
 
     #[test]
     fn impairments_parse_or_say_what_is_wrong() {
-        assert_eq!(Local::from_flags(None, &[]).unwrap().agents, DEFAULT_AGENTS);
-        assert_eq!(Local::from_flags(Some(5), &["2=down".into()]).unwrap().down, [2]);
+        assert_eq!(Local::from_flags(None, false, &[]).unwrap().agents, DEFAULT_AGENTS);
+        let l = Local::from_flags(Some(5), false, &["2=down".into()]).unwrap();
+        assert!(!l.up(2) && l.up(1));
         assert_eq!(
-            Local::from_flags(Some(3), &["3=down".into()]).unwrap_err().to_string(),
+            Local::from_flags(Some(3), false, &["3=down".into()]).unwrap_err().to_string(),
             "--impair 3=down: there are 3 agents, 0 to 2"
         );
         assert_eq!(
-            Local::from_flags(Some(3), &["1=loss:20".into()]).unwrap_err(),
+            Local::from_flags(Some(3), false, &["1=loss:20".into()]).unwrap_err(),
             ImpairError::Kind("1=loss:20".into())
         );
-        assert_eq!(Local::from_flags(Some(3), &["x".into()]).unwrap_err(), ImpairError::Form("x".into()));
+        assert_eq!(
+            Local::from_flags(Some(3), false, &["x".into()]).unwrap_err(),
+            ImpairError::Form("x".into())
+        );
+        let l = Local::from_flags(
+            Some(3),
+            true,
+            &["1=loss:20".into(), "1=nodePort:down".into(), "2=multus:loss:5%".into(), "0=no-ipv6".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            l.impaired[1],
+            [
+                Impairment::Loss {
+                    via: None,
+                    percent: 20
+                },
+                Impairment::PathDown(Via::NodePort)
+            ]
+        );
+        assert_eq!(
+            l.impaired[2],
+            [Impairment::Loss {
+                via: Some(Via::Multus),
+                percent: 5
+            }]
+        );
+        assert_eq!(l.impaired[0], [Impairment::NoIpv6]);
+        for (bad, want) in [
+            ("1=loss:0", ImpairError::Percent("1=loss:0".into())),
+            ("1=loss:101", ImpairError::Percent("1=loss:101".into())),
+            ("1=loadBalancer:down", ImpairError::Form("1=loadBalancer:down".into())),
+            ("1=pod:up", ImpairError::Form("1=pod:up".into())),
+        ] {
+            assert_eq!(Local::from_flags(Some(3), true, &[bad.into()]).unwrap_err(), want);
+        }
     }
 }

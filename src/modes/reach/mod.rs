@@ -1,10 +1,12 @@
 //! The mesh (`reach`): kdoctor's NetReach, planned in `plan::kdoctor`. Validated, not yet
 //! rendered or run in a cluster. What is here already: a mesh round on one machine, its
-//! agents on loopback ([`local`], `kpatrol run`); which peers each agent presses in a round
+//! agents on loopback or each in a network namespace of its own ([`local`], [`netns`],
+//! `kpatrol run`); which peers each agent presses in a round
 //! when a neighbour limit bounds the mesh ([`neighbours`]); the matrix judge is
 //! `judge::matrix`, its heatmap `report::heatmap`.
 
 pub mod local;
+pub mod netns;
 
 use serde::Serialize;
 
