@@ -13,7 +13,7 @@ use std::time::Duration;
 use kpatrol::diag::Severity;
 use kpatrol::modes::dns::*;
 use kpatrol::modes::http::*;
-use kpatrol::modes::reach::ReachPlan;
+use kpatrol::modes::reach::{Peers, ReachPlan};
 use kpatrol::plan::load_str;
 use kpatrol::plan::schedule::Schedule;
 use kpatrol::plan::*;
@@ -799,6 +799,8 @@ fn net_reach_target_present_gets_the_crd_defaults() {
             node_port: true,
             load_balancer: false,
             ingress: false,
+            peers: Peers::All,
+            ingress_route: None,
         }
     );
 }
@@ -818,6 +820,8 @@ fn net_reach_target_absent_gets_the_webhook_defaults() {
             node_port: true,
             load_balancer: false,
             ingress: false,
+            peers: Peers::All,
+            ingress_route: None,
         }
     );
 }
@@ -842,6 +846,8 @@ fn net_reach_target_flags_map_one_to_one() {
                 node_port: v,
                 load_balancer: v,
                 ingress: v,
+                peers: Peers::All,
+                ingress_route: None,
             }
         );
     }

@@ -175,14 +175,12 @@ const NETNS_PATHS: &str = "{endpoint: true, clusterIP: true, nodePort: true, loa
 /// node's requests over every agent (a lossy agent behind it fails some of everyone's).
 const NODE_PATHS: &str = "{endpoint: true, clusterIP: false, nodePort: true, loadBalancer: false, ingress: false, multusInterface: true, ipv4: true, ipv6: true}";
 
-/// A mesh whose every request must answer within 150 ms, below TCP's shortest retransmission
-/// timeout (200 ms): a dropped packet fails its request instead of slowing it.
-fn strict(target: &str) -> String {
-    netreach(target).replace(
-        "request: {durationInSecond: 1, perRequestTimeoutInMS: 2000, qps: 10}",
-        "request: {durationInSecond: 2, perRequestTimeoutInMS: 150, qps: 19}",
-    )
-}
+/// A native Mesh over the paths that point at one node (IPv4: the test stays light on a
+/// loaded machine), each request on a fresh connection that must answer within 900 ms: a
+/// lost SYN or SYN-ACK is retried only after TCP's initial retransmission timeout (1 s), so at
+/// 20% loss about a third of the requests touching the node fail, while a healthy request
+/// has 900 ms.
+const STRICT: &str = "apiVersion: kpatrol.dev/v1\nkind: Mesh\nmetadata: {name: mesh}\nspec:\n  pressure: {qps: 10, duration: 2s, timeout: 900ms, connections: fresh}\n  expect: {successRate: 1}\n  targets: {paths: [pod, nodePort, multus], families: [ipv4]}\n";
 
 /// The network namespaces of the `kpatrol run` whose process id is `pid`.
 fn namespaces_of(pid: u32) -> Vec<String> {
@@ -238,15 +236,15 @@ fn a_netns_mesh_passes_over_every_path_and_family_and_leaves_nothing() {
 
 #[test]
 fn a_node_at_twenty_percent_loss_is_named_and_only_its_cells_fail() {
-    let (code, r, err) = run_netns(&strict(NODE_PATHS), &["--impair", "2=loss:20"]);
+    let (code, r, err) = run_netns(STRICT, &["--impair", "2=loss:20"]);
     assert_eq!(code, Some(1), "{r:#}\n{err}");
-    // pod, nodePort, multus over two families: its row (4 × 6) and column (4 × 6), the cell
-    // to itself counted once per path
-    assert_eq!(r["cells"], 96);
-    assert_eq!(r["failedCells"], 24 + 24 - 6, "{r:#}");
+    // pod, nodePort, multus: its row (4 × 3) and column (4 × 3), the cell to itself counted
+    // once per path
+    assert_eq!(r["cells"], 48);
+    assert_eq!(r["failedCells"], 12 + 12 - 3, "{r:#}");
     assert_eq!(
         r["findings"],
-        serde_json::json!(["node agent-2: every cell from and to it failed (42 cells): the node is the likely cause"])
+        serde_json::json!(["node agent-2: every cell from and to it failed (21 cells): the node is the likely cause"])
     );
     for c in r["checks"].as_array().unwrap() {
         assert!(touches(c, "agent-2") && c["pass"] == false, "{c}");
@@ -335,4 +333,121 @@ fn namespaces_a_killed_run_left_are_deleted_by_the_next() {
     let (code, r, err) = run_netns(&netreach(NODE_PATHS), &["--agents", "2"]);
     assert_eq!(code, Some(0), "{r:#}\n{err}");
     assert_eq!(namespaces_of(pid), Vec::<String>::new(), "the next run deleted them");
+}
+
+// --- the native Mesh kind ---
+
+fn mesh(targets: &str) -> String {
+    format!(
+        "apiVersion: kpatrol.dev/v1\nkind: Mesh\nmetadata: {{name: mesh}}\nspec:\n  agents: {{perNode: {{}}}}\n  pressure: {{qps: 10, duration: 1s, timeout: 2s}}\n  expect: {{successRate: 1, latency: {{p99: 1s}}}}\n  targets:\n{targets}"
+    )
+}
+
+#[test]
+fn a_native_mesh_with_a_neighbour_limit_presses_only_this_rounds_neighbours_and_says_so() {
+    let (code, r, err) = run(
+        &mesh("    paths: [pod]\n    families: [ipv4, ipv6]\n    peers: 2\n"),
+        &["-o", "json", "--agents", "5"],
+    );
+    assert_eq!(code, Some(0), "{r:#}\n{err}");
+    assert_eq!(r["kind"], "Mesh");
+    // each of 5 agents presses 2 peers over 2 families, never itself
+    assert_eq!(r["cells"], 5 * 2 * 2, "{r:#}");
+    assert_eq!(
+        r["coverage"],
+        "each agent pressed 2 of its 4 peers (round 0: the 2 after it, 2 further on each round); every pair is covered within 2 rounds"
+    );
+    // a limit at or above the other agents is the full mesh, itself included
+    let (code, r, err) = run(
+        &mesh("    paths: [pod]\n    peers: 50\n"),
+        &["-o", "json", "--agents", "3"],
+    );
+    assert_eq!(code, Some(0), "{r:#}\n{err}");
+    assert_eq!(r["cells"], 3 * 3);
+    assert!(r.get("coverage").is_none(), "{r:#}");
+}
+
+#[test]
+fn a_neighbour_limit_names_the_node_whose_cells_fail() {
+    let (code, r, err) = run(
+        &mesh("    paths: [pod]\n    peers: 2\n"),
+        &["-o", "json", "--agents", "6", "--impair", "4=down"],
+    );
+    assert_eq!(code, Some(1), "{r:#}\n{err}");
+    // agents 2 and 3 press agent 4 this round; its own row is missing
+    assert_eq!(r["failedCells"], 2, "{r:#}");
+    for c in r["checks"].as_array().unwrap() {
+        assert!(touches(c, "agent-4"), "{c}");
+    }
+    assert!(
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("node agent-4: its agent never reported")),
+        "{r:#}"
+    );
+}
+
+#[test]
+fn bad_meshes_are_refused_naming_file_line_and_field() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "    paths: []\n",
+            ":9:12: spec.targets.paths: no paths: the mesh would press nothing (allowed: pod, clusterIP, nodePort, loadBalancer, ingress, multus)",
+        ),
+        (
+            "    families: [ipv4]\n",
+            ":9:5: spec.targets.paths: a mesh needs its paths",
+        ),
+        (
+            "    paths: [pod, nodPort]\n",
+            ":9:18: spec.targets.paths[1]: unknown path `nodPort` (did you mean `nodePort`?)",
+        ),
+        (
+            "    paths: [pod, pod]\n",
+            ":9:18: spec.targets.paths[1]: pod is listed twice",
+        ),
+        (
+            "    paths: [pod]\n    families: [ipv5]\n",
+            ":10:16: spec.targets.families[0]: unknown family `ipv5`",
+        ),
+        (
+            "    paths: [pod]\n    peers: 0\n",
+            ":10:12: spec.targets.peers: `0` is not a number of peers",
+        ),
+        (
+            "    paths: [pod, ingress]\n",
+            ":9:5: spec.targets.ingress: the ingress path needs an Ingress: its class and host",
+        ),
+        (
+            "    paths: [pod, ingress]\n    ingress: {className: nginx}\n",
+            ":10:14: spec.targets.ingress: the Ingress needs `host`",
+        ),
+        (
+            "    paths: [pod, ingress]\n    ingress: {className: Not_A_Class, host: mesh.example.com}\n",
+            ":10:26: spec.targets.ingress.className: `Not_A_Class` is not a valid Kubernetes object name",
+        ),
+    ];
+    for (targets, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let f = task_file(dir.path(), "t.yaml", &mesh(targets));
+        let out = Command::new(KPATROL).arg("validate").arg(&f).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{targets}: {text}");
+        assert!(text.contains(want), "{targets}: {want:?} in\n{text}");
+    }
+    // a cell is judged by its success rate, mean and p99: other percentiles are refused
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        &mesh("    paths: [pod]\n").replace("latency: {p99: 1s}", "latency: {p50: 1s, p99: 1s}"),
+    );
+    let out = Command::new(KPATROL).arg("validate").arg(&f).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(":7:43: spec.expect.latency.p50: a Mesh does not judge a cell's p50"),
+        "{text}"
+    );
 }

@@ -21,7 +21,10 @@ fn every_mode_that_runs_has_an_example() {
     let running: Vec<&str> = kpatrol::modes::probe_modes().map(|m| m.name).collect();
     assert_eq!(running, EXAMPLES, "add an example for each new mode below");
     let native: Vec<&str> = kpatrol::modes::native_kinds().map(|k| k.kind).collect();
-    assert_eq!(native, ["HttpCheck", "DnsCheck", "TcpCheck", "DiskCheck", "SqlCheck"]);
+    assert_eq!(
+        native,
+        ["HttpCheck", "DnsCheck", "Mesh", "TcpCheck", "DiskCheck", "SqlCheck"]
+    );
     assert_eq!(
         kpatrol::task::native_kinds(),
         native,

@@ -140,7 +140,7 @@ fn kind_and_api_version() {
             "misspelt native kind",
             doc("kpatrol.dev/v1", "HttpChek"),
             vec![
-                "t.yaml:2:7: kind: unknown kind `HttpChek` for apiVersion kpatrol.dev/v1 (did you mean `HttpCheck`?) (allowed: HttpCheck, DnsCheck, TcpCheck, DiskCheck, SqlCheck)",
+                "t.yaml:2:7: kind: unknown kind `HttpChek` for apiVersion kpatrol.dev/v1 (did you mean `HttpCheck`?) (allowed: HttpCheck, DnsCheck, Mesh, TcpCheck, DiskCheck, SqlCheck)",
             ],
         ),
         (
@@ -161,7 +161,7 @@ fn kind_and_api_version() {
             "kind with no resemblance",
             doc("kpatrol.dev/v1", "Pod"),
             vec![
-                "t.yaml:2:7: kind: unknown kind `Pod` for apiVersion kpatrol.dev/v1 (allowed: HttpCheck, DnsCheck, TcpCheck, DiskCheck, SqlCheck)",
+                "t.yaml:2:7: kind: unknown kind `Pod` for apiVersion kpatrol.dev/v1 (allowed: HttpCheck, DnsCheck, Mesh, TcpCheck, DiskCheck, SqlCheck)",
             ],
         ),
         (

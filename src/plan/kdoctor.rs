@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::modes::dns::*;
 use crate::modes::http::read::header_line;
 use crate::modes::http::*;
-use crate::modes::reach::ReachPlan;
+use crate::modes::reach::{Peers, ReachPlan};
 use crate::plan::schedule::{self, MAX_MINUTES, Schedule};
 use crate::plan::*;
 use crate::task::k8s::NameRule;
@@ -532,6 +532,8 @@ pub(crate) fn net_reach(cx: &mut Cx, meta: Meta, spec: &raw::Spec, overrides: &O
                 node_port: t.bool(cx, "nodePort").unwrap_or(true),
                 load_balancer: t.bool(cx, "loadBalancer").unwrap_or(false),
                 ingress: t.bool(cx, "ingress").unwrap_or(false),
+                peers: Peers::All,
+                ingress_route: None,
             };
             let _ = t.bool(cx, "enableLatencyMetric");
             t.finish(cx);
@@ -547,6 +549,8 @@ pub(crate) fn net_reach(cx: &mut Cx, meta: Meta, spec: &raw::Spec, overrides: &O
             node_port: true,
             load_balancer: false,
             ingress: false,
+            peers: Peers::All,
+            ingress_route: None,
         },
     };
     Some(plan(meta, "NetReach", common?, Mode::Reach(reach), overrides))

@@ -579,7 +579,7 @@ mod tests {
     fn every_listed_kind_has_a_reader() {
         assert_eq!(
             native_kinds(),
-            ["HttpCheck", "DnsCheck", "TcpCheck", "DiskCheck", "SqlCheck"]
+            ["HttpCheck", "DnsCheck", "Mesh", "TcpCheck", "DiskCheck", "SqlCheck"]
         );
         for name in native_kinds() {
             assert!(Kind::of(NATIVE_API, name).is_some(), "{name}");
@@ -587,7 +587,7 @@ mod tests {
         for name in KDOCTOR_KINDS {
             assert!(Kind::of(KDOCTOR_API, name).is_some(), "{name}");
         }
-        assert!(Kind::of(NATIVE_API, "Mesh").is_none());
+        assert!(Kind::of(NATIVE_API, "ClusterCheck").is_none());
         assert!(Kind::of(NATIVE_API, "Netdns").is_none());
         assert!(Kind::of(KDOCTOR_API, "DnsCheck").is_none());
         for name in ["a.yaml", "a.yml", "A.YAML", "b.Yml"] {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
-use super::ReachPlan;
+use super::{Peers, ReachPlan};
 use super::netns::{self, Addr, Family, Impairment, Network, Via};
 use crate::judge::matrix::{Cell, CellExpect, Matrix, MatrixVerdict, PathName, judge_matrix};
 use crate::judge::{Check, Outcome, successes};
@@ -32,6 +32,9 @@ use crate::plan::{Expect, Plan, Tls};
 use crate::pressure::Stop;
 use crate::probe::{Mounts, ProbeError, SetupError};
 use crate::round::Finished;
+
+/// A local mesh runs one round, the first of the neighbour rotation.
+const ROUND: u64 = 0;
 
 /// The agents of a local mesh when `--agents` is not given.
 pub const DEFAULT_AGENTS: u32 = 4;
@@ -134,6 +137,9 @@ pub struct MeshReport {
     pub unlisted_cells: u64,
     /// The task's paths (or cells) this run could not take, with why.
     pub skipped: Vec<String>,
+    /// Which pairs this round covered, when a neighbour limit bounds the mesh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<String>,
     pub findings: Vec<String>,
     pub checks: Vec<Check>,
     pub stopped: bool,
@@ -163,6 +169,30 @@ struct Agent {
     index: u32,
     netns: Option<PathBuf>,
     aims: Vec<Aim>,
+}
+
+/// The agents agent `i` of `n` presses this round: all of them (itself too, as kdoctor's do),
+/// or its neighbours when a limit below the others bounds the mesh.
+fn pressed(peers: Peers, i: u32, n: u32, round: u64) -> Vec<u32> {
+    match peers {
+        Peers::Limit(k) if k < n.saturating_sub(1) => super::neighbours(i, n, k, round),
+        _ => (0..n).collect(),
+    }
+}
+
+/// What a round with neighbour limit `peers` covered, for the report.
+fn coverage(peers: Peers, n: u32, round: u64) -> Option<String> {
+    match peers {
+        Peers::Limit(k) if k < n.saturating_sub(1) => {
+            let rounds = u64::from(n - 1).div_ceil(u64::from(k.max(1)));
+            Some(format!(
+                "each agent pressed {k} of its {} peers (round {round}: the {k} after it, {} further on each round); every pair is covered within {rounds} rounds",
+                n - 1,
+                k
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// Where the agents of a round are and what they press.
@@ -254,7 +284,8 @@ fn loopback(reach: &ReachPlan, local: &Local) -> Result<Layout, ProbeError> {
         .map(|index| Agent {
             index,
             netns: None,
-            aims: (0..n)
+            aims: pressed(reach.peers, index, n, ROUND)
+                .into_iter()
                 .flat_map(|j| (0..families.len()).map(move |f| (j, f)))
                 .filter_map(|(j, f)| {
                     let addr = addrs.get(&(j, f))?;
@@ -362,7 +393,10 @@ async fn in_netns(reach: &ReachPlan, local: &Local) -> Result<Layout, ProbeError
                     aims.push(aim(i, netns::authority(netns::cluster_ip(f), netns::AGENT_PORT)));
                     continue;
                 }
-                for j in (0..n).filter(|j| network.has_family(*j, f)) {
+                for j in pressed(reach.peers, i, n, ROUND)
+                    .into_iter()
+                    .filter(|j| network.has_family(*j, f))
+                {
                     let authority = match v {
                         Via::NodePort => netns::authority(netns::address(Addr::Node, j, f), netns::NODE_PORT),
                         Via::Multus => netns::authority(netns::address(Addr::Multus, j, f), netns::AGENT_PORT),
@@ -529,6 +563,7 @@ pub async fn run(plan: &Plan, reach: &ReachPlan, local: &Local, mounts: &Mounts,
         failed_cells: v.failed_cells,
         unlisted_cells: v.unlisted_cells,
         skipped: layout.skipped,
+        coverage: coverage(reach.peers, n, ROUND),
         findings: v.findings.iter().map(crate::report::heatmap::finding_text).collect(),
         checks: v.checks.clone(),
         stopped,
@@ -568,6 +603,9 @@ impl MeshReport {
         );
         for s in &self.skipped {
             out.push_str(&format!("skipped {s}\n"));
+        }
+        if let Some(c) = &self.coverage {
+            out.push_str(&format!("peers: {c}\n"));
         }
         out.push('\n');
         if let Some(v) = &self.verdict_detail {

@@ -7,11 +7,12 @@
 
 pub mod local;
 pub mod netns;
+pub(crate) mod read;
 
 use serde::Serialize;
 
 use super::{NativeKind, Needs, Prepared, RoundMode};
-use crate::plan::{Expect, Pressure};
+use crate::plan::{CodeKind, CodeRange, Expect, Pressure};
 use crate::probe::{Mounts, ProbeError};
 
 /// The mesh: which paths between agents to check.
@@ -25,12 +26,44 @@ pub struct ReachPlan {
     pub node_port: bool,
     pub load_balancer: bool,
     pub ingress: bool,
+    /// How many peers each agent presses per round.
+    pub peers: Peers,
+    /// The Ingress the `ingress` path goes through (a native Mesh names it; kdoctor's comes
+    /// from its chart).
+    pub ingress_route: Option<IngressRoute>,
+}
+
+/// How many peers each agent presses per round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Peers {
+    /// Every agent, itself included (kdoctor's NetReach).
+    All,
+    /// This many others, chosen by [`neighbours`] and rotated each round.
+    Limit(u32),
+}
+
+/// The Ingress of a mesh's `ingress` path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressRoute {
+    pub class_name: String,
+    pub host: String,
+    pub path: String,
 }
 
 impl RoundMode for ReachPlan {
     const NAME: &'static str = "reach";
     const ABOUT: &'static str = "The mesh: every agent to every agent over every path (kdoctor NetReach).";
-    const NATIVE: Option<NativeKind> = None;
+    const NATIVE: Option<NativeKind> = Some(NativeKind {
+        kind: "Mesh",
+        codes: CodeKind::Http,
+        // an agent's target answers every request: any answer is the path working
+        default_codes: CodeRange { from: 100, to: 599 },
+        targets: read::mesh_targets,
+        expect: read::mesh_expect,
+        one_at_a_time: false,
+    });
     const RUNS: bool = false;
 
     fn targets(&self) -> Vec<(&str, &Expect)> {
