@@ -44,8 +44,8 @@ td.fail.some{background:#e57373}
 td.fail.none{background:#8b0000}
 td.silent{background:#9e9e9e}
 td.unpressed{background:#fff}
-.legend span.swatch{display:inline-block;width:12px;height:12px;border:1px solid #bbb;vertical-align:middle;margin:0 .3em 0 1em}
-.legend span.swatch:first-child{margin-left:0}
+.legend .key{white-space:nowrap;margin-right:1.2em}
+.legend .swatch{display:inline-block;width:12px;height:12px;border:1px solid #bbb;vertical-align:middle;margin-right:.3em}
 table.cells{border-collapse:collapse}
 table.cells th,table.cells td{border:1px solid #ddd;padding:2px 8px;text-align:left}
 table.cells td.num{text-align:right}
@@ -146,14 +146,21 @@ fn grids(out: &mut String, m: &Matrix, e: &CellExpect, v: &MatrixVerdict) {
         }
         out.push_str("</table>\n");
     }
-    out.push_str(
-        "<p class=\"legend\"><span class=\"swatch\" style=\"background:#43a047\"></span>passed\
-         <span class=\"swatch\" style=\"background:#e57373\"></span>failed (some succeeded)\
-         <span class=\"swatch\" style=\"background:#8b0000\"></span>failed (none succeeded)\
-         <span class=\"swatch\" style=\"background:#9e9e9e\"></span>no report\
-         <span class=\"swatch\" style=\"background:#fff\"></span>not pressed\
-         <span class=\"swatch\" style=\"background:#fdecea\"></span>node named by a finding</p>\n",
-    );
+    out.push_str("<p class=\"legend\">");
+    for (colour, what) in [
+        ("#43a047", "passed"),
+        ("#e57373", "failed (some succeeded)"),
+        ("#8b0000", "failed (none succeeded)"),
+        ("#9e9e9e", "no report"),
+        ("#fff", "not pressed"),
+        ("#fdecea", "node named by a finding"),
+    ] {
+        let _ = write!(
+            out,
+            "<span class=\"key\"><span class=\"swatch\" style=\"background:{colour}\"></span>{what}</span>"
+        );
+    }
+    out.push_str("</p>\n");
 }
 
 /// Past [`MAX_GRID`] nodes: the failing cells as a table, at most [`MAX_LISTED`].
