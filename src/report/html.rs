@@ -101,7 +101,7 @@ fn grids(out: &mut String, m: &Matrix, e: &CellExpect, v: &MatrixVerdict) {
         }
     }
     let suspects = suspects(v);
-    let suspect = |name: &str| suspects.iter().any(|s| *s == name);
+    let suspect = |name: &str| suspects.contains(&name);
     let header_class = |kind: &str, name: &str| {
         if suspect(name) {
             format!("{kind} suspect")
