@@ -155,6 +155,10 @@ pub enum Command {
     },
     /// Run one round of a task here, without a cluster: real traffic, a live progress line, the verdict.
     ///
+    /// A mesh (kdoctor NetReach) runs its agents here (on loopback, or in network namespaces
+    /// with --netns) and draws the matrix as a heatmap; --html FILE also writes it as an HTML
+    /// page.
+    ///
     /// Exit 0 when the round met its expectations, 1 when not, 2 when it could not run.
     /// Ctrl-C stops the round early and still reports what was measured.
     Run {
@@ -186,6 +190,11 @@ pub enum Command {
         /// not failed). Repeatable.
         #[arg(long, value_name = "AGENT=IMPAIRMENT")]
         impair: Vec<String>,
+        /// A mesh: also write the matrix as one self-contained HTML page (a heatmap per path
+        /// and family, the findings; it loads nothing) to FILE after the round. Exit 2 when
+        /// it cannot be written.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Render tasks into Kubernetes manifests: per task a ConfigMap and a CronJob or Job (and
     /// RBAC only where the mode needs it), plus a kustomization.yaml listing them.
@@ -454,8 +463,14 @@ pub async fn kpatrol(cli: Kpatrol) -> Exit {
             agents,
             netns,
             impair,
+            html,
         } => {
-            let mesh = MeshFlags { agents, netns, impair };
+            let mesh = MeshFlags {
+                agents,
+                netns,
+                impair,
+                html,
+            };
             run(
                 &file,
                 &opts,
@@ -970,6 +985,8 @@ struct MeshFlags {
     agents: Option<u32>,
     netns: bool,
     impair: Vec<String>,
+    /// `--html FILE`: the matrix as an HTML page.
+    html: Option<PathBuf>,
 }
 
 async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool, mesh: &MeshFlags) -> Exit {
@@ -986,6 +1003,13 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool, mesh
     if mesh.agents.is_some() || mesh.netns || !mesh.impair.is_empty() {
         eprintln!(
             "kpatrol: --agents, --netns and --impair are for a mesh (kdoctor NetReach); {} is a {}",
+            plan.name, plan.kind
+        );
+        return Exit::Trouble;
+    }
+    if mesh.html.is_some() {
+        eprintln!(
+            "kpatrol: --html draws a mesh's matrix (kdoctor NetReach); {} is a {}",
             plan.name, plan.kind
         );
         return Exit::Trouble;
@@ -1054,6 +1078,11 @@ async fn run_mesh(
             if !print_report(output, || r.table(), &r) {
                 return Exit::Trouble;
             }
+            if let Some(path) = &mesh.html
+                && !write_html(path, &r)
+            {
+                return Exit::Trouble;
+            }
             if r.verdict == crate::judge::Outcome::Pass {
                 Exit::Ok
             } else {
@@ -1065,6 +1094,45 @@ async fn run_mesh(
             Exit::Trouble
         }
     }
+}
+
+/// Writes `r`'s matrix as an HTML page to `path`, atomically (a temporary file beside it,
+/// then renamed over it, so a reader never sees half a page); `false` when it could not
+/// (said on stderr with the path and the system's error).
+fn write_html(path: &Path, r: &crate::modes::reach::local::MeshReport) -> bool {
+    let Some(v) = &r.verdict_detail else {
+        return true;
+    };
+    let page = report::html::heatmap_html(&r.task, &r.matrix, &r.expect, v);
+    match write_atomically(path, page.as_bytes()) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("kpatrol: cannot write {}: {e}", path.display());
+            false
+        }
+    }
+}
+
+/// Writes `bytes` to a new file beside `path` and renames it over `path`; on failure the
+/// temporary file is removed and `path` is left as it was.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let mut f = std::fs::File::create_new(&tmp)?;
+    let done = f
+        .write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
 }
 
 async fn serve(listen: &str) -> Exit {

@@ -285,7 +285,8 @@ fn codes_text(expect: &Expect) -> String {
     }
 }
 
-fn pct(x: f64) -> String {
+/// A ratio as a percentage, up to three decimals, trailing zeros dropped (`0.5` → `50%`).
+pub(crate) fn pct(x: f64) -> String {
     let s = format!("{:.3}", x * 100.0);
     let s = s.trim_end_matches('0').trim_end_matches('.');
     format!("{s}%")

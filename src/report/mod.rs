@@ -11,6 +11,7 @@
 //! Checks are the judge's typed [`Check`]. Also the human table of a round.
 
 pub mod heatmap;
+pub mod html;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
