@@ -518,3 +518,108 @@ async fn the_per_export_timeout_holds_over_both_protocols() {
     }
     drop(silent);
 }
+
+#[tokio::test]
+async fn a_mesh_round_arrives_as_one_trace_with_a_span_per_node_and_the_cells_as_metrics() {
+    let pipe = Pipeline::start();
+    let dir = tempfile::tempdir().unwrap();
+    let f = task_file(
+        dir.path(),
+        "t.yaml",
+        "apiVersion: kdoctor.io/v1beta1\nkind: NetReach\nmetadata: {name: mesh}\nspec:\n  expect: {meanAccessDelayInMs: 1500, successRate: 1}\n  request: {durationInSecond: 1, perRequestTimeoutInMS: 1000, qps: 5}\n  schedule: {roundNumber: 1, roundTimeoutMinute: 1, schedule: 0 1}\n  target: {endpoint: true, clusterIP: false, nodePort: false, ipv4: true, ipv6: false}\n",
+    );
+    let mut cmd = tokio::process::Command::new(KPATROL);
+    cmd.args(["run", "-o", "json", "--agents", "3", "--impair", "1=down"])
+        .arg(&f);
+    otel_env(&mut cmd, &pipe.grpc, "grpc");
+    let out = cmd.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = pipe.wait_for("4 spans and the failed-cells gauge", |r| {
+        spans(r).len() >= 4 && points(r).iter().any(|(n, _)| n == "kpatrol.mesh.failed_cells")
+    });
+
+    // one trace: the round, then one span per node
+    let s = spans(&got);
+    let round: Vec<_> = s.iter().filter(|(_, sp)| sp["name"] == "round").collect();
+    let agents: Vec<_> = s.iter().filter(|(_, sp)| sp["name"] == "agent").collect();
+    assert_eq!((round.len(), agents.len()), (1, 3), "{s:#?}");
+    let round = &round[0].1;
+    assert_eq!(attr(&round["attributes"], "kpatrol.mode").unwrap(), "reach");
+    assert_eq!(attr(&round["attributes"], "kpatrol.verdict").unwrap(), "fail");
+    assert_eq!(
+        attr(&round["attributes"], "kpatrol.failed_cells").unwrap(),
+        report["failedCells"].to_string()
+    );
+    assert!(
+        round["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("node agent-1: its agent never reported"),
+        "{}",
+        round["status"]
+    );
+    for (_, a) in &agents {
+        assert_eq!(a["parentSpanId"], round["spanId"]);
+        assert_eq!(a["traceId"], round["traceId"]);
+        let node = attr(&a["attributes"], "kpatrol.node").unwrap();
+        let failing = a["status"]["code"] == "STATUS_CODE_ERROR";
+        // agent-1 never reported; the others each have one failing cell, to agent-1
+        assert!(failing, "{node}: {a:#}");
+        if node == "agent-1" {
+            assert_eq!(attr(&a["attributes"], "kpatrol.reported").unwrap(), false);
+        } else {
+            assert!(
+                a["status"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("{} → agent-1 pod ipv4: 0/5 ok", node.as_str().unwrap())),
+                "{}",
+                a["status"]
+            );
+        }
+    }
+
+    // metrics: each cell's ratio, each node's failing row and column, the verdict
+    let p = points(&got);
+    let ratio = |from: &str, to: &str| -> f64 {
+        p.iter()
+            .find(|(n, pt)| {
+                n == "kpatrol.mesh.cell.success.ratio"
+                    && attr(&pt["attributes"], "kpatrol.source.node").unwrap() == from
+                    && attr(&pt["attributes"], "kpatrol.target.node").unwrap() == to
+            })
+            .map(|(_, pt)| pt["asDouble"].as_f64().unwrap())
+            .unwrap_or_else(|| panic!("no cell {from} → {to}"))
+    };
+    assert_eq!(ratio("agent-0", "agent-1"), 0.0);
+    assert_eq!(ratio("agent-2", "agent-1"), 0.0);
+    assert_eq!(ratio("agent-0", "agent-2"), 1.0);
+    assert_eq!(ratio("agent-2", "agent-0"), 1.0);
+    let failed = |node: &str, direction: &str| -> i64 {
+        p.iter()
+            .find(|(n, pt)| {
+                n == "kpatrol.mesh.failed_cells"
+                    && attr(&pt["attributes"], "kpatrol.node").unwrap() == node
+                    && attr(&pt["attributes"], "kpatrol.direction").unwrap() == direction
+            })
+            .map(|(_, pt)| pt["asInt"].as_str().unwrap().parse().unwrap())
+            .unwrap_or_else(|| panic!("no failed_cells for {node} {direction}"))
+    };
+    assert_eq!(failed("agent-1", "to"), 2);
+    assert_eq!(failed("agent-1", "from"), 0, "its row is unknown, not failing");
+    assert_eq!(failed("agent-0", "from"), 1);
+    assert_eq!(failed("agent-0", "to"), 0);
+    let latency = p
+        .iter()
+        .filter(|(n, pt)| {
+            n == "kpatrol.mesh.cell.latency" && attr(&pt["attributes"], "kpatrol.quantile").unwrap() == "p99"
+        })
+        .count();
+    assert_eq!(
+        latency, 4,
+        "the answered cells: agent-0 and agent-2 to themselves and each other"
+    );
+    let verdict = p.iter().find(|(n, _)| n == "kpatrol.round.verdict").unwrap();
+    assert_eq!(verdict.1["asInt"], "0");
+}

@@ -1083,6 +1083,7 @@ async fn run_mesh(
             {
                 return Exit::Trouble;
             }
+            send_mesh_telemetry(plan, &r).await;
             if r.verdict == crate::judge::Outcome::Pass {
                 Exit::Ok
             } else {
@@ -1217,23 +1218,40 @@ impl Signals {
 
 /// Sends the round over OTLP when the OTEL_* variables ask for it. Bounded; a failure is one
 /// line on stderr and changes nothing else.
+/// The telemetry settings from the environment, `None` when off (a malformed one is warned
+/// about on stderr).
+fn telemetry_config() -> Option<crate::telemetry::Config> {
+    match crate::telemetry::config_from(|k| std::env::var(k).ok()) {
+        Ok(cfg) => cfg,
+        Err(w) => {
+            eprintln!("kpatrol: warning: telemetry off: {w}");
+            None
+        }
+    }
+}
+
 async fn send_telemetry(plan: &Plan, f: &crate::round::Finished) {
     use crate::telemetry;
+    let Some(cfg) = telemetry_config() else { return };
     let env = |k: &str| std::env::var(k).ok();
-    match telemetry::config_from(env) {
-        Ok(None) => {}
-        Err(w) => eprintln!("kpatrol: warning: telemetry off: {w}"),
-        Ok(Some(cfg)) => {
-            let agent = telemetry::Agent::from_env(env);
-            let ids = telemetry::trace_ids(
-                env("TRACEPARENT").as_deref(),
-                &agent.namespace,
-                agent.job.as_deref(),
-                agent.index,
-            );
-            if let Err(e) = telemetry::export(&cfg, plan, &f.report, &f.verdict, &f.round, &agent, &ids).await {
-                eprintln!("kpatrol: telemetry not sent: {e} (the verdict stands)");
-            }
-        }
+    let agent = telemetry::Agent::from_env(env);
+    let ids = telemetry::trace_ids(
+        env("TRACEPARENT").as_deref(),
+        &agent.namespace,
+        agent.job.as_deref(),
+        agent.index,
+    );
+    if let Err(e) = telemetry::export(&cfg, plan, &f.report, &f.verdict, &f.round, &agent, &ids).await {
+        eprintln!("kpatrol: telemetry not sent: {e} (the verdict stands)");
+    }
+}
+
+/// A local mesh round's trace and metrics, when telemetry is on.
+async fn send_mesh_telemetry(plan: &Plan, r: &crate::modes::reach::local::MeshReport) {
+    use crate::telemetry;
+    let Some(cfg) = telemetry_config() else { return };
+    let ids = telemetry::trace_ids(std::env::var("TRACEPARENT").ok().as_deref(), "", None, 0);
+    if let Err(e) = telemetry::mesh::export(&cfg, plan, r, &ids).await {
+        eprintln!("kpatrol: telemetry not sent: {e} (the verdict stands)");
     }
 }

@@ -9,6 +9,7 @@
 //! userinfo, and export errors from the libraries are scrubbed of every header value and
 //! userinfo before they are printed ([`Config::scrub`]).
 
+pub mod mesh;
 pub mod names;
 
 use std::collections::HashMap;
@@ -350,7 +351,7 @@ impl Agent {
     }
 }
 
-fn span_id(seed: &TraceIds, n: u64) -> SpanId {
+pub(crate) fn span_id(seed: &TraceIds, n: u64) -> SpanId {
     let d = ring::digest::digest(
         &ring::digest::SHA256,
         &[
@@ -367,7 +368,7 @@ fn span_id(seed: &TraceIds, n: u64) -> SpanId {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn span(
+pub(crate) fn span(
     ids: &TraceIds,
     id: SpanId,
     parent: SpanId,
@@ -674,25 +675,36 @@ pub async fn export(
     agent: &Agent,
     ids: &TraceIds,
 ) -> Result<(), ExportError> {
-    // traces and metrics side by side: one slow endpoint does not starve the other
+    send(
+        cfg,
+        plan,
+        || spans(ids, agent, plan, report, verdict, round.started_at),
+        |meter| record(meter, plan, report, verdict, round, ids),
+    )
+    .await
+}
+
+/// Sends the spans `spans` builds and the metrics `record` records, traces and metrics side
+/// by side (one slow endpoint does not starve the other), bounded by `cfg.flush`.
+pub(crate) async fn send(
+    cfg: &Config,
+    plan: &Plan,
+    spans: impl FnOnce() -> Vec<SpanData>,
+    record: impl FnOnce(&opentelemetry::metrics::Meter),
+) -> Result<(), ExportError> {
     let work = async {
         let res = resource(cfg, plan);
         let traces = async {
             match &cfg.traces {
-                Some(ep) => export_spans(
-                    cfg,
-                    ep,
-                    res.clone(),
-                    spans(ids, agent, plan, report, verdict, round.started_at),
-                )
-                .await
-                .map_err(|e| e.at("traces", ep, cfg)),
+                Some(ep) => export_spans(cfg, ep, res.clone(), spans())
+                    .await
+                    .map_err(|e| e.at("traces", ep, cfg)),
                 None => Ok(()),
             }
         };
         let metrics = async {
             match &cfg.metrics {
-                Some(ep) => export_metrics(cfg, ep, res.clone(), plan, report, verdict, round, ids)
+                Some(ep) => export_metrics(cfg, ep, res.clone(), record)
                     .await
                     .map_err(|e| e.at("metrics", ep, cfg)),
                 None => Ok(()),
@@ -718,16 +730,11 @@ async fn export_spans(cfg: &Config, endpoint: &str, res: Resource, batch: Vec<Sp
     bounded(cfg.timeout, exporter.export(batch)).await
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn export_metrics(
     cfg: &Config,
     endpoint: &str,
     res: Resource,
-    plan: &Plan,
-    report: &RoundReport,
-    verdict: &Verdict,
-    round: &crate::results::RoundResult,
-    ids: &TraceIds,
+    record: impl FnOnce(&opentelemetry::metrics::Meter),
 ) -> Result<(), ExportError> {
     use opentelemetry::metrics::MeterProvider as _;
     use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
@@ -739,7 +746,7 @@ async fn export_metrics(
         .with_resource(res)
         .with_reader(SharedReader(reader.clone()))
         .build();
-    record(&provider.meter(SCOPE), plan, report, verdict, round, ids);
+    record(&provider.meter(SCOPE));
     let mut rm = opentelemetry_sdk::metrics::data::ResourceMetrics::default();
     reader.collect(&mut rm).map_err(|e| ExportError::Sdk(e.to_string()))?;
     let exporter = exporter!(MetricExporter, cfg, endpoint);

@@ -31,6 +31,17 @@ pub const METRIC_ROUND_VERDICT: &str = "kpatrol.round.verdict";
 /// a failing check carries `kpatrol.trace_id`, the round's trace.
 pub const METRIC_CHECK: &str = "kpatrol.check";
 
+// the mesh (one round judged as a matrix of cells: source node → target node over a path)
+/// Gauge (ratio): a cell's successful over sent requests (`kpatrol.source.node`,
+/// `kpatrol.target.node`, `kpatrol.path`, `kpatrol.family`). Every cell when a round has at
+/// most [`crate::telemetry::mesh::MAX_CELL_SERIES`], else only the failing ones (at most as many).
+pub const METRIC_MESH_CELL_SUCCESS_RATIO: &str = "kpatrol.mesh.cell.success.ratio";
+/// Gauge (seconds): a cell's latency, `kpatrol.quantile` = mean, p99; the same cells.
+pub const METRIC_MESH_CELL_LATENCY: &str = "kpatrol.mesh.cell.latency";
+/// Gauge: failing cells per node (`kpatrol.node`) and `kpatrol.direction` (`from`: its row,
+/// `to`: its column), every node every round: the bad node without N² series.
+pub const METRIC_MESH_FAILED_CELLS: &str = "kpatrol.mesh.failed_cells";
+
 // attributes
 pub const ATTR_TASK: &str = "kpatrol.task";
 pub const ATTR_KIND: &str = "kpatrol.kind";
@@ -55,6 +66,16 @@ pub const ATTR_LATENCY_MS: &str = "kpatrol.latency_ms";
 /// Prefix of per-error-kind span attributes: kpatrol.errors.timeout …
 pub const ATTR_ERRORS: &str = "kpatrol.errors";
 pub const ATTR_FAILED_CHECKS: &str = "kpatrol.failed_checks";
+pub const ATTR_NODE: &str = "kpatrol.node";
+pub const ATTR_SOURCE_NODE: &str = "kpatrol.source.node";
+pub const ATTR_TARGET_NODE: &str = "kpatrol.target.node";
+pub const ATTR_PATH: &str = "kpatrol.path";
+pub const ATTR_FAMILY: &str = "kpatrol.family";
+pub const ATTR_DIRECTION: &str = "kpatrol.direction";
+pub const ATTR_CELLS: &str = "kpatrol.cells";
+pub const ATTR_FAILED_CELLS: &str = "kpatrol.failed_cells";
+/// Whether a mesh agent reported its row.
+pub const ATTR_REPORTED: &str = "kpatrol.reported";
 
 // resource attributes (OpenTelemetry's Kubernetes conventions, from the rendered pod)
 pub const RES_SERVICE_NAME: &str = "service.name";

@@ -143,6 +143,10 @@ pub struct MeshReport {
     pub findings: Vec<String>,
     pub checks: Vec<Check>,
     pub stopped: bool,
+    /// How long the round took, network setup included.
+    pub duration_seconds: f64,
+    #[serde(skip)]
+    pub started_at: std::time::SystemTime,
     #[serde(skip)]
     pub matrix: Matrix,
     #[serde(skip)]
@@ -453,6 +457,8 @@ fn spawn_agent(
 
 /// Runs one mesh round of `plan` with `local`'s agents; `stop` ends it early.
 pub async fn run(plan: &Plan, reach: &ReachPlan, local: &Local, mounts: &Mounts, stop: Stop) -> Result<MeshReport, ProbeError> {
+    let started_at = std::time::SystemTime::now();
+    let clock = tokio::time::Instant::now();
     let layout = if local.netns {
         in_netns(reach, local).await?
     } else {
@@ -567,6 +573,8 @@ pub async fn run(plan: &Plan, reach: &ReachPlan, local: &Local, mounts: &Mounts,
         findings: v.findings.iter().map(crate::report::heatmap::finding_text).collect(),
         checks: v.checks.clone(),
         stopped,
+        duration_seconds: clock.elapsed().as_secs_f64(),
+        started_at,
         matrix,
         expect: e,
         verdict_detail: Some(v),
