@@ -393,7 +393,7 @@ fn bad_meshes_are_refused_naming_file_line_and_field() {
     let cases: &[(&str, &str)] = &[
         (
             "    paths: []\n",
-            ":9:12: spec.targets.paths: no paths: the mesh would press nothing (allowed: pod, clusterIP, nodePort, loadBalancer, ingress, multus)",
+            ":9:12: spec.targets.paths: no path listed (allowed: pod, clusterIP, nodePort, loadBalancer, ingress, multus)",
         ),
         (
             "    families: [ipv4]\n",

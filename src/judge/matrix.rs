@@ -367,6 +367,48 @@ pub fn judge_matrix(e: &CellExpect, m: &Matrix) -> MatrixVerdict {
     }
 }
 
+/// A matrix for the tests of the judge's readers (heatmap, HTML).
+#[cfg(test)]
+pub(crate) mod fixture {
+    use super::*;
+
+    /// `n` nodes over one path (pod ipv4), every pair pressed 10 times; `bad` gives a
+    /// pair's successes when not all 10 succeeded.
+    pub fn square(n: u32, bad: impl Fn(u32, u32) -> Option<u32>) -> Matrix {
+        let mut cells = Vec::new();
+        for s in 0..n {
+            for t in 0..n {
+                cells.push(Cell {
+                    source: s,
+                    target: t,
+                    path: 0,
+                    sent: 10,
+                    ok: bad(s, t).unwrap_or(10),
+                    mean_us: 500,
+                    p99_us: 900,
+                });
+            }
+        }
+        Matrix {
+            nodes: (0..n).map(|i| format!("n{i}")).collect(),
+            paths: vec![PathName {
+                path: "pod".into(),
+                family: "ipv4".into(),
+            }],
+            reported: vec![true; n as usize],
+            cells,
+        }
+    }
+
+    /// Every request must succeed.
+    pub const E: CellExpect = CellExpect {
+        success_rate: Some(1.0),
+        mean: None,
+        p99: None,
+        whole_ms: false,
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -260,40 +260,9 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::judge::matrix::{PathName, judge_matrix};
+    use crate::judge::matrix::judge_matrix;
 
-    fn mesh(n: u32, bad: impl Fn(u32, u32) -> Option<u32>) -> Matrix {
-        let mut cells = Vec::new();
-        for s in 0..n {
-            for t in 0..n {
-                cells.push(Cell {
-                    source: s,
-                    target: t,
-                    path: 0,
-                    sent: 10,
-                    ok: bad(s, t).unwrap_or(10),
-                    mean_us: 500,
-                    p99_us: 900,
-                });
-            }
-        }
-        Matrix {
-            nodes: (0..n).map(|i| format!("n{i}")).collect(),
-            paths: vec![PathName {
-                path: "pod".into(),
-                family: "ipv4".into(),
-            }],
-            reported: vec![true; n as usize],
-            cells,
-        }
-    }
-
-    const E: CellExpect = CellExpect {
-        success_rate: Some(1.0),
-        mean: None,
-        p99: None,
-        whole_ms: false,
-    };
+    use crate::judge::matrix::fixture::{E, square as mesh};
 
     /// Every `<td>` opening tag of the page.
     fn tds(html: &str) -> Vec<&str> {

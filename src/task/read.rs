@@ -424,6 +424,47 @@ impl<'d> Cx<'d> {
     }
 }
 
+/// A list of distinct names at `path`, each one of `allowed` exactly (an unknown one with a
+/// "did you mean"; `one` names an item in messages); at least one.
+pub fn name_list(
+    cx: &mut Cx,
+    items: &[Node],
+    path: &str,
+    pos: Pos,
+    allowed: &[&'static str],
+    one: &str,
+) -> Option<Vec<&'static str>> {
+    let listed = allowed.join(", ");
+    if items.is_empty() {
+        cx.diags.error(pos, path, format!("no {one} listed")).allowed(listed);
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, n) in items.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let Some(s) = cx.string(n, &p) else {
+            ok = false;
+            continue;
+        };
+        match allowed.iter().find(|a| **a == s) {
+            Some(a) if out.contains(a) => {
+                cx.diags.error(n.pos, &p, format!("{s} is listed twice"));
+                ok = false;
+            }
+            Some(a) => out.push(*a),
+            None => {
+                cx.diags
+                    .error(n.pos, &p, format!("unknown {one} `{s}`"))
+                    .suggest(did_you_mean(&s, allowed.iter().copied()))
+                    .allowed(listed.clone());
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
 /// A list of targets read by `read`, at least one, their names unique.
 pub fn target_list<T>(
     cx: &mut Cx,

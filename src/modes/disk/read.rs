@@ -14,7 +14,7 @@ use crate::modes::Mode;
 use crate::plan::native::{ExpectSpec, expect, latency_limits};
 use crate::plan::{CodeKind, CodeRange, MinRate, RateUnit};
 use crate::task::k8s::{NameRule, quantity_bytes};
-use crate::task::read::{Cx, Fields, field_name, target_list, target_name};
+use crate::task::read::{Cx, Fields, field_name, name_list, target_list, target_name};
 use crate::task::yaml::{Node, Value};
 
 /// What `path` allows.
@@ -217,37 +217,11 @@ fn volume(cx: &mut Cx, v: &mut Fields) -> Option<DiskVolume> {
 }
 
 fn measure_list(cx: &mut Cx, items: &[Node], path: &str, pos: crate::diag::Pos) -> Option<Vec<DiskMeasure>> {
-    let allowed = DiskMeasure::ALL.map(|m| m.as_str()).join(", ");
-    if items.is_empty() {
-        cx.diags.error(pos, path, "no measures").allowed(allowed);
-        return None;
-    }
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (i, n) in items.iter().enumerate() {
-        let p = format!("{path}[{i}]");
-        let Some(s) = cx.string(n, &p) else {
-            ok = false;
-            continue;
-        };
-        match DiskMeasure::from_name(&s) {
-            Some(m) if out.contains(&m) => {
-                cx.diags.error(n.pos, &p, format!("{s} is listed twice"));
-                ok = false;
-            }
-            Some(m) => out.push(m),
-            None => {
-                cx.diags
-                    .error(n.pos, &p, format!("unknown measure `{s}`"))
-                    .suggest(crate::diag::did_you_mean(&s, DiskMeasure::ALL.map(|m| m.as_str())))
-                    .allowed(allowed.clone());
-                ok = false;
-            }
-        }
-    }
+    let names = name_list(cx, items, path, pos, &DiskMeasure::ALL.map(|m| m.as_str()), "measure")?;
+    let mut out: Vec<DiskMeasure> = names.into_iter().filter_map(DiskMeasure::from_name).collect();
     // measured in a fixed order, whatever the list's
     out.sort();
-    ok.then_some(out)
+    Some(out)
 }
 
 /// A DiskCheck's own expectation fields: a block per measure, with latency limits and a

@@ -17,7 +17,7 @@ use super::{IngressRoute, Peers, ReachPlan};
 use crate::modes::Mode;
 use crate::plan::native::ExpectSpec;
 use crate::task::k8s::NameRule;
-use crate::task::read::{Cx, Fields, field_name};
+use crate::task::read::{Cx, Fields, field_name, name_list};
 use crate::task::yaml::Node;
 
 /// The paths a mesh takes, in the order reports list them.
@@ -113,49 +113,18 @@ pub(crate) fn mesh_targets(cx: &mut Cx, n: &Node, path: &str, _: &ExpectSpec, _:
     }))
 }
 
-/// A non-empty list of distinct names from `allowed` at `key` (each one `one`).
+/// The names listed at `key`, each one of `allowed` (each one `one`); at least one.
 fn names(cx: &mut Cx, f: &mut Fields, key: &'static str, allowed: &[&'static str], one: &str) -> Option<Vec<&'static str>> {
-    let path = f.path_of(key);
-    let pos = f.pos_of(key);
-    let listed = allowed.join(", ");
+    let (path, pos) = (f.path_of(key), f.pos_of(key));
     let Some(items) = f.list(cx, key) else {
         if !f.has(key) {
             cx.diags
                 .error(pos, &path, format!("a mesh needs its {key}"))
-                .allowed(listed);
+                .allowed(allowed.join(", "));
         }
         return None;
     };
-    if items.is_empty() {
-        cx.diags
-            .error(pos, &path, format!("no {key}: the mesh would press nothing"))
-            .allowed(listed);
-        return None;
-    }
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (i, n) in items.iter().enumerate() {
-        let p = format!("{path}[{i}]");
-        let Some(s) = cx.string(n, &p) else {
-            ok = false;
-            continue;
-        };
-        match allowed.iter().find(|a| a.eq_ignore_ascii_case(&s)) {
-            Some(a) if out.contains(a) => {
-                cx.diags.error(n.pos, &p, format!("{s} is listed twice"));
-                ok = false;
-            }
-            Some(a) => out.push(*a),
-            None => {
-                cx.diags
-                    .error(n.pos, &p, format!("unknown {one} `{s}`"))
-                    .suggest(crate::diag::did_you_mean(&s, allowed.iter().copied()))
-                    .allowed(listed.clone());
-                ok = false;
-            }
-        }
-    }
-    ok.then_some(out)
+    name_list(cx, items, &path, pos, allowed, one)
 }
 
 /// A Mesh's own expectation fields: none, but each cell is judged by its success rate, mean
