@@ -34,7 +34,7 @@ pub struct PathName {
 }
 
 /// One cell: what the agent on `source` measured towards `target` over `path`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cell {
     pub source: u32,
     pub target: u32,

@@ -15,7 +15,8 @@ use tokio::net::TcpListener;
 use crate::duration::parse_duration;
 use crate::pressure::Stop;
 
-async fn answer(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// The target's answer to one request.
+pub(crate) async fn answer(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let mut status = StatusCode::OK;
     let mut delay = Duration::ZERO;
     for pair in req.uri().query().unwrap_or("").split('&') {

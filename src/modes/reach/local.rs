@@ -17,21 +17,18 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use super::agent::{Aim, Row, press};
 use super::{Peers, ReachPlan};
 use super::netns::{self, Addr, Family, Impairment, Network, Via};
-use crate::judge::matrix::{Cell, CellExpect, Matrix, MatrixVerdict, PathName, judge_matrix};
-use crate::judge::{Check, Outcome, successes};
-use crate::modes::Mode;
-use crate::modes::http::{Body, HttpPlan, HttpTarget, HttpVersion};
-use crate::plan::{Expect, Plan, Tls};
+use crate::judge::matrix::{CellExpect, Matrix, MatrixVerdict, PathName, judge_matrix};
+use crate::judge::{Check, Outcome};
+use crate::plan::Plan;
 use crate::pressure::Stop;
 use crate::probe::{Mounts, ProbeError, SetupError};
-use crate::round::Finished;
 
 /// A local mesh runs one round, the first of the neighbour rotation.
 const ROUND: u64 = 0;
@@ -160,14 +157,6 @@ pub fn agent_name(i: u32) -> String {
     format!("agent-{i}")
 }
 
-/// One target of one agent: where, and which cell it fills.
-struct Aim {
-    name: String,
-    url: String,
-    target: u32,
-    path: u16,
-}
-
 /// One agent that runs: its index, its node's namespace, what it presses.
 struct Agent {
     index: u32,
@@ -294,7 +283,6 @@ fn loopback(reach: &ReachPlan, local: &Local) -> Result<Layout, ProbeError> {
                 .filter_map(|(j, f)| {
                     let addr = addrs.get(&(j, f))?;
                     Some(Aim {
-                        name: format!("{} pod {}", agent_name(j), families.get(f)?.name()),
                         url: format!("http://{addr}/"),
                         target: j,
                         path: f as u16,
@@ -387,7 +375,6 @@ async fn in_netns(reach: &ReachPlan, local: &Local) -> Result<Layout, ProbeError
             for f in families.iter().copied().filter(|f| network.has_family(i, *f)) {
                 let Some(path) = index.get(&(*v, f)).copied() else { continue };
                 let aim = |j: u32, authority: String| Aim {
-                    name: format!("{} {} {}", agent_name(j), v.name(), f.name()),
                     url: format!("http://{authority}/"),
                     target: j,
                     path,
@@ -427,18 +414,14 @@ async fn in_netns(reach: &ReachPlan, local: &Local) -> Result<Layout, ProbeError
     })
 }
 
-/// Runs `agent`'s round of `plan` on a thread of its own (in its node's namespace when it has
-/// one); the result comes back on the channel, which closes unanswered if the thread could
-/// not start.
-fn spawn_agent(
-    agent: &Agent,
-    plan: Plan,
-    mounts: Mounts,
-    stop: Stop,
-) -> tokio::sync::oneshot::Receiver<Result<Finished, ProbeError>> {
+/// Presses `agent`'s aims with `plan` on a thread of its own (in its node's namespace when
+/// it has one); its row comes back on the channel, which closes unanswered if the thread
+/// could not start.
+fn spawn_agent(agent: &Agent, plan: Plan, mounts: Mounts, stop: Stop) -> tokio::sync::oneshot::Receiver<Result<Row, ProbeError>> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let netns = agent.netns.clone();
-    let name = agent_name(agent.index);
+    let (index, aims) = (agent.index, agent.aims.clone());
+    let name = agent_name(index);
     let _ = std::thread::Builder::new().name(name.clone()).spawn(move || {
         let result = (|| {
             if let Some(path) = &netns {
@@ -448,7 +431,7 @@ fn spawn_agent(
                 .enable_all()
                 .build()
                 .map_err(|e| socket_error(format!("{name}'s runtime"), e))?;
-            runtime.block_on(crate::round::execute_round(&plan, &mounts, stop, None))
+            runtime.block_on(press(&plan, index, &aims, &mounts, stop))
         })();
         let _ = tx.send(result);
     });
@@ -471,55 +454,20 @@ pub async fn run(plan: &Plan, reach: &ReachPlan, local: &Local, mounts: &Mounts,
         .into_iter()
         .map(|l| tokio::spawn(crate::probe::serve::serve(l, servers.clone())))
         .collect();
-    // kdoctor: any response is a success
-    let mut expect: Expect = plan.expect.clone();
-    expect.codes.clear();
-    let mut rounds = Vec::new();
-    for agent in &layout.agents {
-        let mut targets = Vec::new();
-        let mut cells: HashMap<String, (u32, u16)> = HashMap::new();
-        for a in &agent.aims {
-            cells.insert(a.name.clone(), (a.target, a.path));
-            targets.push(HttpTarget {
-                name: a.name.clone(),
-                url: a.url.clone(),
-                method: "GET".into(),
-                headers: Vec::new(),
-                body: Body::None,
-                tls: Tls::default(),
-                version: HttpVersion::Http1,
-                redirects: 0,
-                expect: expect.clone(),
-            });
-        }
-        let mut p = plan.clone();
-        p.mode = Mode::Http(HttpPlan { targets });
-        let rx = spawn_agent(agent, p, mounts.clone(), stop.clone());
-        rounds.push((agent.index, cells, rx));
-    }
+    let rounds: Vec<_> = layout
+        .agents
+        .iter()
+        .map(|agent| (agent.index, spawn_agent(agent, plan.clone(), mounts.clone(), stop.clone())))
+        .collect();
     let mut cells = Vec::new();
     let mut reported: Vec<bool> = (0..n).map(|i| local.up(i)).collect();
     let mut stopped = false;
     let mut first_error = None;
-    for (i, index, rx) in rounds {
+    for (i, rx) in rounds {
         match rx.await {
-            Ok(Ok(f)) => {
-                stopped |= f.round.stopped;
-                for t in &f.round.targets {
-                    let Some((j, p)) = index.get(t.id.as_str()).copied() else { continue };
-                    let s = &t.stats;
-                    let summary = s.summary();
-                    let us = |d: Duration| u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
-                    cells.push(Cell {
-                        source: i,
-                        target: j,
-                        path: p,
-                        sent: u32::try_from(s.sent).unwrap_or(u32::MAX),
-                        ok: u32::try_from(successes(&expect, s)).unwrap_or(u32::MAX),
-                        mean_us: us(summary.mean),
-                        p99_us: us(summary.p99),
-                    });
-                }
+            Ok(Ok(row)) => {
+                stopped |= row.stopped;
+                cells.extend(row.cells);
             }
             other => {
                 if let Some(r) = reported.get_mut(i as usize) {

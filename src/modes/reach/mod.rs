@@ -5,6 +5,7 @@
 //! when a neighbour limit bounds the mesh ([`neighbours`]); the matrix judge is
 //! `judge::matrix`, its heatmap `report::heatmap`.
 
+pub mod agent;
 pub mod local;
 pub mod netns;
 pub(crate) mod read;
