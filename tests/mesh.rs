@@ -451,3 +451,194 @@ fn bad_meshes_are_refused_naming_file_line_and_field() {
         "{text}"
     );
 }
+
+// --- the agent in a pod (`kpatrol-probe reach`), driven as the launcher drives it ---
+
+mod agents {
+    use std::net::SocketAddr;
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    use kpatrol::judge::matrix::PathName;
+    use kpatrol::modes::reach::agent::client::{self, ControlError, fetch_row, finish, send_orders};
+    use kpatrol::modes::reach::agent::{Aim, Orders, Row};
+
+    use super::support::{task_file, wait_addr};
+
+    const PROBE: &str = env!("CARGO_BIN_EXE_kpatrol-probe");
+    const TOKEN: &str = "round-token-7";
+
+    fn task(duration: &str, round_timeout: &str) -> String {
+        format!(
+            "apiVersion: kpatrol.dev/v1\nkind: Mesh\nmetadata: {{name: mesh}}\nspec:\n  roundTimeout: {round_timeout}\n  pressure: {{qps: 10, duration: {duration}, timeout: 1s}}\n  expect: {{successRate: 1}}\n  targets: {{paths: [pod]}}\n"
+        )
+    }
+
+    /// A free port on `ip` (bound, then released for the agent).
+    fn free(ip: [u8; 4]) -> SocketAddr {
+        std::net::TcpListener::bind(SocketAddr::from((ip, 0)))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    struct Agent {
+        addr: SocketAddr,
+        log: PathBuf,
+        child: tokio::process::Child,
+    }
+
+    fn start(task: &Path, dir: &Path, i: u8) -> Agent {
+        let addr = free([127, 0, 0, 2 + i]);
+        let log = dir.join(format!("agent-{i}.termination-log"));
+        let child = tokio::process::Command::new(PROBE)
+            .args(["reach", "--task"])
+            .arg(task)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--termination-log")
+            .arg(&log)
+            .env("KPATROL_MESH_TOKEN", TOKEN)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        Agent { addr, log, child }
+    }
+
+    fn orders(agents: &[Agent], source: u32) -> Orders {
+        Orders {
+            source,
+            nodes: (0..agents.len()).map(|i| format!("node-{i}")).collect(),
+            paths: vec![PathName {
+                path: "pod".into(),
+                family: "ipv4".into(),
+            }],
+            aims: agents
+                .iter()
+                .enumerate()
+                .map(|(j, a)| Aim {
+                    target: j as u32,
+                    path: 0,
+                    url: format!("http://{}/", a.addr),
+                })
+                .collect(),
+        }
+    }
+
+    /// The agent's row, polled until it is ready (bounded).
+    async fn row_of(client: &reqwest::Client, base: &str, within: Duration) -> Row {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(row) = fetch_row(client, base, Some(TOKEN)).await.unwrap() {
+                return row;
+            }
+            assert!(Instant::now() < deadline, "{base}: no row within {within:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await; // polling the agent, bounded
+        }
+    }
+
+    async fn exit_of(a: &mut Agent, within: Duration) -> (i32, serde_json::Value) {
+        let status = tokio::time::timeout(within, a.child.wait())
+            .await
+            .expect("the agent exits in time")
+            .unwrap();
+        let log = std::fs::read_to_string(&a.log).unwrap();
+        assert!(log.len() <= 4096, "a bounded termination message");
+        (status.code().unwrap(), serde_json::from_str(&log).unwrap())
+    }
+
+    #[tokio::test]
+    async fn agents_press_what_the_launcher_orders_and_hand_over_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = task_file(dir.path(), "t.yaml", &task("1s", "1m"));
+        let mut agents: Vec<Agent> = (0..3).map(|i| start(&t, dir.path(), i)).collect();
+        for a in &agents {
+            wait_addr(a.addr, "an agent", Duration::from_secs(30));
+        }
+        let client = client::new(Duration::from_secs(5)).unwrap();
+        let base = |a: &Agent| format!("http://{}", a.addr);
+        // the target answers on every other path, as kpatrol serve does
+        let answer = client
+            .get(format!("{}/anything", base(&agents[0])))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        // without the round's token nobody can aim an agent
+        match send_orders(&client, &base(&agents[0]), Some("wrong"), &orders(&agents, 0)).await {
+            Err(ControlError::Status { status: 403, .. }) => {}
+            other => panic!("a wrong token is refused: {other:?}"),
+        }
+        for (i, a) in agents.iter().enumerate() {
+            send_orders(&client, &base(a), Some(TOKEN), &orders(&agents, i as u32))
+                .await
+                .unwrap();
+        }
+        for (i, a) in agents.iter().enumerate() {
+            let row = row_of(&client, &base(a), Duration::from_secs(30)).await;
+            assert_eq!(row.source, i as u32);
+            assert!(!row.stopped);
+            assert_eq!(row.cells.len(), 3, "{row:?}");
+            for c in &row.cells {
+                assert_eq!((c.source, c.path), (i as u32, 0));
+                assert_eq!((c.sent, c.ok), (10, 10), "{row:?}");
+            }
+        }
+        for a in &agents {
+            finish(&client, &base(a), Some(TOKEN)).await.unwrap();
+        }
+        for a in &mut agents {
+            let (code, msg) = exit_of(a, Duration::from_secs(10)).await;
+            assert_eq!(code, 0, "{msg}");
+            assert_eq!(msg["verdict"], "pass");
+            assert_eq!(msg["mode"], "reach");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_agent_without_orders_gives_up_by_the_round_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = task_file(dir.path(), "t.yaml", &task("1s", "3s"));
+        let mut a = start(&t, dir.path(), 3);
+        wait_addr(a.addr, "an agent", Duration::from_secs(30));
+        let (code, msg) = exit_of(&mut a, Duration::from_secs(20)).await;
+        assert_eq!(code, 2, "{msg}");
+        assert_eq!(msg["verdict"], "error");
+        assert!(
+            msg["error"].as_str().unwrap().contains("no orders came within 3s"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sigterm_ends_the_pressing_and_the_row_is_still_handed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = task_file(dir.path(), "t.yaml", &task("60s", "2m"));
+        let mut a = start(&t, dir.path(), 4);
+        wait_addr(a.addr, "an agent", Duration::from_secs(30));
+        let client = client::new(Duration::from_secs(5)).unwrap();
+        let base = format!("http://{}", a.addr);
+        send_orders(&client, &base, Some(TOKEN), &orders(std::slice::from_ref(&a), 0))
+            .await
+            .unwrap();
+        // pressing: no row yet
+        assert!(fetch_row(&client, &base, Some(TOKEN)).await.unwrap().is_none());
+        let pid = a.child.id().unwrap();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let row = row_of(&client, &base, Duration::from_secs(20)).await;
+        assert!(row.stopped, "{row:?}");
+        assert_eq!(row.cells.len(), 1);
+        finish(&client, &base, Some(TOKEN)).await.unwrap();
+        let (code, msg) = exit_of(&mut a, Duration::from_secs(10)).await;
+        assert_eq!(code, 1, "a stopped round fails: {msg}");
+        assert_eq!(msg["stopped"], true);
+    }
+}

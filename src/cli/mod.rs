@@ -392,7 +392,12 @@ pub struct Probe {
     pub mode: ProbeMode,
 }
 
-/// `kpatrol-probe <mode>`: one subcommand per mode registered in `crate::modes` that runs.
+/// The mesh's agent, which kpatrol-probe runs though the mesh does not render yet.
+const REACH: &str = "reach";
+const REACH_ABOUT: &str = "One agent of a mesh round (Mesh, kdoctor NetReach): serves on --listen, presses what the launcher orders, serves its row to the launcher.";
+
+/// `kpatrol-probe <mode>`: one subcommand per mode registered in `crate::modes` that runs,
+/// and the mesh's agent.
 #[derive(Debug)]
 pub struct ProbeMode {
     pub name: &'static str,
@@ -404,6 +409,12 @@ impl clap::FromArgMatches for ProbeMode {
         let Some((name, sub)) = m.subcommand() else {
             return Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand));
         };
+        if name == REACH {
+            return Ok(ProbeMode {
+                name: REACH,
+                args: ProbeArgs::from_arg_matches(sub)?,
+            });
+        }
         let Some(mode) = crate::modes::probe_modes().find(|mode| mode.name == name) else {
             return Err(clap::Error::raw(
                 clap::error::ErrorKind::InvalidSubcommand,
@@ -424,9 +435,11 @@ impl clap::FromArgMatches for ProbeMode {
 
 impl Subcommand for ProbeMode {
     fn augment_subcommands(cmd: clap::Command) -> clap::Command {
-        crate::modes::probe_modes().fold(cmd, |cmd, mode| {
-            cmd.subcommand(ProbeArgs::augment_args(clap::Command::new(mode.name).about(mode.about)))
-        })
+        crate::modes::probe_modes()
+            .fold(cmd, |cmd, mode| {
+                cmd.subcommand(ProbeArgs::augment_args(clap::Command::new(mode.name).about(mode.about)))
+            })
+            .subcommand(ProbeArgs::augment_args(clap::Command::new(REACH).about(REACH_ABOUT)))
     }
 
     fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
@@ -434,7 +447,7 @@ impl Subcommand for ProbeMode {
     }
 
     fn has_subcommand(name: &str) -> bool {
-        crate::modes::probe_modes().any(|mode| mode.name == name)
+        name == REACH || crate::modes::probe_modes().any(|mode| mode.name == name)
     }
 }
 
@@ -447,6 +460,9 @@ pub struct ProbeArgs {
     /// only when it exists (as in a pod), so runs outside a pod leave nothing behind.
     #[arg(long, env = "KPATROL_TERMINATION_LOG")]
     pub termination_log: Option<PathBuf>,
+    /// reach: where the agent serves its target and the launcher's control paths.
+    #[arg(long, env = "KPATROL_LISTEN", default_value = "[::]:8080")]
+    pub listen: std::net::SocketAddr,
     #[command(flatten)]
     pub opts: RoundOpts,
 }
@@ -558,6 +574,9 @@ pub async fn probe(cli: Probe) -> Exit {
         }
     };
     let quit = watch_signals(stop.clone());
+    if mode == REACH {
+        return reach_agent(&plan, &args, log.as_deref(), stop, quit).await;
+    }
     // a counted task counts its round as it starts (agent 0 does), so a round that fails or
     // crashes counts too
     if std::env::var(crate::names::env::ROUNDS).is_ok()
@@ -592,6 +611,55 @@ pub async fn probe(cli: Probe) -> Exit {
         Err(e) => {
             eprintln!("kpatrol-probe: could not run {}: {e}", plan.name);
             write_termination(log.as_deref(), &error_message(&plan.name, &e.to_string()));
+            Exit::Trouble
+        }
+    }
+}
+
+/// `kpatrol-probe reach`: one agent of a mesh round. Its row goes to the launcher over the
+/// control channel; the termination message is its own verdict, bounded.
+async fn reach_agent(plan: &Plan, args: &ProbeArgs, log: Option<&Path>, stop: Stop, quit: Stop) -> Exit {
+    use crate::modes::reach::agent;
+    let opts = agent::AgentOptions {
+        listen: args.listen,
+        token: std::env::var(agent::TOKEN_ENV).ok().filter(|t| !t.is_empty()),
+        wait_orders: plan.round_timeout,
+        linger: plan.round_timeout,
+    };
+    let mounts = Mounts::new(&args.opts.mounts);
+    let ran = tokio::select! {
+        r = agent::run(plan, &mounts, &opts, stop) => r,
+        _ = quit.stopped() => {
+            eprintln!("kpatrol-probe: {QUIT}");
+            write_termination(log, &error_message(&plan.name, QUIT));
+            return Exit::Trouble;
+        }
+    };
+    match ran {
+        Ok(p) => {
+            let mut r = report::RoundReport::bare(
+                &plan.name,
+                if p.verdict.outcome == crate::judge::Outcome::Pass && !p.row.stopped {
+                    report::RoundOutcome::Pass
+                } else {
+                    report::RoundOutcome::Fail
+                },
+            );
+            r.kind = plan.kind.clone();
+            r.mode = REACH.into();
+            r.stopped = p.row.stopped;
+            r.checks = p.verdict.checks;
+            let pass = r.verdict == report::RoundOutcome::Pass;
+            match serde_json::to_string(&r) {
+                Ok(json) => outln!("{json}"),
+                Err(e) => eprintln!("kpatrol-probe: the report did not serialise: {e}"),
+            }
+            write_termination(log, &r.to_message());
+            if pass { Exit::Ok } else { Exit::Fail }
+        }
+        Err(e) => {
+            eprintln!("kpatrol-probe: could not run {}: {e}", plan.name);
+            write_termination(log, &error_message(&plan.name, &e.to_string()));
             Exit::Trouble
         }
     }

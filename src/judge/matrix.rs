@@ -25,7 +25,7 @@ pub struct Matrix {
 }
 
 /// A path between agents and the address family it took.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PathName {
     /// `pod`, `clusterIP`, `nodePort`, `loadBalancer`, `ingress`, `multus`.
     pub path: String,
@@ -55,6 +55,18 @@ pub struct CellExpect {
     pub p99: Option<Duration>,
     /// Compare the mean in whole milliseconds, truncated (kdoctor's rule).
     pub whole_ms: bool,
+}
+
+impl CellExpect {
+    /// A round's expectations as each cell must meet them.
+    pub fn of(e: &crate::plan::Expect) -> CellExpect {
+        CellExpect {
+            success_rate: e.success_rate,
+            mean: e.latency.mean,
+            p99: e.latency.p99,
+            whole_ms: e.whole_ms,
+        }
+    }
 }
 
 /// What the failing cells point at.

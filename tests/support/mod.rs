@@ -303,9 +303,14 @@ pub async fn closed_port() -> SocketAddr {
 
 /// Waits, at most `within`, until something accepts on `port` of 127.0.0.1.
 pub fn wait_port(port: u16, what: &str, within: Duration) {
+    wait_addr(SocketAddr::from(([127, 0, 0, 1], port)), what, within)
+}
+
+/// Waits, at most `within`, until something accepts on `addr`.
+pub fn wait_addr(addr: SocketAddr, what: &str, within: Duration) {
     let deadline = std::time::Instant::now() + within;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "{what} did not open port {port}");
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not open {addr}");
         std::thread::sleep(Duration::from_millis(20)); // polling the port, bounded
     }
 }

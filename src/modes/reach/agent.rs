@@ -32,7 +32,7 @@ use hyper_util::server::conn::auto;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::judge::matrix::Cell;
+use crate::judge::matrix::{Cell, CellExpect, Matrix, MatrixVerdict, PathName, judge_matrix};
 use crate::judge::successes;
 use crate::modes::Mode;
 use crate::modes::http::{Body, HttpPlan, HttpTarget, HttpVersion};
@@ -61,10 +61,13 @@ pub struct Aim {
     pub url: String,
 }
 
-/// What the launcher tells an agent: its index and its aims.
+/// What the launcher tells an agent: its index, its aims, and the round's node and path
+/// names (so the agent's own verdict names them).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Orders {
     pub source: u32,
+    pub nodes: Vec<String>,
+    pub paths: Vec<PathName>,
     pub aims: Vec<Aim>,
 }
 
@@ -225,10 +228,28 @@ pub enum AgentError {
     Round(#[from] ProbeError),
 }
 
+/// An agent's part of a round: its row, judged on its own.
+pub struct Pressed {
+    pub row: Row,
+    pub verdict: MatrixVerdict,
+}
+
+/// Judges one agent's row as a matrix of its own (the launcher judges the whole).
+pub fn judge_row(plan: &Plan, orders: &Orders, row: &Row) -> MatrixVerdict {
+    let m = Matrix {
+        nodes: orders.nodes.clone(),
+        paths: orders.paths.clone(),
+        // only this agent's row is known: the others are not judged here
+        reported: vec![true; orders.nodes.len()],
+        cells: row.cells.clone(),
+    };
+    judge_matrix(&CellExpect::of(&plan.expect), &m)
+}
+
 /// Runs one agent of a mesh round in a pod: serves, waits for orders, presses, serves its
-/// row until the launcher is done (or the linger time), returns the row. `stop` (SIGTERM)
-/// ends the pressing early.
-pub async fn run(plan: &Plan, mounts: &Mounts, opts: &AgentOptions, stop: Stop) -> Result<Row, AgentError> {
+/// row until the launcher is done (or the linger time), returns the row judged. `stop`
+/// (SIGTERM) ends the pressing early.
+pub async fn run(plan: &Plan, mounts: &Mounts, opts: &AgentOptions, stop: Stop) -> Result<Pressed, AgentError> {
     let listener = crate::probe::serve::listen(opts.listen).map_err(|source| AgentError::Listen {
         addr: opts.listen,
         source,
@@ -258,11 +279,12 @@ pub async fn run(plan: &Plan, mounts: &Mounts, opts: &AgentOptions, stop: Stop) 
         if let Ok(mut slot) = shared.row.lock() {
             *slot = Some(Bytes::from(json));
         }
+        let verdict = judge_row(plan, &orders, &row);
         tokio::select! {
             _ = shared.done.stopped() => {}
             _ = tokio::time::sleep(opts.linger) => {}
         }
-        Ok(row)
+        Ok(Pressed { row, verdict })
     }
     .await;
     serving.stop();
@@ -309,6 +331,23 @@ pub mod client {
         },
         #[error("{url}: {status}: {body}")]
         Status { url: String, status: u16, body: String },
+        #[error("the launcher's HTTP client: {0}")]
+        Client(String),
+    }
+
+    /// A client for the control channel: plain HTTP to the agents' pod addresses, no proxy,
+    /// every request bounded by `timeout`.
+    pub fn new(timeout: Duration) -> Result<reqwest::Client, ControlError> {
+        // reqwest wants a TLS provider even for plain HTTP: the crate's one (ring)
+        let tls = crate::probe::client::client_tls(&Tls::default(), vec![b"http/1.1".to_vec()], &Mounts::new("/nonexistent"))
+            .map_err(|e| ControlError::Client(e.to_string()))?;
+        reqwest::Client::builder()
+            .no_proxy()
+            .tls_backend_preconfigured(tls)
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| ControlError::Client(e.to_string()))
     }
 
     fn http(url: &str) -> impl FnOnce(reqwest::Error) -> ControlError + '_ {

@@ -498,12 +498,7 @@ pub async fn run(plan: &Plan, reach: &ReachPlan, local: &Local, mounts: &Mounts,
         reported,
         cells,
     };
-    let e = CellExpect {
-        success_rate: plan.expect.success_rate,
-        mean: plan.expect.latency.mean,
-        p99: plan.expect.latency.p99,
-        whole_ms: plan.expect.whole_ms,
-    };
+    let e = CellExpect::of(&plan.expect);
     let v = judge_matrix(&e, &matrix);
     let outcome = if stopped { Outcome::Fail } else { v.outcome };
     Ok(MeshReport {
