@@ -460,7 +460,7 @@ mod agents {
     use std::time::{Duration, Instant};
 
     use kpatrol::judge::matrix::PathName;
-    use kpatrol::modes::reach::agent::client::{self, ControlError, fetch_row, finish, send_orders};
+    use kpatrol::modes::reach::agent::client::{self, ControlError, Reachable, fetch_row, finish, gather, send_orders};
     use kpatrol::modes::reach::agent::{Aim, Orders, Row};
 
     use super::support::{task_file, wait_addr};
@@ -576,8 +576,35 @@ mod agents {
                 .await
                 .unwrap();
         }
-        for (i, a) in agents.iter().enumerate() {
-            let row = row_of(&client, &base(a), Duration::from_secs(30)).await;
+        // the launcher gathers every row (and tells each agent it may exit); an agent that
+        // is gone is named, by the deadline
+        let gone = free([127, 0, 0, 9]);
+        let mut reachable: Vec<Reachable> = agents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Reachable {
+                source: i as u32,
+                base: base(a),
+            })
+            .collect();
+        reachable.push(Reachable {
+            source: 3,
+            base: format!("http://{gone}"),
+        });
+        let started = Instant::now();
+        let got = gather(
+            &client,
+            reachable,
+            Some(TOKEN),
+            tokio::time::Instant::now() + Duration::from_secs(8),
+            2,
+        )
+        .await;
+        assert!(started.elapsed() < Duration::from_secs(12), "bounded by the deadline");
+        assert_eq!(got.silent.len(), 1, "{:?}", got.silent);
+        assert_eq!(got.silent[0].0, 3);
+        assert_eq!(got.rows.len(), 3);
+        for (i, row) in got.rows.iter().enumerate() {
             assert_eq!(row.source, i as u32);
             assert!(!row.stopped);
             assert_eq!(row.cells.len(), 3, "{row:?}");
@@ -585,9 +612,6 @@ mod agents {
                 assert_eq!((c.source, c.path), (i as u32, 0));
                 assert_eq!((c.sent, c.ok), (10, 10), "{row:?}");
             }
-        }
-        for a in &agents {
-            finish(&client, &base(a), Some(TOKEN)).await.unwrap();
         }
         for a in &mut agents {
             let (code, msg) = exit_of(a, Duration::from_secs(10)).await;

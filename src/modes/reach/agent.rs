@@ -415,4 +415,63 @@ pub mod client {
         call(client, reqwest::Method::POST, format!("{base}{DONE}"), token, None).await?;
         Ok(())
     }
+
+    /// One agent the launcher gathers from: its index and its control base URL.
+    #[derive(Clone, Debug)]
+    pub struct Reachable {
+        pub source: u32,
+        pub base: String,
+    }
+
+    /// What the launcher gathered: the rows that came, and the agents whose row did not
+    /// come by the deadline (named, never dropped), each with the last error.
+    #[derive(Debug, Default)]
+    pub struct Gathered {
+        pub rows: Vec<Row>,
+        pub silent: Vec<(u32, String)>,
+    }
+
+    /// How often a pressing agent's row is asked for.
+    pub const POLL: Duration = Duration::from_millis(200);
+
+    /// Gathers every agent's row, at most `in_flight` agents at a time, each polled every
+    /// [`POLL`] until its row comes or `until` passes; each agent whose row came is told it
+    /// may exit. Memory: the rows, decoded as they come.
+    pub async fn gather(
+        client: &reqwest::Client,
+        agents: Vec<Reachable>,
+        token: Option<&str>,
+        until: tokio::time::Instant,
+        in_flight: usize,
+    ) -> Gathered {
+        use futures::StreamExt as _;
+        let one = |a: Reachable| async move {
+            loop {
+                let last = match fetch_row(client, &a.base, token).await {
+                    Ok(Some(row)) => {
+                        // the row is in hand: a lost `done` only costs the agent its linger time
+                        let _ = finish(client, &a.base, token).await;
+                        return Ok(row);
+                    }
+                    Ok(None) => "still pressing".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                if tokio::time::Instant::now() + POLL >= until {
+                    return Err((a.source, last));
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        };
+        let mut out = Gathered::default();
+        let mut results = futures::stream::iter(agents.into_iter().map(one)).buffer_unordered(in_flight.max(1));
+        while let Some(r) = results.next().await {
+            match r {
+                Ok(row) => out.rows.push(row),
+                Err(silent) => out.silent.push(silent),
+            }
+        }
+        out.rows.sort_by_key(|r| r.source);
+        out.silent.sort();
+        out
+    }
 }
