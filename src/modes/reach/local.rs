@@ -14,7 +14,6 @@
 //! its column fails and its row is missing); with `--netns` also `loss:PCT`, `PATH:down`,
 //! `PATH:loss:PCT` and `no-ipv6`.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -22,8 +21,8 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use super::agent::{Aim, Row, press};
-use super::{Peers, ReachPlan};
-use super::netns::{self, Addr, Family, Impairment, Network, Via};
+use super::netns::{self, Addr, Impairment, Network};
+use super::{Family, ReachPlan, Via, aims};
 use crate::judge::matrix::{CellExpect, Matrix, MatrixVerdict, PathName, judge_matrix};
 use crate::judge::{Check, Outcome};
 use crate::plan::Plan;
@@ -164,30 +163,6 @@ struct Agent {
     aims: Vec<Aim>,
 }
 
-/// The agents agent `i` of `n` presses this round: all of them (itself too, as kdoctor's do),
-/// or its neighbours when a limit below the others bounds the mesh.
-fn pressed(peers: Peers, i: u32, n: u32, round: u64) -> Vec<u32> {
-    match peers {
-        Peers::Limit(k) if k < n.saturating_sub(1) => super::neighbours(i, n, k, round),
-        _ => (0..n).collect(),
-    }
-}
-
-/// What a round with neighbour limit `peers` covered, for the report.
-fn coverage(peers: Peers, n: u32, round: u64) -> Option<String> {
-    match peers {
-        Peers::Limit(k) if k < n.saturating_sub(1) => {
-            let rounds = u64::from(n - 1).div_ceil(u64::from(k.max(1)));
-            Some(format!(
-                "each agent pressed {k} of its {} peers (round {round}: the {k} after it, {} further on each round); every pair is covered within {rounds} rounds",
-                n - 1,
-                k
-            ))
-        }
-        _ => None,
-    }
-}
-
 /// Where the agents of a round are and what they press.
 struct Layout {
     paths: Vec<PathName>,
@@ -239,15 +214,15 @@ fn loopback(reach: &ReachPlan, local: &Local) -> Result<Layout, ProbeError> {
         ));
     }
     let n = local.agents;
-    let ip = |i: u32, f: Family| match f {
-        Family::V4 => IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 250) as u8)),
-        Family::V6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
-    };
     let mut listeners = Vec::new();
-    let mut addrs: HashMap<(u32, usize), SocketAddr> = HashMap::new();
+    let mut nodes = Vec::new();
     for i in 0..n {
-        for (f, family) in families.iter().enumerate() {
-            let ip = ip(i, *family);
+        let mut at = aims::Reach::default();
+        for family in &families {
+            let ip = match family {
+                Family::V4 => IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 250) as u8)),
+                Family::V6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            };
             let addr = if local.up(i) {
                 let listener = crate::probe::serve::listen(SocketAddr::new(ip, 0))
                     .map_err(|e| socket_error(format!("agent {i} listening on {ip}"), e))?;
@@ -262,40 +237,35 @@ fn loopback(reach: &ReachPlan, local: &Local) -> Result<Layout, ProbeError> {
                     .and_then(|l| l.local_addr())
                     .map_err(|e| socket_error(format!("agent {i}'s address"), e))?
             };
-            addrs.insert((i, f), addr);
+            if let Some(slot) = at.pod.get_mut(usize::from(*family == Family::V6)) {
+                *slot = Some(addr);
+            }
         }
+        nodes.push((agent_name(i), at));
     }
-    let paths = families
-        .iter()
-        .map(|f| PathName {
-            path: "pod".into(),
-            family: f.name().into(),
-        })
-        .collect();
-    let agents = (0..n)
-        .filter(|i| local.up(*i))
-        .map(|index| Agent {
-            index,
-            netns: None,
-            aims: pressed(reach.peers, index, n, ROUND)
-                .into_iter()
-                .flat_map(|j| (0..families.len()).map(move |f| (j, f)))
-                .filter_map(|(j, f)| {
-                    let addr = addrs.get(&(j, f))?;
-                    Some(Aim {
-                        url: format!("http://{addr}/"),
-                        target: j,
-                        path: f as u16,
-                    })
-                })
-                .collect(),
-        })
-        .collect();
+    let planned = aims::plan(
+        &[Via::Pod],
+        &families,
+        reach.peers,
+        ROUND,
+        &nodes,
+        &aims::Service::default(),
+        |i| local.up(i),
+    );
+    skipped.extend(planned.skipped);
     Ok(Layout {
-        paths,
+        paths: planned.paths,
         skipped,
         listeners,
-        agents,
+        agents: planned
+            .orders
+            .into_iter()
+            .map(|o| Agent {
+                index: o.source,
+                netns: None,
+                aims: o.aims,
+            })
+            .collect(),
         network: None,
     })
 }
@@ -328,11 +298,6 @@ async fn in_netns(reach: &ReachPlan, local: &Local) -> Result<Layout, ProbeError
     }
     let n = local.agents;
     let network = Network::plan(n, vias.contains(&Via::Multus), local.impaired.clone());
-    if families.contains(&Family::V6) {
-        for i in (0..n).filter(|i| !network.has_family(*i, Family::V6)) {
-            skipped.push(format!("ipv6 to and from {}: it has no IPv6 address", agent_name(i)));
-        }
-    }
     let created = tokio::task::spawn_blocking(move || network.create())
         .await
         .map_err(|e| mesh_error(format!("--netns: {e}")))?
@@ -357,54 +322,43 @@ async fn in_netns(reach: &ReachPlan, local: &Local) -> Result<Layout, ProbeError
         });
         listeners.push(opened.map_err(|_| mesh_error(format!("{}: its server did not start", agent_name(i))))??);
     }
-    let mut paths = Vec::new();
-    let mut index: HashMap<(Via, Family), u16> = HashMap::new();
-    for v in &vias {
-        for f in &families {
-            index.insert((*v, *f), paths.len() as u16);
-            paths.push(PathName {
-                path: v.name().into(),
-                family: f.name().into(),
-            });
-        }
-    }
-    let mut agents = Vec::new();
-    for i in (0..n).filter(|i| network.up(*i)) {
-        let mut aims = Vec::new();
-        for v in &vias {
-            for f in families.iter().copied().filter(|f| network.has_family(i, *f)) {
-                let Some(path) = index.get(&(*v, f)).copied() else { continue };
-                let aim = |j: u32, authority: String| Aim {
-                    url: format!("http://{authority}/"),
-                    target: j,
-                    path,
-                };
-                if *v == Via::ClusterIp {
-                    // the Service: this node's row towards it, drawn on the diagonal
-                    aims.push(aim(i, netns::authority(netns::cluster_ip(f), netns::AGENT_PORT)));
-                    continue;
-                }
-                for j in pressed(reach.peers, i, n, ROUND)
-                    .into_iter()
-                    .filter(|j| network.has_family(*j, f))
-                {
-                    let authority = match v {
-                        Via::NodePort => netns::authority(netns::address(Addr::Node, j, f), netns::NODE_PORT),
-                        Via::Multus => netns::authority(netns::address(Addr::Multus, j, f), netns::AGENT_PORT),
-                        Via::Pod | Via::ClusterIp => {
-                            netns::authority(netns::address(Addr::Pod, j, f), netns::AGENT_PORT)
-                        }
-                    };
-                    aims.push(aim(j, authority));
-                }
-            }
-        }
-        agents.push(Agent {
-            index: i,
-            netns: Some(network.node_path(i)),
-            aims,
-        });
-    }
+    let on = |f: Family, a: Addr, i: u32, port: u16| {
+        network
+            .has_family(i, f)
+            .then(|| SocketAddr::new(netns::address(a, i, f), port))
+    };
+    let nodes: Vec<(String, aims::Reach)> = (0..n)
+        .map(|i| {
+            let both = |a: Addr, port: u16| [on(Family::V4, a, i, port), on(Family::V6, a, i, port)];
+            let at = aims::Reach {
+                pod: both(Addr::Pod, netns::AGENT_PORT),
+                node_port: both(Addr::Node, netns::NODE_PORT),
+                multus: if network.multus {
+                    both(Addr::Multus, netns::AGENT_PORT)
+                } else {
+                    [None, None]
+                },
+            };
+            (agent_name(i), at)
+        })
+        .collect();
+    let service = aims::Service {
+        cluster_ip: [Family::V4, Family::V6].map(|f| Some(SocketAddr::new(netns::cluster_ip(f), netns::AGENT_PORT))),
+    };
+    let planned = aims::plan(&vias, &families, reach.peers, ROUND, &nodes, &service, |i| network.up(i));
+    skipped.extend(planned.skipped);
+    let (paths, agents) = (
+        planned.paths,
+        planned
+            .orders
+            .into_iter()
+            .map(|o| Agent {
+                index: o.source,
+                netns: Some(network.node_path(o.source)),
+                aims: o.aims,
+            })
+            .collect(),
+    );
     Ok(Layout {
         paths,
         skipped,
@@ -512,7 +466,7 @@ pub async fn run(plan: &Plan, reach: &ReachPlan, local: &Local, mounts: &Mounts,
         failed_cells: v.failed_cells,
         unlisted_cells: v.unlisted_cells,
         skipped: layout.skipped,
-        coverage: coverage(reach.peers, n, ROUND),
+        coverage: aims::coverage(reach.peers, n, ROUND),
         findings: v.findings.iter().map(crate::report::heatmap::finding_text).collect(),
         checks: v.checks.clone(),
         stopped,

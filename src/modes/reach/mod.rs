@@ -6,6 +6,7 @@
 //! `judge::matrix`, its heatmap `report::heatmap`.
 
 pub mod agent;
+pub mod aims;
 pub mod local;
 pub mod netns;
 pub(crate) mod read;
@@ -15,6 +16,57 @@ use serde::Serialize;
 use super::{NativeKind, Needs, Prepared, RoundMode};
 use crate::plan::{CodeKind, CodeRange, Expect, Pressure};
 use crate::probe::{Mounts, ProbeError};
+
+/// A path between agents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Via {
+    Pod,
+    ClusterIp,
+    NodePort,
+    Multus,
+}
+
+impl Via {
+    pub const ALL: [Via; 4] = [Via::Pod, Via::ClusterIp, Via::NodePort, Via::Multus];
+
+    /// The path's name in reports and in `--impair` (kdoctor's words).
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Pod => "pod",
+            Via::ClusterIp => "clusterIP",
+            Via::NodePort => "nodePort",
+            Via::Multus => "multus",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Via> {
+        Via::ALL.into_iter().find(|v| v.name().eq_ignore_ascii_case(s))
+    }
+}
+
+/// An address family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        }
+    }
+
+    /// As people write it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+}
 
 /// The mesh: which paths between agents to check.
 #[derive(Clone, Debug, PartialEq, Serialize)]

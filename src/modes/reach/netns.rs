@@ -26,55 +26,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::{Family, Via};
+
 /// The port every agent serves on (kdoctor's agents answer on 80).
 pub const AGENT_PORT: u16 = 80;
 /// The NodePort of the agents' Service on every node.
 pub const NODE_PORT: u16 = 30080;
 /// Where `ip netns` keeps named namespaces.
 const NETNS_DIR: &str = "/run/netns";
-
-/// A path of the local network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Via {
-    Pod,
-    ClusterIp,
-    NodePort,
-    Multus,
-}
-
-impl Via {
-    pub const ALL: [Via; 4] = [Via::Pod, Via::ClusterIp, Via::NodePort, Via::Multus];
-
-    /// The path's name in reports and in `--impair` (kdoctor's words).
-    pub fn name(self) -> &'static str {
-        match self {
-            Via::Pod => "pod",
-            Via::ClusterIp => "clusterIP",
-            Via::NodePort => "nodePort",
-            Via::Multus => "multus",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Via> {
-        Via::ALL.into_iter().find(|v| v.name().eq_ignore_ascii_case(s))
-    }
-}
-
-/// An address family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::V4 => "ipv4",
-            Family::V6 => "ipv6",
-        }
-    }
-}
 
 /// What goes wrong on one node, on purpose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,246 @@
+//! What every agent of a mesh round presses, from where the agents can be reached: the
+//! round's paths (each path the place offers, over each family the task enables) and each
+//! live agent's orders (its aims: target node, path, URL). One pure function for every
+//! place: loopback and network namespaces (`local`), and the launcher in a cluster.
+//!
+//! Rules: an agent presses every agent, itself included (kdoctor's), or with a neighbour
+//! limit below the others its [`super::neighbours`] this round; `clusterIP` is one address
+//! for all, so its cell is the agent's own row towards the Service (drawn on the diagonal);
+//! a node without an address in a family neither presses nor is pressed in it, and is said
+//! to be skipped, not failed.
+
+use std::net::SocketAddr;
+
+use super::agent::{Aim, Orders};
+use super::{Family, Peers, Via};
+use crate::judge::matrix::PathName;
+
+/// Where one node's agent answers, per path, by family (`[IPv4, IPv6]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reach {
+    pub pod: [Option<SocketAddr>; 2],
+    pub node_port: [Option<SocketAddr>; 2],
+    pub multus: [Option<SocketAddr>; 2],
+}
+
+/// The agents' Service, by family.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Service {
+    pub cluster_ip: [Option<SocketAddr>; 2],
+}
+
+fn slot(f: Family) -> usize {
+    match f {
+        Family::V4 => 0,
+        Family::V6 => 1,
+    }
+}
+
+impl Reach {
+    fn at(&self, v: Via, f: Family) -> Option<SocketAddr> {
+        let by = match v {
+            Via::Pod => &self.pod,
+            Via::NodePort => &self.node_port,
+            Via::Multus => &self.multus,
+            Via::ClusterIp => return None,
+        };
+        by.get(slot(f)).copied().flatten()
+    }
+
+    /// Whether the node has an address in `f` (its pod has one).
+    pub fn has(&self, f: Family) -> bool {
+        self.pod.get(slot(f)).is_some_and(Option::is_some)
+    }
+}
+
+/// A round's paths and every live agent's orders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoundAims {
+    pub paths: Vec<PathName>,
+    pub orders: Vec<Orders>,
+    /// Cells not pressed for want of an address, with why.
+    pub skipped: Vec<String>,
+}
+
+/// The round's aims: `vias` and `families` as the place offers them and the task enables
+/// them, `nodes` by index with where each answers, `live` the agents that run. Pure.
+pub fn plan(
+    vias: &[Via],
+    families: &[Family],
+    peers: Peers,
+    round: u64,
+    nodes: &[(String, Reach)],
+    service: &Service,
+    live: impl Fn(u32) -> bool,
+) -> RoundAims {
+    let n = nodes.len() as u32;
+    let mut paths = Vec::new();
+    let mut index = Vec::new();
+    for v in vias {
+        for f in families {
+            index.push((*v, *f, paths.len() as u16));
+            paths.push(PathName {
+                path: v.name().into(),
+                family: f.name().into(),
+            });
+        }
+    }
+    let mut skipped = Vec::new();
+    for f in families {
+        for (name, r) in nodes {
+            if !r.has(*f) {
+                skipped.push(format!("{} to and from {name}: it has no {} address", f.name(), f.label()));
+            }
+        }
+    }
+    let node_names: Vec<String> = nodes.iter().map(|(name, _)| name.clone()).collect();
+    let mut orders = Vec::new();
+    for (i, (_, me)) in nodes.iter().enumerate() {
+        let i = i as u32;
+        if !live(i) {
+            continue;
+        }
+        let pressed = pressed(peers, i, n, round);
+        let mut aims = Vec::new();
+        for (v, f, path) in &index {
+            if !me.has(*f) {
+                continue;
+            }
+            if *v == Via::ClusterIp {
+                if let Some(addr) = service.cluster_ip.get(slot(*f)).copied().flatten() {
+                    aims.push(Aim {
+                        target: i,
+                        path: *path,
+                        url: format!("http://{addr}/"),
+                    });
+                }
+                continue;
+            }
+            for j in &pressed {
+                let Some((_, them)) = nodes.get(*j as usize) else { continue };
+                if let Some(addr) = them.at(*v, *f) {
+                    aims.push(Aim {
+                        target: *j,
+                        path: *path,
+                        url: format!("http://{addr}/"),
+                    });
+                }
+            }
+        }
+        orders.push(Orders {
+            source: i,
+            nodes: node_names.clone(),
+            paths: paths.clone(),
+            aims,
+        });
+    }
+    RoundAims { paths, orders, skipped }
+}
+
+/// The agents agent `i` of `n` presses this round: all of them (itself too, as kdoctor's do),
+/// or its neighbours when a limit below the others bounds the mesh.
+pub fn pressed(peers: Peers, i: u32, n: u32, round: u64) -> Vec<u32> {
+    match peers {
+        Peers::Limit(k) if k < n.saturating_sub(1) => super::neighbours(i, n, k, round),
+        _ => (0..n).collect(),
+    }
+}
+
+/// What a round with neighbour limit `peers` covered, for the report; `None` for the full mesh.
+pub fn coverage(peers: Peers, n: u32, round: u64) -> Option<String> {
+    match peers {
+        Peers::Limit(k) if k < n.saturating_sub(1) => {
+            let rounds = u64::from(n - 1).div_ceil(u64::from(k.max(1)));
+            Some(format!(
+                "each agent pressed {k} of its {} peers (round {round}: the {k} after it, {k} further on each round); every pair is covered within {rounds} rounds",
+                n - 1
+            ))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(port: u16) -> Option<SocketAddr> {
+        Some(SocketAddr::from(([10, 0, 0, 1], port)))
+    }
+
+    fn nodes(n: u16, v6: bool) -> Vec<(String, Reach)> {
+        (0..n)
+            .map(|i| {
+                let v6 = v6.then(|| SocketAddr::from(([0xfd00, 0, 0, 0, 0, 0, 0, i + 1], 80)));
+                (
+                    format!("node-{i}"),
+                    Reach {
+                        pod: [at(1000 + i), v6],
+                        node_port: [at(2000 + i), None],
+                        multus: [None, None],
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_agent_presses_every_node_over_every_path_it_has() {
+        let service = Service {
+            cluster_ip: [at(80), None],
+        };
+        let r = plan(
+            &[Via::Pod, Via::ClusterIp, Via::NodePort],
+            &[Family::V4],
+            Peers::All,
+            0,
+            &nodes(3, false),
+            &service,
+            |_| true,
+        );
+        assert_eq!(
+            r.paths.iter().map(|p| format!("{} {}", p.path, p.family)).collect::<Vec<_>>(),
+            ["pod ipv4", "clusterIP ipv4", "nodePort ipv4"]
+        );
+        assert_eq!(r.orders.len(), 3);
+        let o = &r.orders[1];
+        assert_eq!(o.source, 1);
+        // 3 pods, the Service once (on the diagonal), 3 NodePorts
+        assert_eq!(o.aims.len(), 7, "{o:?}");
+        assert!(o.aims.contains(&Aim {
+            target: 1,
+            path: 1,
+            url: "http://10.0.0.1:80/".into()
+        }));
+        assert!(o.aims.contains(&Aim {
+            target: 2,
+            path: 2,
+            url: "http://10.0.0.1:2002/".into()
+        }));
+        assert!(r.skipped.is_empty());
+    }
+
+    #[test]
+    fn a_node_without_a_family_is_skipped_and_the_dead_press_nothing() {
+        let mut n = nodes(3, true);
+        n[2].1.pod[1] = None;
+        let r = plan(&[Via::Pod], &[Family::V4, Family::V6], Peers::All, 0, &n, &Service::default(), |i| i != 1);
+        assert_eq!(r.skipped, ["ipv6 to and from node-2: it has no IPv6 address"]);
+        assert_eq!(r.orders.iter().map(|o| o.source).collect::<Vec<_>>(), [0, 2], "agent 1 is down");
+        // node 0: 3 over IPv4, 2 over IPv6 (not node 2); node 2: IPv4 only
+        assert_eq!(r.orders[0].aims.len(), 5);
+        assert_eq!(r.orders[1].aims.len(), 3);
+    }
+
+    #[test]
+    fn a_neighbour_limit_presses_this_rounds_neighbours_only() {
+        let r = plan(&[Via::Pod], &[Family::V4], Peers::Limit(2), 1, &nodes(5, false), &Service::default(), |_| true);
+        let targets: Vec<u32> = r.orders[0].aims.iter().map(|a| a.target).collect();
+        assert_eq!(targets, [3, 4], "round 1: two further on");
+        assert_eq!(
+            coverage(Peers::Limit(2), 5, 1).unwrap(),
+            "each agent pressed 2 of its 4 peers (round 1: the 2 after it, 2 further on each round); every pair is covered within 2 rounds"
+        );
+        assert!(coverage(Peers::Limit(4), 5, 0).is_none(), "a limit at the others is all");
+    }
+}
