@@ -7,8 +7,8 @@
 //! of its own, the pod path only (the other paths need a cluster or `--netns`, and are
 //! skipped and said so); or `--netns` ([`super::netns`]): each agent a node in a network
 //! namespace of its own, where pod, ClusterIP, NodePort and Multus are different real paths.
-//! Each agent presses from a thread of its own (in its node's namespace with `--netns`), so
-//! its sockets are that node's.
+//! With `--netns` each agent presses from a thread of its own in its node's namespace, so its
+//! sockets are that node's; on loopback the agents are tasks of one runtime.
 //!
 //! `--impair` rehearses a node gone bad: `AGENT=down` (neither serves, presses nor reports:
 //! its column fails and its row is missing); with `--netns` also `loss:PCT`, `PATH:down`,
@@ -368,19 +368,23 @@ async fn in_netns(reach: &ReachPlan, local: &Local) -> Result<Layout, ProbeError
     })
 }
 
-/// Presses `agent`'s aims with `plan` on a thread of its own (in its node's namespace when
-/// it has one); its row comes back on the channel, which closes unanswered if the thread
-/// could not start.
+/// Presses `agent`'s aims with `plan`: on loopback as a task of the runtime, in a node's
+/// namespace on a thread of its own that entered it (sockets are made in the namespace of
+/// the thread that opens them). The row comes back on the channel, which closes unanswered
+/// if the thread could not start.
 fn spawn_agent(agent: &Agent, plan: Plan, mounts: Mounts, stop: Stop) -> tokio::sync::oneshot::Receiver<Result<Row, ProbeError>> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let netns = agent.netns.clone();
     let (index, aims) = (agent.index, agent.aims.clone());
+    let Some(netns) = agent.netns.clone() else {
+        tokio::spawn(async move {
+            let _ = tx.send(press(&plan, index, &aims, &mounts, stop).await);
+        });
+        return rx;
+    };
     let name = agent_name(index);
     let _ = std::thread::Builder::new().name(name.clone()).spawn(move || {
         let result = (|| {
-            if let Some(path) = &netns {
-                netns::enter(path).map_err(|e| mesh_error(e.to_string()))?;
-            }
+            netns::enter(&netns).map_err(|e| mesh_error(e.to_string()))?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
