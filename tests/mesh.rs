@@ -665,4 +665,25 @@ mod agents {
         assert_eq!(code, 1, "a stopped round fails: {msg}");
         assert_eq!(msg["stopped"], true);
     }
+
+    #[test]
+    fn listen_is_the_agents_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = task_file(
+            dir.path(),
+            "h.yaml",
+            "apiVersion: kpatrol.dev/v1\nkind: HttpCheck\nmetadata: {name: h}\nspec:\n  targets: [{url: \"http://127.0.0.1:9/\"}]\n",
+        );
+        let out = std::process::Command::new(PROBE)
+            .args(["http", "--listen", "127.0.0.1:8080", "--task"])
+            .arg(&t)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--listen is for the mesh's agent (kpatrol-probe reach), not the http mode"),
+            "{err}"
+        );
+    }
 }

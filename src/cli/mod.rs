@@ -394,6 +394,9 @@ pub struct Probe {
 
 /// The mesh's agent, which kpatrol-probe runs though the mesh does not render yet.
 const REACH: &str = "reach";
+/// Where the mesh's agent serves when `--listen` is not given.
+const DEFAULT_AGENT_LISTEN: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 8080);
 const REACH_ABOUT: &str = "One agent of a mesh round (Mesh, kdoctor NetReach): serves on --listen, presses what the launcher orders, serves its row to the launcher.";
 
 /// `kpatrol-probe <mode>`: one subcommand per mode registered in `crate::modes` that runs,
@@ -460,9 +463,10 @@ pub struct ProbeArgs {
     /// only when it exists (as in a pod), so runs outside a pod leave nothing behind.
     #[arg(long, env = "KPATROL_TERMINATION_LOG")]
     pub termination_log: Option<PathBuf>,
-    /// reach: where the agent serves its target and the launcher's control paths.
-    #[arg(long, env = "KPATROL_LISTEN", default_value = "[::]:8080")]
-    pub listen: std::net::SocketAddr,
+    /// reach only: where the agent serves its target and the launcher's control paths
+    /// (default [::]:8080).
+    #[arg(long, env = "KPATROL_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub opts: RoundOpts,
 }
@@ -577,6 +581,12 @@ pub async fn probe(cli: Probe) -> Exit {
     if mode == REACH {
         return reach_agent(&plan, &args, log.as_deref(), stop, quit).await;
     }
+    if args.listen.is_some() {
+        let e = format!("--listen is for the mesh's agent (kpatrol-probe reach), not the {mode} mode");
+        eprintln!("kpatrol-probe: {e}");
+        write_termination(log.as_deref(), &error_message(&plan.name, &e));
+        return Exit::Trouble;
+    }
     // a counted task counts its round as it starts (agent 0 does), so a round that fails or
     // crashes counts too
     if std::env::var(crate::names::env::ROUNDS).is_ok()
@@ -621,7 +631,7 @@ pub async fn probe(cli: Probe) -> Exit {
 async fn reach_agent(plan: &Plan, args: &ProbeArgs, log: Option<&Path>, stop: Stop, quit: Stop) -> Exit {
     use crate::modes::reach::agent;
     let opts = agent::AgentOptions {
-        listen: args.listen,
+        listen: args.listen.unwrap_or(DEFAULT_AGENT_LISTEN),
         token: std::env::var(agent::TOKEN_ENV).ok().filter(|t| !t.is_empty()),
         wait_orders: plan.round_timeout,
         linger: plan.round_timeout,
@@ -1168,7 +1178,7 @@ async fn run_mesh(
 /// Writes `r`'s matrix as an HTML page to `path`, atomically (a temporary file beside it,
 /// then renamed over it, so a reader never sees half a page); `false` when it could not
 /// (said on stderr with the path and the system's error).
-fn write_html(path: &Path, r: &crate::modes::reach::local::MeshReport) -> bool {
+fn write_html(path: &Path, r: &crate::report::mesh::MeshReport) -> bool {
     let Some(v) = &r.verdict_detail else {
         return true;
     };
@@ -1315,7 +1325,7 @@ async fn send_telemetry(plan: &Plan, f: &crate::round::Finished) {
 }
 
 /// A local mesh round's trace and metrics, when telemetry is on.
-async fn send_mesh_telemetry(plan: &Plan, r: &crate::modes::reach::local::MeshReport) {
+async fn send_mesh_telemetry(plan: &Plan, r: &crate::report::mesh::MeshReport) {
     use crate::telemetry;
     let Some(cfg) = telemetry_config() else { return };
     let ids = telemetry::trace_ids(std::env::var("TRACEPARENT").ok().as_deref(), "", None, 0);

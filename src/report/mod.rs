@@ -8,10 +8,12 @@
 //! - read back by the launcher and by `kpatrol status` / `kpatrol report` through
 //!   [`read_message`], which takes any text a pod may have left.
 //!
-//! Checks are the judge's typed [`Check`]. Also the human table of a round.
+//! Checks are the judge's typed [`Check`]. Also the human table of a round, and a mesh
+//! round's report ([`mesh`]) with its heatmap as text ([`heatmap`]) and as a page ([`html`]).
 
 pub mod heatmap;
 pub mod html;
+pub mod mesh;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

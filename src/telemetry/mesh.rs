@@ -15,8 +15,8 @@ use super::names::*;
 use super::{Config, ExportError, TraceIds, span, span_id};
 use crate::judge::Outcome;
 use crate::judge::matrix::cell_passes;
-use crate::modes::reach::local::MeshReport;
 use crate::plan::Plan;
+use crate::report::mesh::MeshReport;
 
 /// The most cells whose own series a round exports; past it, only failing cells (at most as
 /// many). A 1,000-node mesh has a million cells per path: a time series each would swamp a

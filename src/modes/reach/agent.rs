@@ -15,7 +15,8 @@
 //! (`KPATROL_MESH_TOKEN`): without it nobody else in the cluster can aim the agents. Every
 //! wait is bounded: no orders by the round's timeout is an error (exit 2); after its row,
 //! the agent stays up until `done` or the linger time (its peers may still press it);
-//! SIGTERM ends the pressing early, and the row is still served for the linger time.
+//! SIGTERM ends the pressing early, and the row is still served, for at most
+//! [`STOPPED_LINGER`].
 //! The launcher's side is [`client`].
 
 use std::collections::HashMap;
@@ -48,6 +49,9 @@ pub const DONE: &str = "/kpatrol/done";
 pub const TOKEN_HEADER: &str = "x-kpatrol-token";
 /// The environment variable that gives an agent its round's token.
 pub const TOKEN_ENV: &str = "KPATROL_MESH_TOKEN";
+/// How long a stopped agent (SIGTERM) still serves its row, within Kubernetes' default grace
+/// period of 30 s.
+pub const STOPPED_LINGER: Duration = Duration::from_secs(20);
 /// The largest orders an agent reads (1,000 nodes × 6 paths × 2 families is about 1.5 MB).
 pub const MAX_ORDERS_BYTES: usize = 16 << 20;
 
@@ -155,8 +159,8 @@ async fn control(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Re
         return crate::probe::serve::answer(req).await;
     }
     if let Some(token) = &shared.token {
-        let given = req.headers().get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
-        if given != Some(token.as_str()) {
+        let given = req.headers().get(TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+        if !same(given, token.as_bytes()) {
             return Ok(reply(StatusCode::FORBIDDEN, "the round's token is missing or wrong\n"));
         }
     }
@@ -199,6 +203,12 @@ async fn control(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Re
         }
         _ => reply(StatusCode::METHOD_NOT_ALLOWED, ""),
     })
+}
+
+/// Whether `a` and `b` are equal, in a time that does not tell how much of a guessed token
+/// was right.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// How an agent in a pod runs.
@@ -280,9 +290,15 @@ pub async fn run(plan: &Plan, mounts: &Mounts, opts: &AgentOptions, stop: Stop) 
             *slot = Some(Bytes::from(json));
         }
         let verdict = judge_row(plan, &orders, &row);
+        // stopped (SIGTERM), the pod is killed after its grace period: linger only briefly
+        let linger = if row.stopped {
+            opts.linger.min(STOPPED_LINGER)
+        } else {
+            opts.linger
+        };
         tokio::select! {
             _ = shared.done.stopped() => {}
-            _ = tokio::time::sleep(opts.linger) => {}
+            _ = tokio::time::sleep(linger) => {}
         }
         Ok(Pressed { row, verdict })
     }

@@ -17,14 +17,14 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
-use serde::Serialize;
 use tokio::net::TcpListener;
 
 use super::agent::{Aim, Row, press};
 use super::netns::{self, Addr, Impairment, Network};
+pub use crate::report::mesh::MeshReport;
 use super::{Family, ReachPlan, Via, aims};
-use crate::judge::matrix::{CellExpect, Matrix, MatrixVerdict, PathName, judge_matrix};
-use crate::judge::{Check, Outcome};
+use crate::judge::matrix::{CellExpect, Matrix, PathName, judge_matrix};
+use crate::judge::Outcome;
 use crate::plan::Plan;
 use crate::pressure::Stop;
 use crate::probe::{Mounts, ProbeError, SetupError};
@@ -114,41 +114,6 @@ impl Local {
     fn up(&self, i: u32) -> bool {
         !self.impaired.get(i as usize).is_some_and(|v| v.contains(&Impairment::Down))
     }
-}
-
-/// A local mesh round, judged.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MeshReport {
-    pub task: String,
-    pub kind: String,
-    pub mode: &'static str,
-    pub verdict: Outcome,
-    pub agents: u32,
-    /// `loopback` or `netns`.
-    pub network: &'static str,
-    pub cells: u64,
-    pub failed_cells: u64,
-    /// Failing cells past the listed checks.
-    pub unlisted_cells: u64,
-    /// The task's paths (or cells) this run could not take, with why.
-    pub skipped: Vec<String>,
-    /// Which pairs this round covered, when a neighbour limit bounds the mesh.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub coverage: Option<String>,
-    pub findings: Vec<String>,
-    pub checks: Vec<Check>,
-    pub stopped: bool,
-    /// How long the round took, network setup included.
-    pub duration_seconds: f64,
-    #[serde(skip)]
-    pub started_at: std::time::SystemTime,
-    #[serde(skip)]
-    pub matrix: Matrix,
-    #[serde(skip)]
-    pub verdict_detail: Option<MatrixVerdict>,
-    #[serde(skip)]
-    pub expect: CellExpect,
 }
 
 /// The node name of agent `i` in a local mesh.
@@ -480,56 +445,6 @@ pub async fn run(plan: &Plan, reach: &ReachPlan, local: &Local, mounts: &Mounts,
         expect: e,
         verdict_detail: Some(v),
     })
-}
-
-impl MeshReport {
-    /// The report as a table: the heatmap, what was skipped, the verdict.
-    pub fn table(&self) -> String {
-        let mut paths: Vec<&str> = Vec::new();
-        for p in &self.matrix.paths {
-            if !paths.contains(&p.path.as_str()) {
-                paths.push(&p.path);
-            }
-        }
-        let mut families: Vec<&str> = Vec::new();
-        for p in &self.matrix.paths {
-            if !families.contains(&p.family.as_str()) {
-                families.push(&p.family);
-            }
-        }
-        let place = if self.network == "netns" {
-            "in network namespaces"
-        } else {
-            "on loopback"
-        };
-        let mut out = format!(
-            "{} {} {place}: {} agents, paths {} ({})\n",
-            self.kind,
-            self.task,
-            self.agents,
-            paths.join(", "),
-            families.join(", ")
-        );
-        for s in &self.skipped {
-            out.push_str(&format!("skipped {s}\n"));
-        }
-        if let Some(c) = &self.coverage {
-            out.push_str(&format!("peers: {c}\n"));
-        }
-        out.push('\n');
-        if let Some(v) = &self.verdict_detail {
-            out.push_str(&crate::report::heatmap::heatmap(&self.matrix, &self.expect, v));
-        }
-        if self.stopped {
-            out.push_str("stopped before the round's end\n");
-        }
-        out.push_str(if self.verdict == Outcome::Pass {
-            "\nverdict: PASS\n"
-        } else {
-            "\nverdict: FAIL\n"
-        });
-        out
-    }
 }
 
 #[cfg(test)]
