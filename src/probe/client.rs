@@ -24,6 +24,26 @@ pub(crate) fn tls_secret_dir(mounts: &Mounts, secret: &str) -> Result<std::path:
     Ok(dir)
 }
 
+/// A client with kpatrol's own settings (webpki roots, ring, HTTP/1.1), no proxy, every
+/// request and connection bounded by `timeout`: for kpatrol's own calls (telemetry, the
+/// mesh's control channel), not for targets.
+pub(crate) fn own_client(timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+    // reqwest wants a TLS provider even for plain HTTP: the crate's one (ring)
+    let tls = client_tls(
+        &plan::Tls::default(),
+        vec![b"http/1.1".to_vec()],
+        &Mounts::new("/nonexistent"),
+    )
+    .map_err(|e| e.to_string())?;
+    reqwest::Client::builder()
+        .no_proxy()
+        .tls_backend_preconfigured(tls)
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 pub(crate) fn client_tls(
     tls: &plan::Tls,
     alpn: Vec<Vec<u8>>,

@@ -639,19 +639,7 @@ macro_rules! exporter {
 /// The HTTP client of the http/protobuf exporter. The exporter's own timeout does not reach
 /// a client handed to it, so the client carries the per-export timeout itself.
 fn http_client(timeout: Duration) -> Result<reqwest::Client, ExportError> {
-    let tls = crate::probe::client::client_tls(
-        &crate::plan::Tls::default(),
-        vec![b"http/1.1".to_vec()],
-        &crate::probe::Mounts::new("/nonexistent"),
-    )
-    .map_err(|e| ExportError::Sdk(e.to_string()))?;
-    reqwest::Client::builder()
-        .no_proxy()
-        .tls_backend_preconfigured(tls)
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .build()
-        .map_err(|e| ExportError::Sdk(e.to_string()))
+    crate::probe::client::own_client(timeout).map_err(ExportError::Sdk)
 }
 
 /// One export call, bounded by the per-export timeout whatever the protocol and library.

@@ -354,16 +354,7 @@ pub mod client {
     /// A client for the control channel: plain HTTP to the agents' pod addresses, no proxy,
     /// every request bounded by `timeout`.
     pub fn new(timeout: Duration) -> Result<reqwest::Client, ControlError> {
-        // reqwest wants a TLS provider even for plain HTTP: the crate's one (ring)
-        let tls = crate::probe::client::client_tls(&Tls::default(), vec![b"http/1.1".to_vec()], &Mounts::new("/nonexistent"))
-            .map_err(|e| ControlError::Client(e.to_string()))?;
-        reqwest::Client::builder()
-            .no_proxy()
-            .tls_backend_preconfigured(tls)
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| ControlError::Client(e.to_string()))
+        crate::probe::client::own_client(timeout).map_err(ControlError::Client)
     }
 
     fn http(url: &str) -> impl FnOnce(reqwest::Error) -> ControlError + '_ {
