@@ -235,7 +235,7 @@ fn html_of_a_task_that_is_not_a_mesh_exits_2() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("kpatrol: --html draws a mesh's matrix (kdoctor NetReach); h is a HttpCheck"),
+        stderr.contains("kpatrol: --html draws a mesh's matrix (Mesh, kdoctor NetReach); h is a HttpCheck"),
         "{stderr}"
     );
     assert!(out.stdout.is_empty(), "no round ran");

@@ -155,7 +155,7 @@ pub enum Command {
     },
     /// Run one round of a task here, without a cluster: real traffic, a live progress line, the verdict.
     ///
-    /// A mesh (kdoctor NetReach) runs its agents here (on loopback, or in network namespaces
+    /// A mesh (Mesh, kdoctor NetReach) runs its agents here (on loopback, or in network namespaces
     /// with --netns) and draws the matrix as a heatmap; --html FILE also writes it as an HTML
     /// page.
     ///
@@ -172,7 +172,7 @@ pub enum Command {
         /// Hide the live progress line (it is hidden anyway when stderr is not a terminal).
         #[arg(long)]
         no_progress: bool,
-        /// A mesh (kdoctor NetReach): how many agents to run (2–64; default 4).
+        /// A mesh (Mesh, kdoctor NetReach): how many agents to run (2–64; default 4).
         #[arg(long, value_parser = clap::value_parser!(u32).range(2..=64))]
         agents: Option<u32>,
         /// A mesh: each agent a node in a network namespace of its own, joined by veth pairs
@@ -1080,14 +1080,14 @@ async fn run(file: &Path, opts: &RoundOpts, output: Output, progress: bool, mesh
     }
     if mesh.agents.is_some() || mesh.netns || !mesh.impair.is_empty() {
         eprintln!(
-            "kpatrol: --agents, --netns and --impair are for a mesh (kdoctor NetReach); {} is a {}",
+            "kpatrol: --agents, --netns and --impair are for a mesh (Mesh, kdoctor NetReach); {} is a {}",
             plan.name, plan.kind
         );
         return Exit::Trouble;
     }
     if mesh.html.is_some() {
         eprintln!(
-            "kpatrol: --html draws a mesh's matrix (kdoctor NetReach); {} is a {}",
+            "kpatrol: --html draws a mesh's matrix (Mesh, kdoctor NetReach); {} is a {}",
             plan.name, plan.kind
         );
         return Exit::Trouble;

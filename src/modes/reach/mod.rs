@@ -107,7 +107,7 @@ pub struct IngressRoute {
 
 impl RoundMode for ReachPlan {
     const NAME: &'static str = "reach";
-    const ABOUT: &'static str = "The mesh: every agent to every agent over every path (kdoctor NetReach).";
+    const ABOUT: &'static str = "The mesh: every agent to every agent over every path (Mesh, kdoctor NetReach).";
     const NATIVE: Option<NativeKind> = Some(NativeKind {
         kind: "Mesh",
         codes: CodeKind::Http,
