@@ -14,7 +14,7 @@ use opentelemetry_sdk::trace::SpanData;
 use super::names::*;
 use super::{Config, ExportError, TraceIds, span, span_id};
 use crate::judge::Outcome;
-use crate::judge::matrix::cell_passes;
+use crate::judge::matrix::{Cell, cell_passes};
 use crate::plan::Plan;
 use crate::report::mesh::MeshReport;
 
@@ -26,26 +26,36 @@ pub const MAX_CELL_SERIES: usize = 10_000;
 /// The most failing cells an agent's span names in its status.
 const CELLS_IN_STATUS: usize = 5;
 
-/// Row and column tallies per node: cells from it, failing from it, to it, failing to it.
-#[derive(Clone, Copy, Default)]
-struct Tally {
+/// Row and column tallies per node: cells from it, failing from it, to it, failing to it,
+/// and the first failing cells touching it (for its span's status).
+#[derive(Clone, Default)]
+struct Tally<'c> {
     from: u64,
     failed_from: u64,
     to: u64,
     failed_to: u64,
+    examples: Vec<&'c Cell>,
 }
 
-fn tallies(r: &MeshReport) -> Vec<Tally> {
+/// Every node's tally, in one pass over the cells.
+fn tallies(r: &MeshReport) -> Vec<Tally<'_>> {
     let mut t = vec![Tally::default(); r.matrix.nodes.len()];
     for c in &r.matrix.cells {
-        let failed = !cell_passes(&r.expect, c) as u64;
+        let failed = !cell_passes(&r.expect, c);
         if let Some(s) = t.get_mut(c.source as usize) {
             s.from += 1;
-            s.failed_from += failed;
+            s.failed_from += failed as u64;
+            if failed && s.examples.len() < CELLS_IN_STATUS {
+                s.examples.push(c);
+            }
         }
         if let Some(d) = t.get_mut(c.target as usize) {
             d.to += 1;
-            d.failed_to += failed;
+            d.failed_to += failed as u64;
+            // a cell to itself is already among its examples
+            if failed && c.source != c.target && d.examples.len() < CELLS_IN_STATUS {
+                d.examples.push(c);
+            }
         }
     }
     t
@@ -99,12 +109,9 @@ pub fn spans(ids: &TraceIds, plan: &Plan, r: &MeshReport) -> Vec<SpanData> {
         let status = if !reported {
             Some(format!("{node}: its agent never reported"))
         } else if t.failed_from + t.failed_to > 0 {
-            let examples: Vec<String> = r
-                .matrix
-                .cells
+            let examples: Vec<String> = t
+                .examples
                 .iter()
-                .filter(|c| (c.source as usize == i || c.target as usize == i) && !cell_passes(&r.expect, c))
-                .take(CELLS_IN_STATUS)
                 .map(|c| {
                     let p = r.matrix.paths.get(c.path as usize);
                     format!(
