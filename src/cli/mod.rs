@@ -173,7 +173,7 @@ pub enum Command {
         #[arg(long)]
         no_progress: bool,
         /// A mesh (Mesh, kdoctor NetReach): how many agents to run (2–64; default 4).
-        #[arg(long, value_parser = clap::value_parser!(u32).range(2..=64))]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(2..=crate::modes::reach::local::MAX_AGENTS as i64))]
         agents: Option<u32>,
         /// A mesh: each agent a node in a network namespace of its own, joined by veth pairs
         /// and bridges (198.18.0.0/15 and fd6b:7061::/48), so the pod path, ClusterIP and

@@ -312,20 +312,17 @@ async fn in_netns(reach: &ReachPlan, local: &Local) -> Result<Layout, ProbeError
     };
     let planned = aims::plan(&vias, &families, reach.peers, ROUND, &nodes, &service, |i| network.up(i));
     skipped.extend(planned.skipped);
-    let (paths, agents) = (
-        planned.paths,
-        planned
-            .orders
-            .into_iter()
-            .map(|o| Agent {
-                index: o.source,
-                netns: Some(network.node_path(o.source)),
-                aims: o.aims,
-            })
-            .collect(),
-    );
+    let agents = planned
+        .orders
+        .into_iter()
+        .map(|o| Agent {
+            index: o.source,
+            netns: Some(network.node_path(o.source)),
+            aims: o.aims,
+        })
+        .collect();
     Ok(Layout {
-        paths,
+        paths: planned.paths,
         skipped,
         listeners,
         agents,
