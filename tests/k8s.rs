@@ -559,3 +559,97 @@ async fn the_agents_jobs_the_launcher_builds_are_accepted_by_the_real_api_server
         }
     }
 }
+
+/// A Mesh in the cluster: the launcher starts one agent on each of this test's nodes, sends
+/// each its orders once all run (each agent on its pod's own address), gathers every row over
+/// the control channel and judges the matrix: the round passes. In a second round one node's
+/// agent is killed once it has its orders (its pod force-deleted): the round fails, ends well
+/// before its deadline, and the launcher's report names that node.
+#[tokio::test]
+async fn a_mesh_round_passes_on_every_node_and_names_the_node_whose_agent_is_killed() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::DeleteParams;
+    let c = cluster().await;
+    let ns = namespace(&c, "mesh").await;
+    let (all, label) = label_every_node(&c, &ns).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mesh.yaml"),
+        format!(
+            "apiVersion: kpatrol.dev/v1\nkind: Mesh\nmetadata: {{name: mesh, namespace: {ns}}}\nspec:\n  schedule: \"@every 1h\"\n  roundTimeout: 60s\n  agents:\n    perNode: {{nodeSelector: {{{label}: \"yes\"}}}}\n  pressure: {{qps: 10, duration: 3s, timeout: 1s}}\n  expect: {{successRate: 1}}\n  targets: {{paths: [pod], families: [ipv4]}}\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = kpatrol(&c, &["apply", dir.path().to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    start_round(&c, &ns, "mesh", "mesh-manual-1").await;
+    let job = job_finished(&c, &ns, "mesh-manual-1", Duration::from_secs(120)).await;
+    let (code, out, err) = kpatrol(&c, &["report", "mesh", "-n", &ns]).await;
+    assert_eq!(
+        job.status.as_ref().unwrap().succeeded,
+        Some(1),
+        "the launcher judged a pass: {:?}\n{out}\n{err}",
+        job.status
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("round mesh-manual-1 PASS"), "{out}");
+
+    // the second round: one agent killed once it presses
+    start_round(&c, &ns, "mesh", "mesh-manual-2").await;
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), &ns);
+    let running = |p: &Pod| {
+        p.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("batch.kubernetes.io/job-name"))
+            .is_some_and(|j| j.starts_with("mesh-manual-2-"))
+            && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    };
+    let victim = support::cluster::pod_where(&c, &ns, running, Duration::from_secs(60)).await;
+    let node = victim.spec.as_ref().unwrap().node_name.clone().unwrap();
+    assert!(all.contains(&node));
+    // its orders came: the agent says so on stderr (its log in the test kubelet's folder)
+    let log = c
+        .kubeconfig
+        .parent()
+        .unwrap()
+        .join("kubelet/pods")
+        .join(format!(
+            "{ns}_{}_{}",
+            victim.metadata.name.as_deref().unwrap(),
+            victim.metadata.uid.as_deref().unwrap()
+        ))
+        .join("probe.log");
+    let by = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("orders: agent")) {
+        assert!(
+            std::time::Instant::now() < by,
+            "no orders in {} within 60 s",
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = std::time::Instant::now();
+    pods.delete(
+        victim.metadata.name.as_deref().unwrap(),
+        &DeleteParams::default().grace_period(0),
+    )
+    .await
+    .unwrap();
+    let job = job_finished(&c, &ns, "mesh-manual-2", Duration::from_secs(120)).await;
+    assert_eq!(
+        job.status.as_ref().unwrap().failed,
+        Some(1),
+        "the launcher judged a fail: {:?}",
+        job.status
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "the round ended by its rows' due time, not its deadline: {:?}",
+        started.elapsed()
+    );
+    let (code, out, err) = kpatrol(&c, &["report", "mesh", "-n", &ns]).await;
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("round mesh-manual-2 FAIL"), "{out}");
+    assert!(out.contains(&node), "the report names {node}: {out}");
+}

@@ -51,17 +51,24 @@ fn warnings(text: &str) -> Vec<String> {
         .collect()
 }
 
-const REACH_WARNING: &str = "NetReach is valid; its mode (reach, the mesh) runs only on one machine in this version (`kpatrol run`: agents on loopback, or in network namespaces with --netns), not in a cluster";
+const REACH_WARNING: &str = "this version does not press the loadBalancer path yet";
 
 #[test]
-fn netreach_says_its_mode_cannot_run_yet() {
+fn netreach_runs_in_a_cluster_and_warns_only_of_the_paths_not_pressed_yet() {
     let ft = load_str(Path::new("t.yaml"), &doc("NetReach", SCHED)).unwrap();
     assert_eq!(ft.plans.len(), 1);
-    assert!(
-        ft.diagnostics
-            .iter()
-            .any(|d| d.severity == Severity::Warning && d.path == "kind" && d.message == REACH_WARNING)
-    );
+    assert!(ft.diagnostics.is_empty(), "{:?}", ft.diagnostics);
+    let lb = format!("{SCHED}  target:\n    loadBalancer: true\n");
+    let ft = load_str(Path::new("t.yaml"), &doc("NetReach", &lb)).unwrap();
+    assert_eq!(ft.plans.len(), 1);
+    let w: Vec<_> = ft
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].path, "spec.target");
+    assert!(w[0].message.contains(REACH_WARNING), "{}", w[0].message);
 }
 
 fn doc(kind: &str, spec: &str) -> String {

@@ -49,7 +49,7 @@ async fn run_example(mode: &str, yaml: &str) -> kpatrol::report::RoundReport {
     assert!(ft.diagnostics.is_empty(), "{mode}: {:#?}", ft.diagnostics);
     let plan = ft.plans.into_iter().next().expect("a task");
     assert_eq!(plan.mode.name(), mode);
-    assert!(plan.mode.runs());
+    assert!(plan.mode.renders());
     let rendered = kpatrol::render::render(std::slice::from_ref(&plan), &Default::default());
     let rendered = rendered.unwrap_or_else(|d| panic!("{mode} renders: {d:#?}"));
     assert!(!rendered.files.is_empty(), "{mode}: nothing rendered");

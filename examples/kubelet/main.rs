@@ -49,7 +49,8 @@
 //!
 //! Status: `pods/<p>/status` is patched (strategic merge, retried with backoff) as the kubelet
 //! does: Pending while init containers run, Running with every condition True once the
-//! containers started (podIP and hostIP 127.0.0.1), then Succeeded (every container exited 0)
+//! containers started (hostIP 127.0.0.1; podIP an address of the pod's own, 127.10.0.0 and
+//! on, also what the downward API gives), then Succeeded (every container exited 0)
 //! or Failed, each container `terminated{exitCode, reason Completed/Error, message}`.
 //! `restartPolicy: OnFailure` / `Always` restart a container after a backoff of 1 s doubling
 //! to 30 s (faster than the kubelet's 10 s … 5 min, for tests), counting `restartCount`.
@@ -144,6 +145,8 @@ pub struct Ctx {
     pub registry: Mutex<pod::Registry>,
     /// Set on SIGTERM/SIGINT: nothing more is written to the API.
     stopping: AtomicBool,
+    /// The next pod's address, counted (`pod::pod_ip`).
+    pub next_ip: std::sync::atomic::AtomicU32,
 }
 
 impl Ctx {
@@ -252,6 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         procs: Mutex::new(HashMap::new()),
         registry: Mutex::new(pod::Registry::default()),
         stopping: AtomicBool::new(false),
+        next_ip: std::sync::atomic::AtomicU32::new(0),
     });
     log!(
         "{} node(s) {}…, API server {}, pods in {}, binaries from {}",

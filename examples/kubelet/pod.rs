@@ -348,6 +348,14 @@ struct Worker {
     conditions: HashMap<&'static str, (bool, String)>,
 }
 
+/// The next pod's address: one of 127.10.0.0 … 127.249.255.255, in turn (a pod listening
+/// on it is reached there alone, as a pod on its own IP is; the kubelet's pods share the
+/// host's network, so `[::]` and 127.0.0.1 are still everyone's).
+fn pod_ip(ctx: &Ctx) -> String {
+    let n = ctx.next_ip.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % (240 << 16);
+    format!("127.{}.{}.{}", 10 + (n >> 16), (n >> 8) & 255, n & 255)
+}
+
 /// Runs one pod to its end.
 async fn run(ctx: Arc<Ctx>, pod: Pod, mut ctl: mpsc::UnboundedReceiver<Control>) {
     let (ns, name, uid) = pod_id(&pod);
@@ -358,6 +366,9 @@ async fn run(ctx: Arc<Ctx>, pod: Pod, mut ctl: mpsc::UnboundedReceiver<Control>)
         .active_deadline_seconds
         .and_then(|s| u64::try_from(s).ok())
         .map(|s| Instant::now() + Duration::from_secs(s));
+    // an address of its own, as each pod has in a cluster (see `pod_ip`)
+    let mut pod = pod;
+    pod.status.get_or_insert_with(Default::default).pod_ip = Some(pod_ip(&ctx));
     let mut w = Worker {
         folder: folder(&ctx, &ns, &name, &uid),
         ctx: ctx.clone(),
@@ -838,13 +849,19 @@ impl Worker {
             self.condition("ContainersReady", ready, (!ready).then_some(not_ready)),
             self.condition("Ready", ready, (!ready).then_some(not_ready)),
         ];
+        let ip = self
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .unwrap_or_else(|| "127.0.0.1".into());
         json!({
             "phase": phase,
             "conditions": conditions,
             "hostIP": "127.0.0.1",
             "hostIPs": [{"ip": "127.0.0.1"}],
-            "podIP": "127.0.0.1",
-            "podIPs": [{"ip": "127.0.0.1"}],
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
             "startTime": self.start_time,
         })
     }

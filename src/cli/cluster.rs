@@ -253,6 +253,9 @@ pub(super) async fn round(
         deadline: plan.round_timeout + std::time::Duration::from_secs(60),
         stop: stop.clone(),
     };
+    if let crate::modes::Mode::Reach(reach) = &plan.mode {
+        return mesh_round(&client, &launch, &plan, reach, &ids, log.as_deref(), &quit).await;
+    }
     let verdict = tokio::select! {
         v = crate::cluster::round::launch(&client, &launch) => match v {
             Ok(v) => v,
@@ -315,6 +318,63 @@ pub(super) async fn round(
         eprintln!("kpatrol round: peak RSS {:.1} MiB", kib as f64 / 1024.0);
     }
     if verdict.pass { Exit::Ok } else { Exit::Fail }
+}
+
+/// A mesh round in the cluster: the whole matrix judged by the launcher, printed as JSON,
+/// its summary as the termination message, its trace and metrics when telemetry is on.
+async fn mesh_round(
+    client: &kube::Client,
+    launch: &crate::cluster::round::Launch,
+    plan: &crate::plan::Plan,
+    reach: &crate::modes::reach::ReachPlan,
+    ids: &crate::telemetry::TraceIds,
+    log: Option<&Path>,
+    quit: &crate::pressure::Stop,
+) -> Exit {
+    let task = plan.name.clone();
+    let fail = |msg: String| {
+        eprintln!("kpatrol round: {msg}");
+        write_termination(log, &error_message(&task, &msg));
+        Exit::Trouble
+    };
+    let r = tokio::select! {
+        r = crate::cluster::mesh::launch(client, launch, plan, reach) => match r {
+            Ok(r) => r,
+            Err(e) => return fail(e.to_string()),
+        },
+        _ = quit.stopped() => return fail("quit by a second signal before the round was judged".into()),
+    };
+    eprint!("{}", r.table());
+    match serde_json::to_string(&r) {
+        Ok(text) => outln!("{text}"),
+        Err(e) => return fail(format!("the report as JSON: {e}")),
+    }
+    let pass = r.verdict == crate::judge::Outcome::Pass;
+    let mut summary = report::RoundReport::bare(
+        &plan.name,
+        if pass {
+            report::RoundOutcome::Pass
+        } else {
+            report::RoundOutcome::Fail
+        },
+    );
+    summary.namespace = launch.namespace.clone();
+    summary.kind = plan.kind.clone();
+    summary.mode = "reach".into();
+    summary.stopped = r.stopped;
+    summary.duration_seconds = r.duration_seconds;
+    summary.checks = r.checks.clone();
+    write_termination(log, &summary.to_message());
+    match crate::telemetry::config_from(|k| std::env::var(k).ok()) {
+        Ok(Some(cfg)) => {
+            if let Err(e) = crate::telemetry::mesh::export(&cfg, plan, &r, ids).await {
+                eprintln!("kpatrol round: telemetry not sent: {e} (the verdict stands)");
+            }
+        }
+        Ok(None) => {}
+        Err(w) => eprintln!("kpatrol round: warning: telemetry off: {w}"),
+    }
+    if pass { Exit::Ok } else { Exit::Fail }
 }
 
 /// This process's peak resident memory (`VmHWM`), where /proc tells it.

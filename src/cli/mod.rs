@@ -392,11 +392,8 @@ pub struct Probe {
     pub mode: ProbeMode,
 }
 
-/// The mesh's agent, which kpatrol-probe runs though the mesh does not render yet.
+/// The mesh's agent (`kpatrol-probe reach`), started by the mesh's launcher in a cluster.
 const REACH: &str = "reach";
-/// Where the mesh's agent serves when `--listen` is not given.
-const DEFAULT_AGENT_LISTEN: std::net::SocketAddr =
-    std::net::SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 8080);
 const REACH_ABOUT: &str = "One agent of a mesh round (Mesh, kdoctor NetReach): serves on --listen, presses what the launcher orders, serves its row to the launcher.";
 
 /// `kpatrol-probe <mode>`: one subcommand per mode registered in `crate::modes` that runs,
@@ -464,7 +461,7 @@ pub struct ProbeArgs {
     #[arg(long, env = "KPATROL_TERMINATION_LOG")]
     pub termination_log: Option<PathBuf>,
     /// reach only: where the agent serves its target and the launcher's control paths
-    /// (default [::]:8080).
+    /// (default: port 8080 of each address in $POD_IPS, else [::]:8080).
     #[arg(long, env = "KPATROL_LISTEN")]
     pub listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
@@ -631,7 +628,10 @@ pub async fn probe(cli: Probe) -> Exit {
 async fn reach_agent(plan: &Plan, args: &ProbeArgs, log: Option<&Path>, stop: Stop, quit: Stop) -> Exit {
     use crate::modes::reach::agent;
     let opts = agent::AgentOptions {
-        listen: args.listen.unwrap_or(DEFAULT_AGENT_LISTEN),
+        listen: match args.listen {
+            Some(addr) => vec![addr],
+            None => agent::listen_addrs(std::env::var(agent::POD_IPS_ENV).ok().as_deref()),
+        },
         token: std::env::var(agent::TOKEN_ENV).ok().filter(|t| !t.is_empty()),
         wait_orders: plan.round_timeout,
         linger: plan.round_timeout,

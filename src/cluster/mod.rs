@@ -4,6 +4,7 @@
 //! here, tested on its own; the calls are tested on a real control plane (tests/k8s.rs).
 
 pub mod apply;
+pub mod mesh;
 pub mod round;
 pub mod status;
 
@@ -64,6 +65,17 @@ pub enum ClusterError {
     BadObject { object: String, source: serde_json::Error },
     #[error("agents' Job template: {0}")]
     AgentsTemplate(#[from] TemplateError),
+    /// A mesh round with no node to run on: it cannot run (exit 2).
+    #[error("no node can take an agent: {}{}", match selector.is_empty() {
+        true => "the cluster has no node".to_string(),
+        false => format!("no node matches the node selector {}", selector.join(",")),
+    }, match unfit.is_empty() {
+        true => String::new(),
+        false => format!(" that the agents can run on ({})", unfit.join("; ")),
+    })]
+    NoNodes { selector: Vec<String>, unfit: Vec<String> },
+    #[error("the mesh's control channel: {0}")]
+    Mesh(String),
     #[error("task {namespace}/{task} has no rounds yet")]
     NoRounds { namespace: String, task: String },
 }

@@ -156,6 +156,8 @@ pub struct NodeFacts {
     /// (key, value, effect)
     pub taints: Vec<(String, String, String)>,
     pub unschedulable: bool,
+    /// Its InternalIP addresses (where its NodePorts answer).
+    pub addresses: Vec<std::net::IpAddr>,
 }
 
 impl NodeFacts {
@@ -173,6 +175,17 @@ impl NodeFacts {
                 })
                 .unwrap_or_default(),
             unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+            addresses: n
+                .status
+                .as_ref()
+                .and_then(|s| s.addresses.as_ref())
+                .map(|a| {
+                    a.iter()
+                        .filter(|a| a.type_ == "InternalIP")
+                        .filter_map(|a| a.address.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -512,7 +525,7 @@ pub struct Launch {
     pub stop: crate::pressure::Stop,
 }
 
-fn api_err(kind: &str, name: &str, e: kube::Error) -> ClusterError {
+pub(super) fn api_err(kind: &str, name: &str, e: kube::Error) -> ClusterError {
     ClusterError::Api {
         kind: kind.into(),
         name: name.into(),
@@ -520,8 +533,21 @@ fn api_err(kind: &str, name: &str, e: kube::Error) -> ClusterError {
     }
 }
 
-/// Runs one round: nodes, Job, wait, gather, judge.
-pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, ClusterError> {
+/// A round's start, before its agents' Job: the nodes the agents can run on (and those
+/// they cannot, with why), the Job's name and template (the launcher's image and labels
+/// inherited), its owner and the round's deadline.
+pub(super) struct Start {
+    pub eligible: Vec<NodeFacts>,
+    pub skipped: Vec<(String, String)>,
+    pub name: String,
+    pub template: Value,
+    pub owner: Option<Job>,
+    pub until: tokio::time::Instant,
+}
+
+/// Lists the matching nodes (in pages), keeps those the agents can run on, and reads the
+/// launcher's own Job and pod. `eligible` is empty when no node can take an agent.
+pub(super) async fn start(client: &kube::Client, l: &Launch) -> Result<Start, ClusterError> {
     let nodes: Api<Node> = Api::all(client.clone());
     let selector: Vec<String> = l.node_selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
     // nodes in pages, each reduced at once to what scheduling looks at
@@ -536,22 +562,19 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
     let (mut eligible, mut skipped) = (Vec::new(), Vec::new());
     for f in facts {
         match cannot_run(&l.template, &f) {
-            None => eligible.push(f.name),
+            None => eligible.push(f),
             Some(why) => skipped.push((f.name, why)),
         }
     }
-    if eligible.is_empty() {
-        return Ok(judge(&eligible, skipped, vec![]));
-    }
     let jobs: Api<Job> = Api::namespaced(client.clone(), &l.namespace);
-    let owner = match &l.own_job {
-        Some(name) => jobs.get_opt(name).await.map_err(|e| api_err("Job", name, e))?,
-        None => None,
+    let owner = match (&l.own_job, eligible.is_empty()) {
+        (Some(name), false) => jobs.get_opt(name).await.map_err(|e| api_err("Job", name, e))?,
+        _ => None,
     };
     let name = agents_job_name(l.own_job.as_deref(), std::time::SystemTime::now());
     let mut template = l.template.clone();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &l.namespace);
-    if let Some(pod_name) = &l.own_pod
+    if let Some(pod_name) = l.own_pod.as_ref().filter(|_| !eligible.is_empty())
         && let Some(own) = pods.get_opt(pod_name).await.map_err(|e| api_err("Pod", pod_name, e))?
     {
         inherit(&mut template, &own);
@@ -568,7 +591,32 @@ pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, C
             tokio::time::Instant::now().checked_sub(age)
         })
         .unwrap_or_else(tokio::time::Instant::now);
-    let until = started + l.deadline;
+    Ok(Start {
+        eligible,
+        skipped,
+        name,
+        template,
+        owner,
+        until: started + l.deadline,
+    })
+}
+
+/// Runs one round: nodes, Job, wait, gather, judge.
+pub async fn launch(client: &kube::Client, l: &Launch) -> Result<RoundVerdict, ClusterError> {
+    let Start {
+        eligible,
+        skipped,
+        name,
+        template,
+        owner,
+        until,
+    } = start(client, l).await?;
+    let eligible: Vec<String> = eligible.into_iter().map(|f| f.name).collect();
+    if eligible.is_empty() {
+        return Ok(judge(&eligible, skipped, vec![]));
+    }
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &l.namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &l.namespace);
     let mut agents = Vec::new();
     let mut missing = eligible.clone();
     for attempt in 0..=CATCH_UPS {
@@ -656,7 +704,7 @@ pub(super) async fn agents_of(pods: &Api<Pod>, job: &str, page: u32) -> Result<V
 
 /// Lists `api` in pages of `lp`'s limit, handing each page to `take` before the next is
 /// read, so only one page is held at a time.
-async fn in_pages<K>(api: &Api<K>, mut lp: ListParams, mut take: impl FnMut(&[K])) -> Result<(), kube::Error>
+pub(super) async fn in_pages<K>(api: &Api<K>, mut lp: ListParams, mut take: impl FnMut(&[K])) -> Result<(), kube::Error>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -1020,6 +1068,7 @@ mod tests {
                 .map(|(k, v, e)| (k.to_string(), v.to_string(), e.to_string()))
                 .collect(),
             unschedulable: cordoned,
+            addresses: Vec::new(),
         };
         let linux = [("kubernetes.io/os", "linux"), ("kubernetes.io/arch", "amd64")];
         assert_eq!(cannot_run(&template, &node(&linux, &[], false)), None);

@@ -58,8 +58,11 @@ pub(crate) trait RoundMode {
     const ABOUT: &'static str;
     /// Its native kind, when it has one.
     const NATIVE: Option<NativeKind>;
-    /// Whether `render` can build its pods yet (and `kpatrol-probe` run it).
+    /// Whether `kpatrol-probe` runs it as a round of its own (`kpatrol-probe <mode>`).
     const RUNS: bool = true;
+    /// Whether `render` can build its pods: the probe's modes, and the mesh (whose agents
+    /// run `kpatrol-probe reach` under a launcher).
+    const RENDERS: bool = Self::RUNS;
 
     /// Each target's name and expectations, in task order.
     fn targets(&self) -> Vec<(&str, &Expect)>;
@@ -205,6 +208,7 @@ pub struct ModeInfo {
     pub about: &'static str,
     pub native: Option<NativeKind>,
     pub runs: bool,
+    pub renders: bool,
 }
 
 impl ModeInfo {
@@ -214,6 +218,7 @@ impl ModeInfo {
             about: M::ABOUT,
             native: M::NATIVE,
             runs: M::RUNS,
+            renders: M::RENDERS,
         }
     }
 }
@@ -221,6 +226,11 @@ impl ModeInfo {
 /// The native kinds, in registration order.
 pub fn native_kinds() -> impl Iterator<Item = NativeKind> {
     MODES.iter().filter_map(|m| m.native)
+}
+
+/// The modes `render` builds pods for.
+pub fn rendered_modes() -> impl Iterator<Item = &'static ModeInfo> {
+    MODES.iter().filter(|m| m.renders)
 }
 
 /// The modes `kpatrol-probe` runs.
@@ -252,10 +262,10 @@ macro_rules! modes {
                 }
             }
 
-            /// Whether this version renders and runs it.
-            pub fn runs(&self) -> bool {
+            /// Whether this version renders it.
+            pub fn renders(&self) -> bool {
                 match self {
-                    $(Mode::$variant(_) => <$module::$plan as RoundMode>::RUNS),*
+                    $(Mode::$variant(_) => <$module::$plan as RoundMode>::RENDERS),*
                 }
             }
 

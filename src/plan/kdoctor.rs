@@ -511,11 +511,6 @@ fn domain_ok(host: &str) -> bool {
 }
 
 pub(crate) fn net_reach(cx: &mut Cx, meta: Meta, spec: &raw::Spec, overrides: &Overrides) -> Option<Plan> {
-    cx.diags.warn(
-        meta.origin.name_pos,
-        "kind",
-        "NetReach is valid; its mode (reach, the mesh) runs only on one machine in this version (`kpatrol run`: agents on loopback, or in network namespaces with --netns), not in a cluster",
-    );
     let common = common(cx, spec, overrides, MAX_QPS_NET_REACH, true, "NetReach");
     let target = spec
         .target
@@ -553,6 +548,10 @@ pub(crate) fn net_reach(cx: &mut Cx, meta: Meta, spec: &raw::Spec, overrides: &O
             ingress_route: None,
         },
     };
+    if let Some(w) = crate::modes::reach::read::unpressed_paths(reach.load_balancer, reach.ingress) {
+        let pos = spec.target.as_ref().map_or(meta.origin.name_pos, |n| n.pos);
+        cx.diags.warn(pos, &format!("{}.target", spec.path), w);
+    }
     Some(plan(meta, "NetReach", common?, Mode::Reach(reach), overrides))
 }
 

@@ -13,7 +13,7 @@ pub(crate) mod pod;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobTemplateSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::names::label;
 use crate::plan::schedule::{Schedule, interval_cron};
-use crate::plan::{Format, Placement, Plan};
+use crate::plan::{Format, Plan};
 
 /// The image rendered manifests run unless `--image` says otherwise.
 pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/kpatrol/kpatrol:", env!("CARGO_PKG_VERSION"));
@@ -57,6 +57,7 @@ pub enum Object {
     RoleBinding(RoleBinding),
     ClusterRole(ClusterRole),
     ClusterRoleBinding(ClusterRoleBinding),
+    Service(Box<Service>),
 }
 
 /// Rendered files (name → YAML text), ready for a directory.
@@ -132,6 +133,12 @@ pub fn base_name(plan: &Plan) -> String {
         Format::Kdoctor => format!("{}-{}", plan.kind.to_ascii_lowercase(), plan.name.replace('.', "-")),
     };
     short_name(&raw, crate::task::NAME_MAX)
+}
+
+/// The name of a mesh task's agents' Service (`mesh-<base>`: a Service's name must start
+/// with a letter, and `<base>` may not).
+pub fn mesh_service_name(plan: &Plan) -> String {
+    format!("mesh-{}", base_name(plan))
 }
 
 /// `name` when it fits in `max` characters, else its start and a hash of the whole.
@@ -264,7 +271,7 @@ fn cron(plan: &Plan, d: &mut Diagnostics) -> Option<String> {
 
 /// Every object of one task.
 pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option<Vec<Object>> {
-    if !plan.mode.runs() {
+    if !plan.mode.renders() {
         d.error(
             plan.origin.name_pos,
             "kind",
@@ -289,7 +296,7 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
     let pass = pass?;
     let mut objs = Vec::new();
     let task_yaml = serde_yaml_ng::to_string(&plan.origin.document).unwrap_or_default();
-    let per_node = matches!(plan.agents.placement, Placement::PerNode { .. });
+    let per_node = pod::per_node_selector(plan).is_some();
     let periodic = plan.is_periodic();
     let counted_rounds = periodic && plan.rounds > 1;
     // agents need the API only to count rounds, and not when a launcher does it for them
@@ -362,6 +369,11 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
     }
     if per_node || counted_rounds {
         objs.extend(pod::rbac(plan, per_node, counted_rounds));
+    }
+    if let crate::modes::Mode::Reach(reach) = &plan.mode
+        && let Some(svc) = pod::mesh_service(plan, reach)
+    {
+        objs.push(Object::Service(Box::new(svc)));
     }
     if plan.agents.host_network {
         d.warn(

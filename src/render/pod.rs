@@ -6,14 +6,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::JobSpec;
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, ConfigMapEnvSource, ConfigMapVolumeSource, Container, EnvFromSource, EnvVar, EnvVarSource,
-    HostPathVolumeSource, ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodAffinityTerm, PodAntiAffinity,
-    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretEnvSource,
-    SecretVolumeSource, SecurityContext, ServiceAccount, Toleration, Volume, VolumeMount,
+    Affinity, Capabilities, ConfigMapEnvSource, ConfigMapVolumeSource, Container, ContainerPort, EnvFromSource, EnvVar,
+    EnvVarSource, HostPathVolumeSource, ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodAffinityTerm,
+    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
+    SecretEnvSource, SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
+    Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -415,6 +417,74 @@ fn template_meta(labels: BTreeMap<String, String>, annotations: &BTreeMap<String
 }
 
 /// The Job spec of one round's agents: Indexed, one pod per agent.
+/// The node selector of a task whose agents follow the nodes, one per matching node: a
+/// per-node task's, and every mesh's (its agents are its nodes). `None` for a fixed count.
+pub(crate) fn per_node_selector(plan: &Plan) -> Option<BTreeMap<String, String>> {
+    match (&plan.agents.placement, &plan.mode) {
+        (Placement::PerNode { node_selector }, _) => Some(node_selector.clone()),
+        (Placement::Count(_), crate::modes::Mode::Reach(_)) => Some(BTreeMap::new()),
+        (Placement::Count(_), _) => None,
+    }
+}
+
+/// The mesh agents' Service, for the paths that go through one (ClusterIP, NodePort,
+/// LoadBalancer, Ingress): of the type the widest path asks, over the families the task
+/// enables, selecting every round's agents of the task. `None` when only pod addresses and
+/// Multus interfaces are pressed.
+pub(crate) fn mesh_service(plan: &Plan, reach: &crate::modes::reach::ReachPlan) -> Option<Service> {
+    if !(reach.cluster_ip || reach.node_port || reach.load_balancer || reach.ingress) {
+        return None;
+    }
+    let type_ = if reach.load_balancer {
+        "LoadBalancer"
+    } else if reach.node_port {
+        "NodePort"
+    } else {
+        "ClusterIP"
+    };
+    let families: Vec<String> = [(reach.ipv4, "IPv4"), (reach.ipv6, "IPv6")]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, f)| f.to_string())
+        .collect();
+    let base = base_name(plan);
+    Some(Service {
+        metadata: ObjectMeta {
+            name: Some(super::mesh_service_name(plan)),
+            namespace: Some(plan.namespace.clone()),
+            labels: Some(labels(plan, "mesh")),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some(type_.into()),
+            selector: Some(BTreeMap::from([
+                (names::label::TASK.to_string(), base),
+                (names::label::COMPONENT.to_string(), "probe".to_string()),
+            ])),
+            ports: Some(vec![ServicePort {
+                name: Some("mesh".into()),
+                port: 80,
+                target_port: Some(IntOrString::String("mesh".into())),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ip_family_policy: Some(
+                if families.len() > 1 {
+                    "PreferDualStack"
+                } else {
+                    "SingleStack"
+                }
+                .into(),
+            ),
+            ip_families: Some(families),
+            // kubenurse's and kdoctor's rule for a node's own NodePort: its own agent answers
+            external_traffic_policy: (type_ != "ClusterIP").then(|| "Local".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
 pub(crate) fn agent_job_spec(
     plan: &Plan,
     opts: &RenderOptions,
@@ -423,11 +493,14 @@ pub(crate) fn agent_job_spec(
     api_access: bool,
 ) -> JobSpec {
     let base = base_name(plan);
-    let count = match &plan.agents.placement {
-        Placement::Count(n) => i32::try_from(*n).unwrap_or(i32::MAX),
+    let per_node = per_node_selector(plan);
+    let count = match (&plan.agents.placement, &per_node) {
         // the launcher sets completions and parallelism to the number of nodes
-        Placement::PerNode { .. } => 1,
+        (_, Some(_)) => 1,
+        (Placement::Count(n), None) => i32::try_from(*n).unwrap_or(i32::MAX),
+        (Placement::PerNode { .. }, None) => 1,
     };
+    let mesh = matches!(plan.mode, crate::modes::Mode::Reach(_));
     let periodic = plan.is_periodic();
     let (task_vol, task_mount) = task_volume(plan);
     let mut volumes = vec![task_vol];
@@ -497,7 +570,22 @@ pub(crate) fn agent_job_spec(
             "--mounts".into(),
             MOUNT_ROOT.into(),
         ]),
-        env: Some(env(plan, pass, periodic, api_access)),
+        env: Some({
+            let mut e = env(plan, pass, periodic, api_access);
+            if mesh {
+                // the agent serves on each of its pod's addresses
+                e.push(field_env(crate::modes::reach::agent::POD_IPS_ENV, "status.podIPs"));
+            }
+            e
+        }),
+        ports: mesh.then(|| {
+            vec![ContainerPort {
+                name: Some("mesh".into()),
+                container_port: i32::from(crate::modes::reach::agent::AGENT_PORT),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]
+        }),
         env_from: Some(otel_env_from()),
         resources: Some(pass.resources.clone().unwrap_or_else(default_resources)),
         security_context: Some(container_security()),
@@ -529,7 +617,7 @@ pub(crate) fn agent_job_spec(
         pod.host_network = Some(true);
         pod.dns_policy = Some("ClusterFirstWithHostNet".into());
     }
-    if let Placement::PerNode { node_selector } = &plan.agents.placement {
+    if let Some(node_selector) = &per_node {
         // the probe is a Linux binary
         let mut selector = node_selector.clone();
         selector
@@ -673,7 +761,20 @@ pub(crate) fn rbac(plan: &Plan, per_node: bool, counted_rounds: bool) -> Vec<Obj
     if per_node {
         // start the agents' Job and follow it; read its own pod (image, labels) and the agents'
         rules.push(rule("batch", "jobs", None, &["create", "get", "watch"]));
-        rules.push(rule("", "pods", None, &["get", "list"]));
+        // a mesh's launcher also waits for its agents to run, on a watch
+        let mesh = matches!(plan.mode, crate::modes::Mode::Reach(_));
+        let verbs: &[&str] = if mesh {
+            &["get", "list", "watch"]
+        } else {
+            &["get", "list"]
+        };
+        rules.push(rule("", "pods", None, verbs));
+    }
+    if let crate::modes::Mode::Reach(reach) = &plan.mode {
+        // and reads where the agents' Service answers
+        if mesh_service(plan, reach).is_some() {
+            rules.push(rule("", "services", Some(&super::mesh_service_name(plan)), &["get"]));
+        }
     }
     if counted_rounds {
         // the count of rounds done lives on the CronJob (an annotation)

@@ -16,7 +16,7 @@ pub struct MeshReport {
     pub mode: &'static str,
     pub verdict: Outcome,
     pub agents: u32,
-    /// `loopback` or `netns`.
+    /// `loopback` or `netns` (`kpatrol run`), `cluster` (the launcher).
     pub network: &'static str,
     pub cells: u64,
     pub failed_cells: u64,
@@ -57,10 +57,10 @@ impl MeshReport {
                 families.push(&p.family);
             }
         }
-        let place = if self.network == "netns" {
-            "in network namespaces"
-        } else {
-            "on loopback"
+        let place = match self.network {
+            "netns" => "in network namespaces",
+            "cluster" => "in the cluster",
+            _ => "on loopback",
         };
         let mut out = format!(
             "{} {} {place}: {} agents, paths {} ({})\n",

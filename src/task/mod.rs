@@ -36,10 +36,10 @@ const KDOCTOR_MODES: &[(&str, &str)] = &[("AppHttpHealthy", "http"), ("NetReach"
 
 /// The kinds this version renders and runs: native ones first, then kdoctor's.
 pub fn renderable_kinds() -> Vec<&'static str> {
-    let native = crate::modes::probe_modes().filter_map(|m| m.native).map(|k| k.kind);
+    let native = crate::modes::rendered_modes().filter_map(|m| m.native).map(|k| k.kind);
     let kdoctor = KDOCTOR_MODES
         .iter()
-        .filter(|(_, mode)| crate::modes::probe_modes().any(|m| m.name == *mode))
+        .filter(|(_, mode)| crate::modes::rendered_modes().any(|m| m.name == *mode))
         .map(|(kind, _)| *kind);
     native.chain(kdoctor).collect()
 }
@@ -602,10 +602,12 @@ mod tests {
             [
                 "HttpCheck",
                 "DnsCheck",
+                "Mesh",
                 "TcpCheck",
                 "DiskCheck",
                 "SqlCheck",
                 "AppHttpHealthy",
+                "NetReach",
                 "Netdns"
             ]
         );

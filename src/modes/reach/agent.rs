@@ -211,9 +211,35 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The port an agent serves on in a pod: its target, and the launcher's control paths.
+pub const AGENT_PORT: u16 = 8080;
+
+/// The pod's addresses (comma-separated), which render gives the agent through the
+/// downward API (`status.podIPs`).
+pub const POD_IPS_ENV: &str = "POD_IPS";
+
+/// Where an agent serves without `--listen`: on [`AGENT_PORT`] of each of the pod's
+/// addresses (`pod_ips`, [`POD_IPS_ENV`]), or of every address when they are not known. The
+/// pod's own addresses are every address it has in a cluster; on a test kubelet whose pods
+/// share one network they keep the agents apart. Pure.
+pub fn listen_addrs(pod_ips: Option<&str>) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = pod_ips
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, AGENT_PORT))
+        .collect();
+    out.dedup();
+    if out.is_empty() {
+        out.push(SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), AGENT_PORT));
+    }
+    out
+}
+
 /// How an agent in a pod runs.
 pub struct AgentOptions {
-    pub listen: SocketAddr,
+    /// Where it serves (one listener each).
+    pub listen: Vec<SocketAddr>,
     pub token: Option<String>,
     /// How long to wait for orders.
     pub wait_orders: Duration,
@@ -260,16 +286,21 @@ pub fn judge_row(plan: &Plan, orders: &Orders, row: &Row) -> MatrixVerdict {
 /// row until the launcher is done (or the linger time), returns the row judged. `stop`
 /// (SIGTERM) ends the pressing early.
 pub async fn run(plan: &Plan, mounts: &Mounts, opts: &AgentOptions, stop: Stop) -> Result<Pressed, AgentError> {
-    let listener = crate::probe::serve::listen(opts.listen).map_err(|source| AgentError::Listen {
-        addr: opts.listen,
-        source,
-    })?;
+    let mut listeners = Vec::new();
+    for addr in &opts.listen {
+        listeners.push(
+            crate::probe::serve::listen(*addr).map_err(|source| AgentError::Listen { addr: *addr, source })?,
+        );
+    }
     let shared = Arc::new(Shared {
         token: opts.token.clone(),
         ..Default::default()
     });
     let serving = Stop::new();
-    let server = tokio::spawn(serve(listener, shared.clone(), serving.clone()));
+    let servers: Vec<_> = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(serve(l, shared.clone(), serving.clone())))
+        .collect();
     let result = async {
         let orders = tokio::select! {
             _ = shared.ordered.notified() => shared.orders.lock().ok().and_then(|o| o.clone()),
@@ -279,6 +310,12 @@ pub async fn run(plan: &Plan, mounts: &Mounts, opts: &AgentOptions, stop: Stop) 
         let Some(orders) = orders else {
             return Err(AgentError::NoOrders(opts.wait_orders));
         };
+        eprintln!(
+            "kpatrol-probe reach: orders: agent {} of {}, {} aims",
+            orders.source,
+            orders.nodes.len(),
+            orders.aims.len()
+        );
         let row = press(plan, orders.source, &orders.aims, mounts, stop.clone()).await?;
         let json = serde_json::to_vec(&row).map_err(|e| {
             ProbeError::Setup {
@@ -304,7 +341,9 @@ pub async fn run(plan: &Plan, mounts: &Mounts, opts: &AgentOptions, stop: Stop) 
     }
     .await;
     serving.stop();
-    server.abort();
+    for s in servers {
+        s.abort();
+    }
     result
 }
 

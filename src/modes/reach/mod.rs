@@ -1,9 +1,10 @@
-//! The mesh (`reach`): kdoctor's NetReach, planned in `plan::kdoctor`. Validated, not yet
-//! rendered or run in a cluster. What is here already: a mesh round on one machine, its
-//! agents on loopback or each in a network namespace of its own ([`local`], [`netns`],
-//! `kpatrol run`); which peers each agent presses in a round
-//! when a neighbour limit bounds the mesh ([`neighbours`]); the matrix judge is
-//! `judge::matrix`, its heatmap `report::heatmap`.
+//! The mesh (`reach`): a native Mesh or kdoctor's NetReach, planned in `read` and
+//! `plan::kdoctor`. A round on one machine, its agents on loopback or each in a network
+//! namespace of its own ([`local`], [`netns`], `kpatrol run`); in a cluster, one agent per
+//! node ([`agent`], `kpatrol-probe reach`) ordered and gathered by the launcher
+//! (`cluster::mesh`); what every agent presses ([`aims`]) and which peers when a neighbour
+//! limit bounds the mesh ([`neighbours`]). The matrix judge is `judge::matrix`, its heatmap
+//! `report::heatmap`.
 
 pub mod agent;
 pub mod aims;
@@ -118,6 +119,7 @@ impl RoundMode for ReachPlan {
         one_at_a_time: false,
     });
     const RUNS: bool = false;
+    const RENDERS: bool = true;
 
     fn targets(&self) -> Vec<(&str, &Expect)> {
         Vec::new()

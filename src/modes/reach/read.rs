@@ -29,13 +29,9 @@ pub const PEERS_ALLOWED: &str = "`all` (the default), or a number ≥ 1: each ag
 
 /// Reads and plans a native `Mesh`'s targets.
 pub(crate) fn mesh_targets(cx: &mut Cx, n: &Node, path: &str, _: &ExpectSpec, _: &Path) -> Option<Mode> {
-    cx.diags.warn(
-        n.pos,
-        path,
-        "Mesh is valid; its mode (reach, the mesh) runs only on one machine in this version (`kpatrol run`: agents on loopback, or in network namespaces with --netns), not in a cluster",
-    );
     let mut f = cx.fields(n, path)?;
     let before = cx.diags.error_count();
+    let (paths_pos, paths_path) = (f.pos_of("paths"), f.path_of("paths"));
     let paths = names(cx, &mut f, "paths", &PATHS, "path");
     let families = if f.has("families") {
         names(cx, &mut f, "families", &FAMILIES, "family")
@@ -99,6 +95,9 @@ pub(crate) fn mesh_targets(cx: &mut Cx, n: &Node, path: &str, _: &ExpectSpec, _:
     if cx.diags.error_count() > before {
         return None;
     }
+    if let Some(w) = unpressed_paths(on("loadBalancer"), on("ingress")) {
+        cx.diags.warn(paths_pos, &paths_path, w);
+    }
     Some(Mode::Reach(ReachPlan {
         ipv4: families.contains(&"ipv4"),
         ipv6: families.contains(&"ipv6"),
@@ -111,6 +110,24 @@ pub(crate) fn mesh_targets(cx: &mut Cx, n: &Node, path: &str, _: &ExpectSpec, _:
         peers,
         ingress_route,
     }))
+}
+
+/// The warning for paths a task asks that this version does not press yet (their cells are
+/// skipped, and the round's report says so), if any.
+pub(crate) fn unpressed_paths(load_balancer: bool, ingress: bool) -> Option<String> {
+    let asked: Vec<&str> = [(load_balancer, "loadBalancer"), (ingress, "ingress")]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, p)| p)
+        .collect();
+    (!asked.is_empty()).then(|| {
+        format!(
+            "this version does not press the {} path{} yet: {} skipped, and each round's report says so",
+            asked.join(" and "),
+            if asked.len() > 1 { "s" } else { "" },
+            if asked.len() > 1 { "they are" } else { "it is" },
+        )
+    })
 }
 
 /// The names listed at `key`, each one of `allowed` (each one `one`); at least one.

@@ -1,0 +1,575 @@
+//! The mesh's launcher (`kpatrol round` of a Mesh or a kdoctor NetReach): one agent per
+//! matching node in a Job of the round; once they run, where each answers (its pod's
+//! addresses, its node's NodePort, its Multus interfaces, the agents' Service), every
+//! agent's orders over the control channel, every row gathered before the deadline, and the
+//! matrix judged as one. Reading where agents answer from pods, nodes and the Service is pure
+//! and tested here; the calls are tested on a real control plane (tests/k8s.rs).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, ListParams, PostParams};
+
+use super::round::{self, Launch, NodeFacts, Start, api_err};
+use super::{ClusterError, TemplateError};
+use crate::judge::Outcome;
+use crate::judge::matrix::{CellExpect, Matrix, judge_matrix};
+use crate::modes::reach::agent::{self, AGENT_PORT, Orders, client};
+use crate::modes::reach::aims::{self, Reach};
+use crate::modes::reach::{Family, ReachPlan, Via};
+use crate::names::label;
+use crate::plan::Plan;
+use crate::report::mesh::MeshReport;
+
+/// The pod annotation Multus writes with every interface's addresses.
+pub const NETWORK_STATUS: &str = "k8s.v1.cni.cncf.io/network-status";
+
+/// Agents' orders sent, or rows asked for, at once.
+const IN_FLIGHT: usize = 64;
+
+/// How long one control call may take.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time kept after the pressing for the rows to come in: an agent serves its row as soon
+/// as its pressing ends, so one silent this long after is gone.
+const GATHER_MARGIN: Duration = Duration::from_secs(15);
+
+/// One running agent: its pod, its addresses and its Multus interfaces' addresses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Agent {
+    pub pod: String,
+    pub ips: Vec<IpAddr>,
+    pub multus: Vec<IpAddr>,
+}
+
+impl Agent {
+    /// Where the launcher reaches the agent's control paths: its first address.
+    pub fn base(&self) -> Option<String> {
+        self.ips
+            .first()
+            .map(|ip| format!("http://{}", SocketAddr::new(*ip, AGENT_PORT)))
+    }
+}
+
+/// The addresses of a pod's secondary (non-default) interfaces from Multus'
+/// `network-status` annotation (a JSON list of `{name, interface, ips, default}`); nothing
+/// when it is absent or does not read. Pure.
+pub fn multus_ips(annotation: Option<&str>) -> Vec<IpAddr> {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        #[serde(default)]
+        ips: Vec<String>,
+        #[serde(default)]
+        default: bool,
+    }
+    let Some(text) = annotation else { return Vec::new() };
+    let list: Vec<Status> = serde_json::from_str(text).unwrap_or_default();
+    list.into_iter()
+        .filter(|s| !s.default)
+        .flat_map(|s| s.ips)
+        .filter_map(|ip| ip.parse().ok())
+        .collect()
+}
+
+/// The running agents among `pods` by node: the first Running pod with an address on each
+/// node (the scheduler keeps one per node). Pure.
+pub fn running_agents(pods: &[Pod]) -> BTreeMap<String, Agent> {
+    let mut out = BTreeMap::new();
+    for p in pods {
+        let Some(status) = p.status.as_ref() else { continue };
+        let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+            continue;
+        };
+        if status.phase.as_deref() != Some("Running") || p.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let mut ips: Vec<IpAddr> = status
+            .pod_ips
+            .iter()
+            .flatten()
+            .filter_map(|ip| ip.ip.parse().ok())
+            .collect();
+        if ips.is_empty()
+            && let Some(ip) = status.pod_ip.as_deref().and_then(|ip| ip.parse().ok())
+        {
+            ips.push(ip);
+        }
+        if ips.is_empty() {
+            continue;
+        }
+        let multus = multus_ips(
+            p.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(NETWORK_STATUS))
+                .map(String::as_str),
+        );
+        out.entry(node).or_insert(Agent {
+            pod: p.metadata.name.clone().unwrap_or_default(),
+            ips,
+            multus,
+        });
+    }
+    out
+}
+
+fn slot(ip: &IpAddr) -> usize {
+    usize::from(ip.is_ipv6())
+}
+
+/// Where `node`'s agent answers: its pod's addresses and Multus interfaces on the agent's
+/// port, its node's addresses on the Service's NodePort. Pure.
+pub fn reach_of(agent: Option<&Agent>, node: &NodeFacts, node_port: Option<u16>) -> Reach {
+    let mut r = Reach::default();
+    let Some(agent) = agent else { return r };
+    for ip in &agent.ips {
+        if let Some(s) = r.pod.get_mut(slot(ip)) {
+            s.get_or_insert(SocketAddr::new(*ip, AGENT_PORT));
+        }
+    }
+    for ip in &agent.multus {
+        if let Some(s) = r.multus.get_mut(slot(ip)) {
+            s.get_or_insert(SocketAddr::new(*ip, AGENT_PORT));
+        }
+    }
+    if let Some(port) = node_port {
+        for ip in &node.addresses {
+            if let Some(s) = r.node_port.get_mut(slot(ip)) {
+                s.get_or_insert(SocketAddr::new(*ip, port));
+            }
+        }
+    }
+    r
+}
+
+/// The agents' Service as the planner reads it (its cluster IPs on its port) and its
+/// NodePort. Pure.
+pub fn service_of(svc: &Service) -> (aims::Service, Option<u16>) {
+    let mut out = aims::Service::default();
+    let Some(spec) = svc.spec.as_ref() else {
+        return (out, None);
+    };
+    let port = spec.ports.as_ref().and_then(|p| p.first());
+    let service_port = port.map_or(80, |p| p.port);
+    let node_port = port.and_then(|p| p.node_port).and_then(|p| u16::try_from(p).ok());
+    let ips = spec
+        .cluster_ips
+        .clone()
+        .or_else(|| spec.cluster_ip.clone().map(|ip| vec![ip]))
+        .unwrap_or_default();
+    for ip in ips.iter().filter_map(|ip| ip.parse::<IpAddr>().ok()) {
+        if let (Some(s), Ok(port)) = (out.cluster_ip.get_mut(slot(&ip)), u16::try_from(service_port)) {
+            s.get_or_insert(SocketAddr::new(ip, port));
+        }
+    }
+    (out, node_port)
+}
+
+/// The paths a cluster round presses, and those it cannot take yet, with why. Pure.
+pub fn vias(reach: &ReachPlan) -> (Vec<Via>, Vec<String>) {
+    let mut out = Vec::new();
+    for (on, via) in [
+        (reach.endpoint, Via::Pod),
+        (reach.cluster_ip, Via::ClusterIp),
+        (reach.node_port, Via::NodePort),
+        (reach.multus_interface, Via::Multus),
+    ] {
+        if on {
+            out.push(via);
+        }
+    }
+    let mut skipped = Vec::new();
+    if reach.load_balancer {
+        skipped.push("loadBalancer: this version does not press the LoadBalancer path yet".to_string());
+    }
+    if reach.ingress {
+        skipped.push("ingress: this version does not press the Ingress path yet".to_string());
+    }
+    (out, skipped)
+}
+
+/// The families a task enables.
+pub fn families(reach: &ReachPlan) -> Vec<Family> {
+    let mut out = Vec::new();
+    if reach.ipv4 {
+        out.push(Family::V4);
+    }
+    if reach.ipv6 {
+        out.push(Family::V6);
+    }
+    out
+}
+
+/// The round's number for the neighbour rotation: the minutes in a CronJob's Job name
+/// (`<cronjob>-<minutes since the epoch>`), else 0. Consecutive scheduled rounds rotate.
+pub fn round_number(own_job: Option<&str>) -> u64 {
+    own_job
+        .and_then(|j| j.rsplit('-').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A token only this round's launcher and agents know (hex of 16 random bytes).
+fn round_token() -> String {
+    let mut b = [0u8; 16];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Runs one mesh round of `plan` in the cluster and judges its matrix.
+pub async fn launch(
+    client: &kube::Client,
+    l: &Launch,
+    plan: &Plan,
+    reach: &ReachPlan,
+) -> Result<MeshReport, ClusterError> {
+    let started_at = std::time::SystemTime::now();
+    let clock = tokio::time::Instant::now();
+    let Start {
+        eligible,
+        skipped: unfit,
+        name,
+        mut template,
+        owner,
+        until,
+    } = round::start(client, l).await?;
+    if eligible.is_empty() {
+        return Err(ClusterError::NoNodes {
+            selector: l.node_selector.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            unfit: unfit.iter().map(|(n, why)| format!("{n}: {why}")).collect(),
+        });
+    }
+    let token = round_token();
+    let mut env = l.env.clone();
+    env.push((agent::TOKEN_ENV.to_string(), token.clone()));
+    round::scope_to_round(&mut template, &name);
+    let job_value = round::agents_job(
+        &template,
+        &name,
+        &l.namespace,
+        eligible.len(),
+        &l.forward,
+        &env,
+        owner.as_ref(),
+    )?;
+    let job: Job = serde_json::from_value(job_value).map_err(TemplateError::NotAJob)?;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &l.namespace);
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .map_err(|e| api_err("Job", &name, e))?;
+    // orders go out once every agent runs, or when only the pressing and the gathering
+    // are left before the deadline
+    let press_for = plan.pressure.duration + plan.pressure.timeout;
+    let orders_by = until
+        .checked_sub(press_for + GATHER_MARGIN)
+        .unwrap_or_else(tokio::time::Instant::now);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &l.namespace);
+    let wanted: Vec<&str> = eligible.iter().map(|n| n.name.as_str()).collect();
+    let running = tokio::select! {
+        r = wait_running(&pods, &name, &wanted, orders_by) => r?,
+        _ = l.stop.stopped() => BTreeMap::new(),
+    };
+    let (vias, mut skipped) = vias(reach);
+    let needs_service = vias.iter().any(|v| matches!(v, Via::ClusterIp | Via::NodePort));
+    let (service, node_port) = match needs_service {
+        true => {
+            let svc_name = crate::render::mesh_service_name(plan);
+            let services: Api<Service> = Api::namespaced(client.clone(), &l.namespace);
+            match services.get_opt(&svc_name).await {
+                Ok(Some(svc)) => service_of(&svc),
+                Ok(None) => {
+                    skipped.push(format!(
+                        "clusterIP and nodePort: the agents' Service {svc_name} does not exist"
+                    ));
+                    Default::default()
+                }
+                Err(e) => return Err(api_err("Service", &svc_name, e)),
+            }
+        }
+        false => Default::default(),
+    };
+    let nodes: Vec<(String, Reach)> = eligible
+        .iter()
+        .map(|n| (n.name.clone(), reach_of(running.get(&n.name), n, node_port)))
+        .collect();
+    let round_aims = aims::plan(
+        &vias,
+        &families(reach),
+        reach.peers,
+        round_number(l.own_job.as_deref()),
+        &nodes,
+        &service,
+        |i| eligible.get(i as usize).is_some_and(|n| running.contains_key(&n.name)),
+    );
+    skipped.extend(round_aims.skipped);
+    let http = client::new(CONTROL_TIMEOUT).map_err(|e| ClusterError::Mesh(e.to_string()))?;
+    let bases: BTreeMap<u32, String> = eligible
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| Some((i as u32, running.get(&n.name)?.base()?)))
+        .collect();
+    let ordered = send_all(&http, &bases, round_aims.orders, &token).await;
+    let rows_due = until.min(tokio::time::Instant::now() + press_for + GATHER_MARGIN);
+    let gathered = tokio::select! {
+        g = client::gather(&http, ordered, Some(&token), rows_due, IN_FLIGHT) => g,
+        _ = l.stop.stopped() => client::Gathered::default(),
+    };
+    for (i, why) in &gathered.silent {
+        if let Some(n) = eligible.get(*i as usize) {
+            eprintln!("kpatrol round: no row from {}'s agent: {why}", n.name);
+        }
+    }
+    let mut reported = vec![false; eligible.len()];
+    let mut cells = Vec::new();
+    let stopped = l.stop.is_stopped();
+    for row in gathered.rows {
+        if row.stopped {
+            // evicted or deleted mid-round: a partial row, and its node is named as silent
+            if let Some(n) = eligible.get(row.source as usize) {
+                eprintln!("kpatrol round: {}'s agent was stopped before the round's end", n.name);
+            }
+            continue;
+        }
+        if let Some(r) = reported.get_mut(row.source as usize) {
+            *r = true;
+        }
+        cells.extend(row.cells);
+    }
+    let matrix = Matrix {
+        nodes: eligible.iter().map(|n| n.name.clone()).collect(),
+        paths: round_aims.paths,
+        reported,
+        cells,
+    };
+    let e = CellExpect::of(&plan.expect);
+    let v = judge_matrix(&e, &matrix);
+    for (n, why) in &unfit {
+        skipped.push(format!("{n}: {why}"));
+    }
+    Ok(MeshReport {
+        task: plan.name.clone(),
+        kind: plan.kind.clone(),
+        mode: "reach",
+        verdict: if stopped { Outcome::Fail } else { v.outcome },
+        agents: eligible.len() as u32,
+        network: "cluster",
+        cells: v.cells,
+        failed_cells: v.failed_cells,
+        unlisted_cells: v.unlisted_cells,
+        skipped,
+        coverage: aims::coverage(reach.peers, eligible.len() as u32, round_number(l.own_job.as_deref())),
+        findings: v.findings.iter().map(crate::report::heatmap::finding_text).collect(),
+        checks: v.checks.clone(),
+        stopped,
+        duration_seconds: clock.elapsed().as_secs_f64(),
+        started_at,
+        matrix,
+        expect: e,
+        verdict_detail: Some(v),
+    })
+}
+
+/// Sends every agent its orders, [`IN_FLIGHT`] at a time; returns the agents that took
+/// them (the others are named on stderr and stay silent in the matrix).
+async fn send_all(
+    http: &reqwest::Client,
+    bases: &BTreeMap<u32, String>,
+    orders: Vec<Orders>,
+    token: &str,
+) -> Vec<client::Reachable> {
+    use futures::StreamExt as _;
+    let one = |o: Orders| async move {
+        let base = bases.get(&o.source)?.clone();
+        match client::send_orders(http, &base, Some(token), &o).await {
+            Ok(()) => Some(client::Reachable { source: o.source, base }),
+            Err(e) => {
+                eprintln!("kpatrol round: orders to agent {}: {e}", o.source);
+                None
+            }
+        }
+    };
+    futures::stream::iter(orders.into_iter().map(one))
+        .buffer_unordered(IN_FLIGHT)
+        .filter_map(|r| async move { r })
+        .collect()
+        .await
+}
+
+/// The agents of Job `job` running on `nodes`, on a watch of its pods, once each node has
+/// one or `by` passes (then those running).
+async fn wait_running(
+    pods: &Api<Pod>,
+    job: &str,
+    nodes: &[&str],
+    by: tokio::time::Instant,
+) -> Result<BTreeMap<String, Agent>, ClusterError> {
+    use futures::StreamExt as _;
+    let selector = format!("{}={job}", label::JOB_NAME);
+    // every node's agent runs, or those that do not have ended or gone (a Job's failed
+    // agent is not replaced): waiting longer would not bring them
+    let mut gone = std::collections::BTreeSet::new();
+    let settled = |agents: &BTreeMap<String, Agent>, gone: &std::collections::BTreeSet<String>| {
+        nodes.iter().all(|n| agents.contains_key(*n)) || agents.len() + gone.len() >= nodes.len()
+    };
+    loop {
+        let list = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| api_err("Pod", "list", e))?;
+        let rv = list.metadata.resource_version.clone().unwrap_or_default();
+        let mut latest: BTreeMap<String, Pod> = list
+            .items
+            .into_iter()
+            .map(|p| (p.metadata.name.clone().unwrap_or_default(), p))
+            .collect();
+        gone.extend(
+            latest
+                .values()
+                .filter(|p| ended(p))
+                .filter_map(|p| p.metadata.name.clone()),
+        );
+        let agents = running_agents(&latest.values().cloned().collect::<Vec<_>>());
+        if settled(&agents, &gone) || tokio::time::Instant::now() >= by {
+            return Ok(agents);
+        }
+        let wp = kube::api::WatchParams::default().labels(&selector).timeout(60);
+        let events = match pods.watch(&wp, &rv).await {
+            Ok(events) => events,
+            Err(_) => {
+                // a failed watch: list again shortly, within the bound
+                tokio::time::sleep_until(by.min(tokio::time::Instant::now() + Duration::from_secs(1))).await;
+                continue;
+            }
+        };
+        let mut events = events.boxed();
+        loop {
+            let next = tokio::select! {
+                e = events.next() => e,
+                _ = tokio::time::sleep_until(by) => {
+                    return Ok(running_agents(&latest.values().cloned().collect::<Vec<_>>()));
+                }
+            };
+            match next {
+                Some(Ok(kube::api::WatchEvent::Added(p) | kube::api::WatchEvent::Modified(p))) => {
+                    let name = p.metadata.name.clone().unwrap_or_default();
+                    if ended(&p) {
+                        gone.insert(name.clone());
+                    }
+                    latest.insert(name, p);
+                }
+                Some(Ok(kube::api::WatchEvent::Deleted(p))) => {
+                    let name = p.metadata.name.clone().unwrap_or_default();
+                    latest.remove(&name);
+                    gone.insert(name);
+                }
+                Some(Ok(_)) => continue,
+                // the watch ended or broke: list again
+                Some(Err(_)) | None => break,
+            }
+            let agents = running_agents(&latest.values().cloned().collect::<Vec<_>>());
+            if settled(&agents, &gone) {
+                return Ok(agents);
+            }
+        }
+    }
+}
+
+/// Whether a pod has ended (Succeeded or Failed) or is being deleted.
+fn ended(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_some()
+        || matches!(
+            p.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(name: &str, node: &str, phase: &str, ips: &[&str], annotation: Option<&str>) -> Pod {
+        let mut p = json!({
+            "metadata": {"name": name},
+            "spec": {"nodeName": node, "containers": []},
+            "status": {"phase": phase, "podIPs": ips.iter().map(|ip| json!({"ip": ip})).collect::<Vec<_>>()},
+        });
+        if let Some(a) = annotation {
+            p["metadata"]["annotations"] = json!({NETWORK_STATUS: a});
+        }
+        serde_json::from_value(p).unwrap()
+    }
+
+    #[test]
+    fn multus_gives_the_secondary_interfaces_addresses() {
+        let status = r#"[{"name":"cbr0","interface":"eth0","ips":["10.1.0.5"],"default":true},
+            {"name":"ns/macvlan","interface":"net1","ips":["192.168.9.5","fd00::5"]}]"#;
+        assert_eq!(
+            multus_ips(Some(status)),
+            vec!["192.168.9.5".parse::<IpAddr>().unwrap(), "fd00::5".parse().unwrap()]
+        );
+        assert!(multus_ips(Some("not json")).is_empty());
+        assert!(multus_ips(None).is_empty());
+    }
+
+    #[test]
+    fn one_running_agent_per_node_with_an_address() {
+        let pods = [
+            pod("a", "n0", "Running", &["10.0.0.5", "fd00::5"], None),
+            pod("b", "n1", "Pending", &[], None),
+            pod("c", "n2", "Running", &[], None),
+            pod("d", "n0", "Running", &["10.0.0.6"], None),
+        ];
+        let agents = running_agents(&pods);
+        assert_eq!(agents.keys().collect::<Vec<_>>(), ["n0"]);
+        assert_eq!(agents["n0"].pod, "a");
+        assert_eq!(agents["n0"].base().unwrap(), "http://10.0.0.5:8080");
+    }
+
+    #[test]
+    fn where_an_agent_answers_per_path_and_family() {
+        let status = r#"[{"name":"m","interface":"net1","ips":["192.168.9.5"]}]"#;
+        let agents = running_agents(&[pod("a", "n0", "Running", &["10.0.0.5", "fd00::5"], Some(status))]);
+        let node = NodeFacts {
+            name: "n0".into(),
+            addresses: vec!["172.18.0.2".parse().unwrap()],
+            ..Default::default()
+        };
+        let r = reach_of(agents.get("n0"), &node, Some(30080));
+        assert_eq!(r.pod[0], Some("10.0.0.5:8080".parse().unwrap()));
+        assert_eq!(r.pod[1], Some("[fd00::5]:8080".parse().unwrap()));
+        assert_eq!(r.node_port[0], Some("172.18.0.2:30080".parse().unwrap()));
+        assert_eq!(r.node_port[1], None, "the node has no IPv6 address");
+        assert_eq!(r.multus[0], Some("192.168.9.5:8080".parse().unwrap()));
+        assert_eq!(
+            reach_of(None, &node, Some(30080)),
+            Reach::default(),
+            "no agent, nowhere"
+        );
+        assert_eq!(reach_of(agents.get("n0"), &node, None).node_port, [None, None]);
+    }
+
+    #[test]
+    fn the_service_gives_its_cluster_ips_and_node_port() {
+        let svc: Service = serde_json::from_value(json!({
+            "metadata": {"name": "mesh-x"},
+            "spec": {"clusterIPs": ["10.96.0.9", "fd00:96::9"], "ports": [{"port": 80, "nodePort": 30123}]},
+        }))
+        .unwrap();
+        let (s, node_port) = service_of(&svc);
+        assert_eq!(s.cluster_ip[0], Some("10.96.0.9:80".parse().unwrap()));
+        assert_eq!(s.cluster_ip[1], Some("[fd00:96::9]:80".parse().unwrap()));
+        assert_eq!(node_port, Some(30123));
+    }
+
+    #[test]
+    fn the_round_number_is_a_cronjob_jobs_minute() {
+        assert_eq!(round_number(Some("mesh-29514220")), 29514220);
+        assert_eq!(round_number(Some("mesh-manual-1")), 1);
+        assert_eq!(round_number(Some("mesh-abc")), 0);
+        assert_eq!(round_number(None), 0);
+    }
+}
