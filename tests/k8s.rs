@@ -653,3 +653,101 @@ async fn a_mesh_round_passes_on_every_node_and_names_the_node_whose_agent_is_kil
     assert!(out.contains("round mesh-manual-2 FAIL"), "{out}");
     assert!(out.contains(&node), "the report names {node}: {out}");
 }
+
+/// kdoctor's NetReach, unchanged, on nodes that are network namespaces: a control plane of
+/// this test's own whose test kubelet (`--netns`) runs each node's pods in its node's
+/// namespace (pod addresses 198.18.1.x and fd6b:7061::b:x, node addresses 198.18.0.x) and
+/// writes kube-proxy's DNAT rules for the Services. The round presses pod IPs over IPv4 and
+/// IPv6, the agents' ClusterIP and every node's NodePort, and passes. In a second round one
+/// node (not the launcher's) drops every packet that comes in: the round fails and the
+/// launcher names that node.
+#[tokio::test]
+async fn a_kdoctor_netreach_runs_unchanged_on_nodes_in_network_namespaces_and_names_a_node_dropping_packets() {
+    use k8s_openapi::api::core::v1::Pod;
+    let own = support::cluster::own_cluster(3, "--netns").await;
+    let c = &own.cluster;
+    let ns = namespace(c, "netreach").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("netreach.yaml"),
+        "apiVersion: kdoctor.io/v1beta1\nkind: NetReach\nmetadata:\n  name: mesh\nspec:\n  schedule:\n    schedule: \"0 0 1 1 *\"\n    roundTimeoutMinute: 1\n    roundNumber: -1\n  request:\n    qps: 10\n    durationInSecond: 3\n    perRequestTimeoutInMS: 1000\n  expect:\n    successRate: 1\n    meanAccessDelayInMs: 1000\n  target:\n    ipv4: true\n    ipv6: true\n    endpoint: true\n    clusterIP: true\n    nodePort: true\n",
+    )
+    .unwrap();
+    let (code, out, err) = kpatrol(c, &["apply", "-n", &ns, dir.path().to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report_of = |job: &str| {
+        // the launcher's report: the last JSON line of its log in the test kubelet's folder
+        let pods = own.dir.path().join("kubelet/pods");
+        let folder = std::fs::read_dir(&pods)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n.starts_with(&format!("{ns}_{job}-")) && !n.contains("-a-"))
+            .unwrap_or_else(|| panic!("no launcher of {job} in {}", pods.display()));
+        let log = std::fs::read_to_string(pods.join(folder).join("launcher.log")).unwrap();
+        let json = log
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("{log}"));
+        (serde_json::from_str::<serde_json::Value>(json).unwrap(), log)
+    };
+
+    start_round(c, &ns, "netreach-mesh", "nr-manual-1").await;
+    let job = job_finished(c, &ns, "nr-manual-1", Duration::from_secs(120)).await;
+    let (r, log) = report_of("nr-manual-1");
+    assert_eq!(
+        job.status.as_ref().unwrap().succeeded,
+        Some(1),
+        "{:?}\n{log}",
+        job.status
+    );
+    assert_eq!(r["verdict"], "pass", "{log}");
+    assert_eq!(r["network"], "cluster", "{log}");
+    // pod over IPv4 and IPv6 and NodePort: 9 cells each; ClusterIP: each node's row, 3
+    assert_eq!(r["cells"], 30, "{log}");
+    assert_eq!(r["failedCells"], 0, "{log}");
+    assert!(log.contains("paths pod, clusterIP, nodePort (ipv4, ipv6)"), "{log}");
+    let (code, out, err) = kpatrol(c, &["report", "netreach-mesh", "-n", &ns]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("round nr-manual-1 PASS"), "{out}");
+
+    // the second round: a node that is not the launcher's drops whatever comes in
+    start_round(c, &ns, "netreach-mesh", "nr-manual-2").await;
+    let launcher = |p: &Pod| {
+        p.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("batch.kubernetes.io/job-name"))
+            .map(String::as_str)
+            == Some("nr-manual-2")
+            && p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
+    };
+    let l = support::cluster::pod_where(c, &ns, launcher, Duration::from_secs(60)).await;
+    let launcher_node = l.spec.unwrap().node_name.unwrap();
+    let bad = ["node-0", "node-1", "node-2"]
+        .into_iter()
+        .find(|n| *n != launcher_node)
+        .unwrap();
+    let netns = format!("kpatrol-{}-{}", own.kubelet_pid(), &bad["node-".len()..]);
+    let drop_in = "table inet impair {\n  chain input {\n    type filter hook input priority -10; policy drop;\n    iif lo accept\n  }\n}\n";
+    let mut nft = std::process::Command::new("ip")
+        .args(["netns", "exec", &netns, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut nft.stdin.take().unwrap(), drop_in.as_bytes()).unwrap();
+    assert!(nft.wait().unwrap().success(), "impairing {netns}");
+    let job = job_finished(c, &ns, "nr-manual-2", Duration::from_secs(150)).await;
+    let (r, log) = report_of("nr-manual-2");
+    assert_eq!(job.status.as_ref().unwrap().failed, Some(1), "{:?}\n{log}", job.status);
+    assert_eq!(r["verdict"], "fail", "{log}");
+    let findings = r["findings"].to_string();
+    assert!(
+        findings.contains(&format!("node {bad}:")),
+        "the report names {bad}: {log}"
+    );
+    let (code, out, err) = kpatrol(c, &["report", "netreach-mesh", "-n", &ns]).await;
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains(bad), "{out}");
+}

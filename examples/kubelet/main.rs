@@ -74,6 +74,7 @@ macro_rules! log {
 }
 
 mod api;
+mod netns;
 mod node;
 mod pod;
 mod prepare;
@@ -116,6 +117,10 @@ struct Cli {
     /// nodes; every other container still runs).
     #[arg(long)]
     synthetic_probes: bool,
+    /// Each node a network namespace of its own, its pods in it (root; `ip` and `nft`):
+    /// see the netns module. Pods reach the API server through a forwarder in each node.
+    #[arg(long)]
+    netns: bool,
 }
 
 /// The API server as pods see it.
@@ -147,9 +152,18 @@ pub struct Ctx {
     stopping: AtomicBool,
     /// The next pod's address, counted (`pod::pod_ip`).
     pub next_ip: std::sync::atomic::AtomicU32,
+    /// `--netns`: the nodes' namespaces and the proxy's rules.
+    pub net: Option<Arc<netns::Net>>,
+    /// `--node-prefix`
+    pub node_prefix: String,
 }
 
 impl Ctx {
+    /// The index of our node `name` (`<prefix><index>`).
+    pub fn node_index(&self, name: &str) -> Option<u32> {
+        name.strip_prefix(&self.node_prefix)?.parse().ok()
+    }
+
     pub fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
@@ -245,6 +259,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let server = server_of(&kc, &config.cluster_url.to_string())?;
     let client = kube::Client::try_from(config).context("the API client")?;
     let names: Vec<String> = (0..cli.nodes).map(|i| format!("{}{i}", cli.node_prefix)).collect();
+    let net = match cli.netns {
+        true => {
+            let net = Arc::new(netns::Net::create(u32::try_from(cli.nodes).context("--nodes")?)?);
+            net.forward_api(&server.host, server.port).await?;
+            Some(net)
+        }
+        false => None,
+    };
     let ctx = Arc::new(Ctx {
         client,
         server,
@@ -256,6 +278,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         registry: Mutex::new(pod::Registry::default()),
         stopping: AtomicBool::new(false),
         next_ip: std::sync::atomic::AtomicU32::new(0),
+        net: net.clone(),
+        node_prefix: cli.node_prefix.clone(),
     });
     log!(
         "{} node(s) {}…, API server {}, pods in {}, binaries from {}",
@@ -272,6 +296,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(node::keep(ctx.clone(), name, i)));
     }
     tasks.push(tokio::spawn(pod::watch(ctx.clone())));
+    if let Some(net) = &net {
+        tasks.push(tokio::spawn(netns::watch_services(ctx.clone(), net.clone())));
+    }
     tokio::select! {
         _ = term.recv() => log!("SIGTERM: stopping"),
         _ = int.recv() => log!("SIGINT: stopping"),
@@ -293,6 +320,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             log!("SIGKILL to {left} process group(s)");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+    if let Some(net) = &ctx.net {
+        net.remove();
     }
     log!("stopped");
     Ok(())

@@ -118,6 +118,10 @@ async fn set_status(ctx: &Ctx, name: &str, transition: bool) -> anyhow::Result<(
         }
         c
     };
+    let internal_ip = match (&ctx.net, ctx.node_index(name)) {
+        (Some(_), Some(i)) => crate::netns::Net::node_ip(i).to_string(),
+        _ => "127.0.0.1".to_string(),
+    };
     let resources = json!({"cpu": CPU, "memory": MEMORY, "pods": PODS, "ephemeral-storage": "100Gi"});
     let status = json!({"status": {
         "conditions": [
@@ -127,7 +131,7 @@ async fn set_status(ctx: &Ctx, name: &str, transition: bool) -> anyhow::Result<(
             cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
         ],
         "addresses": [
-            {"type": "InternalIP", "address": "127.0.0.1"},
+            {"type": "InternalIP", "address": internal_ip},
             {"type": "Hostname", "address": name},
         ],
         "capacity": resources,

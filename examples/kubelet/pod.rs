@@ -366,9 +366,20 @@ async fn run(ctx: Arc<Ctx>, pod: Pod, mut ctl: mpsc::UnboundedReceiver<Control>)
         .active_deadline_seconds
         .and_then(|s| u64::try_from(s).ok())
         .map(|s| Instant::now() + Duration::from_secs(s));
-    // an address of its own, as each pod has in a cluster (see `pod_ip`)
+    // an address of its own, as each pod has in a cluster (see `pod_ip`); with --netns its
+    // node's pod addresses
+    let ips: Vec<String> = match (&ctx.net, ctx.node_index(&node)) {
+        (Some(_), Some(i)) => crate::netns::Net::pod_ips(i).iter().map(|ip| ip.to_string()).collect(),
+        _ => vec![pod_ip(&ctx)],
+    };
     let mut pod = pod;
-    pod.status.get_or_insert_with(Default::default).pod_ip = Some(pod_ip(&ctx));
+    let status = pod.status.get_or_insert_with(Default::default);
+    status.pod_ip = ips.first().cloned();
+    status.pod_ips = Some(
+        ips.iter()
+            .map(|ip| k8s_openapi::api::core::v1::PodIP { ip: ip.clone() })
+            .collect(),
+    );
     let mut w = Worker {
         folder: folder(&ctx, &ns, &name, &uid),
         ctx: ctx.clone(),
@@ -451,11 +462,25 @@ impl Worker {
             }
         }
         let main: Vec<usize> = (0..self.conts.len()).filter(|i| !self.is_init(*i)).collect();
+        // --netns: a Service's endpoint while its containers run
+        let endpoint = self.ctx.net.clone().zip(self.node_index());
+        if let Some((net, i)) = &endpoint {
+            net.endpoint(&self.uid, Some(crate::netns::Endpoint::of(&self.pod, *i)));
+        }
         let stop = self.run_group(&main, ctl, "Running").await;
+        if let Some((net, _)) = &endpoint {
+            net.endpoint(&self.uid, None);
+        }
         if stop != Some(Stop::Gone) {
             self.finish(stop).await;
         }
         stop
+    }
+
+    /// The index of the pod's node.
+    fn node_index(&self) -> Option<u32> {
+        let node = self.pod.spec.as_ref()?.node_name.as_deref()?;
+        self.ctx.node_index(node)
     }
 
     /// Whether the pod's main container runs `kpatrol-probe`.
@@ -537,6 +562,7 @@ impl Worker {
     /// Starts container `i` (its events go to `etx`).
     fn start(&mut self, i: usize, etx: &mpsc::UnboundedSender<Ev>) {
         let (ns, name) = (self.ns.clone(), self.name.clone());
+        let node = self.node_index();
         let Some(c) = self.conts.get_mut(i) else {
             return;
         };
@@ -578,7 +604,32 @@ impl Worker {
             .stderr(Stdio::from(err))
             .process_group(0)
             .kill_on_drop(false);
-        match cmd.spawn() {
+        // --netns: the process starts in its node's network namespace
+        let node_ns = match (&self.ctx.net, node) {
+            (Some(net), Some(n)) => match std::fs::File::open(net.node_path(n)) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    let message = format!("node {n}'s network namespace: {e}");
+                    let _ = etx.send(Ev::CannotRun { i, message });
+                    return;
+                }
+            },
+            _ => None,
+        };
+        if let Some(f) = &node_ns {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(f);
+            // SAFETY: between fork and exec only setns(2), a system call, runs
+            unsafe {
+                cmd.pre_exec(move || {
+                    let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                    rustix::thread::move_into_link_name_space(fd, Some(rustix::thread::LinkNameSpaceType::Network))
+                        .map_err(std::io::Error::from)
+                });
+            }
+        }
+        let spawned = cmd.spawn();
+        drop(node_ns);
+        match spawned {
             Ok(mut child) => {
                 let pid = child.id().and_then(|p| i32::try_from(p).ok());
                 let t = now();
@@ -849,19 +900,25 @@ impl Worker {
             self.condition("ContainersReady", ready, (!ready).then_some(not_ready)),
             self.condition("Ready", ready, (!ready).then_some(not_ready)),
         ];
-        let ip = self
+        let ips: Vec<String> = self
             .pod
             .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.clone())
-            .unwrap_or_else(|| "127.0.0.1".into());
+            .iter()
+            .flat_map(|s| s.pod_ips.iter().flatten())
+            .map(|p| p.ip.clone())
+            .collect();
+        let ip = ips.first().cloned().unwrap_or_else(|| "127.0.0.1".into());
+        let host = match (&self.ctx.net, self.node_index()) {
+            (Some(_), Some(i)) => crate::netns::Net::node_ip(i).to_string(),
+            _ => "127.0.0.1".into(),
+        };
         json!({
             "phase": phase,
             "conditions": conditions,
-            "hostIP": "127.0.0.1",
-            "hostIPs": [{"ip": "127.0.0.1"}],
+            "hostIP": host,
+            "hostIPs": [{"ip": host}],
             "podIP": ip,
-            "podIPs": [{"ip": ip}],
+            "podIPs": ips.iter().map(|ip| json!({"ip": ip})).collect::<Vec<_>>(),
             "startTime": self.start_time,
         })
     }

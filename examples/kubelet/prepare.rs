@@ -200,11 +200,18 @@ pub fn field(pod: &Pod, path: &str) -> Option<String> {
         "metadata.annotations" => map(&meta.annotations),
         "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
         "spec.serviceAccountName" => spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
-        "status.podIP" | "status.podIPs" => pod
+        "status.podIP" => pod
             .status
             .as_ref()
             .and_then(|s| s.pod_ip.clone())
             .unwrap_or_else(|| "127.0.0.1".into()),
+        "status.podIPs" => pod
+            .status
+            .iter()
+            .flat_map(|s| s.pod_ips.iter().flatten())
+            .map(|p| p.ip.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
         "status.hostIP" | "status.hostIPs" => "127.0.0.1".into(),
         _ => {
             if let Some(k) = key("metadata.labels['").or_else(|| key("metadata.labels[\"")) {

@@ -291,6 +291,20 @@ pub async fn launch(
         }
         false => Default::default(),
     };
+    for f in families(reach) {
+        let s = usize::from(f == Family::V6);
+        if vias.contains(&Via::ClusterIp) && needs_service && service.cluster_ip.get(s).copied().flatten().is_none() {
+            skipped.push(format!(
+                "clusterIP {}: the agents' Service has no {} address",
+                f.name(),
+                f.label()
+            ));
+        }
+        let has = |n: &&NodeFacts| n.addresses.iter().any(|a| a.is_ipv6() == (f == Family::V6));
+        if vias.contains(&Via::NodePort) && node_port.is_some() && !eligible.iter().any(|n| has(&n)) {
+            skipped.push(format!("nodePort {}: no node has an {} address", f.name(), f.label()));
+        }
+    }
     let nodes: Vec<(String, Reach)> = eligible
         .iter()
         .map(|n| (n.name.clone(), reach_of(running.get(&n.name), n, node_port)))

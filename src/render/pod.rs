@@ -468,6 +468,8 @@ pub(crate) fn mesh_service(plan: &Plan, reach: &crate::modes::reach::ReachPlan) 
                 protocol: Some("TCP".into()),
                 ..Default::default()
             }]),
+            // both families: each the cluster has (naming IPv6 on a single-stack cluster is
+            // refused); one: that one
             ip_family_policy: Some(
                 if families.len() > 1 {
                     "PreferDualStack"
@@ -476,7 +478,7 @@ pub(crate) fn mesh_service(plan: &Plan, reach: &crate::modes::reach::ReachPlan) 
                 }
                 .into(),
             ),
-            ip_families: Some(families),
+            ip_families: (families.len() == 1).then_some(families),
             // kubenurse's and kdoctor's rule for a node's own NodePort: its own agent answers
             external_traffic_policy: (type_ != "ClusterIP").then(|| "Local".into()),
             ..Default::default()

@@ -206,3 +206,81 @@ pub async fn service_account_kubeconfig(c: &Cluster, ns: &str, sa: &str, dir: &s
     std::fs::write(&path, serde_json::to_string(&kc).unwrap()).unwrap();
     path
 }
+
+/// A control plane of one test's own (`scripts/cluster up DIR --nodes N`, the test kubelet
+/// started with `kubelet_args`), for a test whose nodes the shared one must not see; stopped
+/// (`scripts/cluster down`) when dropped.
+pub struct Own {
+    pub cluster: Cluster,
+    pub dir: tempfile::TempDir,
+}
+
+impl Own {
+    /// The test kubelet's process id (from `scripts/cluster`'s pid file).
+    pub fn kubelet_pid(&self) -> u32 {
+        let text = std::fs::read_to_string(self.dir.path().join("pids/kubelet.pid")).unwrap();
+        text.split_whitespace().next().unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Own {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(repo().join("scripts/cluster"))
+            .arg("down")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Starts a control plane of the test's own with `nodes` nodes.
+pub async fn own_cluster(nodes: u32, kubelet_args: &str) -> Own {
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_kpatrol"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let out = tokio::process::Command::new(repo().join("scripts/cluster"))
+        .arg("up")
+        .arg(dir.path())
+        .args(["--nodes", &nodes.to_string()])
+        .env("KPATROL_KUBELET", bin_dir.join("examples/kubelet"))
+        .env("KPATROL_BIN_DIR", &bin_dir)
+        .env("KPATROL_KUBELET_ARGS", kubelet_args)
+        .output()
+        .await
+        .unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let own = Own {
+        cluster: Cluster {
+            kubeconfig: kubeconfig.clone(),
+            client: kube::Client::try_from(
+                kube::Config::from_custom_kubeconfig(
+                    kube::config::Kubeconfig::read_from(&kubeconfig).unwrap_or_else(|e| {
+                        panic!(
+                            "scripts/cluster up: {e}\n{}\n{}",
+                            String::from_utf8_lossy(&out.stdout),
+                            String::from_utf8_lossy(&out.stderr)
+                        )
+                    }),
+                    &Default::default(),
+                )
+                .await
+                .unwrap(),
+            )
+            .unwrap(),
+        },
+        dir,
+    };
+    assert!(
+        out.status.success(),
+        "scripts/cluster up: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    own
+}

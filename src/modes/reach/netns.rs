@@ -101,6 +101,9 @@ pub struct Network {
     pub multus: bool,
     /// Per node, its impairments.
     pub impaired: Vec<Vec<Impairment>>,
+    /// Whether the agents' Service (ClusterIP, NodePort) gets its DNAT rules: a local mesh's,
+    /// not a test kubelet's (whose proxy writes them from the cluster's Services).
+    pub services: bool,
 }
 
 /// Why the local network could not be made.
@@ -128,6 +131,7 @@ impl Network {
             nodes,
             multus,
             impaired,
+            services: true,
         }
     }
 
@@ -223,6 +227,9 @@ impl Network {
                 .filter(|j| self.up(*j) && self.has_family(*j, family))
                 .map(|j| address(Addr::Pod, j, family))
                 .collect();
+            if !self.services {
+                continue;
+            }
             if !backends.is_empty() && !path_down(Via::ClusterIp) {
                 let map: Vec<String> = backends.iter().enumerate().map(|(k, a)| format!("{k} : {a}")).collect();
                 let _ = writeln!(
@@ -438,6 +445,7 @@ mod tests {
             nodes: 3,
             multus: true,
             impaired,
+            services: true,
         }
     }
 
