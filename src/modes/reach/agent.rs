@@ -521,3 +521,23 @@ pub mod client {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agent_serves_on_each_of_its_pods_addresses_else_on_every_address() {
+        assert_eq!(
+            listen_addrs(Some("10.1.0.5,fd00::5")),
+            vec![
+                "10.1.0.5:8080".parse::<SocketAddr>().unwrap(),
+                "[fd00::5]:8080".parse().unwrap()
+            ]
+        );
+        assert_eq!(listen_addrs(Some("10.1.0.5")), vec!["10.1.0.5:8080".parse::<SocketAddr>().unwrap()]);
+        for none in [None, Some(""), Some("not an address")] {
+            assert_eq!(listen_addrs(none), vec!["[::]:8080".parse::<SocketAddr>().unwrap()], "{none:?}");
+        }
+    }
+}
