@@ -51,14 +51,14 @@ fn warnings(text: &str) -> Vec<String> {
         .collect()
 }
 
-const REACH_WARNING: &str = "this version does not press the loadBalancer path yet";
+const REACH_WARNING: &str = "this version does not press the ingress path yet";
 
 #[test]
 fn netreach_runs_in_a_cluster_and_warns_only_of_the_paths_not_pressed_yet() {
     let ft = load_str(Path::new("t.yaml"), &doc("NetReach", SCHED)).unwrap();
     assert_eq!(ft.plans.len(), 1);
     assert!(ft.diagnostics.is_empty(), "{:?}", ft.diagnostics);
-    let lb = format!("{SCHED}  target:\n    loadBalancer: true\n");
+    let lb = format!("{SCHED}  target:\n    loadBalancer: true\n    ingress: true\n");
     let ft = load_str(Path::new("t.yaml"), &doc("NetReach", &lb)).unwrap();
     assert_eq!(ft.plans.len(), 1);
     let w: Vec<_> = ft

@@ -10,9 +10,11 @@
 //! so a pod's kubeconfig works unchanged.
 //!
 //! And kube-proxy's part, for IPv4: every Service with a selector gets nftables DNAT rules in
-//! every node (table `ip kproxy`, replaced whole on each change): its ClusterIP to one of its
-//! endpoints at random, its NodePort on each node's address to that node's own endpoints
-//! (`externalTrafficPolicy: Local`) or to any. Endpoints are the Running pods of this kubelet
+//! every node (table `ip kproxy`, replaced whole on each change): its ClusterIP and its
+//! load-balancer address to one of its endpoints at random, its NodePort on each node's
+//! address to that node's own endpoints (`externalTrafficPolicy: Local`) or to any. A
+//! Service of type LoadBalancer gets an address from 198.18.254.0/24 in its status, as a
+//! bare-metal load balancer (MetalLB) gives one. Endpoints are the Running pods of this kubelet
 //! whose labels the selector matches; a named target port is looked up in their containers.
 
 use std::collections::BTreeMap;
@@ -45,6 +47,8 @@ struct Proxy {
     endpoints: BTreeMap<String, Endpoint>,
     /// The rulesets loaded, by node.
     loaded: Vec<String>,
+    /// Load-balancer addresses given.
+    lb_given: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -273,6 +277,17 @@ pub fn ruleset(i: u32, services: &BTreeMap<String, Service>, endpoints: &BTreeMa
             if let Some(cip) = spec.cluster_ip.as_deref().and_then(v4) {
                 let _ = writeln!(out_rules, "    ip daddr {cip} tcp dport {} {}", port.port, dnat(&all));
             }
+            let lb = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref());
+            for ip in lb
+                .and_then(|l| l.ingress.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i.ip.as_deref().and_then(v4))
+            {
+                let rule = format!("    ip daddr {ip} tcp dport {} {}\n", port.port, dnat(&all));
+                out_rules.push_str(&rule);
+                pre_rules.push_str(&rule);
+            }
             if let Some(np) = port.node_port {
                 let list = if local { backends(Some(i)) } else { all.clone() };
                 if !list.is_empty() {
@@ -331,6 +346,12 @@ pub async fn watch_services(ctx: Arc<Ctx>, net: Arc<Net>) {
             match ev {
                 WatchEvent::Added(s) | WatchEvent::Modified(s) => {
                     rv = s.metadata.resource_version.clone().unwrap_or(rv);
+                    if let Some(ip) = wants_lb(&s).then(|| {
+                        p.lb_given += 1;
+                        std::net::Ipv4Addr::new(198, 18, 254, (p.lb_given % 250 + 1) as u8)
+                    }) {
+                        tokio::spawn(give_lb(ctx.clone(), s.clone(), ip));
+                    }
                     p.services.insert(key(&s), s);
                 }
                 WatchEvent::Deleted(s) => {
@@ -342,6 +363,36 @@ pub async fn watch_services(ctx: Arc<Ctx>, net: Arc<Net>) {
             net.reload(&mut p);
         }
         let _ = rv;
+    }
+}
+
+/// A Service of type LoadBalancer without an address yet.
+fn wants_lb(s: &Service) -> bool {
+    s.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
+        && s.status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|l| l.ingress.as_ref())
+            .is_none_or(Vec::is_empty)
+}
+
+/// Writes `ip` as Service `s`'s load-balancer address (its status).
+async fn give_lb(ctx: Arc<Ctx>, s: Service, ip: std::net::Ipv4Addr) {
+    let (Some(ns), Some(name)) = (s.metadata.namespace.as_deref(), s.metadata.name.as_deref()) else {
+        return;
+    };
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}}});
+    match api
+        .patch_status(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => crate::log(format_args!("service {ns}/{name}: load balancer {ip}")),
+        Err(e) => crate::log(format_args!("service {ns}/{name}: load balancer not given: {e}")),
     }
 }
 

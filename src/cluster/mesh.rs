@@ -160,8 +160,23 @@ pub fn service_of(svc: &Service) -> (aims::Service, Option<u16>) {
         .clone()
         .or_else(|| spec.cluster_ip.clone().map(|ip| vec![ip]))
         .unwrap_or_default();
+    let Ok(port) = u16::try_from(service_port) else {
+        return (out, node_port);
+    };
     for ip in ips.iter().filter_map(|ip| ip.parse::<IpAddr>().ok()) {
-        if let (Some(s), Ok(port)) = (out.cluster_ip.get_mut(slot(&ip)), u16::try_from(service_port)) {
+        if let Some(s) = out.cluster_ip.get_mut(slot(&ip)) {
+            s.get_or_insert(SocketAddr::new(ip, port));
+        }
+    }
+    // the addresses a load balancer gave it (a hostname-only one cannot be pressed by IP)
+    let lb = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref());
+    for ip in lb
+        .and_then(|l| l.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref()?.parse::<IpAddr>().ok())
+    {
+        if let Some(s) = out.load_balancer.get_mut(slot(&ip)) {
             s.get_or_insert(SocketAddr::new(ip, port));
         }
     }
@@ -176,15 +191,13 @@ pub fn vias(reach: &ReachPlan) -> (Vec<Via>, Vec<String>) {
         (reach.cluster_ip, Via::ClusterIp),
         (reach.node_port, Via::NodePort),
         (reach.multus_interface, Via::Multus),
+        (reach.load_balancer, Via::LoadBalancer),
     ] {
         if on {
             out.push(via);
         }
     }
     let mut skipped = Vec::new();
-    if reach.load_balancer {
-        skipped.push("loadBalancer: this version does not press the LoadBalancer path yet".to_string());
-    }
     if reach.ingress {
         skipped.push("ingress: this version does not press the Ingress path yet".to_string());
     }
@@ -273,7 +286,9 @@ pub async fn launch(
         _ = l.stop.stopped() => BTreeMap::new(),
     };
     let (vias, mut skipped) = vias(reach);
-    let needs_service = vias.iter().any(|v| matches!(v, Via::ClusterIp | Via::NodePort));
+    let needs_service = vias
+        .iter()
+        .any(|v| matches!(v, Via::ClusterIp | Via::NodePort | Via::LoadBalancer));
     let (service, node_port) = match needs_service {
         true => {
             let svc_name = crate::render::mesh_service_name(plan);
@@ -282,7 +297,7 @@ pub async fn launch(
                 Ok(Some(svc)) => service_of(&svc),
                 Ok(None) => {
                     skipped.push(format!(
-                        "clusterIP and nodePort: the agents' Service {svc_name} does not exist"
+                        "the Service's paths: the agents' Service {svc_name} does not exist"
                     ));
                     Default::default()
                 }
@@ -293,7 +308,14 @@ pub async fn launch(
     };
     for f in families(reach) {
         let s = usize::from(f == Family::V6);
-        if vias.contains(&Via::ClusterIp) && needs_service && service.cluster_ip.get(s).copied().flatten().is_none() {
+        if vias.contains(&Via::LoadBalancer) && service.load_balancer.get(s).copied().flatten().is_none() {
+            skipped.push(format!(
+                "loadBalancer {}: the agents' Service has no {} load-balancer address (none given yet, or a hostname)",
+                f.name(),
+                f.label()
+            ));
+        }
+        if vias.contains(&Via::ClusterIp) && service.cluster_ip.get(s).copied().flatten().is_none() {
             skipped.push(format!(
                 "clusterIP {}: the agents' Service has no {} address",
                 f.name(),
@@ -574,9 +596,23 @@ mod tests {
         }))
         .unwrap();
         let (s, node_port) = service_of(&svc);
+        assert_eq!(s.load_balancer, [None, None], "no load balancer gave it an address");
         assert_eq!(s.cluster_ip[0], Some("10.96.0.9:80".parse().unwrap()));
         assert_eq!(s.cluster_ip[1], Some("[fd00:96::9]:80".parse().unwrap()));
         assert_eq!(node_port, Some(30123));
+    }
+
+    #[test]
+    fn a_load_balancers_addresses_are_pressed_on_the_services_port() {
+        let svc: Service = serde_json::from_value(json!({
+            "metadata": {"name": "mesh-x"},
+            "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.9", "ports": [{"port": 80, "nodePort": 30123}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}, {"hostname": "lb.example"}, {"ip": "2001:db8::7"}]}},
+        }))
+        .unwrap();
+        let (s, _) = service_of(&svc);
+        assert_eq!(s.load_balancer[0], Some("192.0.2.7:80".parse().unwrap()));
+        assert_eq!(s.load_balancer[1], Some("[2001:db8::7]:80".parse().unwrap()));
     }
 
     #[test]

@@ -23,10 +23,23 @@ pub struct Reach {
     pub multus: [Option<SocketAddr>; 2],
 }
 
-/// The agents' Service, by family.
+/// The agents' Service, by family: one address for every agent behind it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Service {
     pub cluster_ip: [Option<SocketAddr>; 2],
+    pub load_balancer: [Option<SocketAddr>; 2],
+}
+
+impl Service {
+    /// Its address on path `v` (ClusterIP or LoadBalancer) in `f`.
+    fn at(&self, v: Via, f: Family) -> Option<SocketAddr> {
+        let by = match v {
+            Via::ClusterIp => &self.cluster_ip,
+            Via::LoadBalancer => &self.load_balancer,
+            Via::Pod | Via::NodePort | Via::Multus => return None,
+        };
+        by.get(slot(f)).copied().flatten()
+    }
 }
 
 fn slot(f: Family) -> usize {
@@ -42,7 +55,7 @@ impl Reach {
             Via::Pod => &self.pod,
             Via::NodePort => &self.node_port,
             Via::Multus => &self.multus,
-            Via::ClusterIp => return None,
+            Via::ClusterIp | Via::LoadBalancer => return None,
         };
         by.get(slot(f)).copied().flatten()
     }
@@ -106,8 +119,8 @@ pub fn plan(
             if !me.has(*f) {
                 continue;
             }
-            if *v == Via::ClusterIp {
-                if let Some(addr) = service.cluster_ip.get(slot(*f)).copied().flatten() {
+            if matches!(v, Via::ClusterIp | Via::LoadBalancer) {
+                if let Some(addr) = service.at(*v, *f) {
                     aims.push(Aim {
                         target: i,
                         path: *path,
@@ -188,6 +201,7 @@ mod tests {
     fn every_agent_presses_every_node_over_every_path_it_has() {
         let service = Service {
             cluster_ip: [at(80), None],
+            ..Default::default()
         };
         let r = plan(
             &[Via::Pod, Via::ClusterIp, Via::NodePort],
@@ -218,6 +232,25 @@ mod tests {
             url: "http://10.0.0.1:2002/".into()
         }));
         assert!(r.skipped.is_empty());
+    }
+
+    #[test]
+    fn a_load_balancer_is_one_address_for_all_pressed_on_the_diagonal() {
+        let service = Service {
+            load_balancer: [at(81), None],
+            ..Default::default()
+        };
+        let r = plan(&[Via::LoadBalancer], &[Family::V4], Peers::All, 0, &nodes(3, false), &service, |_| true);
+        for o in &r.orders {
+            assert_eq!(
+                o.aims,
+                [Aim {
+                    target: o.source,
+                    path: 0,
+                    url: format!("http://{}/", at(81).unwrap())
+                }]
+            );
+        }
     }
 
     #[test]

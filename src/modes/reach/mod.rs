@@ -25,9 +25,12 @@ pub enum Via {
     ClusterIp,
     NodePort,
     Multus,
+    /// The agents' Service's load-balancer address (in a cluster only).
+    LoadBalancer,
 }
 
 impl Via {
+    /// The paths a local mesh takes (and `--impair` names).
     pub const ALL: [Via; 4] = [Via::Pod, Via::ClusterIp, Via::NodePort, Via::Multus];
 
     /// The path's name in reports and in `--impair` (kdoctor's words).
@@ -37,6 +40,7 @@ impl Via {
             Via::ClusterIp => "clusterIP",
             Via::NodePort => "nodePort",
             Via::Multus => "multus",
+            Via::LoadBalancer => "loadBalancer",
         }
     }
 

@@ -264,7 +264,9 @@ impl Network {
                 Impairment::PathDown(v @ (Via::Pod | Via::Multus)) => {
                     self.path_rules(i, v, "drop", &mut filter_in, &mut filter_out);
                 }
-                Impairment::PathDown(Via::ClusterIp | Via::NodePort) | Impairment::Down | Impairment::NoIpv6 => {}
+                Impairment::PathDown(Via::ClusterIp | Via::NodePort | Via::LoadBalancer)
+                | Impairment::Down
+                | Impairment::NoIpv6 => {}
             }
         }
         let mut out = String::from("table inet kpatrol {\n");
@@ -313,6 +315,8 @@ impl Network {
                     "    ct original {ipf} daddr {} {action}",
                     cluster_ip(family)
                 ),
+                // not a local path
+                Via::LoadBalancer => Ok(()),
             };
         }
     }

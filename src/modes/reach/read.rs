@@ -95,7 +95,7 @@ pub(crate) fn mesh_targets(cx: &mut Cx, n: &Node, path: &str, _: &ExpectSpec, _:
     if cx.diags.error_count() > before {
         return None;
     }
-    if let Some(w) = unpressed_paths(on("loadBalancer"), on("ingress")) {
+    if let Some(w) = unpressed_paths(on("ingress")) {
         cx.diags.warn(paths_pos, &paths_path, w);
     }
     Some(Mode::Reach(ReachPlan {
@@ -112,22 +112,10 @@ pub(crate) fn mesh_targets(cx: &mut Cx, n: &Node, path: &str, _: &ExpectSpec, _:
     }))
 }
 
-/// The warning for paths a task asks that this version does not press yet (their cells are
-/// skipped, and the round's report says so), if any.
-pub(crate) fn unpressed_paths(load_balancer: bool, ingress: bool) -> Option<String> {
-    let asked: Vec<&str> = [(load_balancer, "loadBalancer"), (ingress, "ingress")]
-        .into_iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, p)| p)
-        .collect();
-    (!asked.is_empty()).then(|| {
-        format!(
-            "this version does not press the {} path{} yet: {} skipped, and each round's report says so",
-            asked.join(" and "),
-            if asked.len() > 1 { "s" } else { "" },
-            if asked.len() > 1 { "they are" } else { "it is" },
-        )
-    })
+/// The warning for the ingress path, which this version does not press yet (its cells are
+/// skipped, and the round's report says so), when a task asks for it.
+pub(crate) fn unpressed_paths(ingress: bool) -> Option<String> {
+    ingress.then(|| "this version does not press the ingress path yet: it is skipped, and each round's report says so".to_string())
 }
 
 /// The names listed at `key`, each one of `allowed` (each one `one`); at least one.
