@@ -657,9 +657,9 @@ async fn a_mesh_round_passes_on_every_node_and_names_the_node_whose_agent_is_kil
 /// kdoctor's NetReach, unchanged, on nodes that are network namespaces: a control plane of
 /// this test's own whose test kubelet (`--netns`) runs each node's pods in its node's
 /// namespace (pod addresses 198.18.1.x and fd6b:7061::b:x, node addresses 198.18.0.x) and
-/// writes kube-proxy's DNAT rules for the Services (and gives a LoadBalancer an address). The
-/// round presses pod IPs over IPv4 and IPv6, the agents' ClusterIP, every node's NodePort and
-/// the load balancer, and passes. In a second round one
+/// writes kube-proxy's DNAT rules for the Services (and is the load balancer and the ingress
+/// controller). The round presses pod IPs over IPv4 and IPv6, the agents' ClusterIP, every
+/// node's NodePort, the load balancer and the Ingress, and passes. In a second round one
 /// node (not the launcher's) drops every packet that comes in: the round fails and the
 /// launcher names that node.
 #[tokio::test]
@@ -671,7 +671,7 @@ async fn a_kdoctor_netreach_runs_unchanged_on_nodes_in_network_namespaces_and_na
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("netreach.yaml"),
-        "apiVersion: kdoctor.io/v1beta1\nkind: NetReach\nmetadata:\n  name: mesh\nspec:\n  schedule:\n    schedule: \"0 0 1 1 *\"\n    roundTimeoutMinute: 1\n    roundNumber: -1\n  request:\n    qps: 10\n    durationInSecond: 3\n    perRequestTimeoutInMS: 1000\n  expect:\n    successRate: 1\n    meanAccessDelayInMs: 1000\n  target:\n    ipv4: true\n    ipv6: true\n    endpoint: true\n    clusterIP: true\n    nodePort: true\n    loadBalancer: true\n",
+        "apiVersion: kdoctor.io/v1beta1\nkind: NetReach\nmetadata:\n  name: mesh\nspec:\n  schedule:\n    schedule: \"0 0 1 1 *\"\n    roundTimeoutMinute: 1\n    roundNumber: -1\n  request:\n    qps: 10\n    durationInSecond: 3\n    perRequestTimeoutInMS: 1000\n  expect:\n    successRate: 1\n    meanAccessDelayInMs: 1000\n  target:\n    ipv4: true\n    ipv6: true\n    endpoint: true\n    clusterIP: true\n    nodePort: true\n    loadBalancer: true\n    ingress: true\n",
     )
     .unwrap();
     let (code, out, err) = kpatrol(c, &["apply", "-n", &ns, dir.path().to_str().unwrap()]).await;
@@ -705,13 +705,19 @@ async fn a_kdoctor_netreach_runs_unchanged_on_nodes_in_network_namespaces_and_na
     );
     assert_eq!(r["verdict"], "pass", "{log}");
     assert_eq!(r["network"], "cluster", "{log}");
-    // pod over IPv4 and IPv6 and NodePort: 9 cells each; ClusterIP and the load balancer
-    // (its address given by the test kubelet): each node's row, 3 each
-    assert_eq!(r["cells"], 33, "{log}");
+    // pod over IPv4 and IPv6 and NodePort: 9 cells each; ClusterIP, the load balancer and
+    // the Ingress (their addresses given by the test kubelet): each node's row, 3 each
+    assert_eq!(r["cells"], 36, "{log}");
     assert_eq!(r["failedCells"], 0, "{log}");
-    assert!(log.contains("paths pod, clusterIP, nodePort, loadBalancer (ipv4, ipv6)"), "{log}");
+    assert!(
+        log.contains("paths pod, clusterIP, nodePort, loadBalancer, ingress (ipv4, ipv6)"),
+        "{log}"
+    );
     // the cluster is IPv4 only: what IPv6 cannot take is said, not failed
-    assert!(log.contains("skipped clusterIP ipv6: the agents' Service has no IPv6 address"), "{log}");
+    assert!(
+        log.contains("skipped clusterIP ipv6: the agents' Service has no IPv6 address"),
+        "{log}"
+    );
     let (code, out, err) = kpatrol(c, &["report", "netreach-mesh", "-n", &ns]).await;
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("round nr-manual-1 PASS"), "{out}");

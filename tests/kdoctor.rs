@@ -46,29 +46,30 @@ fn warnings(text: &str) -> Vec<String> {
         .unwrap()
         .diagnostics
         .iter()
-        .filter(|d| d.severity == Severity::Warning && !d.message.contains(REACH_WARNING))
+        .filter(|d| d.severity == Severity::Warning)
         .map(|d| d.to_string())
         .collect()
 }
 
-const REACH_WARNING: &str = "this version does not press the ingress path yet";
-
 #[test]
-fn netreach_runs_in_a_cluster_and_warns_only_of_the_paths_not_pressed_yet() {
+fn netreach_loads_without_warnings_and_renders_its_service_and_ingress() {
     let ft = load_str(Path::new("t.yaml"), &doc("NetReach", SCHED)).unwrap();
     assert_eq!(ft.plans.len(), 1);
     assert!(ft.diagnostics.is_empty(), "{:?}", ft.diagnostics);
-    let lb = format!("{SCHED}  target:\n    loadBalancer: true\n    ingress: true\n");
-    let ft = load_str(Path::new("t.yaml"), &doc("NetReach", &lb)).unwrap();
-    assert_eq!(ft.plans.len(), 1);
-    let w: Vec<_> = ft
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Warning)
-        .collect();
-    assert_eq!(w.len(), 1, "{w:?}");
-    assert_eq!(w[0].path, "spec.target");
-    assert!(w[0].message.contains(REACH_WARNING), "{}", w[0].message);
+    let all = format!("{SCHED}  target:\n    loadBalancer: true\n    ingress: true\n");
+    let ft = load_str(Path::new("t.yaml"), &doc("NetReach", &all)).unwrap();
+    assert!(ft.diagnostics.is_empty(), "{:?}", ft.diagnostics);
+    let rendered = kpatrol::render::render(&ft.plans, &Default::default()).unwrap();
+    let kinds: Vec<&str> = rendered.objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert!(kinds.contains(&"Service") && kinds.contains(&"Ingress"), "{kinds:?}");
+    let svc = rendered.objects.iter().find(|o| o["kind"] == "Service").unwrap();
+    assert_eq!(svc["spec"]["type"], "LoadBalancer");
+    let ing = rendered.objects.iter().find(|o| o["kind"] == "Ingress").unwrap();
+    assert_eq!(ing["spec"]["rules"][0]["http"]["paths"][0]["path"], "/kpatrol");
+    assert_eq!(
+        ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        svc["metadata"]["name"]
+    );
 }
 
 fn doc(kind: &str, spec: &str) -> String {
@@ -1214,11 +1215,7 @@ fn status_block_is_accepted_and_ignored() {
         let without = doc(kind, &spec);
         let with = format!("{without}{STATUS}");
         let ft = load_str(Path::new("t.yaml"), &with).unwrap();
-        assert!(
-            ft.diagnostics.iter().all(|d| d.message == REACH_WARNING),
-            "{kind}: {:?}",
-            ft.diagnostics
-        );
+        assert!(ft.diagnostics.is_empty(), "{kind}: {:?}", ft.diagnostics);
         assert_eq!(plan(&with), plan(&without), "{kind}: status changes nothing");
     }
     // Even a status that does not match kdoctor's shape is not looked at.

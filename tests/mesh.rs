@@ -522,6 +522,7 @@ mod agents {
                     target: j as u32,
                     path: 0,
                     url: format!("http://{}/", a.addr),
+                    host: None,
                 })
                 .collect(),
         }

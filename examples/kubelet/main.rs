@@ -297,7 +297,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     tasks.push(tokio::spawn(pod::watch(ctx.clone())));
     if let Some(net) = &net {
+        netns::ingress_controller(net.clone())?;
         tasks.push(tokio::spawn(netns::watch_services(ctx.clone(), net.clone())));
+        tasks.push(tokio::spawn(netns::watch_ingresses(ctx.clone(), net.clone())));
     }
     tokio::select! {
         _ = term.recv() => log!("SIGTERM: stopping"),

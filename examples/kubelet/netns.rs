@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use anyhow::Context as _;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use kpatrol::modes::reach::Family;
 use kpatrol::modes::reach::netns::{Addr, Created, Network, address};
 use kube::api::Api;
@@ -49,6 +50,8 @@ struct Proxy {
     loaded: Vec<String>,
     /// Load-balancer addresses given.
     lb_given: u32,
+    /// Ingresses by namespace/name.
+    ingresses: BTreeMap<String, Ingress>,
 }
 
 #[derive(Clone, Debug)]
@@ -189,7 +192,7 @@ impl Net {
 
     fn reload(&self, p: &mut Proxy) {
         for i in 0..self.network.nodes {
-            let rules = ruleset(i, &p.services, &p.endpoints);
+            let rules = ruleset(i, &p.services, &p.endpoints, !p.ingresses.is_empty());
             let Some(loaded) = p.loaded.get_mut(i as usize) else {
                 continue;
             };
@@ -223,10 +226,24 @@ fn nft(ns: &str, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Node `i`'s proxy rules for `services` over `endpoints`. Pure.
-pub fn ruleset(i: u32, services: &BTreeMap<String, Service>, endpoints: &BTreeMap<String, Endpoint>) -> String {
+/// Node `i`'s proxy rules for `services` over `endpoints`, and to the ingress controller
+/// when there are `ingresses`. Pure.
+pub fn ruleset(
+    i: u32,
+    services: &BTreeMap<String, Service>,
+    endpoints: &BTreeMap<String, Endpoint>,
+    ingresses: bool,
+) -> String {
     let mut out_rules = String::new();
     let mut pre_rules = String::new();
+    if ingresses {
+        let rule = format!(
+            "    ip daddr {INGRESS_IP} tcp dport 80 dnat ip to {}:80\n",
+            address(Addr::Pod, 0, Family::V4)
+        );
+        out_rules.push_str(&rule);
+        pre_rules.push_str(&rule);
+    }
     let v4 = |ip: &str| ip.parse::<std::net::Ipv4Addr>().ok();
     for svc in services.values() {
         let Some(spec) = svc.spec.as_ref() else { continue };
@@ -310,30 +327,100 @@ pub fn ruleset(i: u32, services: &BTreeMap<String, Service>, endpoints: &BTreeMa
 }
 
 /// Follows every Service (a list, then a watch; listed again when the watch fails),
-/// reloading the rules on each change.
+/// reloading the rules on each change; a LoadBalancer gets an address of its own.
 pub async fn watch_services(ctx: Arc<Ctx>, net: Arc<Net>) {
+    follow::<Service>(
+        ctx,
+        net,
+        |p| &mut p.services,
+        |s, p| {
+            let lb = s.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
+            let has = s.status.as_ref().and_then(|s| s.load_balancer.as_ref());
+            (lb && !has_address(has)).then(|| {
+                p.lb_given += 1;
+                std::net::Ipv4Addr::new(198, 18, 254, (p.lb_given % 250 + 1) as u8)
+            })
+        },
+    )
+    .await
+}
+
+/// Follows every Ingress as [`watch_services`] does: each gets [`INGRESS_IP`], where the
+/// ingress controller answers.
+pub async fn watch_ingresses(ctx: Arc<Ctx>, net: Arc<Net>) {
+    follow::<Ingress>(
+        ctx,
+        net,
+        |p| &mut p.ingresses,
+        |i, _| {
+            let has = i.status.as_ref().and_then(|s| s.load_balancer.as_ref());
+            let has = has.map(|l| k8s_openapi::api::core::v1::LoadBalancerStatus {
+                ingress: l.ingress.as_ref().map(|v| {
+                    v.iter()
+                        .map(|x| k8s_openapi::api::core::v1::LoadBalancerIngress {
+                            ip: x.ip.clone(),
+                            ..Default::default()
+                        })
+                        .collect()
+                }),
+            });
+            (!has_address(has.as_ref())).then_some(INGRESS_IP)
+        },
+    )
+    .await
+}
+
+fn has_address(lb: Option<&k8s_openapi::api::core::v1::LoadBalancerStatus>) -> bool {
+    lb.and_then(|l| l.ingress.as_ref()).is_some_and(|v| !v.is_empty())
+}
+
+/// Keeps `map(proxy)` equal to the cluster's objects of kind `K` (a list, then a watch;
+/// listed again when the watch fails), reloading the rules on each change; an object
+/// `address` gives an address to gets it in its status (`status.loadBalancer.ingress`).
+async fn follow<K>(
+    ctx: Arc<Ctx>,
+    net: Arc<Net>,
+    map: fn(&mut Proxy) -> &mut BTreeMap<String, K>,
+    address: fn(&K, &mut Proxy) -> Option<std::net::Ipv4Addr>,
+) where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     use kube::api::{ListParams, WatchEvent, WatchParams};
-    let api: Api<Service> = Api::all(ctx.client.clone());
-    let key = |s: &Service| {
+    let api: Api<K> = Api::all(ctx.client.clone());
+    let key = |o: &K| {
         format!(
             "{}/{}",
-            s.metadata.namespace.as_deref().unwrap_or_default(),
-            s.metadata.name.as_deref().unwrap_or_default()
+            o.meta().namespace.as_deref().unwrap_or_default(),
+            o.meta().name.as_deref().unwrap_or_default()
         )
+    };
+    let give = |o: &K, p: &mut Proxy| {
+        if let Some(ip) = address(o, p) {
+            tokio::spawn(give_address::<K>(ctx.clone(), o.clone(), ip));
+        }
     };
     loop {
         let list = match api.list(&ListParams::default()).await {
             Ok(l) => l,
             Err(e) => {
-                crate::log(format_args!("services: list failed: {e}"));
+                crate::log(format_args!("{}: list failed: {e}", K::plural(&())));
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 continue;
             }
         };
-        let mut rv = list.metadata.resource_version.clone().unwrap_or_default();
+        let rv = list.metadata.resource_version.clone().unwrap_or_default();
         {
             let mut p = net.proxy.lock().unwrap_or_else(PoisonError::into_inner);
-            p.services = list.items.into_iter().map(|s| (key(&s), s)).collect();
+            for o in &list.items {
+                give(o, &mut p);
+            }
+            *map(&mut p) = list.items.into_iter().map(|o| (key(&o), o)).collect();
             net.reload(&mut p);
         }
         let wp = WatchParams::default().timeout(60);
@@ -344,45 +431,36 @@ pub async fn watch_services(ctx: Arc<Ctx>, net: Arc<Net>) {
         while let Some(Ok(ev)) = stream.next().await {
             let mut p = net.proxy.lock().unwrap_or_else(PoisonError::into_inner);
             match ev {
-                WatchEvent::Added(s) | WatchEvent::Modified(s) => {
-                    rv = s.metadata.resource_version.clone().unwrap_or(rv);
-                    if let Some(ip) = wants_lb(&s).then(|| {
-                        p.lb_given += 1;
-                        std::net::Ipv4Addr::new(198, 18, 254, (p.lb_given % 250 + 1) as u8)
-                    }) {
-                        tokio::spawn(give_lb(ctx.clone(), s.clone(), ip));
-                    }
-                    p.services.insert(key(&s), s);
+                WatchEvent::Added(o) | WatchEvent::Modified(o) => {
+                    give(&o, &mut p);
+                    map(&mut p).insert(key(&o), o);
                 }
-                WatchEvent::Deleted(s) => {
-                    p.services.remove(&key(&s));
+                WatchEvent::Deleted(o) => {
+                    map(&mut p).remove(&key(&o));
                 }
                 WatchEvent::Bookmark(_) => continue,
                 WatchEvent::Error(_) => break,
             }
             net.reload(&mut p);
         }
-        let _ = rv;
     }
 }
 
-/// A Service of type LoadBalancer without an address yet.
-fn wants_lb(s: &Service) -> bool {
-    s.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
-        && s.status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|l| l.ingress.as_ref())
-            .is_none_or(Vec::is_empty)
-}
-
-/// Writes `ip` as Service `s`'s load-balancer address (its status).
-async fn give_lb(ctx: Arc<Ctx>, s: Service, ip: std::net::Ipv4Addr) {
-    let (Some(ns), Some(name)) = (s.metadata.namespace.as_deref(), s.metadata.name.as_deref()) else {
+/// Writes `ip` as `o`'s load-balancer address (its status), as a load balancer or an
+/// ingress controller does.
+async fn give_address<K>(ctx: Arc<Ctx>, o: K, ip: std::net::Ipv4Addr)
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let (Some(ns), Some(name)) = (o.meta().namespace.as_deref(), o.meta().name.as_deref()) else {
         return;
     };
-    let api: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
-    let patch = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}}});
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string()}]}}});
+    let what = format!("{} {ns}/{name}", K::kind(&()));
     match api
         .patch_status(
             name,
@@ -391,14 +469,184 @@ async fn give_lb(ctx: Arc<Ctx>, s: Service, ip: std::net::Ipv4Addr) {
         )
         .await
     {
-        Ok(_) => crate::log(format_args!("service {ns}/{name}: load balancer {ip}")),
-        Err(e) => crate::log(format_args!("service {ns}/{name}: load balancer not given: {e}")),
+        Ok(_) => crate::log(format_args!("{what}: address {ip}")),
+        Err(e) => crate::log(format_args!("{what}: address not given: {e}")),
     }
+}
+
+/// Where the test ingress controller answers (every Ingress's address), DNATed in every
+/// node to its listener on node 0's pod address, port 80.
+pub const INGRESS_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(198, 18, 253, 1);
+
+/// The ingress controller: a listener on node 0's pod address, port 80, inside node 0's
+/// namespace, that routes each connection by its first request's `Host` and path (the
+/// Ingresses' rules: host equal or absent, longest path prefix) to the backend Service's
+/// ClusterIP and port, and relays the bytes; 404 when no rule matches. Connections, not
+/// requests, are routed (enough for a test: a keep-alive connection keeps one host).
+pub fn ingress_controller(net: Arc<Net>) -> anyhow::Result<()> {
+    let path = net.node_path(0);
+    let addr = std::net::SocketAddr::new(address(Addr::Pod, 0, Family::V4), 80);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let ready = tx.clone();
+        let run = move || -> anyhow::Result<()> {
+            kpatrol::modes::reach::netns::enter(&path)?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                let _ = ready.send(Ok(()));
+                loop {
+                    let Ok((conn, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    tokio::spawn(route(net.clone(), conn));
+                }
+            })
+        };
+        if let Err(e) = run() {
+            let _ = tx.send(Err(e));
+        }
+    });
+    rx.recv()
+        .map_err(|_| anyhow::anyhow!("the ingress controller's thread ended"))?
+}
+
+async fn route(net: Arc<Net>, mut conn: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    let (host, path) = loop {
+        let Ok(Ok(n)) = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut buf)).await else {
+            return;
+        };
+        if n == 0 || head.len() > 16 << 10 {
+            return;
+        }
+        head.extend_from_slice(buf.get(..n).unwrap_or_default());
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut headers);
+        if let Ok(httparse::Status::Complete(_)) = req.parse(&head) {
+            let host = req
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("host"))
+                .map(|h| {
+                    String::from_utf8_lossy(h.value)
+                        .split(':')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                });
+            break (host, req.path.unwrap_or("/").to_string());
+        }
+    };
+    let backend = {
+        let p = net.proxy.lock().unwrap_or_else(PoisonError::into_inner);
+        backend_of(&p, host.as_deref(), &path)
+    };
+    let Some(backend) = backend else {
+        let _ = conn
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\nConnection: close\r\n\r\nno route\r\n")
+            .await;
+        return;
+    };
+    let Ok(Ok(mut up)) = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::net::TcpStream::connect(backend),
+    )
+    .await
+    else {
+        let _ = conn
+            .write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await;
+        return;
+    };
+    if up.write_all(&head).await.is_ok() {
+        let _ = tokio::io::copy_bidirectional(&mut conn, &mut up).await;
+    }
+}
+
+/// The ClusterIP and port an Ingress rule sends `host` and `path` to. Pure.
+fn backend_of(p: &Proxy, host: Option<&str>, path: &str) -> Option<std::net::SocketAddr> {
+    let mut best: Option<(
+        usize,
+        String,
+        String,
+        &k8s_openapi::api::networking::v1::ServiceBackendPort,
+    )> = None;
+    for ing in p.ingresses.values() {
+        let ns = ing.metadata.namespace.clone().unwrap_or_default();
+        for rule in ing.spec.iter().flat_map(|s| s.rules.iter().flatten()) {
+            if rule.host.as_deref().is_some_and(|h| Some(h) != host) {
+                continue;
+            }
+            for hp in rule.http.iter().flat_map(|h| h.paths.iter()) {
+                let prefix = hp.path.as_deref().unwrap_or("/");
+                let Some(svc) = hp.backend.service.as_ref() else {
+                    continue;
+                };
+                let Some(port) = svc.port.as_ref() else { continue };
+                if path.starts_with(prefix) && best.as_ref().is_none_or(|b| b.0 < prefix.len()) {
+                    best = Some((prefix.len(), ns.clone(), svc.name.clone(), port));
+                }
+            }
+        }
+    }
+    let (_, ns, name, port) = best?;
+    let svc = p.services.get(&format!("{ns}/{name}"))?;
+    let spec = svc.spec.as_ref()?;
+    let ip = spec.cluster_ip.as_deref()?.parse().ok()?;
+    let sp = spec.ports.iter().flatten().find(|sp| match (&port.name, port.number) {
+        (Some(n), _) => sp.name.as_deref() == Some(n.as_str()),
+        (None, Some(num)) => sp.port == num,
+        (None, None) => false,
+    })?;
+    Some(std::net::SocketAddr::new(ip, u16::try_from(sp.port).ok()?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ingress_routes_by_host_and_longest_path_to_its_services_cluster_ip() {
+        let svc = |name: &str, ip: &str| -> Service {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "a"},
+                "spec": {"clusterIP": ip, "ports": [{"name": "mesh", "port": 80}]},
+            }))
+            .unwrap()
+        };
+        let ing: Ingress = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "i", "namespace": "a"},
+            "spec": {"rules": [{"host": "mesh.example.com", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "root", "port": {"number": 80}}}},
+                {"path": "/kpatrol", "pathType": "Prefix", "backend": {"service": {"name": "mesh", "port": {"name": "mesh"}}}},
+            ]}}]},
+        }))
+        .unwrap();
+        let p = Proxy {
+            services: BTreeMap::from([
+                ("a/mesh".to_string(), svc("mesh", "10.0.0.7")),
+                ("a/root".to_string(), svc("root", "10.0.0.8")),
+            ]),
+            ingresses: BTreeMap::from([("a/i".to_string(), ing)]),
+            ..Default::default()
+        };
+        assert_eq!(
+            backend_of(&p, Some("mesh.example.com"), "/kpatrol/x"),
+            Some("10.0.0.7:80".parse().unwrap())
+        );
+        assert_eq!(
+            backend_of(&p, Some("mesh.example.com"), "/other"),
+            Some("10.0.0.8:80".parse().unwrap())
+        );
+        assert_eq!(
+            backend_of(&p, Some("else.example.com"), "/kpatrol"),
+            None,
+            "another host"
+        );
+    }
 
     #[test]
     fn a_service_goes_to_its_endpoints_and_a_local_node_port_to_the_nodes_own() {
@@ -421,7 +669,7 @@ mod tests {
             ("u2".to_string(), ep(2, "b", "x")),
             ("u3".to_string(), ep(2, "a", "y")),
         ]);
-        let r = ruleset(1, &services, &endpoints);
+        let r = ruleset(1, &services, &endpoints, false);
         assert!(
             r.contains("ip daddr 10.0.0.7 tcp dport 80 dnat ip to numgen random mod 2 map { 0 : 198.18.1.10 . 8080, 1 : 198.18.1.11 . 8080 }"),
             "{r}"
@@ -433,6 +681,10 @@ mod tests {
             "{r}"
         );
         // node 2 has no endpoint of its own: its NodePort has no rule
-        assert!(!ruleset(2, &services, &endpoints).contains("31000"));
+        assert!(!ruleset(2, &services, &endpoints, false).contains("31000"));
+        assert!(
+            ruleset(2, &services, &endpoints, true)
+                .contains("ip daddr 198.18.253.1 tcp dport 80 dnat ip to 198.18.1.10:80")
+        );
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, ListParams, PostParams};
 
 use super::round::{self, Launch, NodeFacts, Start, api_err};
@@ -183,25 +184,42 @@ pub fn service_of(svc: &Service) -> (aims::Service, Option<u16>) {
     (out, node_port)
 }
 
-/// The paths a cluster round presses, and those it cannot take yet, with why. Pure.
-pub fn vias(reach: &ReachPlan) -> (Vec<Via>, Vec<String>) {
-    let mut out = Vec::new();
-    for (on, via) in [
+/// Where the agents' Ingress answers (its controller's addresses on port 80), with its
+/// host and its first path, into `service`. Pure.
+pub fn ingress_of(ing: &Ingress, service: &mut aims::Service) {
+    let rule = ing.spec.as_ref().and_then(|s| s.rules.as_ref()).and_then(|r| r.first());
+    service.ingress_host = rule.and_then(|r| r.host.clone());
+    service.ingress_path = rule
+        .and_then(|r| r.http.as_ref())
+        .and_then(|h| h.paths.first())
+        .and_then(|p| p.path.clone())
+        .unwrap_or_else(|| "/".into());
+    let lb = ing.status.as_ref().and_then(|s| s.load_balancer.as_ref());
+    for ip in lb
+        .and_then(|l| l.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref()?.parse::<IpAddr>().ok())
+    {
+        if let Some(s) = service.ingress.get_mut(slot(&ip)) {
+            s.get_or_insert(SocketAddr::new(ip, 80));
+        }
+    }
+}
+
+/// The paths a cluster round presses: every one the task enables. Pure.
+pub fn vias(reach: &ReachPlan) -> Vec<Via> {
+    [
         (reach.endpoint, Via::Pod),
         (reach.cluster_ip, Via::ClusterIp),
         (reach.node_port, Via::NodePort),
         (reach.multus_interface, Via::Multus),
         (reach.load_balancer, Via::LoadBalancer),
-    ] {
-        if on {
-            out.push(via);
-        }
-    }
-    let mut skipped = Vec::new();
-    if reach.ingress {
-        skipped.push("ingress: this version does not press the Ingress path yet".to_string());
-    }
-    (out, skipped)
+        (reach.ingress, Via::Ingress),
+    ]
+    .into_iter()
+    .filter_map(|(on, via)| on.then_some(via))
+    .collect()
 }
 
 /// The families a task enables.
@@ -285,11 +303,12 @@ pub async fn launch(
         r = wait_running(&pods, &name, &wanted, orders_by) => r?,
         _ = l.stop.stopped() => BTreeMap::new(),
     };
-    let (vias, mut skipped) = vias(reach);
+    let vias = vias(reach);
+    let mut skipped = Vec::new();
     let needs_service = vias
         .iter()
         .any(|v| matches!(v, Via::ClusterIp | Via::NodePort | Via::LoadBalancer));
-    let (service, node_port) = match needs_service {
+    let (mut service, node_port) = match needs_service {
         true => {
             let svc_name = crate::render::mesh_service_name(plan);
             let services: Api<Service> = Api::namespaced(client.clone(), &l.namespace);
@@ -306,8 +325,24 @@ pub async fn launch(
         }
         false => Default::default(),
     };
+    if vias.contains(&Via::Ingress) {
+        let ing_name = crate::render::mesh_service_name(plan);
+        let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &l.namespace);
+        match ingresses.get_opt(&ing_name).await {
+            Ok(Some(ing)) => ingress_of(&ing, &mut service),
+            Ok(None) => skipped.push(format!("ingress: the agents' Ingress {ing_name} does not exist")),
+            Err(e) => return Err(api_err("Ingress", &ing_name, e)),
+        }
+    }
     for f in families(reach) {
         let s = usize::from(f == Family::V6);
+        if vias.contains(&Via::Ingress) && service.ingress.get(s).copied().flatten().is_none() {
+            skipped.push(format!(
+                "ingress {}: the agents' Ingress has no {} address (no controller admitted it yet, or a hostname)",
+                f.name(),
+                f.label()
+            ));
+        }
         if vias.contains(&Via::LoadBalancer) && service.load_balancer.get(s).copied().flatten().is_none() {
             skipped.push(format!(
                 "loadBalancer {}: the agents' Service has no {} load-balancer address (none given yet, or a hostname)",
@@ -613,6 +648,46 @@ mod tests {
         let (s, _) = service_of(&svc);
         assert_eq!(s.load_balancer[0], Some("192.0.2.7:80".parse().unwrap()));
         assert_eq!(s.load_balancer[1], Some("[2001:db8::7]:80".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_ingress_answers_on_its_controllers_addresses_with_its_host_and_path() {
+        let ing: Ingress = serde_json::from_value(json!({
+            "metadata": {"name": "mesh-x"},
+            "spec": {"rules": [{"host": "mesh.example.com", "http": {"paths": [{"path": "/kpatrol", "pathType": "Prefix",
+                "backend": {"service": {"name": "mesh-x", "port": {"name": "mesh"}}}}]}}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.8"}]}},
+        }))
+        .unwrap();
+        let mut s = aims::Service::default();
+        ingress_of(&ing, &mut s);
+        assert_eq!(s.ingress, [Some("192.0.2.8:80".parse().unwrap()), None]);
+        assert_eq!(s.ingress_host.as_deref(), Some("mesh.example.com"));
+        assert_eq!(s.ingress_path, "/kpatrol");
+        let r = aims::plan(
+            &[Via::Ingress],
+            &[Family::V4],
+            crate::modes::reach::Peers::All,
+            0,
+            &[(
+                "n0".into(),
+                Reach {
+                    pod: [Some("10.0.0.5:8080".parse().unwrap()), None],
+                    ..Default::default()
+                },
+            )],
+            &s,
+            |_| true,
+        );
+        assert_eq!(
+            r.orders[0].aims,
+            [agent::Aim {
+                target: 0,
+                path: 0,
+                url: "http://192.0.2.8:80/kpatrol".into(),
+                host: Some("mesh.example.com".into())
+            }]
+        );
     }
 
     #[test]

@@ -115,6 +115,7 @@ pub const KINDS: &[(&str, &str, &str, bool)] = &[
     ("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", true),
     ("v1", "ConfigMap", "configmaps", true),
     ("v1", "Service", "services", true),
+    ("networking.k8s.io/v1", "Ingress", "ingresses", true),
     ("batch/v1", "CronJob", "cronjobs", true),
     ("batch/v1", "Job", "jobs", true),
 ];

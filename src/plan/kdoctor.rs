@@ -548,10 +548,6 @@ pub(crate) fn net_reach(cx: &mut Cx, meta: Meta, spec: &raw::Spec, overrides: &O
             ingress_route: None,
         },
     };
-    if let Some(w) = crate::modes::reach::read::unpressed_paths(reach.ingress) {
-        let pos = spec.target.as_ref().map_or(meta.origin.name_pos, |n| n.pos);
-        cx.diags.warn(pos, &format!("{}.target", spec.path), w);
-    }
     Some(plan(meta, "NetReach", common?, Mode::Reach(reach), overrides))
 }
 

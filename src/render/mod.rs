@@ -58,6 +58,7 @@ pub enum Object {
     ClusterRole(ClusterRole),
     ClusterRoleBinding(ClusterRoleBinding),
     Service(Box<Service>),
+    Ingress(Box<k8s_openapi::api::networking::v1::Ingress>),
 }
 
 /// Rendered files (name → YAML text), ready for a directory.
@@ -374,6 +375,9 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
         && let Some(svc) = pod::mesh_service(plan, reach)
     {
         objs.push(Object::Service(Box::new(svc)));
+        if let Some(ing) = pod::mesh_ingress(plan, reach) {
+            objs.push(Object::Ingress(Box::new(ing)));
+        }
     }
     if plan.agents.host_network {
         d.warn(
@@ -431,6 +435,7 @@ fn kind_rank(kind: &str) -> u8 {
         "RoleBinding" => 5,
         "ConfigMap" => 6,
         "Service" => 7,
+        "Ingress" => 8,
         _ => 9,
     }
 }

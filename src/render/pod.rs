@@ -487,6 +487,59 @@ pub(crate) fn mesh_service(plan: &Plan, reach: &crate::modes::reach::ReachPlan) 
     })
 }
 
+/// The path an Ingress of a mesh routes to its agents when the task names none (kdoctor's
+/// NetReach, whose Ingress comes from its chart).
+pub const MESH_INGRESS_PATH: &str = "/kpatrol";
+
+/// The mesh agents' Ingress, for the `ingress` path: the task's class, host and path (the
+/// cluster's default class, any host and [`MESH_INGRESS_PATH`] for a NetReach) to the
+/// agents' Service.
+pub(crate) fn mesh_ingress(
+    plan: &Plan,
+    reach: &crate::modes::reach::ReachPlan,
+) -> Option<k8s_openapi::api::networking::v1::Ingress> {
+    use k8s_openapi::api::networking::v1::{
+        HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend,
+        IngressSpec, ServiceBackendPort,
+    };
+    if !reach.ingress {
+        return None;
+    }
+    let route = reach.ingress_route.as_ref();
+    Some(Ingress {
+        metadata: ObjectMeta {
+            name: Some(super::mesh_service_name(plan)),
+            namespace: Some(plan.namespace.clone()),
+            labels: Some(labels(plan, "mesh")),
+            ..Default::default()
+        },
+        spec: Some(IngressSpec {
+            ingress_class_name: route.map(|r| r.class_name.clone()),
+            rules: Some(vec![IngressRule {
+                host: route.map(|r| r.host.clone()),
+                http: Some(HTTPIngressRuleValue {
+                    paths: vec![HTTPIngressPath {
+                        path: Some(route.map_or(MESH_INGRESS_PATH.to_string(), |r| r.path.clone())),
+                        path_type: "Prefix".into(),
+                        backend: IngressBackend {
+                            service: Some(IngressServiceBackend {
+                                name: super::mesh_service_name(plan),
+                                port: Some(ServiceBackendPort {
+                                    name: Some("mesh".into()),
+                                    ..Default::default()
+                                }),
+                            }),
+                            ..Default::default()
+                        },
+                    }],
+                }),
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
 pub(crate) fn agent_job_spec(
     plan: &Plan,
     opts: &RenderOptions,
@@ -776,6 +829,14 @@ pub(crate) fn rbac(plan: &Plan, per_node: bool, counted_rounds: bool) -> Vec<Obj
         // and reads where the agents' Service answers
         if mesh_service(plan, reach).is_some() {
             rules.push(rule("", "services", Some(&super::mesh_service_name(plan)), &["get"]));
+        }
+        if mesh_ingress(plan, reach).is_some() {
+            rules.push(rule(
+                "networking.k8s.io",
+                "ingresses",
+                Some(&super::mesh_service_name(plan)),
+                &["get"],
+            ));
         }
     }
     if counted_rounds {

@@ -63,6 +63,9 @@ pub struct Aim {
     /// The path's index in the round's path list.
     pub path: u16,
     pub url: String,
+    /// The `Host` to send (an Ingress's host), when not the URL's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// What the launcher tells an agent: its index, its aims, and the round's node and path
@@ -98,7 +101,14 @@ pub async fn press(plan: &Plan, source: u32, aims: &[Aim], mounts: &Mounts, stop
             name,
             url: a.url.clone(),
             method: "GET".into(),
-            headers: Vec::new(),
+            headers: a
+                .host
+                .iter()
+                .map(|h| crate::modes::http::plan::Header {
+                    name: "Host".into(),
+                    value: crate::modes::http::plan::HeaderValue::Inline(h.clone()),
+                })
+                .collect(),
             body: Body::None,
             tls: Tls::default(),
             version: HttpVersion::Http1,

@@ -23,11 +23,15 @@ pub struct Reach {
     pub multus: [Option<SocketAddr>; 2],
 }
 
-/// The agents' Service, by family: one address for every agent behind it.
+/// The agents' Service and Ingress, by family: one address for every agent behind them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Service {
     pub cluster_ip: [Option<SocketAddr>; 2],
     pub load_balancer: [Option<SocketAddr>; 2],
+    /// The Ingress's addresses, its host (the `Host` sent) and its path.
+    pub ingress: [Option<SocketAddr>; 2],
+    pub ingress_host: Option<String>,
+    pub ingress_path: String,
 }
 
 impl Service {
@@ -36,6 +40,7 @@ impl Service {
         let by = match v {
             Via::ClusterIp => &self.cluster_ip,
             Via::LoadBalancer => &self.load_balancer,
+            Via::Ingress => &self.ingress,
             Via::Pod | Via::NodePort | Via::Multus => return None,
         };
         by.get(slot(f)).copied().flatten()
@@ -55,7 +60,7 @@ impl Reach {
             Via::Pod => &self.pod,
             Via::NodePort => &self.node_port,
             Via::Multus => &self.multus,
-            Via::ClusterIp | Via::LoadBalancer => return None,
+            Via::ClusterIp | Via::LoadBalancer | Via::Ingress => return None,
         };
         by.get(slot(f)).copied().flatten()
     }
@@ -119,12 +124,17 @@ pub fn plan(
             if !me.has(*f) {
                 continue;
             }
-            if matches!(v, Via::ClusterIp | Via::LoadBalancer) {
+            if matches!(v, Via::ClusterIp | Via::LoadBalancer | Via::Ingress) {
                 if let Some(addr) = service.at(*v, *f) {
+                    let ingress = *v == Via::Ingress;
                     aims.push(Aim {
                         target: i,
                         path: *path,
-                        url: format!("http://{addr}/"),
+                        url: match ingress {
+                            true => format!("http://{addr}{}", service.ingress_path),
+                            false => format!("http://{addr}/"),
+                        },
+                        host: service.ingress_host.clone().filter(|_| ingress),
                     });
                 }
                 continue;
@@ -136,6 +146,7 @@ pub fn plan(
                         target: *j,
                         path: *path,
                         url: format!("http://{addr}/"),
+                        host: None,
                     });
                 }
             }
@@ -224,12 +235,14 @@ mod tests {
         assert!(o.aims.contains(&Aim {
             target: 1,
             path: 1,
-            url: "http://10.0.0.1:80/".into()
+            url: "http://10.0.0.1:80/".into(),
+            host: None,
         }));
         assert!(o.aims.contains(&Aim {
             target: 2,
             path: 2,
-            url: "http://10.0.0.1:2002/".into()
+            url: "http://10.0.0.1:2002/".into(),
+            host: None,
         }));
         assert!(r.skipped.is_empty());
     }
@@ -247,7 +260,8 @@ mod tests {
                 [Aim {
                     target: o.source,
                     path: 0,
-                    url: format!("http://{}/", at(81).unwrap())
+                    url: format!("http://{}/", at(81).unwrap()),
+                    host: None,
                 }]
             );
         }

@@ -309,7 +309,7 @@ async fn in_netns(reach: &ReachPlan, local: &Local) -> Result<Layout, ProbeError
         .collect();
     let service = aims::Service {
         cluster_ip: [Family::V4, Family::V6].map(|f| Some(SocketAddr::new(netns::cluster_ip(f), netns::AGENT_PORT))),
-        load_balancer: [None, None],
+        ..Default::default()
     };
     let planned = aims::plan(&vias, &families, reach.peers, ROUND, &nodes, &service, |i| network.up(i));
     skipped.extend(planned.skipped);

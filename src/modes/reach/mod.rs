@@ -27,6 +27,8 @@ pub enum Via {
     Multus,
     /// The agents' Service's load-balancer address (in a cluster only).
     LoadBalancer,
+    /// The agents' Ingress (in a cluster only).
+    Ingress,
 }
 
 impl Via {
@@ -41,6 +43,7 @@ impl Via {
             Via::NodePort => "nodePort",
             Via::Multus => "multus",
             Via::LoadBalancer => "loadBalancer",
+            Via::Ingress => "ingress",
         }
     }
 

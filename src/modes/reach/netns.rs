@@ -264,7 +264,7 @@ impl Network {
                 Impairment::PathDown(v @ (Via::Pod | Via::Multus)) => {
                     self.path_rules(i, v, "drop", &mut filter_in, &mut filter_out);
                 }
-                Impairment::PathDown(Via::ClusterIp | Via::NodePort | Via::LoadBalancer)
+                Impairment::PathDown(Via::ClusterIp | Via::NodePort | Via::LoadBalancer | Via::Ingress)
                 | Impairment::Down
                 | Impairment::NoIpv6 => {}
             }
@@ -315,8 +315,8 @@ impl Network {
                     "    ct original {ipf} daddr {} {action}",
                     cluster_ip(family)
                 ),
-                // not a local path
-                Via::LoadBalancer => Ok(()),
+                // not local paths
+                Via::LoadBalancer | Via::Ingress => Ok(()),
             };
         }
     }

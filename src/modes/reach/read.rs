@@ -31,7 +31,6 @@ pub const PEERS_ALLOWED: &str = "`all` (the default), or a number ≥ 1: each ag
 pub(crate) fn mesh_targets(cx: &mut Cx, n: &Node, path: &str, _: &ExpectSpec, _: &Path) -> Option<Mode> {
     let mut f = cx.fields(n, path)?;
     let before = cx.diags.error_count();
-    let (paths_pos, paths_path) = (f.pos_of("paths"), f.path_of("paths"));
     let paths = names(cx, &mut f, "paths", &PATHS, "path");
     let families = if f.has("families") {
         names(cx, &mut f, "families", &FAMILIES, "family")
@@ -95,9 +94,6 @@ pub(crate) fn mesh_targets(cx: &mut Cx, n: &Node, path: &str, _: &ExpectSpec, _:
     if cx.diags.error_count() > before {
         return None;
     }
-    if let Some(w) = unpressed_paths(on("ingress")) {
-        cx.diags.warn(paths_pos, &paths_path, w);
-    }
     Some(Mode::Reach(ReachPlan {
         ipv4: families.contains(&"ipv4"),
         ipv6: families.contains(&"ipv6"),
@@ -110,12 +106,6 @@ pub(crate) fn mesh_targets(cx: &mut Cx, n: &Node, path: &str, _: &ExpectSpec, _:
         peers,
         ingress_route,
     }))
-}
-
-/// The warning for the ingress path, which this version does not press yet (its cells are
-/// skipped, and the round's report says so), when a task asks for it.
-pub(crate) fn unpressed_paths(ingress: bool) -> Option<String> {
-    ingress.then(|| "this version does not press the ingress path yet: it is skipped, and each round's report says so".to_string())
 }
 
 /// The names listed at `key`, each one of `allowed` (each one `one`); at least one.
