@@ -658,8 +658,9 @@ async fn a_mesh_round_passes_on_every_node_and_names_the_node_whose_agent_is_kil
 /// this test's own whose test kubelet (`--netns`) runs each node's pods in its node's
 /// namespace (pod addresses 198.18.1.x and fd6b:7061::b:x, node addresses 198.18.0.x) and
 /// writes kube-proxy's DNAT rules for the Services (and is the load balancer and the ingress
-/// controller). The round presses pod IPs over IPv4 and IPv6, the agents' ClusterIP, every
-/// node's NodePort, the load balancer and the Ingress, and passes. In a second round one
+/// controller, and Multus for pods that ask for a second interface). The round presses pod IPs
+/// and Multus interfaces over IPv4 and IPv6, the agents' ClusterIP, every node's NodePort, the
+/// load balancer and the Ingress, and passes. In a second round one
 /// node (not the launcher's) drops every packet that comes in: the round fails and the
 /// launcher names that node.
 #[tokio::test]
@@ -671,7 +672,7 @@ async fn a_kdoctor_netreach_runs_unchanged_on_nodes_in_network_namespaces_and_na
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("netreach.yaml"),
-        "apiVersion: kdoctor.io/v1beta1\nkind: NetReach\nmetadata:\n  name: mesh\nspec:\n  schedule:\n    schedule: \"0 0 1 1 *\"\n    roundTimeoutMinute: 1\n    roundNumber: -1\n  request:\n    qps: 10\n    durationInSecond: 3\n    perRequestTimeoutInMS: 1000\n  expect:\n    successRate: 1\n    meanAccessDelayInMs: 1000\n  target:\n    ipv4: true\n    ipv6: true\n    endpoint: true\n    clusterIP: true\n    nodePort: true\n    loadBalancer: true\n    ingress: true\n",
+        "apiVersion: kdoctor.io/v1beta1\nkind: NetReach\nmetadata:\n  name: mesh\nspec:\n  agentSpec:\n    annotation:\n      k8s.v1.cni.cncf.io/networks: kube-system/macvlan\n  schedule:\n    schedule: \"0 0 1 1 *\"\n    roundTimeoutMinute: 1\n    roundNumber: -1\n  request:\n    qps: 10\n    durationInSecond: 3\n    perRequestTimeoutInMS: 1000\n  expect:\n    successRate: 1\n    meanAccessDelayInMs: 1000\n  target:\n    ipv4: true\n    ipv6: true\n    endpoint: true\n    clusterIP: true\n    nodePort: true\n    loadBalancer: true\n    ingress: true\n    multusInterface: true\n",
     )
     .unwrap();
     let (code, out, err) = kpatrol(c, &["apply", "-n", &ns, dir.path().to_str().unwrap()]).await;
@@ -705,12 +706,12 @@ async fn a_kdoctor_netreach_runs_unchanged_on_nodes_in_network_namespaces_and_na
     );
     assert_eq!(r["verdict"], "pass", "{log}");
     assert_eq!(r["network"], "cluster", "{log}");
-    // pod over IPv4 and IPv6 and NodePort: 9 cells each; ClusterIP, the load balancer and
-    // the Ingress (their addresses given by the test kubelet): each node's row, 3 each
-    assert_eq!(r["cells"], 36, "{log}");
+    // pod and Multus over IPv4 and IPv6 and NodePort: 9 cells each; ClusterIP, the load
+    // balancer and the Ingress (their addresses given by the test kubelet): each node's row
+    assert_eq!(r["cells"], 54, "{log}");
     assert_eq!(r["failedCells"], 0, "{log}");
     assert!(
-        log.contains("paths pod, clusterIP, nodePort, loadBalancer, ingress (ipv4, ipv6)"),
+        log.contains("paths pod, clusterIP, nodePort, multus, loadBalancer, ingress (ipv4, ipv6)"),
         "{log}"
     );
     // the cluster is IPv4 only: what IPv6 cannot take is said, not failed

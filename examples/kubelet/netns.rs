@@ -84,7 +84,9 @@ impl Endpoint {
 impl Net {
     /// Makes the namespaces of `nodes` nodes (deleted when the kubelet exits).
     pub fn create(nodes: u32) -> anyhow::Result<Net> {
-        let mut network = Network::plan(nodes, false, vec![Vec::new(); nodes as usize]);
+        // a second interface per node (eth1, 198.19.0.0/16 and fd6b:7061:0:1::/64) for pods
+        // that ask Multus for one
+        let mut network = Network::plan(nodes, true, vec![Vec::new(); nodes as usize]);
         // the Services' rules are this kubelet's to write
         network.services = false;
         let created = network.clone().create().context("--netns")?;
@@ -132,6 +134,21 @@ impl Net {
     /// Node `i`'s InternalIP.
     pub fn node_ip(i: u32) -> IpAddr {
         address(Addr::Node, i, Family::V4)
+    }
+
+    /// The Multus `network-status` of a pod on node `i` that asked for `networks` (the
+    /// annotation `k8s.v1.cni.cncf.io/networks`): its default interface and the node's second.
+    pub fn network_status(i: u32, networks: &str) -> String {
+        let ips = |a: Addr| {
+            [Family::V4, Family::V6]
+                .map(|f| address(a, i, f).to_string())
+                .to_vec()
+        };
+        serde_json::json!([
+            {"name": "kpatrol-netns", "interface": "eth0", "ips": ips(Addr::Pod), "default": true},
+            {"name": networks.split(',').next().unwrap_or(networks).trim(), "interface": "eth1", "ips": ips(Addr::Multus)},
+        ])
+        .to_string()
     }
 
     /// The addresses of node `i`'s pods.

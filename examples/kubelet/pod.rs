@@ -420,6 +420,30 @@ impl Worker {
                 self.folder.display()
             );
         }
+        // --netns: a pod that asks Multus for a second interface has the node's, said in its
+        // network-status annotation before its containers start (as Multus writes it)
+        if let (Some(_), Some(i)) = (&self.ctx.net, self.node_index())
+            && let Some(networks) = self
+                .pod
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("k8s.v1.cni.cncf.io/networks"))
+        {
+            let status = crate::netns::Net::network_status(i, networks);
+            let patch = json!({"metadata": {"annotations": {"k8s.v1.cni.cncf.io/network-status": status}}});
+            let api: kube::Api<Pod> = kube::Api::namespaced(self.ctx.client.clone(), &self.ns);
+            if let Err(e) = api
+                .patch(&self.name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+                .await
+            {
+                log!("{}/{}: network-status not written: {e}", self.ns, self.name);
+            }
+            // the downward API reads it from this copy
+            if let Some(a) = self.pod.metadata.annotations.as_mut() {
+                a.insert("k8s.v1.cni.cncf.io/network-status".into(), status);
+            }
+        }
         let prepared = match self.prepare(ctl).await {
             Ok(p) => p,
             Err(stop) => return stop,

@@ -630,7 +630,10 @@ async fn reach_agent(plan: &Plan, args: &ProbeArgs, log: Option<&Path>, stop: St
     let opts = agent::AgentOptions {
         listen: match args.listen {
             Some(addr) => vec![addr],
-            None => agent::listen_addrs(std::env::var(agent::POD_IPS_ENV).ok().as_deref()),
+            None => agent::listen_addrs(
+                std::env::var(agent::POD_IPS_ENV).ok().as_deref(),
+                std::env::var(agent::NETWORK_STATUS_ENV).ok().as_deref(),
+            ),
         },
         token: std::env::var(agent::TOKEN_ENV).ok().filter(|t| !t.is_empty()),
         wait_orders: plan.round_timeout,

@@ -20,13 +20,10 @@ use crate::judge::Outcome;
 use crate::judge::matrix::{CellExpect, Matrix, judge_matrix};
 use crate::modes::reach::agent::{self, AGENT_PORT, Orders, client};
 use crate::modes::reach::aims::{self, Reach};
-use crate::modes::reach::{Family, ReachPlan, Via};
+use crate::modes::reach::{Family, NETWORK_STATUS, ReachPlan, Via, multus_ips};
 use crate::names::label;
 use crate::plan::Plan;
 use crate::report::mesh::MeshReport;
-
-/// The pod annotation Multus writes with every interface's addresses.
-pub const NETWORK_STATUS: &str = "k8s.v1.cni.cncf.io/network-status";
 
 /// Agents' orders sent, or rows asked for, at once.
 const IN_FLIGHT: usize = 64;
@@ -53,26 +50,6 @@ impl Agent {
             .first()
             .map(|ip| format!("http://{}", SocketAddr::new(*ip, AGENT_PORT)))
     }
-}
-
-/// The addresses of a pod's secondary (non-default) interfaces from Multus'
-/// `network-status` annotation (a JSON list of `{name, interface, ips, default}`); nothing
-/// when it is absent or does not read. Pure.
-pub fn multus_ips(annotation: Option<&str>) -> Vec<IpAddr> {
-    #[derive(serde::Deserialize)]
-    struct Status {
-        #[serde(default)]
-        ips: Vec<String>,
-        #[serde(default)]
-        default: bool,
-    }
-    let Some(text) = annotation else { return Vec::new() };
-    let list: Vec<Status> = serde_json::from_str(text).unwrap_or_default();
-    list.into_iter()
-        .filter(|s| !s.default)
-        .flat_map(|s| s.ips)
-        .filter_map(|ip| ip.parse().ok())
-        .collect()
 }
 
 /// The running agents among `pods` by node: the first Running pod with an address on each

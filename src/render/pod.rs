@@ -630,6 +630,11 @@ pub(crate) fn agent_job_spec(
             if mesh {
                 // the agent serves on each of its pod's addresses
                 e.push(field_env(crate::modes::reach::agent::POD_IPS_ENV, "status.podIPs"));
+                // and on its Multus interfaces (empty without Multus)
+                e.push(field_env(
+                    crate::modes::reach::agent::NETWORK_STATUS_ENV,
+                    &format!("metadata.annotations['{}']", crate::modes::reach::NETWORK_STATUS),
+                ));
             }
             e
         }),

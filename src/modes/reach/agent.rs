@@ -228,17 +228,24 @@ pub const AGENT_PORT: u16 = 8080;
 /// downward API (`status.podIPs`).
 pub const POD_IPS_ENV: &str = "POD_IPS";
 
+/// The pod's Multus `network-status` annotation, which render gives the agent through the
+/// downward API (its secondary interfaces' addresses).
+pub const NETWORK_STATUS_ENV: &str = "KPATROL_NETWORK_STATUS";
+
 /// Where an agent serves without `--listen`: on [`AGENT_PORT`] of each of the pod's
-/// addresses (`pod_ips`, [`POD_IPS_ENV`]), or of every address when they are not known. The
-/// pod's own addresses are every address it has in a cluster; on a test kubelet whose pods
-/// share one network they keep the agents apart. Pure.
-pub fn listen_addrs(pod_ips: Option<&str>) -> Vec<SocketAddr> {
+/// addresses (`pod_ips`, [`POD_IPS_ENV`]) and of its Multus interfaces (`network_status`,
+/// [`NETWORK_STATUS_ENV`]), or of every address when none is known. Those are every address
+/// a pod has in a cluster; on a test kubelet whose pods share one network they keep the
+/// agents apart. Pure.
+pub fn listen_addrs(pod_ips: Option<&str>, network_status: Option<&str>) -> Vec<SocketAddr> {
     let mut out: Vec<SocketAddr> = pod_ips
         .unwrap_or_default()
         .split(',')
         .filter_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+        .chain(super::multus_ips(network_status))
         .map(|ip| SocketAddr::new(ip, AGENT_PORT))
         .collect();
+    out.sort();
     out.dedup();
     if out.is_empty() {
         out.push(SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), AGENT_PORT));
@@ -539,15 +546,23 @@ mod tests {
     #[test]
     fn an_agent_serves_on_each_of_its_pods_addresses_else_on_every_address() {
         assert_eq!(
-            listen_addrs(Some("10.1.0.5,fd00::5")),
+            listen_addrs(Some("10.1.0.5,fd00::5"), None),
             vec![
                 "10.1.0.5:8080".parse::<SocketAddr>().unwrap(),
                 "[fd00::5]:8080".parse().unwrap()
             ]
         );
-        assert_eq!(listen_addrs(Some("10.1.0.5")), vec!["10.1.0.5:8080".parse::<SocketAddr>().unwrap()]);
+        let status = r#"[{"name":"d","ips":["10.1.0.5"],"default":true},{"name":"m","ips":["192.168.9.5"]}]"#;
+        assert_eq!(
+            listen_addrs(Some("10.1.0.5"), Some(status)),
+            vec![
+                "10.1.0.5:8080".parse::<SocketAddr>().unwrap(),
+                "192.168.9.5:8080".parse().unwrap()
+            ],
+            "the Multus interface too"
+        );
         for none in [None, Some(""), Some("not an address")] {
-            assert_eq!(listen_addrs(none), vec!["[::]:8080".parse::<SocketAddr>().unwrap()], "{none:?}");
+            assert_eq!(listen_addrs(none, None), vec!["[::]:8080".parse::<SocketAddr>().unwrap()], "{none:?}");
         }
     }
 }

@@ -18,6 +18,29 @@ use super::{NativeKind, Needs, Prepared, RoundMode};
 use crate::plan::{CodeKind, CodeRange, Expect, Pressure};
 use crate::probe::{Mounts, ProbeError};
 
+/// The pod annotation Multus writes with every interface's addresses.
+pub const NETWORK_STATUS: &str = "k8s.v1.cni.cncf.io/network-status";
+
+/// The addresses of a pod's secondary (non-default) interfaces from Multus'
+/// `network-status` annotation (a JSON list of `{name, interface, ips, default}`); nothing
+/// when it is absent or does not read. Pure.
+pub fn multus_ips(annotation: Option<&str>) -> Vec<std::net::IpAddr> {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        #[serde(default)]
+        ips: Vec<String>,
+        #[serde(default)]
+        default: bool,
+    }
+    let Some(text) = annotation else { return Vec::new() };
+    let list: Vec<Status> = serde_json::from_str(text).unwrap_or_default();
+    list.into_iter()
+        .filter(|s| !s.default)
+        .flat_map(|s| s.ips)
+        .filter_map(|ip| ip.parse().ok())
+        .collect()
+}
+
 /// A path between agents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Via {
