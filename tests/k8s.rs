@@ -286,6 +286,12 @@ async fn a_round_runs_real_agents_and_status_and_report_read_it_back() {
     let (code, out, err) = kpatrol(&c, &["report", "web", "-n", &ns]).await;
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("round web-manual-1 PASS"), "{out}");
+    // no matrix but a mesh's: --html says so and could not run
+    let page = dir.path().join("web.html");
+    let (html_code, _, html_err) = kpatrol(&c, &["report", "web", "-n", &ns, "--html", page.to_str().unwrap()]).await;
+    assert_eq!(html_code, 2, "{html_err}");
+    assert!(html_err.contains("round web-manual-1 kept no matrix"), "{html_err}");
+    assert!(!page.exists());
     let agents: Vec<&str> = out.lines().filter(|l| l.starts_with("node-")).collect();
     assert_eq!(agents.len(), 2, "{out}");
     assert!(
@@ -652,6 +658,16 @@ async fn a_mesh_round_passes_on_every_node_and_names_the_node_whose_agent_is_kil
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(out.contains("round mesh-manual-2 FAIL"), "{out}");
     assert!(out.contains(&node), "the report names {node}: {out}");
+    // the round's matrix as the heatmap page, from the ConfigMap the launcher kept
+    let page = dir.path().join("mesh.html");
+    let (code, out, err) = kpatrol(&c, &["report", "mesh", "-n", &ns, "--html", page.to_str().unwrap()]).await;
+    assert_eq!(code, 1, "{out}\n{err}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<span class=\"verdict fail\">FAIL</span>"), "{html}");
+    assert!(
+        html.contains(&format!("node {node}:")),
+        "the page's findings name {node}: {html}"
+    );
 }
 
 /// kdoctor's NetReach, unchanged, on nodes that are network namespaces: a control plane of

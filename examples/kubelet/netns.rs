@@ -139,11 +139,7 @@ impl Net {
     /// The Multus `network-status` of a pod on node `i` that asked for `networks` (the
     /// annotation `k8s.v1.cni.cncf.io/networks`): its default interface and the node's second.
     pub fn network_status(i: u32, networks: &str) -> String {
-        let ips = |a: Addr| {
-            [Family::V4, Family::V6]
-                .map(|f| address(a, i, f).to_string())
-                .to_vec()
-        };
+        let ips = |a: Addr| [Family::V4, Family::V6].map(|f| address(a, i, f).to_string()).to_vec();
         serde_json::json!([
             {"name": "kpatrol-netns", "interface": "eth0", "ips": ips(Addr::Pod), "default": true},
             {"name": networks.split(',').next().unwrap_or(networks).trim(), "interface": "eth1", "ips": ips(Addr::Multus)},

@@ -434,7 +434,11 @@ impl Worker {
             let patch = json!({"metadata": {"annotations": {"k8s.v1.cni.cncf.io/network-status": status}}});
             let api: kube::Api<Pod> = kube::Api::namespaced(self.ctx.client.clone(), &self.ns);
             if let Err(e) = api
-                .patch(&self.name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+                .patch(
+                    &self.name,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&patch),
+                )
                 .await
             {
                 log!("{}/{}: network-status not written: {e}", self.ns, self.name);

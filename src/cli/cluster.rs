@@ -435,13 +435,25 @@ pub(super) async fn status(namespace: Option<&str>, output: Output, target: &cra
 }
 
 /// `kpatrol report TASK`.
-pub(super) async fn report_cmd(task: &str, namespace: &str, output: Output, target: &crate::cluster::Target) -> Exit {
+pub(super) async fn report_cmd(
+    task: &str,
+    namespace: &str,
+    output: Output,
+    html: Option<&Path>,
+    target: &crate::cluster::Target,
+) -> Exit {
     let client = match connect(target).await {
         Ok(c) => c,
         Err(e) => return e,
     };
     match crate::cluster::status::report(&client, namespace, task).await {
         Ok(detail) => {
+            if let Some(path) = html
+                && let Err(e) = mesh_html(&client, namespace, &detail.job, path).await
+            {
+                eprintln!("kpatrol: --html: {e}");
+                return Exit::Trouble;
+            }
             match output {
                 Output::Table => out!("{}", crate::cluster::status::report_table(&detail)),
                 Output::Json => return print_json(&detail, detail_exit(&detail)),
@@ -453,6 +465,32 @@ pub(super) async fn report_cmd(task: &str, namespace: &str, output: Output, targ
             Exit::Trouble
         }
     }
+}
+
+/// Writes round `job`'s matrix (the ConfigMap its launcher kept) as an HTML page at `path`.
+async fn mesh_html(client: &kube::Client, namespace: &str, job: &str, path: &Path) -> Result<(), String> {
+    use crate::report::mesh::MatrixRecord;
+    let name = crate::cluster::mesh::matrix_config_map(job);
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client.clone(), namespace);
+    let cm = api
+        .get_opt(&name)
+        .await
+        .map_err(|e| format!("ConfigMap {namespace}/{name}: {e}"))?
+        .ok_or_else(|| {
+            format!(
+                "round {job} kept no matrix (ConfigMap {namespace}/{name}): only a mesh's rounds do (Mesh, NetReach), when their matrix fits a ConfigMap"
+            )
+        })?;
+    let text = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(MatrixRecord::KEY))
+        .ok_or_else(|| format!("ConfigMap {namespace}/{name} has no {}", MatrixRecord::KEY))?;
+    let record: MatrixRecord = serde_json::from_str(text).map_err(|e| format!("ConfigMap {namespace}/{name}: {e}"))?;
+    let (matrix, expect) = (record.matrix(), record.expect());
+    let verdict = crate::judge::matrix::judge_matrix(&expect, &matrix);
+    let page = report::html::heatmap_html(&record.task, &matrix, &expect, &verdict);
+    super::write_atomically(path, page.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn detail_exit(detail: &crate::cluster::status::RoundDetail) -> Exit {

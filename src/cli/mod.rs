@@ -293,6 +293,11 @@ pub enum Command {
         namespace: String,
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
+        /// Also write the last round's matrix (a Mesh or a NetReach) as one self-contained
+        /// HTML page, the heatmap `kpatrol run --html` writes (from the ConfigMap the
+        /// launcher keeps with the round).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
         #[command(flatten)]
         cluster: ClusterArgs,
     },
@@ -536,8 +541,9 @@ pub async fn kpatrol(cli: Kpatrol) -> Exit {
             task,
             namespace,
             output,
+            html,
             cluster,
-        } => report_cmd(&task, &namespace, output, &cluster.target()).await,
+        } => report_cmd(&task, &namespace, output, html.as_deref(), &cluster.target()).await,
         Command::Round {
             task,
             agents_job,

@@ -23,7 +23,7 @@ use crate::modes::reach::aims::{self, Reach};
 use crate::modes::reach::{Family, NETWORK_STATUS, ReachPlan, Via, multus_ips};
 use crate::names::label;
 use crate::plan::Plan;
-use crate::report::mesh::MeshReport;
+use crate::report::mesh::{MatrixRecord, MeshReport};
 
 /// Agents' orders sent, or rows asked for, at once.
 const IN_FLIGHT: usize = 64;
@@ -394,6 +394,9 @@ pub async fn launch(
     };
     let e = CellExpect::of(&plan.expect);
     let v = judge_matrix(&e, &matrix);
+    if let Some(owner) = &owner {
+        keep_matrix(client, &l.namespace, owner, &MatrixRecord::of(&plan.name, &matrix, &e)).await;
+    }
     for (n, why) in &unfit {
         skipped.push(format!("{n}: {why}"));
     }
@@ -418,6 +421,55 @@ pub async fn launch(
         expect: e,
         verdict_detail: Some(v),
     })
+}
+
+/// The name of the ConfigMap that keeps round `job`'s matrix.
+pub fn matrix_config_map(job: &str) -> String {
+    format!("{job}-matrix")
+}
+
+/// Keeps the round's matrix in a ConfigMap owned by the launcher's Job (so it goes with the
+/// round), for `kpatrol report --html`; one past a ConfigMap's size is not kept. A failure
+/// is logged and changes no verdict.
+async fn keep_matrix(client: &kube::Client, namespace: &str, owner: &Job, record: &MatrixRecord) {
+    let (Some(job), Some(uid)) = (owner.metadata.name.as_deref(), owner.metadata.uid.as_deref()) else {
+        return;
+    };
+    let name = matrix_config_map(job);
+    let Some(json) = record.to_json() else {
+        eprintln!(
+            "kpatrol round: the matrix ({} cells) is past what a ConfigMap holds; not kept for `kpatrol report --html`",
+            record.cells.len()
+        );
+        return;
+    };
+    let labels = owner
+        .metadata
+        .labels
+        .iter()
+        .flatten()
+        .filter(|(k, _)| *k == label::TASK);
+    let cm = k8s_openapi::api::core::v1::ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.to_string()),
+            labels: Some(labels.map(|(k, v)| (k.clone(), v.clone())).collect()),
+            owner_references: Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "batch/v1".into(),
+                kind: "Job".into(),
+                name: job.to_string(),
+                uid: uid.to_string(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(MatrixRecord::KEY.to_string(), json)])),
+        ..Default::default()
+    };
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), namespace);
+    if let Err(e) = api.create(&PostParams::default(), &cm).await {
+        eprintln!("kpatrol round: the matrix not kept: {}", api_err("ConfigMap", &name, e));
+    }
 }
 
 /// Sends every agent its orders, [`IN_FLIGHT`] at a time; returns the agents that took

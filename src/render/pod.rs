@@ -831,6 +831,8 @@ pub(crate) fn rbac(plan: &Plan, per_node: bool, counted_rounds: bool) -> Vec<Obj
         rules.push(rule("", "pods", None, verbs));
     }
     if let crate::modes::Mode::Reach(reach) = &plan.mode {
+        // keeps each round's matrix in a ConfigMap of its own, for `kpatrol report --html`
+        rules.push(rule("", "configmaps", None, &["create"]));
         // and reads where the agents' Service answers
         if mesh_service(plan, reach).is_some() {
             rules.push(rule("", "services", Some(&super::mesh_service_name(plan)), &["get"]));

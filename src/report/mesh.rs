@@ -91,3 +91,127 @@ impl MeshReport {
         out
     }
 }
+
+/// A cluster round's matrix as its launcher keeps it (ConfigMap `<round's Job>-matrix`, owned
+/// by that Job, key [`MatrixRecord::KEY`]), for `kpatrol report TASK --html FILE`: the
+/// matrix and the expectations it was judged by, so the reader judges it again. Compact: a
+/// cell is `[source, target, path, sent, ok, mean µs, p99 µs]`.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatrixRecord {
+    pub task: String,
+    pub nodes: Vec<String>,
+    pub paths: Vec<crate::judge::matrix::PathName>,
+    pub reported: Vec<bool>,
+    pub cells: Vec<[u32; 7]>,
+    pub success_rate: Option<f64>,
+    pub mean_us: Option<u64>,
+    pub p99_us: Option<u64>,
+    pub whole_ms: bool,
+}
+
+impl MatrixRecord {
+    /// The ConfigMap key.
+    pub const KEY: &'static str = "matrix.json";
+    /// The largest record kept (a ConfigMap holds at most 1 MiB): about 30,000 cells.
+    pub const MAX_BYTES: usize = 900 << 10;
+
+    pub fn of(task: &str, m: &Matrix, e: &CellExpect) -> MatrixRecord {
+        let us = |d: Option<std::time::Duration>| d.map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        MatrixRecord {
+            task: task.to_string(),
+            nodes: m.nodes.clone(),
+            paths: m.paths.clone(),
+            reported: m.reported.clone(),
+            cells: m
+                .cells
+                .iter()
+                .map(|c| [c.source, c.target, u32::from(c.path), c.sent, c.ok, c.mean_us, c.p99_us])
+                .collect(),
+            success_rate: e.success_rate,
+            mean_us: us(e.mean),
+            p99_us: us(e.p99),
+            whole_ms: e.whole_ms,
+        }
+    }
+
+    /// The record as JSON, when it is within [`MatrixRecord::MAX_BYTES`].
+    pub fn to_json(&self) -> Option<String> {
+        serde_json::to_string(self).ok().filter(|t| t.len() <= Self::MAX_BYTES)
+    }
+
+    pub fn matrix(&self) -> Matrix {
+        Matrix {
+            nodes: self.nodes.clone(),
+            paths: self.paths.clone(),
+            reported: self.reported.clone(),
+            cells: self
+                .cells
+                .iter()
+                .map(
+                    |[source, target, path, sent, ok, mean_us, p99_us]| crate::judge::matrix::Cell {
+                        source: *source,
+                        target: *target,
+                        path: u16::try_from(*path).unwrap_or(u16::MAX),
+                        sent: *sent,
+                        ok: *ok,
+                        mean_us: *mean_us,
+                        p99_us: *p99_us,
+                    },
+                )
+                .collect(),
+        }
+    }
+
+    pub fn expect(&self) -> CellExpect {
+        CellExpect {
+            success_rate: self.success_rate,
+            mean: self.mean_us.map(std::time::Duration::from_micros),
+            p99: self.p99_us.map(std::time::Duration::from_micros),
+            whole_ms: self.whole_ms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::judge::matrix::{Cell, PathName};
+
+    #[test]
+    fn a_matrix_record_reads_back_as_it_was_judged_and_is_bounded() {
+        let m = Matrix {
+            nodes: vec!["a".into(), "b".into()],
+            paths: vec![PathName {
+                path: "pod".into(),
+                family: "ipv4".into(),
+            }],
+            reported: vec![true, false],
+            cells: vec![Cell {
+                source: 0,
+                target: 1,
+                path: 0,
+                sent: 30,
+                ok: 29,
+                mean_us: 900,
+                p99_us: 4_000,
+            }],
+        };
+        let e = CellExpect {
+            success_rate: Some(1.0),
+            mean: Some(std::time::Duration::from_millis(5)),
+            p99: None,
+            whole_ms: true,
+        };
+        let r = MatrixRecord::of("t", &m, &e);
+        let back: MatrixRecord = serde_json::from_str(&r.to_json().unwrap()).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.matrix().cells, m.cells);
+        assert_eq!(back.expect(), e);
+        let big = MatrixRecord {
+            cells: vec![[1_000_000; 7]; 100_000],
+            ..r
+        };
+        assert!(big.to_json().is_none(), "past a ConfigMap's size, nothing is kept");
+    }
+}
