@@ -212,12 +212,16 @@ pub fn families(reach: &ReachPlan) -> Vec<Family> {
 }
 
 /// The round's number for the neighbour rotation: the minutes in a CronJob's Job name
-/// (`<cronjob>-<minutes since the epoch>`), else 0. Consecutive scheduled rounds rotate.
-pub fn round_number(own_job: Option<&str>) -> u64 {
-    own_job
+/// (`<cronjob>-<minutes since the epoch>`) over the schedule's `interval` when it has one
+/// of whole minutes (so consecutive rounds count 1 apart and every pair is covered within
+/// ⌈(nodes − 1) / limit⌉ rounds), else those minutes; 0 for another name. Pure.
+pub fn round_number(own_job: Option<&str>, interval: Option<Duration>) -> u64 {
+    let minutes: u64 = own_job
         .and_then(|j| j.rsplit('-').next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    let every = interval.map_or(1, |i| (i.as_secs() / 60).max(1));
+    minutes / every
 }
 
 /// A token only this round's launcher and agents know (hex of 16 random bytes).
@@ -347,7 +351,7 @@ pub async fn launch(
         &vias,
         &families(reach),
         reach.peers,
-        round_number(l.own_job.as_deref()),
+        round_number(l.own_job.as_deref(), plan.schedule.interval()),
         &nodes,
         &service,
         |i| eligible.get(i as usize).is_some_and(|n| running.contains_key(&n.name)),
@@ -411,7 +415,11 @@ pub async fn launch(
         failed_cells: v.failed_cells,
         unlisted_cells: v.unlisted_cells,
         skipped,
-        coverage: aims::coverage(reach.peers, eligible.len() as u32, round_number(l.own_job.as_deref())),
+        coverage: aims::coverage(
+            reach.peers,
+            eligible.len() as u32,
+            round_number(l.own_job.as_deref(), plan.schedule.interval()),
+        ),
         findings: v.findings.iter().map(crate::report::heatmap::finding_text).collect(),
         checks: v.checks.clone(),
         stopped,
@@ -721,9 +729,16 @@ mod tests {
 
     #[test]
     fn the_round_number_is_a_cronjob_jobs_minute() {
-        assert_eq!(round_number(Some("mesh-29514220")), 29514220);
-        assert_eq!(round_number(Some("mesh-manual-1")), 1);
-        assert_eq!(round_number(Some("mesh-abc")), 0);
-        assert_eq!(round_number(None), 0);
+        assert_eq!(round_number(Some("mesh-29514220"), None), 29514220);
+        let ten = Some(Duration::from_secs(600));
+        assert_eq!(round_number(Some("mesh-29514220"), ten), 2951422);
+        assert_eq!(
+            round_number(Some("mesh-29514230"), ten),
+            2951423,
+            "the next round counts 1 more"
+        );
+        assert_eq!(round_number(Some("mesh-manual-1"), None), 1);
+        assert_eq!(round_number(Some("mesh-abc"), ten), 0);
+        assert_eq!(round_number(None, None), 0);
     }
 }
