@@ -778,3 +778,41 @@ async fn a_kdoctor_netreach_runs_unchanged_on_nodes_in_network_namespaces_and_na
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(out.contains(bad), "{out}");
 }
+
+/// A Mesh whose node selector matches no node could not run: its launcher exits 2 and its
+/// report says why; no agent was started.
+#[tokio::test]
+async fn a_mesh_whose_node_selector_matches_no_node_could_not_run() {
+    use k8s_openapi::api::batch::v1::Job;
+    let c = cluster().await;
+    let ns = namespace(&c, "nomesh").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mesh.yaml"),
+        format!(
+            "apiVersion: kpatrol.dev/v1\nkind: Mesh\nmetadata: {{name: none, namespace: {ns}}}\nspec:\n  schedule: \"@every 1h\"\n  agents:\n    perNode: {{nodeSelector: {{kpatrol.dev/no-such-node: \"yes\"}}}}\n  pressure: {{qps: 1, duration: 1s}}\n  targets: {{paths: [pod]}}\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = kpatrol(&c, &["apply", dir.path().to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    start_round(&c, &ns, "none", "none-manual-1").await;
+    let job = job_finished(&c, &ns, "none-manual-1", Duration::from_secs(60)).await;
+    assert_eq!(job.status.as_ref().unwrap().failed, Some(1), "{:?}", job.status);
+    let (code, out, err) = kpatrol(&c, &["report", "none", "-n", &ns]).await;
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains("no node can take an agent: no node matches the node selector kpatrol.dev/no-such-node=yes"),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.contains("none-manual-1") && l.contains(" 2 ")),
+        "exit 2: {out}"
+    );
+    let jobs: Api<Job> = Api::namespaced(c.client.clone(), &ns);
+    assert_eq!(
+        jobs.list(&Default::default()).await.unwrap().items.len(),
+        1,
+        "no agents' Job"
+    );
+}
