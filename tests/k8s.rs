@@ -599,6 +599,8 @@ async fn a_mesh_round_passes_on_every_node_and_names_the_node_whose_agent_is_kil
     );
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("round mesh-manual-1 PASS"), "{out}");
+    // and the matrix the launcher kept, as a heatmap
+    assert!(out.contains("pod ipv4: source ↓ target →"), "{out}");
 
     // the second round: one agent killed once it presses
     start_round(&c, &ns, "mesh", "mesh-manual-2").await;

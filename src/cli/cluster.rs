@@ -448,14 +448,26 @@ pub(super) async fn report_cmd(
     };
     match crate::cluster::status::report(&client, namespace, task).await {
         Ok(detail) => {
-            if let Some(path) = html
-                && let Err(e) = mesh_html(&client, namespace, &detail.job, path).await
-            {
-                eprintln!("kpatrol: --html: {e}");
-                return Exit::Trouble;
+            // a mesh's round kept its matrix: the heatmap below the table, and --html
+            let matrix = kept_matrix(&client, namespace, &detail.job).await;
+            if let Some(path) = html {
+                let written = matrix.as_ref().map_err(String::clone).and_then(|m| {
+                    let page = report::html::heatmap_html(&m.0, &m.1, &m.2, &m.3);
+                    super::write_atomically(path, page.as_bytes())
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+                });
+                if let Err(e) = written {
+                    eprintln!("kpatrol: --html: {e}");
+                    return Exit::Trouble;
+                }
             }
             match output {
-                Output::Table => out!("{}", crate::cluster::status::report_table(&detail)),
+                Output::Table => {
+                    out!("{}", crate::cluster::status::report_table(&detail));
+                    if let Ok((_, m, e, v)) = &matrix {
+                        out!("\n{}", report::heatmap::heatmap(m, e, v));
+                    }
+                }
                 Output::Json => return print_json(&detail, detail_exit(&detail)),
             }
             detail_exit(&detail)
@@ -467,8 +479,21 @@ pub(super) async fn report_cmd(
     }
 }
 
-/// Writes round `job`'s matrix (the ConfigMap its launcher kept) as an HTML page at `path`.
-async fn mesh_html(client: &kube::Client, namespace: &str, job: &str, path: &Path) -> Result<(), String> {
+/// Round `job`'s matrix (the ConfigMap a mesh's launcher kept), judged again: the task, the
+/// matrix, the expectations and the verdict; why not when there is none.
+async fn kept_matrix(
+    client: &kube::Client,
+    namespace: &str,
+    job: &str,
+) -> Result<
+    (
+        String,
+        crate::judge::matrix::Matrix,
+        crate::judge::matrix::CellExpect,
+        crate::judge::matrix::MatrixVerdict,
+    ),
+    String,
+> {
     use crate::report::mesh::MatrixRecord;
     let name = crate::cluster::mesh::matrix_config_map(job);
     let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client.clone(), namespace);
@@ -489,8 +514,7 @@ async fn mesh_html(client: &kube::Client, namespace: &str, job: &str, path: &Pat
     let record: MatrixRecord = serde_json::from_str(text).map_err(|e| format!("ConfigMap {namespace}/{name}: {e}"))?;
     let (matrix, expect) = (record.matrix(), record.expect());
     let verdict = crate::judge::matrix::judge_matrix(&expect, &matrix);
-    let page = report::html::heatmap_html(&record.task, &matrix, &expect, &verdict);
-    super::write_atomically(path, page.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    Ok((record.task, matrix, expect, verdict))
 }
 
 fn detail_exit(detail: &crate::cluster::status::RoundDetail) -> Exit {
