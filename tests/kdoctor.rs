@@ -62,7 +62,20 @@ fn netreach_loads_without_warnings_and_renders_its_service_and_ingress() {
     let rendered = kpatrol::render::render(&ft.plans, &Default::default()).unwrap();
     let kinds: Vec<&str> = rendered.objects.iter().filter_map(|o| o["kind"].as_str()).collect();
     assert!(kinds.contains(&"Service") && kinds.contains(&"Ingress"), "{kinds:?}");
-    let svc = rendered.objects.iter().find(|o| o["kind"] == "Service").unwrap();
+    let svc = rendered
+        .objects
+        .iter()
+        .find(|o| o["kind"] == "Service" && o["spec"]["clusterIP"] != "None")
+        .unwrap();
+    let headless = rendered
+        .objects
+        .iter()
+        .find(|o| o["spec"]["clusterIP"] == "None")
+        .unwrap();
+    assert!(
+        headless["metadata"]["name"].as_str().unwrap().ends_with("-agents"),
+        "{headless}"
+    );
     assert_eq!(svc["spec"]["type"], "LoadBalancer");
     let ing = rendered.objects.iter().find(|o| o["kind"] == "Ingress").unwrap();
     assert_eq!(ing["spec"]["rules"][0]["http"]["paths"][0]["path"], "/kpatrol");

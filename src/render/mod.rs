@@ -142,6 +142,13 @@ pub fn mesh_service_name(plan: &Plan) -> String {
     format!("mesh-{}", base_name(plan))
 }
 
+/// The name of a mesh's headless Service, the agents' pods' subdomain: each agent answers
+/// at `<its pod's hostname>.mesh-<base>-agents.<namespace>.svc` (an Indexed Job's pod's
+/// hostname is `<job>-<index>`).
+pub fn mesh_agents_name(plan: &Plan) -> String {
+    format!("mesh-{}-agents", base_name(plan))
+}
+
 /// `name` when it fits in `max` characters, else its start and a hash of the whole.
 pub fn short_name(name: &str, max: usize) -> String {
     if name.len() <= max {
@@ -371,10 +378,11 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
     if per_node || counted_rounds {
         objs.extend(pod::rbac(plan, per_node, counted_rounds));
     }
-    if let crate::modes::Mode::Reach(reach) = &plan.mode
-        && let Some(svc) = pod::mesh_service(plan, reach)
-    {
-        objs.push(Object::Service(Box::new(svc)));
+    if let crate::modes::Mode::Reach(reach) = &plan.mode {
+        objs.push(Object::Service(Box::new(pod::mesh_headless(plan))));
+        if let Some(svc) = pod::mesh_service(plan, reach) {
+            objs.push(Object::Service(Box::new(svc)));
+        }
         if let Some(ing) = pod::mesh_ingress(plan, reach) {
             objs.push(Object::Ingress(Box::new(ing)));
         }

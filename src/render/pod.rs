@@ -487,6 +487,35 @@ pub(crate) fn mesh_service(plan: &Plan, reach: &crate::modes::reach::ReachPlan) 
     })
 }
 
+/// The mesh agents' headless Service: a stable name for each agent (the pods' subdomain).
+pub(crate) fn mesh_headless(plan: &Plan) -> Service {
+    Service {
+        metadata: ObjectMeta {
+            name: Some(super::mesh_agents_name(plan)),
+            namespace: Some(plan.namespace.clone()),
+            labels: Some(labels(plan, "mesh")),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            selector: Some(BTreeMap::from([
+                (names::label::TASK.to_string(), base_name(plan)),
+                (names::label::COMPONENT.to_string(), "probe".to_string()),
+            ])),
+            ports: Some(vec![ServicePort {
+                name: Some("mesh".into()),
+                port: i32::from(crate::modes::reach::agent::AGENT_PORT),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            // an agent is named as soon as it has an address
+            publish_not_ready_addresses: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// The path an Ingress of a mesh routes to its agents when the task names none (kdoctor's
 /// NetReach, whose Ingress comes from its chart).
 pub const MESH_INGRESS_PATH: &str = "/kpatrol";
@@ -673,6 +702,10 @@ pub(crate) fn agent_job_spec(
         service_account_name: api_access.then(|| base.clone()),
         ..Default::default()
     };
+    if mesh {
+        // each agent's stable name, under the mesh's headless Service
+        pod.subdomain = Some(super::mesh_agents_name(plan));
+    }
     if plan.agents.host_network {
         pod.host_network = Some(true);
         pod.dns_policy = Some("ClusterFirstWithHostNet".into());
