@@ -199,17 +199,6 @@ pub fn vias(reach: &ReachPlan) -> Vec<Via> {
     .collect()
 }
 
-/// The families a task enables.
-pub fn families(reach: &ReachPlan) -> Vec<Family> {
-    let mut out = Vec::new();
-    if reach.ipv4 {
-        out.push(Family::V4);
-    }
-    if reach.ipv6 {
-        out.push(Family::V6);
-    }
-    out
-}
 
 /// The round's number for the neighbour rotation: the minutes in a CronJob's Job name
 /// (`<cronjob>-<minutes since the epoch>`) over the schedule's `interval` when it has one
@@ -315,7 +304,7 @@ pub async fn launch(
             Err(e) => return Err(api_err("Ingress", &ing_name, e)),
         }
     }
-    for f in families(reach) {
+    for f in reach.families() {
         let s = usize::from(f == Family::V6);
         if vias.contains(&Via::Ingress) && service.ingress.get(s).copied().flatten().is_none() {
             skipped.push(format!(
@@ -349,7 +338,7 @@ pub async fn launch(
         .collect();
     let round_aims = aims::plan(
         &vias,
-        &families(reach),
+        &reach.families(),
         reach.peers,
         round_number(l.own_job.as_deref(), plan.schedule.interval()),
         &nodes,

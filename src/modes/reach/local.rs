@@ -139,16 +139,6 @@ struct Layout {
     network: Option<netns::Created>,
 }
 
-fn families(reach: &ReachPlan) -> Vec<Family> {
-    let mut out = Vec::new();
-    if reach.ipv4 {
-        out.push(Family::V4);
-    }
-    if reach.ipv6 {
-        out.push(Family::V6);
-    }
-    out
-}
 
 fn mesh_error(problem: String) -> ProbeError {
     SetupError::Invalid(problem).of("mesh")
@@ -172,7 +162,7 @@ fn loopback(reach: &ReachPlan, local: &Local) -> Result<Layout, ProbeError> {
             skipped.push(path.to_string());
         }
     }
-    let families = families(reach);
+    let families = reach.families();
     if !reach.endpoint || families.is_empty() {
         return Err(mesh_error(
             "nothing to press on loopback: a local mesh takes the pod path (endpoint) over IPv4 or IPv6; with --netns also clusterIP, nodePort and multusInterface".into(),
@@ -246,7 +236,7 @@ async fn in_netns(reach: &ReachPlan, local: &Local) -> Result<Layout, ProbeError
             skipped.push(path.to_string());
         }
     }
-    let families = families(reach);
+    let families = reach.families();
     let vias: Vec<Via> = [
         (reach.endpoint, Via::Pod),
         (reach.cluster_ip, Via::ClusterIp),

@@ -117,6 +117,16 @@ pub struct ReachPlan {
     pub ingress_route: Option<IngressRoute>,
 }
 
+impl ReachPlan {
+    /// The families the task enables.
+    pub fn families(&self) -> Vec<Family> {
+        [(self.ipv4, Family::V4), (self.ipv6, Family::V6)]
+            .into_iter()
+            .filter_map(|(on, f)| on.then_some(f))
+            .collect()
+    }
+}
+
 /// How many peers each agent presses per round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
