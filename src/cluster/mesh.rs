@@ -199,7 +199,6 @@ pub fn vias(reach: &ReachPlan) -> Vec<Via> {
     .collect()
 }
 
-
 /// The round's number for the neighbour rotation: the minutes in a CronJob's Job name
 /// (`<cronjob>-<minutes since the epoch>`) over the schedule's `interval` when it has one
 /// of whole minutes (so consecutive rounds count 1 apart and every pair is covered within
@@ -352,7 +351,10 @@ pub async fn launch(
         .enumerate()
         .filter_map(|(i, n)| Some((i as u32, running.get(&n.name)?.base()?)))
         .collect();
-    let ordered = send_all(&http, &bases, round_aims.orders, &token).await;
+    let ordered = tokio::select! {
+        o = send_all(&http, &bases, round_aims.orders, &token, until) => o,
+        _ = l.stop.stopped() => Vec::new(),
+    };
     let rows_due = until.min(tokio::time::Instant::now() + press_for + GATHER_MARGIN);
     let gathered = tokio::select! {
         g = client::gather(&http, ordered, Some(&token), rows_due, IN_FLIGHT) => g,
@@ -469,21 +471,29 @@ async fn keep_matrix(client: &kube::Client, namespace: &str, owner: &Job, record
     }
 }
 
-/// Sends every agent its orders, [`IN_FLIGHT`] at a time; returns the agents that took
-/// them (the others are named on stderr and stay silent in the matrix).
+/// Sends every agent its orders, [`IN_FLIGHT`] at a time, none after `by`; returns the
+/// agents that took them (the others are named on stderr and stay silent in the matrix).
 async fn send_all(
     http: &reqwest::Client,
     bases: &BTreeMap<u32, String>,
     orders: Vec<Orders>,
     token: &str,
+    by: tokio::time::Instant,
 ) -> Vec<client::Reachable> {
     use futures::StreamExt as _;
     let one = |o: Orders| async move {
         let base = bases.get(&o.source)?.clone();
-        match client::send_orders(http, &base, Some(token), &o).await {
-            Ok(()) => Some(client::Reachable { source: o.source, base }),
-            Err(e) => {
+        match tokio::time::timeout_at(by, client::send_orders(http, &base, Some(token), &o)).await {
+            Ok(Ok(())) => Some(client::Reachable { source: o.source, base }),
+            Ok(Err(e)) => {
                 eprintln!("kpatrol round: orders to agent {}: {e}", o.source);
+                None
+            }
+            Err(_) => {
+                eprintln!(
+                    "kpatrol round: orders to agent {}: the round's deadline passed",
+                    o.source
+                );
                 None
             }
         }
