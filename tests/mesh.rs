@@ -599,6 +599,7 @@ mod agents {
             Some(TOKEN),
             tokio::time::Instant::now() + Duration::from_secs(8),
             2,
+            &kpatrol::pressure::Stop::new(),
         )
         .await;
         assert!(started.elapsed() < Duration::from_secs(12), "bounded by the deadline");

@@ -50,7 +50,9 @@
 //! Status: `pods/<p>/status` is patched (strategic merge, retried with backoff) as the kubelet
 //! does: Pending while init containers run, Running with every condition True once the
 //! containers started (hostIP 127.0.0.1; podIP an address of the pod's own, 127.10.0.0 and
-//! on, also what the downward API gives), then Succeeded (every container exited 0)
+//! on, also what the downward API gives, and `KPATROL_LISTEN_POD_IPS=1` so a mesh agent
+//! serves there alone; with `--netns`, its node's pod addresses, shared by the node's pods),
+//! then Succeeded (every container exited 0)
 //! or Failed, each container `terminated{exitCode, reason Completed/Error, message}`.
 //! `restartPolicy: OnFailure` / `Always` restart a container after a backoff of 1 s doubling
 //! to 30 s (faster than the kubelet's 10 s … 5 min, for tests), counting `restartCount`.

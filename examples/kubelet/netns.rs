@@ -438,6 +438,8 @@ async fn follow<K>(
         }
         let wp = WatchParams::default().timeout(60);
         let Ok(stream) = api.watch(&wp, &rv).await else {
+            // listed again, after a pause
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             continue;
         };
         let mut stream = stream.boxed();

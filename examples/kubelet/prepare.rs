@@ -212,6 +212,8 @@ pub fn field(pod: &Pod, path: &str) -> Option<String> {
             .map(|p| p.ip.as_str())
             .collect::<Vec<_>>()
             .join(","),
+        // (under --netns the node's address: the pod's status says so; the downward API
+        // keeps the loopback address the pods' forwarders listen on)
         "status.hostIP" | "status.hostIPs" => "127.0.0.1".into(),
         _ => {
             if let Some(k) = key("metadata.labels['").or_else(|| key("metadata.labels[\"")) {
@@ -757,6 +759,10 @@ async fn container(
         set(&mut env, "KUBECONFIG", folder.join("kubeconfig").display().to_string());
     }
     set(&mut env, "KPATROL_TERMINATION_LOG", term_log.display().to_string());
+    if ctx.net.is_none() {
+        // pods share the host's network here: a mesh agent serves on its own address only
+        set(&mut env, "KPATROL_LISTEN_POD_IPS", "1".into());
+    }
     let kpatrol_mounts = mounts
         .iter()
         .any(|m| m.trim_end_matches('/') == KPATROL_MOUNTS || m.starts_with(&format!("{KPATROL_MOUNTS}/")));

@@ -466,7 +466,7 @@ pub struct ProbeArgs {
     #[arg(long, env = "KPATROL_TERMINATION_LOG")]
     pub termination_log: Option<PathBuf>,
     /// reach only: where the agent serves its target and the launcher's control paths
-    /// (default: port 8080 of each address in $POD_IPS, else [::]:8080).
+    /// (default [::]:8080, every interface; only $POD_IPS with $KPATROL_LISTEN_POD_IPS set).
     #[arg(long, env = "KPATROL_LISTEN")]
     pub listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
@@ -638,10 +638,11 @@ async fn reach_agent(plan: &Plan, args: &ProbeArgs, log: Option<&Path>, stop: St
             Some(addr) => vec![addr],
             None => agent::listen_addrs(
                 std::env::var(agent::POD_IPS_ENV).ok().as_deref(),
-                std::env::var(agent::NETWORK_STATUS_ENV).ok().as_deref(),
+                std::env::var_os(agent::POD_IPS_ONLY_ENV).is_some(),
             ),
         },
         token: std::env::var(agent::TOKEN_ENV).ok().filter(|t| !t.is_empty()),
+        // the launcher sends orders at most a quarter of this after the first agent ran
         wait_orders: plan.round_timeout,
         linger: plan.round_timeout,
     };

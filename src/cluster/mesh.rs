@@ -31,6 +31,12 @@ const IN_FLIGHT: usize = 64;
 /// How long one control call may take.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// At most this long, from the first agent's start, for the others to start.
+const MAX_STRAGGLER_GRACE: Duration = Duration::from_secs(120);
+
+/// How long an agent whose pod runs may take to listen for its orders.
+const ORDERS_RETRY: Duration = Duration::from_secs(30);
+
 /// Time kept after the pressing for the rows to come in: an agent serves its row as soon
 /// as its pressing ends, so one silent this long after is gone.
 const GATHER_MARGIN: Duration = Duration::from_secs(15);
@@ -212,11 +218,12 @@ pub fn round_number(own_job: Option<&str>, interval: Option<Duration>) -> u64 {
     minutes / every
 }
 
-/// A token only this round's launcher and agents know (hex of 16 random bytes).
-fn round_token() -> String {
+/// The round's token (hex of 16 random bytes), which the agents' control paths ask for.
+fn round_token() -> Result<String, ClusterError> {
     let mut b = [0u8; 16];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .map_err(|_| ClusterError::Mesh("no random bytes for the round's token".into()))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 /// Runs one mesh round of `plan` in the cluster and judges its matrix.
@@ -242,19 +249,21 @@ pub async fn launch(
             unfit: unfit.iter().map(|(n, why)| format!("{n}: {why}")).collect(),
         });
     }
-    let token = round_token();
-    let mut env = l.env.clone();
-    env.push((agent::TOKEN_ENV.to_string(), token.clone()));
+    // the round's token reaches the agents through a Secret (owned by the launcher's Job),
+    // never in the agents' Job, where whoever reads pods would see it
+    let token = round_token()?;
+    let secret = token_secret(client, &l.namespace, &name, owner.as_ref(), &token).await?;
     round::scope_to_round(&mut template, &name);
-    let job_value = round::agents_job(
+    let mut job_value = round::agents_job(
         &template,
         &name,
         &l.namespace,
         eligible.len(),
         &l.forward,
-        &env,
+        &l.env,
         owner.as_ref(),
     )?;
+    with_token_from(&mut job_value, &secret);
     let job: Job = serde_json::from_value(job_value).map_err(TemplateError::NotAJob)?;
     let jobs: Api<Job> = Api::namespaced(client.clone(), &l.namespace);
     jobs.create(&PostParams::default(), &job)
@@ -268,8 +277,11 @@ pub async fn launch(
         .unwrap_or_else(tokio::time::Instant::now);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &l.namespace);
     let wanted: Vec<&str> = eligible.iter().map(|n| n.name.as_str()).collect();
+    // agents late past a grace from the first's start are named silent, not waited for:
+    // the others wait for their orders only for so long
+    let grace = (plan.round_timeout / 4).min(MAX_STRAGGLER_GRACE);
     let running = tokio::select! {
-        r = wait_running(&pods, &name, &wanted, orders_by) => r?,
+        r = wait_running(&pods, &name, &wanted, orders_by, grace) => r?,
         _ = l.stop.stopped() => BTreeMap::new(),
     };
     let vias = vias(reach);
@@ -335,16 +347,17 @@ pub async fn launch(
         .iter()
         .map(|n| (n.name.clone(), reach_of(running.get(&n.name), n, node_port)))
         .collect();
-    let round_aims = aims::plan(
+    let is_live = |i: u32| eligible.get(i as usize).is_some_and(|n| running.contains_key(&n.name));
+    let planner = aims::Planner::new(
         &vias,
         &reach.families(),
         reach.peers,
         round_number(l.own_job.as_deref(), plan.schedule.interval()),
         &nodes,
         &service,
-        |i| eligible.get(i as usize).is_some_and(|n| running.contains_key(&n.name)),
+        &is_live,
     );
-    skipped.extend(round_aims.skipped);
+    skipped.extend(planner.skipped.iter().cloned());
     let http = client::new(CONTROL_TIMEOUT).map_err(|e| ClusterError::Mesh(e.to_string()))?;
     let bases: BTreeMap<u32, String> = eligible
         .iter()
@@ -352,14 +365,12 @@ pub async fn launch(
         .filter_map(|(i, n)| Some((i as u32, running.get(&n.name)?.base()?)))
         .collect();
     let ordered = tokio::select! {
-        o = send_all(&http, &bases, round_aims.orders, &token, until) => o,
+        o = send_all(&http, &bases, (0..eligible.len() as u32).filter(|i| is_live(*i)).map(|i| planner.orders(i)), &token, until) => o,
         _ = l.stop.stopped() => Vec::new(),
     };
     let rows_due = until.min(tokio::time::Instant::now() + press_for + GATHER_MARGIN);
-    let gathered = tokio::select! {
-        g = client::gather(&http, ordered, Some(&token), rows_due, IN_FLIGHT) => g,
-        _ = l.stop.stopped() => client::Gathered::default(),
-    };
+    // SIGTERM: the rows in hand are judged
+    let gathered = client::gather(&http, ordered, Some(&token), rows_due, IN_FLIGHT, &l.stop).await;
     for (i, why) in &gathered.silent {
         if let Some(n) = eligible.get(*i as usize) {
             eprintln!("kpatrol round: no row from {}'s agent: {why}", n.name);
@@ -383,7 +394,7 @@ pub async fn launch(
     }
     let matrix = Matrix {
         nodes: eligible.iter().map(|n| n.name.clone()).collect(),
-        paths: round_aims.paths,
+        paths: planner.paths.clone(),
         reported,
         cells,
     };
@@ -420,6 +431,61 @@ pub async fn launch(
         expect: e,
         verdict_detail: Some(v),
     })
+}
+
+/// The key of the token in its Secret.
+const TOKEN_KEY: &str = "token";
+
+/// Creates the Secret `<agents' Job>-token` holding the round's token, owned by the
+/// launcher's Job (so it goes with the round); its name.
+async fn token_secret(
+    client: &kube::Client,
+    namespace: &str,
+    job: &str,
+    owner: Option<&Job>,
+    token: &str,
+) -> Result<String, ClusterError> {
+    let name = format!("{job}-token");
+    let owner_references = owner.and_then(|o| {
+        Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "batch/v1".into(),
+            kind: "Job".into(),
+            name: o.metadata.name.clone()?,
+            uid: o.metadata.uid.clone()?,
+            ..Default::default()
+        }])
+    });
+    let secret = k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.to_string()),
+            owner_references,
+            ..Default::default()
+        },
+        string_data: Some(BTreeMap::from([(TOKEN_KEY.to_string(), token.to_string())])),
+        ..Default::default()
+    };
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
+    api.create(&PostParams::default(), &secret)
+        .await
+        .map_err(|e| api_err("Secret", &name, e))?;
+    Ok(name)
+}
+
+/// Gives the agents' container (of Job `job`) the round's token from Secret `secret`. Pure.
+pub fn with_token_from(job: &mut serde_json::Value, secret: &str) {
+    let entry = serde_json::json!({"name": agent::TOKEN_ENV,
+        "valueFrom": {"secretKeyRef": {"name": secret, "key": TOKEN_KEY}}});
+    let Some(container) = job
+        .pointer_mut("/spec/template/spec/containers/0")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    let env = container.entry("env").or_insert_with(|| serde_json::json!([]));
+    if let Some(list) = env.as_array_mut() {
+        list.push(entry);
+    }
 }
 
 /// The name of the ConfigMap that keeps round `job`'s matrix.
@@ -473,32 +539,49 @@ async fn keep_matrix(client: &kube::Client, namespace: &str, owner: &Job, record
 
 /// Sends every agent its orders, [`IN_FLIGHT`] at a time, none after `by`; returns the
 /// agents that took them (the others are named on stderr and stay silent in the matrix).
+/// An agent that refuses the connection (its pod runs before its process serves) is asked
+/// again every [`client::POLL`] for up to [`ORDERS_RETRY`].
 async fn send_all(
     http: &reqwest::Client,
     bases: &BTreeMap<u32, String>,
-    orders: Vec<Orders>,
+    orders: impl Iterator<Item = Orders>,
     token: &str,
     by: tokio::time::Instant,
 ) -> Vec<client::Reachable> {
     use futures::StreamExt as _;
     let one = |o: Orders| async move {
         let base = bases.get(&o.source)?.clone();
-        match tokio::time::timeout_at(by, client::send_orders(http, &base, Some(token), &o)).await {
+        let node = o.nodes.get(o.source as usize).cloned().unwrap_or_default();
+        let retry_by = by.min(tokio::time::Instant::now() + ORDERS_RETRY);
+        let sent = tokio::time::timeout_at(by, async {
+            loop {
+                match client::send_orders(http, &base, Some(token), &o).await {
+                    // refused (not listening yet), not timed out (a node dropping packets)
+                    Err(client::ControlError::Http { source, .. })
+                        if source.is_connect()
+                            && !source.is_timeout()
+                            && tokio::time::Instant::now() + client::POLL < retry_by =>
+                    {
+                        tokio::time::sleep(client::POLL).await;
+                    }
+                    r => return r,
+                }
+            }
+        })
+        .await;
+        match sent {
             Ok(Ok(())) => Some(client::Reachable { source: o.source, base }),
             Ok(Err(e)) => {
-                eprintln!("kpatrol round: orders to agent {}: {e}", o.source);
+                eprintln!("kpatrol round: orders to {node}'s agent: {e}");
                 None
             }
             Err(_) => {
-                eprintln!(
-                    "kpatrol round: orders to agent {}: the round's deadline passed",
-                    o.source
-                );
+                eprintln!("kpatrol round: orders to {node}'s agent: the round's deadline passed");
                 None
             }
         }
     };
-    futures::stream::iter(orders.into_iter().map(one))
+    futures::stream::iter(orders.map(one))
         .buffer_unordered(IN_FLIGHT)
         .filter_map(|r| async move { r })
         .collect()
@@ -506,12 +589,13 @@ async fn send_all(
 }
 
 /// The agents of Job `job` running on `nodes`, on a watch of its pods, once each node has
-/// one or `by` passes (then those running).
+/// one, or `grace` after the first started, or `by` (then those running).
 async fn wait_running(
     pods: &Api<Pod>,
     job: &str,
     nodes: &[&str],
     by: tokio::time::Instant,
+    grace: Duration,
 ) -> Result<BTreeMap<String, Agent>, ClusterError> {
     use futures::StreamExt as _;
     let selector = format!("{}={job}", label::JOB_NAME);
@@ -521,6 +605,8 @@ async fn wait_running(
     let settled = |agents: &BTreeMap<String, Agent>, gone: &std::collections::BTreeSet<String>| {
         nodes.iter().all(|n| agents.contains_key(*n)) || agents.len() + gone.len() >= nodes.len()
     };
+    let mut by = by;
+    let mut first_seen = false;
     loop {
         let list = pods
             .list(&ListParams::default().labels(&selector))
@@ -539,6 +625,10 @@ async fn wait_running(
                 .filter_map(|p| p.metadata.name.clone()),
         );
         let agents = running_agents(&latest.values().cloned().collect::<Vec<_>>());
+        if !first_seen && !agents.is_empty() {
+            first_seen = true;
+            by = by.min(tokio::time::Instant::now() + grace);
+        }
         if settled(&agents, &gone) || tokio::time::Instant::now() >= by {
             return Ok(agents);
         }
@@ -579,6 +669,12 @@ async fn wait_running(
             let agents = running_agents(&latest.values().cloned().collect::<Vec<_>>());
             if settled(&agents, &gone) {
                 return Ok(agents);
+            }
+            if !first_seen && !agents.is_empty() {
+                // the first agent runs: the others get the grace from now
+                first_seen = true;
+                by = by.min(tokio::time::Instant::now() + grace);
+                break;
             }
         }
     }
@@ -724,6 +820,16 @@ mod tests {
                 host: Some("mesh.example.com".into())
             }]
         );
+    }
+
+    #[test]
+    fn the_token_comes_from_its_secret_never_in_the_job() {
+        let mut job = json!({"spec": {"template": {"spec": {"containers": [{"name": "probe", "env": [{"name": "A", "value": "b"}]}]}}}});
+        with_token_from(&mut job, "r-token");
+        let env = &job["spec"]["template"]["spec"]["containers"][0]["env"];
+        assert_eq!(env[1]["name"], agent::TOKEN_ENV);
+        assert_eq!(env[1]["valueFrom"]["secretKeyRef"]["name"], "r-token");
+        assert!(env[1].get("value").is_none());
     }
 
     #[test]

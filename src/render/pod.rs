@@ -416,7 +416,6 @@ fn template_meta(labels: BTreeMap<String, String>, annotations: &BTreeMap<String
     }
 }
 
-/// The Job spec of one round's agents: Indexed, one pod per agent.
 /// The node selector of a task whose agents follow the nodes, one per matching node: a
 /// per-node task's, and every mesh's (its agents are its nodes). `None` for a fixed count.
 pub(crate) fn per_node_selector(plan: &Plan) -> Option<BTreeMap<String, String>> {
@@ -569,6 +568,7 @@ pub(crate) fn mesh_ingress(
     })
 }
 
+/// The Job spec of one round's agents: Indexed, one pod per agent.
 pub(crate) fn agent_job_spec(
     plan: &Plan,
     opts: &RenderOptions,
@@ -658,12 +658,8 @@ pub(crate) fn agent_job_spec(
             let mut e = env(plan, pass, periodic, api_access);
             if mesh {
                 // the agent serves on each of its pod's addresses
+                // the pod's own addresses, for runtimes whose pods share a network
                 e.push(field_env(crate::modes::reach::agent::POD_IPS_ENV, "status.podIPs"));
-                // and on its Multus interfaces (empty without Multus)
-                e.push(field_env(
-                    crate::modes::reach::agent::NETWORK_STATUS_ENV,
-                    &format!("metadata.annotations['{}']", crate::modes::reach::NETWORK_STATUS),
-                ));
             }
             e
         }),
@@ -799,10 +795,17 @@ pub(crate) fn launcher_job_spec(plan: &Plan, opts: &RenderOptions, pass: &Passth
         ]),
         env: Some(launcher_env(plan, pass)),
         env_from: Some(otel_env_from()),
-        resources: Some(requirements(
-            &[("cpu", "50m"), ("memory", "32Mi")],
-            &[("cpu", "500m"), ("memory", "64Mi")],
-        )),
+        // a mesh's launcher holds the round's matrix (3 million cells at 1,000 nodes: 84 MB)
+        resources: Some(match plan.mode {
+            crate::modes::Mode::Reach(_) => requirements(
+                &[("cpu", "100m"), ("memory", "64Mi")],
+                &[("cpu", "1"), ("memory", "512Mi")],
+            ),
+            _ => requirements(
+                &[("cpu", "50m"), ("memory", "32Mi")],
+                &[("cpu", "500m"), ("memory", "64Mi")],
+            ),
+        }),
         security_context: Some(container_security()),
         // a crash or an OOM kill still leaves its cause (the log's tail)
         termination_message_policy: Some("FallbackToLogsOnError".into()),
@@ -864,8 +867,10 @@ pub(crate) fn rbac(plan: &Plan, per_node: bool, counted_rounds: bool) -> Vec<Obj
         rules.push(rule("", "pods", None, verbs));
     }
     if let crate::modes::Mode::Reach(reach) = &plan.mode {
-        // keeps each round's matrix in a ConfigMap of its own, for `kpatrol report --html`
+        // keeps each round's matrix in a ConfigMap of its own, for `kpatrol report --html`,
+        // and hands the round's token to its agents in a Secret of its own
         rules.push(rule("", "configmaps", None, &["create"]));
+        rules.push(rule("", "secrets", None, &["create"]));
         // and reads where the agents' Service answers
         if mesh_service(plan, reach).is_some() {
             rules.push(rule("", "services", Some(&super::mesh_service_name(plan)), &["get"]));

@@ -228,21 +228,20 @@ pub const AGENT_PORT: u16 = 8080;
 /// downward API (`status.podIPs`).
 pub const POD_IPS_ENV: &str = "POD_IPS";
 
-/// The pod's Multus `network-status` annotation, which render gives the agent through the
-/// downward API (its secondary interfaces' addresses).
-pub const NETWORK_STATUS_ENV: &str = "KPATROL_NETWORK_STATUS";
+/// Set (to anything) where pods share one network (the test kubelet on loopback): the agent
+/// serves only on its own addresses ([`POD_IPS_ENV`]), not on every address.
+pub const POD_IPS_ONLY_ENV: &str = "KPATROL_LISTEN_POD_IPS";
 
-/// Where an agent serves without `--listen`: on [`AGENT_PORT`] of each of the pod's
-/// addresses (`pod_ips`, [`POD_IPS_ENV`]) and of its Multus interfaces (`network_status`,
-/// [`NETWORK_STATUS_ENV`]), or of every address when none is known. Those are every address
-/// a pod has in a cluster; on a test kubelet whose pods share one network they keep the
-/// agents apart. Pure.
-pub fn listen_addrs(pod_ips: Option<&str>, network_status: Option<&str>) -> Vec<SocketAddr> {
+/// Where an agent serves without `--listen`: on [`AGENT_PORT`] of every address (`[::]`,
+/// IPv4 included; `0.0.0.0` where the pod has no IPv6), which in a pod of its own is each of
+/// its interfaces, Multus's too; with `pod_ips_only`, of each of `pod_ips` alone (pods that
+/// share one network). Pure.
+pub fn listen_addrs(pod_ips: Option<&str>, pod_ips_only: bool) -> Vec<SocketAddr> {
     let mut out: Vec<SocketAddr> = pod_ips
+        .filter(|_| pod_ips_only)
         .unwrap_or_default()
         .split(',')
         .filter_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
-        .chain(super::multus_ips(network_status))
         .map(|ip| SocketAddr::new(ip, AGENT_PORT))
         .collect();
     out.sort();
@@ -305,9 +304,13 @@ pub fn judge_row(plan: &Plan, orders: &Orders, row: &Row) -> MatrixVerdict {
 pub async fn run(plan: &Plan, mounts: &Mounts, opts: &AgentOptions, stop: Stop) -> Result<Pressed, AgentError> {
     let mut listeners = Vec::new();
     for addr in &opts.listen {
-        listeners.push(
-            crate::probe::serve::listen(*addr).map_err(|source| AgentError::Listen { addr: *addr, source })?,
-        );
+        let any4 = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), addr.port());
+        let listener = crate::probe::serve::listen(*addr).or_else(|e| match addr.ip() {
+            // a pod without IPv6 cannot open `[::]`: every IPv4 address then
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => crate::probe::serve::listen(any4),
+            _ => Err(e),
+        });
+        listeners.push(listener.map_err(|source| AgentError::Listen { addr: *addr, source })?);
     }
     let shared = Arc::new(Shared {
         token: opts.token.clone(),
@@ -499,13 +502,14 @@ pub mod client {
 
     /// Gathers every agent's row, at most `in_flight` agents at a time, each polled every
     /// [`POLL`] until its row comes or `until` passes; each agent whose row came is told it
-    /// may exit. Memory: the rows, decoded as they come.
+    /// may exit. `stop` ends it with the rows in hand. Memory: the rows, decoded as they come.
     pub async fn gather(
         client: &reqwest::Client,
         agents: Vec<Reachable>,
         token: Option<&str>,
         until: tokio::time::Instant,
         in_flight: usize,
+        stop: &Stop,
     ) -> Gathered {
         use futures::StreamExt as _;
         let one = |a: Reachable| async move {
@@ -527,10 +531,15 @@ pub mod client {
         };
         let mut out = Gathered::default();
         let mut results = futures::stream::iter(agents.into_iter().map(one)).buffer_unordered(in_flight.max(1));
-        while let Some(r) = results.next().await {
-            match r {
-                Ok(row) => out.rows.push(row),
-                Err(silent) => out.silent.push(silent),
+        loop {
+            let next = tokio::select! {
+                r = results.next() => r,
+                _ = stop.stopped() => break,
+            };
+            match next {
+                Some(Ok(row)) => out.rows.push(row),
+                Some(Err(silent)) => out.silent.push(silent),
+                None => break,
             }
         }
         out.rows.sort_by_key(|r| r.source);
@@ -544,25 +553,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_agent_serves_on_each_of_its_pods_addresses_else_on_every_address() {
+    fn an_agent_serves_on_every_address_or_where_pods_share_a_network_on_its_own() {
+        let any = vec!["[::]:8080".parse::<SocketAddr>().unwrap()];
+        assert_eq!(listen_addrs(Some("10.1.0.5,fd00::5"), false), any, "its own network: every address");
         assert_eq!(
-            listen_addrs(Some("10.1.0.5,fd00::5"), None),
+            listen_addrs(Some("10.1.0.5,fd00::5"), true),
             vec![
                 "10.1.0.5:8080".parse::<SocketAddr>().unwrap(),
                 "[fd00::5]:8080".parse().unwrap()
             ]
         );
-        let status = r#"[{"name":"d","ips":["10.1.0.5"],"default":true},{"name":"m","ips":["192.168.9.5"]}]"#;
-        assert_eq!(
-            listen_addrs(Some("10.1.0.5"), Some(status)),
-            vec![
-                "10.1.0.5:8080".parse::<SocketAddr>().unwrap(),
-                "192.168.9.5:8080".parse().unwrap()
-            ],
-            "the Multus interface too"
-        );
         for none in [None, Some(""), Some("not an address")] {
-            assert_eq!(listen_addrs(none, None), vec!["[::]:8080".parse::<SocketAddr>().unwrap()], "{none:?}");
+            assert_eq!(listen_addrs(none, true), any, "{none:?}");
         }
     }
+
 }

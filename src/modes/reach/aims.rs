@@ -91,37 +91,81 @@ pub fn plan(
     service: &Service,
     live: impl Fn(u32) -> bool,
 ) -> RoundAims {
-    let n = nodes.len() as u32;
-    let mut paths = Vec::new();
-    let mut index = Vec::new();
-    for v in vias {
-        for f in families {
-            index.push((*v, *f, paths.len() as u16));
-            paths.push(PathName {
-                path: v.name().into(),
-                family: f.name().into(),
-            });
-        }
+    let p = Planner::new(vias, families, peers, round, nodes, service, &live);
+    let orders = (0..nodes.len() as u32).filter(|i| live(*i)).map(|i| p.orders(i)).collect();
+    RoundAims {
+        paths: p.paths,
+        orders,
+        skipped: p.skipped,
     }
-    let mut skipped = Vec::new();
-    for f in families {
-        for (name, r) in nodes {
-            if !r.has(*f) {
-                skipped.push(format!("{} to and from {name}: it has no {} address", f.name(), f.label()));
+}
+
+/// A round's paths and what it cannot press, with each agent's orders made on demand (a
+/// launcher of 1,000 agents holds a few agents' orders at a time, not 3 million aims).
+pub struct Planner<'a> {
+    pub paths: Vec<PathName>,
+    /// Cells not pressed for want of an address, with why.
+    pub skipped: Vec<String>,
+    index: Vec<(Via, Family, u16)>,
+    peers: Peers,
+    round: u64,
+    nodes: &'a [(String, Reach)],
+    service: &'a Service,
+    node_names: Vec<String>,
+}
+
+impl<'a> Planner<'a> {
+    /// As [`plan`] takes them. Pure.
+    pub fn new(
+        vias: &[Via],
+        families: &[Family],
+        peers: Peers,
+        round: u64,
+        nodes: &'a [(String, Reach)],
+        service: &'a Service,
+        live: &dyn Fn(u32) -> bool,
+    ) -> Planner<'a> {
+        let mut paths = Vec::new();
+        let mut index = Vec::new();
+        for v in vias {
+            for f in families {
+                index.push((*v, *f, paths.len() as u16));
+                paths.push(PathName {
+                    path: v.name().into(),
+                    family: f.name().into(),
+                });
             }
         }
-    }
-    let node_names: Vec<String> = nodes.iter().map(|(name, _)| name.clone()).collect();
-    let mut orders = Vec::new();
-    for (i, (_, me)) in nodes.iter().enumerate() {
-        let i = i as u32;
-        if !live(i) {
-            continue;
+        let mut skipped = Vec::new();
+        for f in families {
+            // (an agent that does not run is named as silent by the judge, not here)
+            for (i, (name, r)) in nodes.iter().enumerate() {
+                if live(i as u32) && !r.has(*f) {
+                    skipped.push(format!("{} to and from {name}: it has no {} address", f.name(), f.label()));
+                }
+            }
         }
-        let pressed = pressed(peers, i, n, round);
+        Planner {
+            paths,
+            skipped,
+            index,
+            peers,
+            round,
+            nodes,
+            service,
+            node_names: nodes.iter().map(|(name, _)| name.clone()).collect(),
+        }
+    }
+
+    /// Agent `i`'s orders. Pure.
+    pub fn orders(&self, i: u32) -> Orders {
+        let n = self.nodes.len() as u32;
+        let service = self.service;
+        let pressed = pressed(self.peers, i, n, self.round);
         let mut aims = Vec::new();
-        for (v, f, path) in &index {
-            if !me.has(*f) {
+        let me = self.nodes.get(i as usize).map(|(_, r)| r);
+        for (v, f, path) in &self.index {
+            if !me.is_some_and(|r| r.has(*f)) {
                 continue;
             }
             if matches!(v, Via::ClusterIp | Via::LoadBalancer | Via::Ingress) {
@@ -140,7 +184,7 @@ pub fn plan(
                 continue;
             }
             for j in &pressed {
-                let Some((_, them)) = nodes.get(*j as usize) else { continue };
+                let Some((_, them)) = self.nodes.get(*j as usize) else { continue };
                 if let Some(addr) = them.at(*v, *f) {
                     aims.push(Aim {
                         target: *j,
@@ -151,14 +195,13 @@ pub fn plan(
                 }
             }
         }
-        orders.push(Orders {
+        Orders {
             source: i,
-            nodes: node_names.clone(),
-            paths: paths.clone(),
+            nodes: self.node_names.clone(),
+            paths: self.paths.clone(),
             aims,
-        });
+        }
     }
-    RoundAims { paths, orders, skipped }
 }
 
 /// The agents agent `i` of `n` presses this round: all of them (itself too, as kdoctor's do),
