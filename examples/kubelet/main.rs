@@ -3,7 +3,7 @@
 //! example for tests and laptops (`scripts/cluster up`), not a product binary.
 //!
 //! ```text
-//! kubelet --kubeconfig DIR/kubeconfig --nodes N --dir DIR/kubelet --bin-dir BIN [--node-prefix node-]
+//! kubelet --kubeconfig DIR/kubeconfig --nodes N --dir DIR/kubelet --bin-dir BIN [--node-prefix node-] [--netns]
 //! ```
 //!
 //! Nodes `node-0` … `node-(N-1)`: created (or adopted when they exist), their status set through
@@ -66,8 +66,12 @@
 //! marked Failed with reason `KubeletRestarted`, never rerun. On SIGTERM/SIGINT the kubelet
 //! kills its processes and exits 0 without writing anything.
 //!
+//! `--netns` (root; see the `netns` module): each node a network namespace of its own with
+//! its pods in it, kube-proxy's DNAT, a load balancer, an ingress controller and Multus's
+//! second interface, for the mesh's tests.
+//!
 //! Not done: probes (a running container is ready), resource limits, images, hostNetwork
-//! (everything shares the host's network), Service links, token refresh (tokens live 1 h),
+//! (without `--netns` everything shares the host's network), Service links, token refresh (tokens live 1 h),
 //! pods of several containers mounting different volumes at the same path.
 
 /// One line on stderr, with the time (see [`log`]).
