@@ -348,8 +348,9 @@ pub async fn watch_services(ctx: Arc<Ctx>, net: Arc<Net>) {
         |p| &mut p.services,
         |s, p| {
             let lb = s.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
-            let has = s.status.as_ref().and_then(|s| s.load_balancer.as_ref());
-            (lb && !has_address(has)).then(|| {
+            let given = s.status.as_ref().and_then(|s| s.load_balancer.as_ref());
+            let has = given.and_then(|l| l.ingress.as_ref()).is_some_and(|v| !v.is_empty());
+            (lb && !has).then(|| {
                 p.lb_given += 1;
                 std::net::Ipv4Addr::new(198, 18, 254, (p.lb_given % 250 + 1) as u8)
             })
@@ -366,25 +367,12 @@ pub async fn watch_ingresses(ctx: Arc<Ctx>, net: Arc<Net>) {
         net,
         |p| &mut p.ingresses,
         |i, _| {
-            let has = i.status.as_ref().and_then(|s| s.load_balancer.as_ref());
-            let has = has.map(|l| k8s_openapi::api::core::v1::LoadBalancerStatus {
-                ingress: l.ingress.as_ref().map(|v| {
-                    v.iter()
-                        .map(|x| k8s_openapi::api::core::v1::LoadBalancerIngress {
-                            ip: x.ip.clone(),
-                            ..Default::default()
-                        })
-                        .collect()
-                }),
-            });
-            (!has_address(has.as_ref())).then_some(INGRESS_IP)
+            let lb = i.status.as_ref().and_then(|s| s.load_balancer.as_ref());
+            let has = lb.and_then(|l| l.ingress.as_ref()).is_some_and(|v| !v.is_empty());
+            (!has).then_some(INGRESS_IP)
         },
     )
     .await
-}
-
-fn has_address(lb: Option<&k8s_openapi::api::core::v1::LoadBalancerStatus>) -> bool {
-    lb.and_then(|l| l.ingress.as_ref()).is_some_and(|v| !v.is_empty())
 }
 
 /// Keeps `map(proxy)` equal to the cluster's objects of kind `K` (a list, then a watch;

@@ -16,14 +16,13 @@ use kube::api::{Api, ListParams, PostParams};
 
 use super::round::{self, Launch, NodeFacts, Start, api_err};
 use super::{ClusterError, TemplateError};
-use crate::judge::Outcome;
-use crate::judge::matrix::{CellExpect, Matrix, judge_matrix};
+use crate::judge::matrix::{CellExpect, Matrix};
 use crate::modes::reach::agent::{self, AGENT_PORT, Orders, client};
 use crate::modes::reach::aims::{self, Reach};
 use crate::modes::reach::{Family, NETWORK_STATUS, ReachPlan, Via, multus_ips};
 use crate::names::label;
 use crate::plan::Plan;
-use crate::report::mesh::{MatrixRecord, MeshReport};
+use crate::report::mesh::{MatrixRecord, MeshReport, Place, Round};
 
 /// Agents' orders sent, or rows asked for, at once.
 const IN_FLIGHT: usize = 64;
@@ -60,7 +59,7 @@ impl Agent {
 
 /// The running agents among `pods` by node: the first Running pod with an address on each
 /// node (the scheduler keeps one per node). Pure.
-pub fn running_agents(pods: &[Pod]) -> BTreeMap<String, Agent> {
+pub fn running_agents<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> BTreeMap<String, Agent> {
     let mut out = BTreeMap::new();
     for p in pods {
         let Some(status) = p.status.as_ref() else { continue };
@@ -316,7 +315,7 @@ pub async fn launch(
         }
     }
     for f in reach.families() {
-        let s = usize::from(f == Family::V6);
+        let s = aims::slot(f);
         if vias.contains(&Via::Ingress) && service.ingress.get(s).copied().flatten().is_none() {
             skipped.push(format!(
                 "ingress {}: the agents' Ingress has no {} address (no controller admitted it yet, or a hostname)",
@@ -398,39 +397,27 @@ pub async fn launch(
         reported,
         cells,
     };
-    let e = CellExpect::of(&plan.expect);
-    let v = judge_matrix(&e, &matrix);
     if let Some(owner) = &owner {
-        keep_matrix(client, &l.namespace, owner, &MatrixRecord::of(&plan.name, &matrix, &e)).await;
+        let record = MatrixRecord::of(&plan.name, &matrix, &CellExpect::of(&plan.expect));
+        keep_matrix(client, &l.namespace, owner, &record).await;
     }
     for (n, why) in &unfit {
         skipped.push(format!("{n}: {why}"));
     }
-    Ok(MeshReport {
-        task: plan.name.clone(),
-        kind: plan.kind.clone(),
-        mode: "reach",
-        verdict: if stopped { Outcome::Fail } else { v.outcome },
-        agents: eligible.len() as u32,
-        network: "cluster",
-        cells: v.cells,
-        failed_cells: v.failed_cells,
-        unlisted_cells: v.unlisted_cells,
-        skipped,
-        coverage: aims::coverage(
-            reach.peers,
-            eligible.len() as u32,
-            round_number(l.own_job.as_deref(), plan.schedule.interval()),
-        ),
-        findings: v.findings.iter().map(crate::report::heatmap::finding_text).collect(),
-        checks: v.checks.clone(),
-        stopped,
-        duration_seconds: clock.elapsed().as_secs_f64(),
-        started_at,
+    let round = round_number(l.own_job.as_deref(), plan.schedule.interval());
+    Ok(MeshReport::judged(
+        plan,
         matrix,
-        expect: e,
-        verdict_detail: Some(v),
-    })
+        Round {
+            agents: eligible.len() as u32,
+            network: Place::Cluster,
+            skipped,
+            coverage: aims::coverage(reach.peers, eligible.len() as u32, round),
+            stopped,
+            started_at,
+            duration_seconds: clock.elapsed().as_secs_f64(),
+        },
+    ))
 }
 
 /// The key of the token in its Secret.
@@ -624,7 +611,7 @@ async fn wait_running(
                 .filter(|p| ended(p))
                 .filter_map(|p| p.metadata.name.clone()),
         );
-        let agents = running_agents(&latest.values().cloned().collect::<Vec<_>>());
+        let agents = running_agents(latest.values());
         if !first_seen && !agents.is_empty() {
             first_seen = true;
             by = by.min(tokio::time::Instant::now() + grace);
@@ -646,7 +633,7 @@ async fn wait_running(
             let next = tokio::select! {
                 e = events.next() => e,
                 _ = tokio::time::sleep_until(by) => {
-                    return Ok(running_agents(&latest.values().cloned().collect::<Vec<_>>()));
+                    return Ok(running_agents(latest.values()));
                 }
             };
             match next {
@@ -666,7 +653,7 @@ async fn wait_running(
                 // the watch ended or broke: list again
                 Some(Err(_)) | None => break,
             }
-            let agents = running_agents(&latest.values().cloned().collect::<Vec<_>>());
+            let agents = running_agents(latest.values());
             if settled(&agents, &gone) {
                 return Ok(agents);
             }

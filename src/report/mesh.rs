@@ -4,8 +4,32 @@
 
 use serde::Serialize;
 
-use crate::judge::matrix::{CellExpect, Matrix, MatrixVerdict};
+use crate::judge::matrix::{CellExpect, Matrix, MatrixVerdict, judge_matrix};
 use crate::judge::{Check, Outcome};
+
+/// Where a mesh round ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Place {
+    /// `kpatrol run`: agents on loopback addresses.
+    Loopback,
+    /// `kpatrol run --netns`: each agent a node in a network namespace.
+    Netns,
+    /// The launcher in a cluster.
+    Cluster,
+}
+
+/// What a round's place knows beside its matrix, for [`MeshReport::judged`].
+pub struct Round {
+    pub agents: u32,
+    pub network: Place,
+    pub skipped: Vec<String>,
+    pub coverage: Option<String>,
+    /// Stopped (SIGTERM) before its end: the round fails whatever its cells.
+    pub stopped: bool,
+    pub started_at: std::time::SystemTime,
+    pub duration_seconds: f64,
+}
 
 /// A mesh round, judged.
 #[derive(Clone, Debug, Serialize)]
@@ -16,8 +40,7 @@ pub struct MeshReport {
     pub mode: &'static str,
     pub verdict: Outcome,
     pub agents: u32,
-    /// `loopback` or `netns` (`kpatrol run`), `cluster` (the launcher).
-    pub network: &'static str,
+    pub network: Place,
     pub cells: u64,
     pub failed_cells: u64,
     /// Failing cells past the listed checks.
@@ -43,6 +66,33 @@ pub struct MeshReport {
 }
 
 impl MeshReport {
+    /// Judges `matrix` by `plan`'s expectations: the report of one round wherever it ran.
+    pub fn judged(plan: &crate::plan::Plan, matrix: Matrix, r: Round) -> MeshReport {
+        let expect = CellExpect::of(&plan.expect);
+        let v = judge_matrix(&expect, &matrix);
+        MeshReport {
+            task: plan.name.clone(),
+            kind: plan.kind.clone(),
+            mode: "reach",
+            verdict: if r.stopped { Outcome::Fail } else { v.outcome },
+            agents: r.agents,
+            network: r.network,
+            cells: v.cells,
+            failed_cells: v.failed_cells,
+            unlisted_cells: v.unlisted_cells,
+            skipped: r.skipped,
+            coverage: r.coverage,
+            findings: v.findings.iter().map(crate::report::heatmap::finding_text).collect(),
+            checks: v.checks.clone(),
+            stopped: r.stopped,
+            duration_seconds: r.duration_seconds,
+            started_at: r.started_at,
+            matrix,
+            expect,
+            verdict_detail: Some(v),
+        }
+    }
+
     /// The report as a table: the heatmap, what was skipped, the verdict.
     pub fn table(&self) -> String {
         let mut paths: Vec<&str> = Vec::new();
@@ -58,9 +108,9 @@ impl MeshReport {
             }
         }
         let place = match self.network {
-            "netns" => "in network namespaces",
-            "cluster" => "in the cluster",
-            _ => "on loopback",
+            Place::Netns => "in network namespaces",
+            Place::Cluster => "in the cluster",
+            Place::Loopback => "on loopback",
         };
         let mut out = format!(
             "{} {} {place}: {} agents, paths {} ({})\n",

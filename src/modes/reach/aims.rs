@@ -47,7 +47,8 @@ impl Service {
     }
 }
 
-fn slot(f: Family) -> usize {
+/// A family's place in the `[IPv4, IPv6]` pairs.
+pub fn slot(f: Family) -> usize {
     match f {
         Family::V4 => 0,
         Family::V6 => 1,

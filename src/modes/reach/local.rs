@@ -22,9 +22,9 @@ use tokio::net::TcpListener;
 use super::agent::{Aim, Row, press};
 use super::netns::{self, Addr, Impairment, Network};
 pub use crate::report::mesh::MeshReport;
+use crate::report::mesh::{Place, Round};
 use super::{Family, ReachPlan, Via, aims};
-use crate::judge::matrix::{CellExpect, Matrix, PathName, judge_matrix};
-use crate::judge::Outcome;
+use crate::judge::matrix::{Matrix, PathName};
 use crate::plan::Plan;
 use crate::pressure::Stop;
 use crate::probe::{Mounts, ProbeError, SetupError};
@@ -409,30 +409,19 @@ pub async fn run(plan: &Plan, reach: &ReachPlan, local: &Local, mounts: &Mounts,
         reported,
         cells,
     };
-    let e = CellExpect::of(&plan.expect);
-    let v = judge_matrix(&e, &matrix);
-    let outcome = if stopped { Outcome::Fail } else { v.outcome };
-    Ok(MeshReport {
-        task: plan.name.clone(),
-        kind: plan.kind.clone(),
-        mode: "reach",
-        verdict: outcome,
-        agents: n,
-        network: if local.netns { "netns" } else { "loopback" },
-        cells: v.cells,
-        failed_cells: v.failed_cells,
-        unlisted_cells: v.unlisted_cells,
-        skipped: layout.skipped,
-        coverage: aims::coverage(reach.peers, n, ROUND),
-        findings: v.findings.iter().map(crate::report::heatmap::finding_text).collect(),
-        checks: v.checks.clone(),
-        stopped,
-        duration_seconds: clock.elapsed().as_secs_f64(),
-        started_at,
+    Ok(MeshReport::judged(
+        plan,
         matrix,
-        expect: e,
-        verdict_detail: Some(v),
-    })
+        Round {
+            agents: n,
+            network: if local.netns { Place::Netns } else { Place::Loopback },
+            skipped: layout.skipped,
+            coverage: aims::coverage(reach.peers, n, ROUND),
+            stopped,
+            started_at,
+            duration_seconds: clock.elapsed().as_secs_f64(),
+        },
+    ))
 }
 
 #[cfg(test)]
