@@ -2,7 +2,7 @@
 //! (pass), a closed port (refused: fail, exit 1), one that accepts and never answers (with
 //! a payload and an expected reply: timeout), one that answers the wrong reply (protocol),
 //! the right reply (pass), a greeting without a payload, any reply to a payload, a
-//! connection closed before the reply; `kpatrol run` and `kpatrol-probe tcp` with their exit
+//! connection closed before the reply; the reset that ends attempts (and `close: graceful`); `kpatrol run` and `kpatrol-probe tcp` with their exit
 //! codes; bad tasks through `kpatrol validate` with the exact messages; render with no
 //! mounts and no API access.
 
@@ -275,6 +275,42 @@ async fn a_connection_closed_before_the_reply_is_a_protocol_error() {
     );
 }
 
+/// Sockets of this network namespace connected to `port` on 127.0.0.1, in any state
+/// (`/proc/net/tcp`: the remote address is the third column, `0100007F:PORT` in hex).
+fn sockets_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let remote = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| l.split_whitespace().nth(2) == Some(remote.as_str()))
+        .count()
+}
+
+#[tokio::test]
+async fn attempts_close_with_a_reset_unless_asked_to_close_gracefully() {
+    // The listener reads until the client goes, then closes: a graceful close by the client
+    // leaves its side in FIN_WAIT2, then TIME_WAIT for a minute; a reset leaves nothing.
+    let reset = listen("127.0.0.1:0", Peer::Silent).await;
+    let graceful = listen("127.0.0.1:0", Peer::Silent).await;
+    let (r, v) = round(&task(
+        P,
+        &format!(
+            "    - {{address: \"{}\"}}\n    - {{address: \"{}\", close: graceful}}\n",
+            reset.addr, graceful.addr
+        ),
+    ))
+    .await;
+    assert!(v.passed(), "{:#?}", v.checks);
+    assert_eq!(r.targets[1].codes.get("connected"), Some(&20));
+    assert_eq!(sockets_to(reset.addr.port()), 0, "a reset leaves no socket behind");
+    assert_eq!(
+        sockets_to(graceful.addr.port()),
+        20,
+        "each graceful close leaves its socket"
+    );
+}
+
 fn kpatrol(args: &[&str], file: &std::path::Path) -> std::process::Output {
     Command::new(KPATROL).args(args).arg(file).output().unwrap()
 }
@@ -410,7 +446,11 @@ fn bad_tcp_tasks_name_the_file_line_field_and_what_is_allowed() {
         ),
         (
             "    - {address: \"a:1\", port: 2}\n".into(),
-            "t.yaml:7:24: spec.targets[0].port: unknown field (allowed: address, expect, name, send)".into(),
+            "t.yaml:7:24: spec.targets[0].port: unknown field (allowed: address, close, expect, name, send)".into(),
+        ),
+        (
+            "    - {address: \"a:1\", close: fin}\n".into(),
+            "t.yaml:7:31: spec.targets[0].close: `fin` is not allowed (allowed: reset, graceful)".into(),
         ),
         (
             "    - {address: \"a:1\", send: \"\"}\n".into(),

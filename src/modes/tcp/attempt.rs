@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::plan::{CONNECTED, MAX_PREFIX, REPLIED, Reply, TcpTarget};
+use super::plan::{CONNECTED, Close, MAX_PREFIX, REPLIED, Reply, TcpTarget};
 use crate::duration::format_duration;
 use crate::pressure::{Attempt, ErrorKind, ErrorSamples, Outcome};
 use crate::probe::io_kind;
@@ -30,6 +30,7 @@ pub struct TcpAttempt {
     to: Destination,
     send: Option<Box<[u8]>>,
     reply: Wait,
+    close: Close,
     timeout: Duration,
 }
 
@@ -172,6 +173,7 @@ impl TcpAttempt {
                 Reply::Any => Wait::Any,
                 Reply::Prefix(p) => Wait::Prefix(p.as_bytes().into()),
             },
+            close: t.close,
             timeout,
         }
     }
@@ -191,6 +193,11 @@ impl TcpAttempt {
             Step::Connecting(Some(a)) => a,
             _ => stream.peer_addr().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
         };
+        if self.close == Close::Reset {
+            // however the attempt ends, dropping the stream then resets the connection; a
+            // zero linger never blocks (a socket that refuses it closes gracefully instead)
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        }
         if let Some(payload) = &self.send {
             *step = Step::Sending(addr);
             // a payload that fits one segment leaves at once (nothing is unacknowledged

@@ -23,6 +23,8 @@ pub struct TcpTarget {
     pub send: Option<String>,
     /// What the attempt waits for after connecting (and writing `send`).
     pub reply: Reply,
+    /// How the attempt's connection ends.
+    pub close: Close,
     pub expect: Expect,
 }
 
@@ -36,6 +38,25 @@ pub enum Reply {
     Any,
     /// A reply that starts with these bytes.
     Prefix(String),
+}
+
+/// How an attempt ends its connection once it is judged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Close {
+    /// A reset (SO_LINGER 0), as kubelet's probes and HAProxy's checks close: no TIME_WAIT
+    /// on either side. A graceful close leaves one per connection for a minute, on the
+    /// prober when it closes first (a connect-only check at 500/s uses up its ~28,000
+    /// ephemeral ports to one destination) or on the target when the target closes first
+    /// (its next SYN from the same port must first recycle it).
+    #[default]
+    Reset,
+    /// FIN, the orderly close, for a target that logs every reset.
+    Graceful,
+}
+
+impl Close {
+    pub const NAMES: &[&str] = &["reset", "graceful"];
 }
 
 /// The answer code of an attempt that connected (and asked for nothing more).

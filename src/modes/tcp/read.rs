@@ -121,6 +121,10 @@ fn tcp_target(cx: &mut Cx, f: &mut Fields, base: &ExpectSpec) -> Option<TcpTarge
         let s = cx.scalar_string(n, &path)?;
         text_within(cx, &s, n.pos, &path, "payload", MAX_SEND, SEND_ALLOWED)
     });
+    let close = match f.one_of(cx, "close", Close::NAMES) {
+        Some("graceful") => Close::Graceful,
+        _ => Close::Reset,
+    };
     // `expect`: a reply prefix (a string), or expectations (a mapping) with `reply` among them
     let mut prefix = None;
     let own = match f.get("expect") {
@@ -168,6 +172,7 @@ fn tcp_target(cx: &mut Cx, f: &mut Fields, base: &ExpectSpec) -> Option<TcpTarge
         port,
         send,
         reply,
+        close,
         expect,
     })
 }
