@@ -596,3 +596,20 @@ async fn sigterm_drains_within_the_drain_and_still_reports() {
     let brief: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
     assert_eq!(brief["verdict"], "fail");
 }
+
+#[test]
+fn probe_help_says_what_each_mode_does() {
+    let out = Command::new(PROBE).arg("--help").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for mode in kpatrol::modes::probe_modes() {
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{} ", mode.name)))
+            .unwrap_or_else(|| panic!("no line for {} in\n{help}", mode.name));
+        assert!(line.ends_with(mode.about), "{line:?} should end with {:?}", mode.about);
+    }
+    assert!(help.contains("reach  One agent of a mesh round"), "{help}");
+    let sql = Command::new(PROBE).args(["sql", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&sql.stdout).starts_with("PostgreSQL and MySQL/MariaDB"));
+}

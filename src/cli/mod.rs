@@ -442,9 +442,10 @@ impl Subcommand for ProbeMode {
     fn augment_subcommands(cmd: clap::Command) -> clap::Command {
         crate::modes::probe_modes()
             .fold(cmd, |cmd, mode| {
-                cmd.subcommand(ProbeArgs::augment_args(clap::Command::new(mode.name).about(mode.about)))
+                // the about after the arguments: a flattened struct's doc comment sets one too
+                cmd.subcommand(ProbeArgs::augment_args(clap::Command::new(mode.name)).about(mode.about))
             })
-            .subcommand(ProbeArgs::augment_args(clap::Command::new(REACH).about(REACH_ABOUT)))
+            .subcommand(ProbeArgs::augment_args(clap::Command::new(REACH)).about(REACH_ABOUT))
     }
 
     fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
