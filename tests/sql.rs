@@ -462,7 +462,8 @@ fn a_sql_task_renders_with_its_secrets_and_no_api_access() {
     let out = Command::new(KPATROL).arg("render").arg(&f).output().unwrap();
     let warnings = String::from_utf8_lossy(&out.stderr);
     assert!(
-        warnings.contains("target 127.0.0.1 is loopback: in a pod it reaches the pod itself"),
-        "{warnings}"
+        warnings
+            .contains(":7:5: warning: spec.targets: target 127.0.0.1 is loopback: in a pod it reaches the pod itself"),
+        "at the targets: {warnings}"
     );
 }

@@ -1708,6 +1708,22 @@ fn binary_exit_1_for_a_missing_body_file() {
 }
 
 #[test]
+fn a_task_naming_a_missing_file_is_not_counted_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}---\n{}",
+        named_native("web").replace("{url: ", "{bodyFile: nope.json, url: "),
+        named_native("other")
+    );
+    let f = write(dir.path(), "t.yaml", text);
+    let o = kpatrol(&[&f]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("spec.targets[0].bodyFile: file "), "{out}");
+    assert!(out.contains("1 file(s), 1 valid task(s), 1 error(s)"), "{out}");
+}
+
+#[test]
 fn binary_warnings_keep_exit_0() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(

@@ -221,8 +221,10 @@ pub enum Command {
     /// first error stops it: what was applied before is listed, nothing after is applied.
     /// Refuses a server older than Kubernetes 1.29.
     Apply {
+        /// Task files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Container image holding kpatrol and kpatrol-probe.
         #[arg(long, env = "KPATROL_IMAGE", default_value = crate::render::DEFAULT_IMAGE)]
         image: String,
         /// Label every object as a member of this set (`kpatrol.dev/set`), the scope of a
@@ -243,6 +245,7 @@ pub enum Command {
     /// Other sets, objects applied without a set, namespaces and the Jobs CronJobs started are
     /// never deleted.
     Prune {
+        /// Task files or directories: what the set should still hold.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// The set to prune (as given to `apply --set`).
@@ -260,8 +263,10 @@ pub enum Command {
     /// Show what `apply` would change, field by field, from a server-side dry run: fields set,
     /// changed and removed. Exit 0 no changes, 1 changes.
     Diff {
+        /// Task files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Container image holding kpatrol and kpatrol-probe.
         #[arg(long, env = "KPATROL_IMAGE", default_value = crate::render::DEFAULT_IMAGE)]
         image: String,
         /// The set the objects were applied in (`apply --set`).
@@ -279,6 +284,7 @@ pub enum Command {
         /// Only this namespace (all namespaces when omitted).
         #[arg(long, short = 'n')]
         namespace: Option<String>,
+        /// `table` for people, `json` for programs.
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
         #[command(flatten)]
@@ -289,8 +295,10 @@ pub enum Command {
     Report {
         /// The task (its rendered name: `kpatrol status` lists them).
         task: String,
+        /// The task's namespace.
         #[arg(long, short = 'n', default_value = crate::plan::DEFAULT_NAMESPACE)]
         namespace: String,
+        /// `table` for people, `json` for programs.
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
         /// Also write the last round's matrix (a Mesh or a NetReach) as one self-contained
@@ -390,12 +398,14 @@ pub struct RoundOpts {
     name = "kpatrol-probe",
     version,
     about = "Run one round of a task in one mode, as a kpatrol pod does: JSON report on stdout, a summary in the termination log.",
-    after_help = "Exit codes: 0 the round met its expectations, 1 it did not, 2 it could not run."
+    after_help = PROBE_EXIT_CODES
 )]
 pub struct Probe {
     #[command(subcommand)]
     pub mode: ProbeMode,
 }
+
+const PROBE_EXIT_CODES: &str = "Exit codes: 0 the round met its expectations, 1 it did not, 2 it could not run.";
 
 /// The mesh's agent (`kpatrol-probe reach`), started by the mesh's launcher in a cluster.
 const REACH: &str = "reach";
@@ -443,9 +453,17 @@ impl Subcommand for ProbeMode {
         crate::modes::probe_modes()
             .fold(cmd, |cmd, mode| {
                 // the about after the arguments: a flattened struct's doc comment sets one too
-                cmd.subcommand(ProbeArgs::augment_args(clap::Command::new(mode.name)).about(mode.about))
+                let sub = ProbeArgs::augment_args(clap::Command::new(mode.name))
+                    .about(mode.about)
+                    .after_help(PROBE_EXIT_CODES)
+                    .mut_arg("listen", |a| a.hide(true));
+                cmd.subcommand(sub)
             })
-            .subcommand(ProbeArgs::augment_args(clap::Command::new(REACH)).about(REACH_ABOUT))
+            .subcommand(
+                ProbeArgs::augment_args(clap::Command::new(REACH))
+                    .about(REACH_ABOUT)
+                    .after_help(PROBE_EXIT_CODES),
+            )
     }
 
     fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
@@ -733,7 +751,7 @@ pub enum StartError {
     #[error(transparent)]
     Load(#[from] task::LoadError),
     /// Every error of the task file, one per line.
-    #[error("invalid task file:\n{}", .0.join("\n"))]
+    #[error("cannot run the task:\n{}", .0.join("\n"))]
     Invalid(Vec<String>),
     #[error("{}: no task in this file", .0.display())]
     NoTask(PathBuf),
@@ -799,8 +817,24 @@ pub(super) fn check(paths: &[PathBuf], overrides: &task::Overrides, mut say: imp
             }
             Ok(ft) => {
                 let mut diags = ft.diagnostics;
-                diags.extend(task::check_files(f, &ft.files));
+                let missing = task::check_files(f, &ft.files);
+                // a task naming a file that cannot be read is not valid: the task whose
+                // document holds the field (the last to start at or before it)
+                let invalid: Vec<usize> = missing
+                    .iter()
+                    .filter_map(|d| {
+                        ft.plans
+                            .iter()
+                            .map(|p| p.origin.line)
+                            .filter(|l| *l <= d.pos.line)
+                            .max()
+                    })
+                    .collect();
+                diags.extend(missing);
                 for p in ft.plans {
+                    if invalid.contains(&p.origin.line) {
+                        continue; // reported: the task is not valid
+                    }
                     if let Some(problem) = crate::render::pod::memory_problem(&p) {
                         diags.push(crate::diag::Diagnostic {
                             severity: Severity::Warning,
@@ -916,7 +950,15 @@ pub fn render(paths: &[PathBuf], output: Option<&Path>, image: &str) -> Exit {
         }
         Some(dir) => match render_files(&rendered, dir) {
             Ok(()) => {
-                eprintln!("kpatrol: rendered {} task(s) into {}", plans.len(), dir.display());
+                let warned = match rendered.warnings.len() {
+                    0 => String::new(),
+                    n => format!(", with {n} warning(s) about running in pods (above)"),
+                };
+                eprintln!(
+                    "kpatrol: rendered {} task(s) into {}{warned}",
+                    plans.len(),
+                    dir.display()
+                );
                 Exit::Ok
             }
             Err(e) => {

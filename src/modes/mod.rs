@@ -186,9 +186,12 @@ impl<'a> Needs<'a> {
         if (h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()))
             && self.warned.insert(h.to_string())
         {
-            self.diagnostics.warn(
-                self.plan.origin.name_pos,
-                "spec.targets",
+            let field = match self.plan.format {
+                crate::task::Format::Kdoctor => "spec.target",
+                crate::task::Format::Native => "spec.targets",
+            };
+            self.warn(
+                field,
                 format!("target {host} is loopback: in a pod it reaches the pod itself"),
             );
         }

@@ -52,8 +52,10 @@ fn common(
     kind: &str,
 ) -> Option<Common> {
     let before = cx.diags.error_count();
+    // where a warning about the target (loopback in a pod) points
+    let mut positions: Vec<(String, crate::diag::Pos)> =
+        spec.target.iter().map(|t| ("spec.target".to_string(), t.pos)).collect();
     // schedule
-    let mut positions = Vec::new();
     let (schedule, round_timeout_min, rounds) = match &spec.schedule {
         Field::Set(Spanned { value: s, .. }) => {
             let sched = s

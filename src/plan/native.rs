@@ -98,6 +98,10 @@ pub(crate) fn plan(cx: &mut Cx, meta: Meta, kind: NativeKind, spec: raw::Spec, o
     let mut origin = meta.origin;
     // where a warning about the pressure (an agent too big for its pod) points
     origin.positions.insert("spec.pressure".into(), spec.pressure.pos);
+    // and one about a target (loopback in a pod)
+    if let Some(t) = spec.targets {
+        origin.positions.insert("spec.targets".into(), t.pos);
+    }
     Some(Plan {
         name: meta.name,
         namespace: super::namespace(meta.namespace, overrides),
