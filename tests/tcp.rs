@@ -18,7 +18,7 @@ use kpatrol::judge::Verdict;
 use kpatrol::pressure::Stop;
 use kpatrol::probe::Mounts;
 use kpatrol::report::RoundReport;
-use support::{closed_port, probe_round, task_file};
+use support::{closed_port, probe_round, sockets_to, task_file};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -273,18 +273,6 @@ async fn a_connection_closed_before_the_reply_is_a_protocol_error() {
             short.addr
         )
     );
-}
-
-/// Sockets of this network namespace connected to `port` on 127.0.0.1, in any state
-/// (`/proc/net/tcp`: the remote address is the third column, `0100007F:PORT` in hex).
-fn sockets_to(port: u16) -> usize {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let remote = format!("0100007F:{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter(|l| l.split_whitespace().nth(2) == Some(remote.as_str()))
-        .count()
 }
 
 #[tokio::test]

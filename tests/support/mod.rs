@@ -329,6 +329,18 @@ pub async fn probe_round(mode: &str, task: &Path, log: &Path) -> std::process::O
         .unwrap()
 }
 
+/// Sockets of this network namespace connected to `port` on 127.0.0.1, in any state
+/// (`/proc/net/tcp`: the remote address is the third column, `0100007F:PORT` in hex).
+pub fn sockets_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let remote = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| l.split_whitespace().nth(2) == Some(remote.as_str()))
+        .count()
+}
+
 /// Writes `text` as a task file in `dir` and returns its path.
 pub fn task_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
