@@ -99,8 +99,13 @@ pub fn running_agents<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> BTreeMap<S
     out
 }
 
-fn slot(ip: &IpAddr) -> usize {
-    usize::from(ip.is_ipv6())
+/// Keeps the first of `ips` of each family, at `port`, in `slots` (IPv4, IPv6).
+fn first_per_family(slots: &mut [Option<SocketAddr>; 2], ips: impl IntoIterator<Item = IpAddr>, port: u16) {
+    for ip in ips {
+        if let Some(s) = slots.get_mut(usize::from(ip.is_ipv6())) {
+            s.get_or_insert(SocketAddr::new(ip, port));
+        }
+    }
 }
 
 /// Where `node`'s agent answers: its pod's addresses and Multus interfaces on the agent's
@@ -108,22 +113,10 @@ fn slot(ip: &IpAddr) -> usize {
 pub fn reach_of(agent: Option<&Agent>, node: &NodeFacts, node_port: Option<u16>) -> Reach {
     let mut r = Reach::default();
     let Some(agent) = agent else { return r };
-    for ip in &agent.ips {
-        if let Some(s) = r.pod.get_mut(slot(ip)) {
-            s.get_or_insert(SocketAddr::new(*ip, AGENT_PORT));
-        }
-    }
-    for ip in &agent.multus {
-        if let Some(s) = r.multus.get_mut(slot(ip)) {
-            s.get_or_insert(SocketAddr::new(*ip, AGENT_PORT));
-        }
-    }
+    first_per_family(&mut r.pod, agent.ips.iter().copied(), AGENT_PORT);
+    first_per_family(&mut r.multus, agent.multus.iter().copied(), AGENT_PORT);
     if let Some(port) = node_port {
-        for ip in &node.addresses {
-            if let Some(s) = r.node_port.get_mut(slot(ip)) {
-                s.get_or_insert(SocketAddr::new(*ip, port));
-            }
-        }
+        first_per_family(&mut r.node_port, node.addresses.iter().copied(), port);
     }
     r
 }
@@ -146,23 +139,15 @@ pub fn service_of(svc: &Service) -> (aims::Service, Option<u16>) {
     let Ok(port) = u16::try_from(service_port) else {
         return (out, node_port);
     };
-    for ip in ips.iter().filter_map(|ip| ip.parse::<IpAddr>().ok()) {
-        if let Some(s) = out.cluster_ip.get_mut(slot(&ip)) {
-            s.get_or_insert(SocketAddr::new(ip, port));
-        }
-    }
+    first_per_family(&mut out.cluster_ip, ips.iter().filter_map(|ip| ip.parse().ok()), port);
     // the addresses a load balancer gave it (a hostname-only one cannot be pressed by IP)
     let lb = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref());
-    for ip in lb
-        .and_then(|l| l.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.as_deref()?.parse::<IpAddr>().ok())
-    {
-        if let Some(s) = out.load_balancer.get_mut(slot(&ip)) {
-            s.get_or_insert(SocketAddr::new(ip, port));
-        }
-    }
+    let lb_ips = lb.and_then(|l| l.ingress.as_ref()).into_iter().flatten();
+    first_per_family(
+        &mut out.load_balancer,
+        lb_ips.filter_map(|i| i.ip.as_deref()?.parse().ok()),
+        port,
+    );
     (out, node_port)
 }
 
@@ -177,16 +162,12 @@ pub fn ingress_of(ing: &Ingress, service: &mut aims::Service) {
         .and_then(|p| p.path.clone())
         .unwrap_or_else(|| "/".into());
     let lb = ing.status.as_ref().and_then(|s| s.load_balancer.as_ref());
-    for ip in lb
-        .and_then(|l| l.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.as_deref()?.parse::<IpAddr>().ok())
-    {
-        if let Some(s) = service.ingress.get_mut(slot(&ip)) {
-            s.get_or_insert(SocketAddr::new(ip, 80));
-        }
-    }
+    let lb_ips = lb.and_then(|l| l.ingress.as_ref()).into_iter().flatten();
+    first_per_family(
+        &mut service.ingress,
+        lb_ips.filter_map(|i| i.ip.as_deref()?.parse().ok()),
+        80,
+    );
 }
 
 /// The paths a cluster round presses: every one the task enables. Pure.

@@ -191,6 +191,17 @@ pub fn volume_name(prefix: &str, name: &str) -> String {
     )
 }
 
+/// An object's metadata: its name, in the task's namespace, with the task's labels for
+/// `component`.
+pub(crate) fn meta(plan: &Plan, name: String, component: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(plan.namespace.clone()),
+        labels: Some(labels(plan, component)),
+        ..Default::default()
+    }
+}
+
 /// Labels every object of a task carries.
 pub fn labels(plan: &Plan, component: &str) -> BTreeMap<String, String> {
     let mut l: BTreeMap<String, String> = plan.labels.clone();
@@ -297,7 +308,6 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
             .allowed(MEMORY_ALLOWED);
     }
     let base = base_name(plan);
-    let ns = plan.namespace.clone();
     let mounted = mounted(plan, d);
     let pass = pod::passthrough(plan, d);
     let schedule = cron(plan, d)?;
@@ -315,14 +325,8 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
         let template = json_of(&agent_job, plan, d)?;
         cm_data.insert("agents-job.yaml".into(), yaml(&template));
     }
-    let meta = |name: String, component: &str| ObjectMeta {
-        name: Some(name),
-        namespace: Some(ns.clone()),
-        labels: Some(labels(plan, component)),
-        ..Default::default()
-    };
     objs.push(Object::ConfigMap(ConfigMap {
-        metadata: meta(format!("{base}-task"), "task"),
+        metadata: meta(plan, format!("{base}-task"), "task"),
         data: Some(cm_data),
         ..Default::default()
     }));
@@ -340,7 +344,7 @@ pub fn objects(plan: &Plan, opts: &RenderOptions, d: &mut Diagnostics) -> Option
         let spec = json_of(&job_spec, plan, d)?;
         format!("{base}-{:08x}", fnv(&format!("{spec}\n{task_yaml}")) as u32)
     };
-    let mut job_meta = meta(job_name, component);
+    let mut job_meta = meta(plan, job_name, component);
     if counted_rounds {
         job_meta.annotations = Some(BTreeMap::from([(
             crate::names::annotation::ROUNDS.to_string(),

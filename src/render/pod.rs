@@ -448,12 +448,7 @@ pub(crate) fn mesh_service(plan: &Plan, reach: &crate::modes::reach::ReachPlan) 
         .collect();
     let base = base_name(plan);
     Some(Service {
-        metadata: ObjectMeta {
-            name: Some(super::mesh_service_name(plan)),
-            namespace: Some(plan.namespace.clone()),
-            labels: Some(labels(plan, "mesh")),
-            ..Default::default()
-        },
+        metadata: super::meta(plan, super::mesh_service_name(plan), "mesh"),
         spec: Some(ServiceSpec {
             type_: Some(type_.into()),
             selector: Some(BTreeMap::from([
@@ -489,12 +484,7 @@ pub(crate) fn mesh_service(plan: &Plan, reach: &crate::modes::reach::ReachPlan) 
 /// The mesh agents' headless Service: a stable name for each agent (the pods' subdomain).
 pub(crate) fn mesh_headless(plan: &Plan) -> Service {
     Service {
-        metadata: ObjectMeta {
-            name: Some(super::mesh_agents_name(plan)),
-            namespace: Some(plan.namespace.clone()),
-            labels: Some(labels(plan, "mesh")),
-            ..Default::default()
-        },
+        metadata: super::meta(plan, super::mesh_agents_name(plan), "mesh"),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             selector: Some(BTreeMap::from([
@@ -535,12 +525,7 @@ pub(crate) fn mesh_ingress(
     }
     let route = reach.ingress_route.as_ref();
     Some(Ingress {
-        metadata: ObjectMeta {
-            name: Some(super::mesh_service_name(plan)),
-            namespace: Some(plan.namespace.clone()),
-            labels: Some(labels(plan, "mesh")),
-            ..Default::default()
-        },
+        metadata: super::meta(plan, super::mesh_service_name(plan), "mesh"),
         spec: Some(IngressSpec {
             ingress_class_name: route.map(|r| r.class_name.clone()),
             rules: Some(vec![IngressRule {
@@ -847,12 +832,7 @@ fn rule(api_group: &str, resource: &str, names: Option<&str>, verbs: &[&str]) ->
 pub(crate) fn rbac(plan: &Plan, per_node: bool, counted_rounds: bool) -> Vec<Object> {
     let base = base_name(plan);
     let ns = plan.namespace.clone();
-    let meta = || ObjectMeta {
-        name: Some(base.clone()),
-        namespace: Some(ns.clone()),
-        labels: Some(labels(plan, "rbac")),
-        ..Default::default()
-    };
+    let meta = || super::meta(plan, base.clone(), "rbac");
     let mut rules = Vec::new();
     if per_node {
         // start the agents' Job and follow it; read its own pod (image, labels) and the agents'
