@@ -38,6 +38,9 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 
 /// Formats a duration the way users write it: `250ms`, `1.5s`, `2m`, `1h30m`.
 pub fn format_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".into();
+    }
     let ms = d.as_secs_f64() * 1000.0;
     if ms < 1000.0 {
         let s = format!("{ms:.3}");
@@ -84,5 +87,6 @@ mod tests {
         assert_eq!(format_duration(Duration::from_micros(1500)), "1.5ms");
         assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
     }
 }

@@ -144,7 +144,7 @@ fn expectations_that_can_never_or_always_pass_are_refused() {
         (
             "a zero latency limit",
             http_spec("  expect: {latency: {p50: 0s}}\n"),
-            "t.yaml:5:27: spec.expect.latency.p50: a latency limit of 0ms can never be met",
+            "t.yaml:5:27: spec.expect.latency.p50: a latency limit of 0s can never be met",
         ),
         (
             "a microsecond latency limit",

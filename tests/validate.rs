@@ -410,7 +410,7 @@ fn native_qps_and_round_timeout() {
         (
             "timeout zero",
             native(&format!("  pressure: {{timeout: 0s}}\n{TARGETS}")),
-            vec!["t.yaml:6:23: spec.pressure.timeout: 0ms is out of range (allowed: 1ms to 10m)"],
+            vec!["t.yaml:6:23: spec.pressure.timeout: 0s is out of range (allowed: 1ms to 10m)"],
         ),
         (
             "duration over a day",
