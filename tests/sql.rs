@@ -88,6 +88,25 @@ async fn postgres_passes_over_a_pool_and_over_fresh_connections() {
     }
 }
 
+/// On a runtime of two threads a round at the maximum rate runs on two lanes, each with
+/// connections of its own (what `pgbench -j 2` does): every query is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_at_the_maximum_rate_on_two_lanes() {
+    assert_eq!(kpatrol::pressure::lanes(), 2);
+    let pg = postgres(None);
+    let url = format!("postgres://127.0.0.1:{}/postgres", pg.port);
+    let (r, v) = round(&task(
+        "{qps: max, duration: 500ms, timeout: 5s, maxInFlight: 4}",
+        &target(&url),
+    ))
+    .await;
+    assert!(v.passed(), "{:#?}", v.checks);
+    let t = &r.targets[0];
+    assert!(t.sent >= 50, "{t:?}");
+    assert_eq!(t.answered, t.sent, "{t:?}");
+    assert!(t.errors.is_empty(), "{:?}", t.errors);
+}
+
 #[tokio::test]
 async fn postgres_a_wrong_password_is_auth_a_closed_port_refused_and_run_exits_1() {
     let pg = postgres(None);

@@ -120,8 +120,13 @@ pub type Pressed = (Stats, Vec<(ErrorKind, String)>);
 impl<A: pressure::Attempt> Press for A {
     fn press(self: Arc<Self>, load: Load, start: Instant, stop: Stop, live: Arc<Live>) -> JoinHandle<Pressed> {
         tokio::spawn(async move {
-            let stats = pressure::press(&load, self.clone(), start, stop, live).await;
-            let mut samples = self.error_samples();
+            let (stats, mut samples) = match lane_attempts(&self, &load) {
+                Some(attempts) => pressure::press_lanes(&load, attempts, start, stop, live).await,
+                None => {
+                    let stats = pressure::press(&load, self.clone(), start, stop, live).await;
+                    (stats, self.error_samples())
+                }
+            };
             if stats.error(ErrorKind::Timeout) > 0 && !samples.iter().any(|(k, _)| *k == ErrorKind::Timeout) {
                 let t = crate::duration::format_duration(load.timeout);
                 samples.push((ErrorKind::Timeout, format!("no answer within the timeout of {t}")));
@@ -129,6 +134,20 @@ impl<A: pressure::Attempt> Press for A {
             (stats, samples)
         })
     }
+}
+
+/// The attempts of a target's lanes, `attempt` first, when it is pressed at the maximum
+/// rate, its mode has lanes and the runtime more than one thread; else `None`.
+fn lane_attempts<A: pressure::Attempt>(attempt: &Arc<A>, load: &Load) -> Option<Vec<Arc<A>>> {
+    let n = pressure::lanes().min(load.max_in_flight as usize);
+    if load.rate != crate::plan::Rate::Max || n < 2 {
+        return None;
+    }
+    let mut all = vec![attempt.clone()];
+    for _ in 1..n {
+        all.push(Arc::new(attempt.lane()?));
+    }
+    Some(all)
 }
 
 /// What a task's pods need from the cluster, collected from its mode for `render`: the

@@ -41,6 +41,16 @@ pub trait Attempt: Send + Sync + 'static {
     fn error_samples(&self) -> Vec<(ErrorKind, String)> {
         Vec::new()
     }
+
+    /// A copy of this attempt for another lane (see [`press_lanes`]): the same target, with
+    /// connections of its own, since a connection belongs to the thread that opened it.
+    /// `None`, the default: the attempt's workers share the process's runtime.
+    fn lane(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// The first message of each error kind, kept without locking once set, with the values
@@ -344,11 +354,115 @@ fn spawn_worker<A: Attempt>(crew: &Arc<Crew<A>>, w: usize) {
 /// where a worker per slot of `max_in_flight` would cost memory for nothing.
 pub async fn press<A: Attempt>(load: &Load, attempt: Arc<A>, start: Instant, stop: Stop, live: Arc<Live>) -> Stats {
     let cap = worker_cap(load);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let first = match load.rate {
         Rate::Fixed(_) => cap.min(1),
         Rate::Max => cap,
     };
+    work(load, attempt, start, stop, &live, 0..first).await;
+    finish(&live, start)
+}
+
+/// Presses one target at the maximum rate on several lanes: threads of their own, each
+/// with a single-threaded runtime, as `pgbench -j` and `wrk -t` have a thread per share
+/// of the connections. Worker `w` runs on lane `w % n` with attempt `attempts[w % n]`, so
+/// a connection stays with the thread that opened it; the statistics are shared as on
+/// one runtime, and the error samples are each kind's first over the lanes.
+///
+/// On one multi-threaded runtime the workers hop between threads, and with them the
+/// wake-ups of the server's processes: against PostgreSQL (a process per connection) on
+/// 2 cores with 16 connections, 2 lanes made 1.18× the queries per second of 2 runtime
+/// threads (medians of 6 alternating runs: 56.9k against 48.2k/s).
+pub async fn press_lanes<A: Attempt>(
+    load: &Load,
+    attempts: Vec<Arc<A>>,
+    start: Instant,
+    stop: Stop,
+    live: Arc<Live>,
+) -> (Stats, Vec<(ErrorKind, String)>) {
+    let n = attempts.len().max(1);
+    let cap = worker_cap(load);
+    let mut running = Vec::new();
+    for (k, attempt) in attempts.into_iter().enumerate() {
+        let (load, stop, live) = (load.clone(), stop.clone(), live.clone());
+        running.push(lane_runtime(k).spawn(async move {
+            work(&load, attempt.clone(), start, stop, &live, (k..cap).step_by(n)).await;
+            attempt.error_samples()
+        }));
+    }
+    let mut samples: Vec<(ErrorKind, String)> = Vec::new();
+    for r in running {
+        match r.await {
+            Ok(found) => {
+                for (kind, message) in found {
+                    if !samples.iter().any(|(k, _)| *k == kind) {
+                        samples.push((kind, message));
+                    }
+                }
+            }
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // cancelled, which a lane's runtime (kept for the process's life) never does;
+            // its statistics are in `live` all the same
+            Err(_) => {}
+        }
+    }
+    samples.sort_by_key(|(k, _)| *k);
+    (finish(&live, start), samples)
+}
+
+/// The lanes [`press_lanes`] can use: as many as the process's runtime has threads.
+pub fn lanes() -> usize {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => h.metrics().num_workers(),
+        _ => 1,
+    }
+}
+
+/// Lane `k`'s runtime: a thread of its own, started when first needed and kept for the
+/// process's life (later rounds reuse it, and connections it opened stay valid).
+fn lane_runtime(k: usize) -> tokio::runtime::Handle {
+    static LANES: std::sync::Mutex<Vec<tokio::runtime::Handle>> = std::sync::Mutex::new(Vec::new());
+    let mut lanes = lock(&LANES);
+    while lanes.len() <= k {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let name = format!("kpatrol-lane-{}", lanes.len());
+        let started = std::thread::Builder::new().name(name).spawn(move || {
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => {
+                    let _ = tx.send(Ok(rt.handle().clone()));
+                    rt.block_on(std::future::pending::<()>());
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        });
+        let handle = started
+            .map_err(|e| e.to_string())
+            .and_then(|_| rx.recv().map_err(|e| e.to_string()))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match handle {
+            Ok(h) => lanes.push(h),
+            // without a thread of its own, a lane runs on the caller's runtime
+            Err(_) => return tokio::runtime::Handle::current(),
+        }
+    }
+    lanes.get(k).cloned().unwrap_or_else(tokio::runtime::Handle::current)
+}
+
+/// Runs `workers` of one target's crew until each has ended (by itself, or cut when the
+/// drain after a stop is over); their statistics are in `live`.
+async fn work<A: Attempt>(
+    load: &Load,
+    attempt: Arc<A>,
+    start: Instant,
+    stop: Stop,
+    live: &Arc<Live>,
+    workers: impl Iterator<Item = usize> + Clone,
+) {
+    let cap = worker_cap(load);
+    let first = workers.clone().count();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let crew = Arc::new(Crew {
         load: load.clone(),
         attempt,
@@ -361,7 +475,7 @@ pub async fn press<A: Attempt>(load: &Load, attempt: Arc<A>, start: Instant, sto
         idle: AtomicUsize::new(first),
         handles: tx,
     });
-    for w in 0..first {
+    for w in workers {
         spawn_worker(&crew, w);
     }
     // Only workers hold the crew now: the channel closes when the last one ends.
@@ -396,6 +510,10 @@ pub async fn press<A: Attempt>(load: &Load, attempt: Arc<A>, start: Instant, sto
             std::panic::resume_unwind(e.into_panic());
         }
     }
+}
+
+/// The statistics of a target whose workers have all ended, merged.
+fn finish(live: &Live, start: Instant) -> Stats {
     let mut stats = live.finish();
     // attempts the drain cut got no answer in the time they had
     for _ in stats.sent..live.sent() {
@@ -539,6 +657,57 @@ mod tests {
             timeout: Duration::from_millis(timeout_ms),
             max_in_flight: in_flight,
         }
+    }
+
+    /// Notes the threads it ran on; answers (or fails with `fails`) after a millisecond.
+    struct OnThread {
+        threads: std::sync::Mutex<std::collections::BTreeSet<String>>,
+        ran: AtomicU64,
+        fails: Option<ErrorKind>,
+    }
+    impl OnThread {
+        fn new(fails: Option<ErrorKind>) -> Arc<Self> {
+            Arc::new(OnThread {
+                threads: Default::default(),
+                ran: AtomicU64::new(0),
+                fails,
+            })
+        }
+    }
+    impl Attempt for OnThread {
+        async fn attempt(&self) -> Outcome {
+            let name = std::thread::current().name().unwrap_or_default().to_string();
+            lock(&self.threads).insert(name);
+            self.ran.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            self.fails.map_or(Outcome::Answered(200), Outcome::Failed)
+        }
+        fn error_samples(&self) -> Vec<(ErrorKind, String)> {
+            self.fails.map(|k| (k, format!("{k:?}"))).into_iter().collect()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lanes_keep_each_attempt_on_a_thread_of_its_own_and_merge_what_they_saw() {
+        assert_eq!(lanes(), 2);
+        let l = load(Rate::Max, 300, 1000, 4);
+        let attempts = [OnThread::new(None), OnThread::new(Some(ErrorKind::Refused))];
+        let (s, samples) = press_lanes(&l, attempts.to_vec(), Instant::now(), Stop::new(), Live::new(&l)).await;
+        for (k, a) in attempts.iter().enumerate() {
+            let only = std::collections::BTreeSet::from([format!("kpatrol-lane-{k}")]);
+            assert_eq!(*lock(&a.threads), only, "lane {k}");
+        }
+        let ran = attempts.each_ref().map(|a| a.ran.load(Ordering::Relaxed));
+        // two workers per lane, each about 1 ms per attempt for 300 ms
+        assert!(ran.iter().all(|&n| n >= 100), "{ran:?}");
+        assert_eq!(s.sent, ran[0] + ran[1]);
+        assert_eq!(s.codes.get(&200), Some(&ran[0]));
+        assert_eq!(s.error(ErrorKind::Refused), ran[1]);
+        assert_eq!(samples, vec![(ErrorKind::Refused, "Refused".to_string())]);
+        // a second round reuses the lanes' threads
+        let (again, _) = press_lanes(&l, attempts.to_vec(), Instant::now(), Stop::new(), Live::new(&l)).await;
+        assert!(again.sent >= 200, "{}", again.sent);
+        assert_eq!(lock(&attempts[1].threads).len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -51,6 +51,7 @@ enum Client {
 }
 
 /// Where and who, for the PostgreSQL client, TLS, and the query's message.
+#[derive(Clone)]
 struct PgTarget {
     host: Arc<str>,
     port: u16,
@@ -271,6 +272,30 @@ impl Attempt for SqlAttempt {
 
     fn error_samples(&self) -> Vec<(ErrorKind, String)> {
         self.samples.all()
+    }
+
+    /// The same target with a pool of its own: a thread keeps its connections, as
+    /// `pgbench -j` does.
+    fn lane(&self) -> Option<Self> {
+        let client = match &self.client {
+            Client::Postgres { target, .. } => Client::Postgres {
+                target: target.clone(),
+                idle: Mutex::new(Vec::new()),
+            },
+            Client::Mysql { opts, .. } => Client::Mysql {
+                opts: opts.clone(),
+                idle: Mutex::new(Vec::new()),
+            },
+        };
+        Some(SqlAttempt {
+            samples: ErrorSamples::redacting(self.samples.secrets().to_vec()),
+            client,
+            query: self.query.clone(),
+            pool: self.pool,
+            max_idle: self.max_idle,
+            server: self.server.clone(),
+            timeout: self.timeout,
+        })
     }
 }
 

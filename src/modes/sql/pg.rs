@@ -69,6 +69,7 @@ pub struct Login<'a> {
 }
 
 /// TLS settings: the rustls configuration and the name the certificate must have.
+#[derive(Clone)]
 pub struct Tls {
     pub config: Arc<rustls::ClientConfig>,
     pub name: ServerName<'static>,
