@@ -8,7 +8,9 @@
 //! could not leave before the sending window closed is counted as unsent. Each worker
 //! records into a shard (an HDR histogram and counters): its own at the maximum rate (up
 //! to 64 workers), one per 5,000 qps at a fixed rate; the shards are merged once at the
-//! end, and memory stays flat in the number of requests.
+//! end, and memory stays flat in the number of requests. At the maximum rate, a mode whose
+//! attempt can be copied with connections of its own runs on lanes, a thread each
+//! ([`press_lanes`]).
 
 mod stats;
 
