@@ -700,15 +700,16 @@ mod tests {
             assert_eq!(*lock(&a.threads), only, "lane {k}");
         }
         let ran = attempts.each_ref().map(|a| a.ran.load(Ordering::Relaxed));
-        // two workers per lane, each about 1 ms per attempt for 300 ms
-        assert!(ran.iter().all(|&n| n >= 100), "{ran:?}");
+        // two workers per lane, each about 1 ms per attempt for 300 ms (about 500 each;
+        // far fewer when the rest of the suite keeps the cores busy)
+        assert!(ran.iter().all(|&n| n >= 20), "{ran:?}");
         assert_eq!(s.sent, ran[0] + ran[1]);
         assert_eq!(s.codes.get(&200), Some(&ran[0]));
         assert_eq!(s.error(ErrorKind::Refused), ran[1]);
         assert_eq!(samples, vec![(ErrorKind::Refused, "Refused".to_string())]);
         // a second round reuses the lanes' threads
         let (again, _) = press_lanes(&l, attempts.to_vec(), Instant::now(), Stop::new(), Live::new(&l)).await;
-        assert!(again.sent >= 200, "{}", again.sent);
+        assert!(again.sent >= 40, "{}", again.sent);
         assert_eq!(lock(&attempts[1].threads).len(), 1);
     }
 
