@@ -373,7 +373,10 @@ pub async fn press<A: Attempt>(load: &Load, attempt: Arc<A>, start: Instant, sto
 /// On one multi-threaded runtime the workers hop between threads, and with them the
 /// wake-ups of the server's processes: against PostgreSQL (a process per connection) on
 /// 2 cores with 16 connections, 2 lanes made 1.18× the queries per second of 2 runtime
-/// threads (medians of 6 alternating runs: 56.9k against 48.2k/s).
+/// threads (medians of 6 alternating runs: 56.9k against 48.2k/s). Not every mode gains:
+/// the HTTP fast path against nginx (one event loop for every connection), 2 threads and
+/// 50 connections, made 0.85× with lanes (77k against 90k/s), so it keeps the shared
+/// runtime.
 pub async fn press_lanes<A: Attempt>(
     load: &Load,
     attempts: Vec<Arc<A>>,
