@@ -582,10 +582,13 @@ async fn a_mesh_round_passes_on_every_node_and_names_the_node_whose_agent_is_kil
     std::fs::write(
         dir.path().join("mesh.yaml"),
         format!(
-            "apiVersion: kpatrol.dev/v1\nkind: Mesh\nmetadata: {{name: mesh, namespace: {ns}}}\nspec:\n  schedule: \"@every 1h\"\n  roundTimeout: 60s\n  agents:\n    perNode: {{nodeSelector: {{{label}: \"yes\"}}}}\n  pressure: {{qps: 10, duration: 3s, timeout: 1s}}\n  expect: {{successRate: 1}}\n  targets: {{paths: [pod], families: [ipv4]}}\n"
+            "apiVersion: kpatrol.dev/v1\nkind: Mesh\nmetadata: {{name: mesh, namespace: {ns}}}\nspec:\n  schedule: \"@every 1h\"\n  roundTimeout: 60s\n  agents:\n    perNode: {{nodeSelector: {{{label}: \"yes\"}}}}\n  pressure: {{qps: 10, duration: 3s, timeout: 3s}}\n  expect: {{successRate: 1}}\n  targets: {{paths: [pod], families: [ipv4]}}\n"
         ),
     )
     .unwrap();
+    // A timeout of 3 s: every attempt must succeed, and debug-built agents share two cores
+    // with the control plane and the rest of the suite (with 1 s, one CI run saw an agent
+    // miss one attempt to each of its two targets at once).
     let (code, out, err) = kpatrol(&c, &["apply", dir.path().to_str().unwrap()]).await;
     assert_eq!(code, 0, "{out}\n{err}");
     start_round(&c, &ns, "mesh", "mesh-manual-1").await;
