@@ -223,6 +223,14 @@ fn phase(load: &Load, k: usize, n: usize) -> Duration {
     }
 }
 
+/// Makes dropping `stream` reset its connection (SO_LINGER 0) rather than close it
+/// gracefully, for a side that closes first: a graceful close leaves it in TIME_WAIT for a
+/// minute, and a few hundred connections per second to one destination would use up the
+/// ephemeral ports. A zero linger never blocks; a socket that refuses it closes gracefully.
+pub(crate) fn reset_on_drop(stream: &tokio::net::TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO));
+}
+
 /// The error kind of an I/O error, for every mode: a TLS failure inside it, a refusal, a
 /// reset or early end, a timeout; anything else is `Other`.
 pub(crate) fn io_kind(e: &std::io::Error) -> pressure::ErrorKind {

@@ -584,9 +584,8 @@ struct Connector {
     addr: SocketAddr,
     tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     timeout: Duration,
-    /// End the connection with a reset (SO_LINGER 0): a connection per query closes first,
-    /// and a graceful close would leave it in TIME_WAIT for a minute (at a few hundred
-    /// queries per second, the ephemeral ports to the server run out), as a TcpCheck's.
+    /// End the connection with a reset ([`crate::probe::reset_on_drop`]): a connection per
+    /// query closes first, as a TcpCheck's attempt does.
     reset: bool,
 }
 
@@ -599,7 +598,7 @@ impl Connector {
         };
         let _ = tcp.set_nodelay(true);
         if self.reset {
-            let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
+            crate::probe::reset_on_drop(&tcp);
         }
         match &self.tls {
             None => Ok(Box::new(tcp)),

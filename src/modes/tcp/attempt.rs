@@ -194,9 +194,8 @@ impl TcpAttempt {
             _ => stream.peer_addr().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
         };
         if self.close == Close::Reset {
-            // however the attempt ends, dropping the stream then resets the connection; a
-            // zero linger never blocks (a socket that refuses it closes gracefully instead)
-            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            // however the attempt ends, dropping the stream then resets the connection
+            crate::probe::reset_on_drop(&stream);
         }
         if let Some(payload) = &self.send {
             *step = Step::Sending(addr);
