@@ -274,7 +274,9 @@ async fn ctrl_c_stops_the_round_and_still_reports() {
         "t.yaml",
         &task(&s.url("http", "/"), "{qps: 50, duration: 60s}", "{successRate: 1}"),
     );
-    let child = Command::new(KPATROL)
+    // the test's server runs on this test's runtime: the child is awaited, never waited for
+    // in a blocking call, so the server still answers what is in flight at the interrupt
+    let child = tokio::process::Command::new(KPATROL)
         .args(["run", "-o", "json"])
         .arg(&f)
         .stdout(Stdio::piped())
@@ -289,14 +291,11 @@ async fn ctrl_c_stops_the_round_and_still_reports() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let started = std::time::Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = child.wait_with_output().unwrap();
+    kill("-INT", &child);
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "took {:?}",
