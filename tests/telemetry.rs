@@ -188,7 +188,9 @@ async fn agents_of_one_round_share_one_trace() {
             .env("KPATROL_NAMESPACE", "kpatrol")
             .env("KPATROL_AGENT_INDEX", index);
         let out = cmd.output().await.unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(!stderr.contains("telemetry not sent"), "agent {index}: {stderr}");
     }
     let got = pipe.wait_for("3 agent spans", |r| {
         spans(r).iter().filter(|(_, s)| s["name"] == "agent").count() == 3

@@ -1,8 +1,8 @@
 //! Real servers on loopback for the integration tests: HTTP/1.1 + h2c, HTTPS (with and
 //! without a client-certificate requirement), a server that stalls for a window, one that
 //! resets connections, raw servers that answer in odd shapes (echoes, endless heads and
-//! bodies, split writes, precise delays), and a port nobody listens on. Certificates come
-//! from rcgen. PostgreSQL and MariaDB are in [`sql`], unbound in [`unbound`].
+//! bodies, split writes, precise delays), a port nobody listens on, and a free one for a
+//! server the test starts itself. Certificates come from rcgen. PostgreSQL and MariaDB are in [`sql`], unbound in [`unbound`].
 #![allow(dead_code)]
 
 use std::convert::Infallible;
@@ -284,6 +284,38 @@ pub async fn resetting() -> Server {
         }
     });
     Server { addr, seen, task }
+}
+
+/// A loopback port free at the moment (TCP on 127.0.0.1 and ::1, UDP on 127.0.0.1) for a
+/// server the test starts and that cannot be handed a listener: unbound, PostgreSQL, MariaDB,
+/// the collector. It is picked from 20000 to 29999, below the NodePort range (30000 on) and
+/// the kernel's ephemeral range (32768 on): the kernel hands ports of that range to every
+/// connect() and bind(0) of the tests running beside this one, so a port released there can
+/// be taken again before the server binds it. Each call in a process returns another port,
+/// from a start that differs between processes.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::AtomicU16;
+    const LOW: u16 = 20000;
+    const SPAN: u16 = 10000;
+    static NEXT: AtomicU16 = AtomicU16::new(u16::MAX);
+    let seed = || {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        ((nanos ^ std::process::id().wrapping_mul(2654435761)) % u32::from(SPAN)) as u16
+    };
+    let _ = NEXT.compare_exchange(u16::MAX, seed(), Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..SPAN {
+        let port = LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
+        let free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("::1", port)).is_ok();
+        if free {
+            return port;
+        }
+    }
+    panic!("no free port from {LOW} to {}", LOW + SPAN - 1);
 }
 
 /// A loopback port nobody listens on (bound, then released).

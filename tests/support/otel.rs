@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::wait_port;
+use super::{free_port, wait_port};
 
 pub struct Pipeline {
     children: Vec<Child>,
     pub grpc: String,
     pub http: String,
     pub out: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Pipeline {
@@ -29,14 +29,6 @@ impl Drop for Pipeline {
 
 fn venv() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-test")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Pipeline {
@@ -56,7 +48,7 @@ impl Pipeline {
             .arg(format!("127.0.0.1:{sink_grpc}"))
             .arg(sink_http.to_string())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log(dir.path(), "sink.log"))
             .spawn()
             .unwrap();
         let mut children = vec![sink];
@@ -86,8 +78,8 @@ impl Pipeline {
                 "grpc",
             ])
             .args(["--batch-timeout", "100ms"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log(dir.path(), "rotel.out"))
+            .stderr(log(dir.path(), "rotel.log"))
             .spawn()
             .unwrap();
         children.push(collector);
@@ -98,7 +90,7 @@ impl Pipeline {
             grpc: format!("http://127.0.0.1:{grpc}"),
             http: format!("http://127.0.0.1:{http}"),
             out,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -112,6 +104,21 @@ impl Pipeline {
             .collect()
     }
 
+    /// What the sink and the collector wrote, their last lines, for a failure's message.
+    fn logs(&self) -> String {
+        let dir = self.dir.path();
+        ["sink.log", "rotel.out", "rotel.log"]
+            .iter()
+            .map(|name| {
+                let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+                format!("--- {name} (last 30 lines)\n{tail}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Waits (bounded) until `ready` holds for what arrived.
     pub fn wait_for(&self, what: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -120,10 +127,19 @@ impl Pipeline {
             if ready(&got) {
                 return got;
             }
-            assert!(Instant::now() < deadline, "waited 20 s for {what}; received: {got:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "waited 20 s for {what}; received: {got:#?}\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(50)); // polling the sink's file, bounded
         }
     }
+}
+
+/// A log file of the pipeline's, for a child's output.
+fn log(dir: &Path, name: &str) -> Stdio {
+    Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
 }
 
 /// Every span in what arrived (rotel re-batches: walk every resource).

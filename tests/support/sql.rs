@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::Pki;
+use super::{Pki, free_port};
 
 pub const USER: &str = "kpatrol";
 pub const PASSWORD: &str = "s3cret-Pa55word";
@@ -30,14 +30,6 @@ fn give(path: &Path) {
             give(&e.unwrap().path());
         }
     }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Waits, at most 30 s, until `ready` holds (polled every 50 ms).

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-use super::Pki;
+use super::{Pki, free_port};
 
 pub struct Unbound {
     child: Child,
@@ -21,18 +21,6 @@ impl Drop for Unbound {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    // a port free for both TCP and UDP
-    loop {
-        let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() && std::net::TcpListener::bind(("::1", port)).is_ok()
-        {
-            return port;
-        }
     }
 }
 
