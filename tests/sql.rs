@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 use kpatrol::judge::{Measure, Verdict};
 use kpatrol::pressure::Stop;
 use kpatrol::probe::Mounts;
-use kpatrol::report::RoundReport;
-use kpatrol::report::TargetReport;
+use kpatrol::report::{RoundReport, TargetReport};
 use support::sql::{PASSWORD, mariadb, postgres, psql, write_credentials};
 use support::{Pki, closed_port, probe_round, task_file};
 

@@ -2,7 +2,8 @@
 //! without a client-certificate requirement), a server that stalls for a window, one that
 //! resets connections, raw servers that answer in odd shapes (echoes, endless heads and
 //! bodies, split writes, precise delays), a port nobody listens on, and a free one for a
-//! server the test starts itself. Certificates come from rcgen. PostgreSQL and MariaDB are in [`sql`], unbound in [`unbound`].
+//! server the test starts itself. Certificates come from rcgen. PostgreSQL and MariaDB are
+//! in [`sql`], unbound in [`unbound`].
 #![allow(dead_code)]
 
 use std::convert::Infallible;
